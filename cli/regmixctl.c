@@ -1,0 +1,89 @@
+/*
+ * regmixctl: the command-line client of regmix. Offline commands (sample, fit) work on files
+ * alone; the rest send requests to a coordinator's client endpoint.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "config.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: regmixctl [--coordinator ENDPOINT] COMMAND [ARGS...]\n"
+          "\n"
+          "Drive a RegMix data-mixture sweep: sample mixtures, fit the regression, and talk to a\n"
+          "regmix-coordinator.\n"
+          "\n"
+          "Offline commands (no daemon needed):\n"
+          "  sample    sample a sweep's mixtures from a spec into CSV\n"
+          "  fit       fit mixture -> loss regression on CSV results and propose a mixture\n"
+          "\n"
+          "Coordinator commands:\n"
+          "  submit SPEC.yaml        submit a sweep\n"
+          "  list                    list sweeps\n"
+          "  status SWEEP            run counts and state of a sweep\n"
+          "  watch SWEEP             follow a sweep until it ends\n"
+          "  cancel SWEEP [--run N]  cancel a sweep or one run\n"
+          "  results SWEEP --csv     one row per finished run\n"
+          "  fits SWEEP              every refit of a sweep\n"
+          "  mixture SWEEP           the current proposed mixture\n"
+          "  launch SWEEP            launch the target training now\n"
+          "  target SWEEP            state and losses of the target runs\n"
+          "  workers                 connected workers\n"
+          "  drain WORKER            stop giving jobs to a worker\n"
+          "\n"
+          "Options:\n"
+          "  --coordinator ENDPOINT  client endpoint (default $REGMIX_COORDINATOR, else\n"
+          "                          tcp://127.0.0.1:5556)\n"
+          "  -h, --help              show this help\n"
+          "  --version               show the version\n"
+          "Every command takes --json and --help.\n"
+          "\n"
+          "Example:\n"
+          "  regmixctl fit --mixtures train_mixture.csv --losses train_loss.csv \\\n"
+          "      --target metric/the_pile_pile_cc_val_loss --prior prior.csv --json\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    const char *endpoint = getenv("REGMIX_COORDINATOR");
+    if (!endpoint || !*endpoint)
+        endpoint = "tcp://127.0.0.1:5556";
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--coordinator") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "regmixctl: --coordinator needs an endpoint\n");
+                return 2;
+            }
+            endpoint = argv[++i];
+        } else if (strncmp(argv[i], "--coordinator=", 14) == 0) {
+            endpoint = argv[i] + 14;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("regmixctl %s\n", REGMIX_VERSION);
+            return 0;
+        } else {
+            break;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[i];
+    if (strcmp(cmd, "sample") == 0)
+        return cmd_sample(argc - i, argv + i);
+    if (strcmp(cmd, "fit") == 0)
+        return cmd_fit(argc - i, argv + i);
+    if (cmd[0] == '-') {
+        fprintf(stderr, "regmixctl: unknown option '%s' (see regmixctl --help)\n", cmd);
+        return 2;
+    }
+    return cmd_client(endpoint, argc - i, argv + i);
+}

@@ -28,6 +28,44 @@ int frame_pack(const Regmix__Envelope *env, uint8_t **ret_buf, size_t *ret_len)
     return 0;
 }
 
+/*
+ * protobuf-c accepts a field tag of 0 (invalid on the wire: field numbers start at 1) as an
+ * unknown field and re-emits it in a form it cannot decode again. Such input is malformed: find it
+ * anywhere in the decoded tree so it is rejected like any other undecodable frame.
+ */
+static int frame__has_bad_unknown(const ProtobufCMessage *m, int depth)
+{
+    if (depth > 32)
+        return 1;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return 1;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)m;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (v[k] && frame__has_bad_unknown(v[k], depth + 1))
+                    return 1;
+            continue;
+        }
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t which = *(const uint32_t *)(base + f->quantifier_offset);
+            if (which != f->id)
+                continue;
+        }
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(base + f->offset);
+        if (sub && frame__has_bad_unknown(sub, depth + 1))
+            return 1;
+    }
+    return 0;
+}
+
 int frame_unpack(const void *data,
                  size_t len,
                  size_t max_len,
@@ -42,6 +80,10 @@ int frame_unpack(const void *data,
         return -EMSGSIZE;
     }
     Regmix__Envelope *env = regmix__envelope__unpack(NULL, len, data);
+    if (env && frame__has_bad_unknown(&env->base, 0)) {
+        regmix__envelope__free_unpacked(env, NULL);
+        env = NULL;
+    }
     if (!env) {
         *ret_why = "frame does not decode as an Envelope";
         return -EBADMSG;

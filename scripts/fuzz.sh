@@ -11,7 +11,7 @@ scripts/setup.sh build
 out=build/fuzz-$target
 mkdir -p "$out/corpus"
 srcs=(tests/fuzz/fuzz_"$target".c)
-CC=clang meson setup build-fuzz -Dgpu=disabled -Db_sanitize=address,undefined -Db_lundef=false >/dev/null 2>&1 || true
+CC=clang meson setup build-fuzz -Dgpu=disabled -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link >/dev/null 2>&1 || true
 ninja -C build-fuzz common/libregmix_common.a proto/libregmix_proto.a >/dev/null
 clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Ibuild-fuzz -Ibuild-fuzz/proto \
   "${srcs[@]}" build-fuzz/common/libregmix_common.a build-fuzz/proto/libregmix_proto.a \

@@ -1,0 +1,863 @@
+#include "job.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "rng.h"
+
+extern char **environ;
+
+#define JOB_PROGRESS_FD     3
+#define JOB_LINE_MAX        (64 * 1024)
+#define JOB_PROGRESS_MIN_MS 250  /* thinning of progress lines */
+#define JOB_EOF_WAIT_MS     1000 /* after exit, wait this long for the progress pipe to close */
+#define JOB_COMMAND_RESULT  "command-result.json"
+
+struct job_private {
+    uv_loop_t *loop;
+    job_config_t cfg;
+    job_progress_cb progress_cb;
+    job_done_cb done_cb;
+    void *data;
+    Regmix__Assign *a; /* owned copy of the assignment */
+
+    uv_process_t proc;
+    uv_pipe_t pipe;
+    uv_timer_t timer;      /* synthetic delay, failure delivery, or the wait for EOF */
+    uv_timer_t kill_timer; /* SIGTERM → SIGKILL */
+    int handles;           /* open libuv handles */
+    int proc_live;         /* spawned and not exited */
+    int pipe_live;         /* reading */
+    int exited;
+    int64_t exit_status;
+    int term_signal;
+    int destroyed;
+    char *spawn_error; /* pending FAILED reason when spawning failed */
+
+    char *line;
+    size_t line_len;
+    int line_overflow;
+    json_t *result; /* the trainer's last {"event":"result"} object */
+    int64_t last_progress_ms;
+    int64_t started_ms;
+};
+
+/* ---- small helpers ---------------------------------------------------------------------------- */
+
+char *
+job_fill_placeholders(const char *tmpl, const char *const *keys, const char *const *vals, size_t n)
+{
+    size_t cap = strlen(tmpl) + 1, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (const char *p = tmpl; *p;) {
+        const char *rep = NULL;
+        size_t skip = 1;
+        if (*p == '{') {
+            const char *close = strchr(p + 1, '}');
+            for (size_t i = 0; close && i < n; i++) {
+                size_t kl = strlen(keys[i]);
+                if ((size_t)(close - p - 1) == kl && strncmp(p + 1, keys[i], kl) == 0) {
+                    rep = vals[i];
+                    skip = kl + 2;
+                    break;
+                }
+            }
+        }
+        size_t add = rep ? strlen(rep) : 1;
+        if (len + add + 1 > cap) {
+            cap = (len + add + 1) * 2;
+            char *nb = realloc(out, cap);
+            if (!nb) {
+                free(out);
+                return NULL;
+            }
+            out = nb;
+        }
+        if (rep)
+            memcpy(out + len, rep, add);
+        else
+            out[len] = *p;
+        len += add;
+        p += skip;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+double job_synthetic_loss(const Regmix__DomainWeight *const *w,
+                          size_t n_w,
+                          const Regmix__DomainWeight *const *opt,
+                          size_t n_opt)
+{
+    double sum = 0;
+    for (size_t i = 0; i < n_w; i++) {
+        double o = 0;
+        for (size_t j = 0; j < n_opt; j++)
+            if (strcmp(w[i]->domain, opt[j]->domain) == 0)
+                o = opt[j]->weight;
+        sum += (w[i]->weight - o) * (w[i]->weight - o);
+    }
+    for (size_t j = 0; j < n_opt; j++) {
+        int seen = 0;
+        for (size_t i = 0; i < n_w && !seen; i++)
+            seen = strcmp(w[i]->domain, opt[j]->domain) == 0;
+        if (!seen)
+            sum += opt[j]->weight * opt[j]->weight;
+    }
+    return sum;
+}
+
+/* A file-system-safe copy of a sweep id: [A-Za-z0-9._-], anything else becomes '_'. */
+static void job__safe_name(const char *s, char *buf, size_t size)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < size; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_' || (c == '.' && i > 0);
+        buf[i] = ok ? c : '_';
+    }
+    buf[i] = '\0';
+    if (i == 0)
+        snprintf(buf, size, "sweep");
+}
+
+static char *job__weights_json(const Regmix__Assign *a)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < a->n_weights; i++)
+        json_object_set_new(o, a->weights[i]->domain, json_real(a->weights[i]->weight));
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(o);
+    return s;
+}
+
+/* The last non-empty line of a log file (at most its last 4 KiB), or "" in a static buffer. */
+static const char *job__last_line(const char *path, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return buf;
+    char tail[4096];
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t start = end > (off_t)sizeof tail - 1 ? end - (off_t)sizeof tail + 1 : 0;
+    ssize_t n = pread(fd, tail, sizeof tail - 1, start);
+    close(fd);
+    if (n <= 0)
+        return buf;
+    tail[n] = '\0';
+    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r' || tail[n - 1] == ' '))
+        tail[--n] = '\0';
+    char *nl = strrchr(tail, '\n');
+    const char *src = nl ? nl + 1 : tail;
+    size_t len = strlen(src) < size - 1 ? strlen(src) : size - 1;
+    memcpy(buf, src, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------- */
+
+static void job__free(job_t *job)
+{
+    struct job_private *p = job->priv;
+    if (p->a)
+        regmix__assign__free_unpacked(p->a, NULL);
+    json_decref(p->result);
+    free(p->line);
+    free(p->spawn_error);
+    free(p);
+    report_clear(&job->report);
+    free(job->sweep_id);
+    free(job->dir);
+    free(job);
+}
+
+static void job__close_cb(uv_handle_t *h)
+{
+    job_t *job = h->data;
+    if (--job->priv->handles == 0 && job->priv->destroyed)
+        job__free(job);
+}
+
+static void job__close(job_t *job, uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, job__close_cb);
+}
+
+/* Builds the report from what the job left and calls the done callback once. */
+static void job__finish(job_t *job)
+{
+    struct job_private *p = job->priv;
+    if (job->finished || p->destroyed)
+        return;
+    job->finished = 1;
+    uv_timer_stop(&p->timer);
+    uv_timer_stop(&p->kill_timer);
+    if (p->pipe_live) {
+        p->pipe_live = 0;
+        job__close(job, (uv_handle_t *)&p->pipe);
+    }
+    report_t *r = &job->report;
+    r->attempt_id = job->attempt_id;
+    r->run_id = job->run_id;
+    r->sweep_id = strdup(job->sweep_id);
+    r->dir = strdup(job->dir);
+    r->seconds = (double)(clock_mono_ms() - p->started_ms) / 1000.0;
+    if (job->cancelled) {
+        p->done_cb(job, p->data);
+        return;
+    }
+    char path[4200], line[1024];
+    snprintf(path, sizeof path, "%s/stderr.log", job->dir);
+    if (p->spawn_error) {
+        report_set_failed(r, 127, 0, p->spawn_error);
+    } else if (p->term_signal) {
+        char why[1200];
+        const char *last = job__last_line(path, line, sizeof line);
+        snprintf(why, sizeof why, "killed by signal %d%s%s", p->term_signal, *last ? ": " : "",
+                 last);
+        report_set_failed(r, -1, p->term_signal, why);
+    } else if (p->exit_status != 0) {
+        char why[1200];
+        const char *last = job__last_line(path, line, sizeof line);
+        if (*last)
+            snprintf(why, sizeof why, "%s", last);
+        else
+            snprintf(why, sizeof why, "exit status %" PRId64, p->exit_status);
+        report_set_failed(r, (int)p->exit_status, 0, why);
+    } else {
+        json_t *res = NULL;
+        char why[600] = "";
+        if (job->kind == REGMIX__JOB_KIND__JOB_KIND_BUILTIN) {
+            res = json_incref(p->result);
+            if (!res)
+                snprintf(why, sizeof why, "trainer exited without a result line");
+        } else {
+            json_error_t jerr;
+            snprintf(path, sizeof path, "%s/%s", job->dir, JOB_COMMAND_RESULT);
+            res = json_load_file(path, 0, &jerr);
+            if (!res)
+                snprintf(why, sizeof why, "%s: %.400s",
+                         access(path, F_OK) == 0 ? "invalid result file" : "no result file",
+                         access(path, F_OK) == 0 ? jerr.text : path);
+        }
+        json_t *losses = res ? json_object_get(res, "losses") : NULL;
+        if (res && !*why && (!json_is_object(losses) || json_object_size(losses) == 0))
+            snprintf(why, sizeof why, "result has no \"losses\" object");
+        const char *k;
+        json_t *v;
+        if (!*why) {
+            json_object_foreach(losses, k, v)
+            {
+                if (!json_is_number(v) || !isfinite(json_number_value(v))) {
+                    snprintf(why, sizeof why, "loss '%.200s' is not a finite number", k);
+                    break;
+                }
+                report_value_add(&r->losses, &r->n_losses, k, json_number_value(v));
+            }
+        }
+        json_t *bpb = res ? json_object_get(res, "bits_per_byte") : NULL;
+        if (!*why && json_is_object(bpb)) {
+            json_object_foreach(bpb, k, v)
+            {
+                if (json_is_number(v))
+                    report_value_add(&r->bits_per_byte, &r->n_bits_per_byte, k,
+                                     json_number_value(v));
+            }
+        }
+        if (*why) {
+            report_set_failed(r, 0, 0, why);
+        } else {
+            r->ok = 1;
+            json_t *t = json_object_get(res, "tokens");
+            if (json_is_number(t))
+                r->tokens = (uint64_t)json_number_value(t);
+            json_t *s = json_object_get(res, "seconds");
+            if (json_is_number(s))
+                r->seconds = json_number_value(s);
+        }
+        json_decref(res);
+    }
+    report_save(r); /* a failure to persist leaves the report in memory: the worker logs it */
+    p->done_cb(job, p->data);
+}
+
+/* ---- progress pipe ---------------------------------------------------------------------------- */
+
+static double job__num(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : 0.0;
+}
+
+static void job__line(job_t *job, const char *s)
+{
+    struct job_private *p = job->priv;
+    json_t *o = json_loads(s, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return;
+    }
+    const char *ev = json_string_value(json_object_get(o, "event"));
+    if (ev && strcmp(ev, "result") == 0) {
+        json_decref(p->result);
+        p->result = o;
+        return;
+    }
+    json_t *evl = json_object_get(o, "eval_losses");
+    if (!evl && ev && strcmp(ev, "eval") == 0)
+        evl = json_object_get(o, "losses");
+    int64_t now = clock_mono_ms();
+    if (json_object_get(o, "step") && p->progress_cb &&
+        (json_is_object(evl) || now - p->last_progress_ms >= JOB_PROGRESS_MIN_MS)) {
+        p->last_progress_ms = now;
+        Regmix__Progress pr = REGMIX__PROGRESS__INIT;
+        pr.attempt_id = job->attempt_id;
+        pr.step = (uint64_t)job__num(o, "step");
+        pr.loss = job__num(o, "loss");
+        pr.lr = job__num(o, "lr");
+        pr.tokens = (uint64_t)job__num(o, "tokens");
+        pr.tokens_per_second = job__num(o, "tokens_per_second");
+        if (pr.tokens_per_second == 0)
+            pr.tokens_per_second = job__num(o, "tok_per_s");
+        size_t n = json_is_object(evl) ? json_object_size(evl) : 0;
+        Regmix__DomainValue vals[64], *ptrs[64];
+        const char *k;
+        json_t *v;
+        if (n) {
+            json_object_foreach(evl, k, v)
+            {
+                if (pr.n_eval_losses >= 64 || !json_is_number(v))
+                    continue;
+                regmix__domain_value__init(&vals[pr.n_eval_losses]);
+                vals[pr.n_eval_losses].name = (char *)k;
+                vals[pr.n_eval_losses].value = json_number_value(v);
+                ptrs[pr.n_eval_losses] = &vals[pr.n_eval_losses];
+                pr.n_eval_losses++;
+            }
+            pr.eval_losses = ptrs;
+        }
+        p->progress_cb(job, &pr, p->data);
+    }
+    json_decref(o);
+}
+
+static void job__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    static char chunk[65536];
+    (void)h;
+    buf->base = chunk;
+    buf->len = sizeof chunk;
+}
+
+static void job__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    job_t *job = s->data;
+    struct job_private *p = job->priv;
+    if (nread < 0) {
+        uv_read_stop(s);
+        p->pipe_live = 0;
+        job__close(job, (uv_handle_t *)s);
+        if (p->exited)
+            job__finish(job);
+        return;
+    }
+    for (ssize_t i = 0; i < nread; i++) {
+        char c = buf->base[i];
+        if (c == '\n') {
+            if (!p->line_overflow && p->line_len) {
+                p->line[p->line_len] = '\0';
+                job__line(job, p->line);
+                if (job->finished || p->destroyed)
+                    return;
+            }
+            p->line_len = 0;
+            p->line_overflow = 0;
+        } else if (p->line_len + 1 < JOB_LINE_MAX) {
+            p->line[p->line_len++] = c;
+        } else {
+            p->line_overflow = 1; /* an over-long line is dropped whole */
+        }
+    }
+}
+
+/* ---- processes -------------------------------------------------------------------------------- */
+
+static void job__timer_finish_cb(uv_timer_t *t)
+{
+    job__finish(t->data);
+}
+
+static void job__exit_cb(uv_process_t *proc, int64_t status, int sig)
+{
+    job_t *job = proc->data;
+    struct job_private *p = job->priv;
+    p->exited = 1;
+    p->proc_live = 0;
+    p->exit_status = status;
+    p->term_signal = sig;
+    job__close(job, (uv_handle_t *)proc);
+    uv_timer_stop(&p->kill_timer);
+    if (!p->pipe_live)
+        job__finish(job);
+    else /* a grandchild may hold the pipe open: do not wait for it forever */
+        uv_timer_start(&p->timer, job__timer_finish_cb, JOB_EOF_WAIT_MS, 0);
+}
+
+static void job__kill_cb(uv_timer_t *t)
+{
+    job_t *job = t->data;
+    if (job->priv->proc_live)
+        kill(-job->pid, SIGKILL);
+}
+
+/* Appends `s` (copied) to a NULL-terminated vector being built. */
+static int job__push(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 2) * sizeof *nv);
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    nv[*n] = s ? strdup(s) : NULL;
+    if (s && !nv[*n])
+        return -ENOMEM;
+    nv[++*n] = NULL;
+    return 0;
+}
+
+static void job__strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int job__pushf(char ***v, size_t *n, const char *flag, const char *val)
+{
+    int rc = job__push(v, n, flag);
+    return rc < 0 ? rc : job__push(v, n, val);
+}
+
+/* Flags for regmix-train from the assignment: train_args_json keys (snake_case becomes --kebab),
+ * data_json domains (--train/--valid NAME=GLOB), the weights, the seed and the progress fd. */
+static int job__builtin_argv(job_t *job, char ***ret, size_t *n, char *why, size_t why_len)
+{
+    const Regmix__Assign *a = job->priv->a;
+    int rc = job__push(ret, n, job->priv->cfg.trainer);
+    json_error_t jerr;
+    json_t *args = a->train_args_json && *a->train_args_json
+                           ? json_loads(a->train_args_json, 0, &jerr)
+                           : json_object();
+    if (!json_is_object(args)) {
+        snprintf(why, why_len, "train_args_json is not a JSON object");
+        json_decref(args);
+        return -EINVAL;
+    }
+    static const char *reserved[] = {"seed",         "progress_fd", "weights",
+                                     "weights_json", "train",       "valid"};
+    const char *k;
+    json_t *v;
+    json_object_foreach(args, k, v)
+    {
+        int skip = 0;
+        for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+            skip |= strcmp(k, reserved[i]) == 0;
+        if (skip || json_is_null(v) || json_is_false(v))
+            continue;
+        char flag[256], val[256];
+        snprintf(flag, sizeof flag, "--%s", k);
+        for (char *c = flag + 2; *c; c++)
+            if (*c == '_')
+                *c = '-';
+        if (json_is_true(v)) {
+            rc = rc ? rc : job__push(ret, n, flag);
+            continue;
+        }
+        if (json_is_integer(v))
+            snprintf(val, sizeof val, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else if (json_is_real(v))
+            snprintf(val, sizeof val, "%.17g", json_real_value(v));
+        else if (json_is_string(v))
+            snprintf(val, sizeof val, "%s", json_string_value(v));
+        else
+            continue; /* objects and arrays are not flags */
+        rc = rc ? rc : job__pushf(ret, n, flag, val);
+    }
+    json_decref(args);
+
+    json_t *data = a->data_json && *a->data_json ? json_loads(a->data_json, 0, &jerr) : NULL;
+    if (a->data_json && *a->data_json && !data) {
+        snprintf(why, why_len, "data_json is not valid JSON: %s", jerr.text);
+        return -EINVAL;
+    }
+    /* {"name": {"train": GLOB|[GLOB…], "valid": …}} or [{"name": …, "train": …, "valid": …}] */
+    size_t idx;
+    json_t *d;
+    const char *dn;
+    json_t *items = json_array();
+    if (json_is_object(data)) {
+        json_object_foreach(data, dn, d)
+        {
+            json_t *c = json_deep_copy(d);
+            if (json_is_object(c))
+                json_object_set_new(c, "name", json_string(dn));
+            json_array_append_new(items, c);
+        }
+    } else if (json_is_array(data)) {
+        json_array_foreach(data, idx, d) json_array_append(items, d);
+    }
+    json_array_foreach(items, idx, d)
+    {
+        const char *name = json_string_value(json_object_get(d, "name"));
+        if (!name)
+            continue;
+        static const char *which[] = {"train", "valid"};
+        for (int w = 0; w < 2; w++) {
+            json_t *g = json_object_get(d, which[w]);
+            json_t *list = json_is_array(g) ? json_incref(g) : json_pack("[O]", g);
+            size_t j;
+            json_t *gi;
+            json_array_foreach(list, j, gi)
+            {
+                if (!json_is_string(gi))
+                    continue;
+                char flag[16], val[4096];
+                snprintf(flag, sizeof flag, "--%s", which[w]);
+                snprintf(val, sizeof val, "%s=%s", name, json_string_value(gi));
+                rc = rc ? rc : job__pushf(ret, n, flag, val);
+            }
+            json_decref(list);
+        }
+    }
+    json_decref(items);
+    json_decref(data);
+
+    char *wj = job__weights_json(a);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%" PRIu64, a->seed);
+    rc = rc ? rc : job__pushf(ret, n, "--weights-json", wj ? wj : "{}");
+    rc = rc ? rc : job__pushf(ret, n, "--seed", seed);
+    rc = rc ? rc : job__pushf(ret, n, "--progress-fd", "3");
+    free(wj);
+    return rc;
+}
+
+static int job__command_argv(job_t *job, char ***ret, size_t *n, char *why, size_t why_len)
+{
+    const Regmix__Assign *a = job->priv->a;
+    if (a->n_argv == 0 || !a->argv[0][0]) {
+        snprintf(why, why_len, "command job has an empty argv");
+        return -EINVAL;
+    }
+    char run[32], attempt[32], seed[32], result[4200];
+    snprintf(run, sizeof run, "%" PRIu64, a->run_id);
+    snprintf(attempt, sizeof attempt, "%u", a->attempt_no);
+    snprintf(seed, sizeof seed, "%" PRIu64, a->seed);
+    snprintf(result, sizeof result, "%s/%s", job->dir, JOB_COMMAND_RESULT);
+    char *wj = job__weights_json(a);
+    const char *keys[] = {"run", "attempt", "seed", "weights_json", "workdir", "result", "sweep"};
+    const char *vals[] = {run, attempt, seed, wj ? wj : "{}", job->dir, result, job->sweep_id};
+    int rc = 0;
+    for (size_t i = 0; i < a->n_argv && rc == 0; i++) {
+        char *s = job_fill_placeholders(a->argv[i], keys, vals, 7);
+        rc = s ? job__push(ret, n, s) : -ENOMEM;
+        free(s);
+    }
+    free(wj);
+    return rc;
+}
+
+/* environ minus the variables we set, plus ours. */
+static int job__env(job_t *job, char ***ret, size_t *n)
+{
+    const Regmix__Assign *a = job->priv->a;
+    char *wj = job__weights_json(a);
+    char buf[8][4400];
+    snprintf(buf[0], sizeof buf[0], "REGMIX_RUN=%" PRIu64, a->run_id);
+    snprintf(buf[1], sizeof buf[1], "REGMIX_ATTEMPT=%u", a->attempt_no);
+    snprintf(buf[2], sizeof buf[2], "REGMIX_SEED=%" PRIu64, a->seed);
+    snprintf(buf[3], sizeof buf[3], "REGMIX_RESULT=%s/%s", job->dir, JOB_COMMAND_RESULT);
+    snprintf(buf[4], sizeof buf[4], "REGMIX_PROGRESS_FD=%d", JOB_PROGRESS_FD);
+    snprintf(buf[5], sizeof buf[5], "REGMIX_WORKDIR=%s", job->dir);
+    snprintf(buf[6], sizeof buf[6], "REGMIX_SWEEP=%s", job->sweep_id);
+    int len = snprintf(buf[7], sizeof buf[7], "CUDA_VISIBLE_DEVICES=");
+    for (size_t i = 0; i < a->n_gpu_indices && len < 4000; i++)
+        len += snprintf(buf[7] + len, sizeof buf[7] - (size_t)len, "%s%u", i ? "," : "",
+                        a->gpu_indices[i]);
+    int rc = 0;
+    for (char **e = environ; e && *e && rc == 0; e++) {
+        if (strncmp(*e, "REGMIX_", 7) == 0 || strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) == 0)
+            continue;
+        rc = job__push(ret, n, *e);
+    }
+    for (int i = 0; i < 8 && rc == 0; i++)
+        rc = job__push(ret, n, buf[i]);
+    if (rc == 0) {
+        char *w = malloc(strlen(wj ? wj : "{}") + 16);
+        if (!w)
+            rc = -ENOMEM;
+        else {
+            sprintf(w, "REGMIX_WEIGHTS=%s", wj ? wj : "{}");
+            rc = job__push(ret, n, w);
+            free(w);
+        }
+    }
+    free(wj);
+    return rc;
+}
+
+/* Spawns the job's process; on failure sets p->spawn_error (delivered as FAILED). */
+static void job__spawn(job_t *job)
+{
+    struct job_private *p = job->priv;
+    char why[512] = "", **argv = NULL, **env = NULL;
+    size_t argc = 0, envc = 0;
+    int rc = job__push(&argv, &argc, NULL);
+    if (rc == 0) {
+        argc = 0;
+        rc = job->kind == REGMIX__JOB_KIND__JOB_KIND_BUILTIN
+                     ? job__builtin_argv(job, &argv, &argc, why, sizeof why)
+                     : job__command_argv(job, &argv, &argc, why, sizeof why);
+    }
+    if (rc == 0)
+        rc = job__env(job, &env, &envc);
+    int out_fd = -1, err_fd = -1;
+    if (rc == 0) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/stdout.log", job->dir);
+        out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        snprintf(path, sizeof path, "%s/stderr.log", job->dir);
+        err_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out_fd < 0 || err_fd < 0) {
+            rc = -errno;
+            snprintf(why, sizeof why, "cannot open logs in %s: %s", job->dir, strerror(errno));
+        }
+    }
+    if (rc == 0) {
+        uv_pipe_init(p->loop, &p->pipe, 0);
+        p->pipe.data = job;
+        p->handles++;
+        uv_stdio_container_t stdio[4];
+        stdio[0].flags = UV_IGNORE;
+        stdio[1].flags = UV_INHERIT_FD;
+        stdio[1].data.fd = out_fd;
+        stdio[2].flags = UV_INHERIT_FD;
+        stdio[2].data.fd = err_fd;
+        stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+        stdio[3].data.stream = (uv_stream_t *)&p->pipe;
+        uv_process_options_t o;
+        memset(&o, 0, sizeof o);
+        o.exit_cb = job__exit_cb;
+        o.file = argv[0];
+        o.args = argv;
+        o.env = env;
+        o.cwd = job->dir;
+        o.stdio = stdio;
+        o.stdio_count = 4;
+        /* Its own process group, so a cancel reaches the children of a shell script too. */
+        o.flags = UV_PROCESS_DETACHED;
+        p->proc.data = job;
+        rc = uv_spawn(p->loop, &p->proc, &o);
+        if (rc == 0) {
+            p->handles++;
+            p->proc_live = 1;
+            job->pid = p->proc.pid;
+            if (uv_read_start((uv_stream_t *)&p->pipe, job__alloc_cb, job__read_cb) == 0)
+                p->pipe_live = 1;
+            else
+                job__close(job, (uv_handle_t *)&p->pipe);
+        } else {
+            snprintf(why, sizeof why, "cannot start %s: %s", argv[0], uv_strerror(rc));
+            job__close(job, (uv_handle_t *)&p->pipe);
+            /* uv_spawn leaves an initialised handle on failure: it must be closed too. */
+            p->handles++;
+            job__close(job, (uv_handle_t *)&p->proc);
+        }
+    }
+    if (out_fd >= 0)
+        close(out_fd);
+    if (err_fd >= 0)
+        close(err_fd);
+    job__strv_free(argv);
+    job__strv_free(env);
+    if (rc != 0) {
+        p->spawn_error = strdup(*why ? why : strerror(-rc));
+        uv_timer_start(&p->timer, job__timer_finish_cb, 0, 0);
+    }
+}
+
+/* ---- synthetic -------------------------------------------------------------------------------- */
+
+static void job__synthetic_cb(uv_timer_t *t)
+{
+    job_t *job = t->data;
+    struct job_private *p = job->priv;
+    const Regmix__Assign *a = p->a;
+    const Regmix__SyntheticJob *s = a->synthetic;
+    rng_t rng;
+    rng_seed(&rng, a->seed ^ 0x5eed5eed5eed5eedULL);
+    double fail_rate = s ? s->fail_rate : 0;
+    double u = rng_uniform(&rng);
+    double noise = s ? s->noise : 0;
+    double z = rng_normal(&rng);
+    job->finished = 1;
+    report_t *r = &job->report;
+    r->attempt_id = job->attempt_id;
+    r->run_id = job->run_id;
+    r->sweep_id = strdup(job->sweep_id);
+    r->dir = strdup(job->dir);
+    r->seconds = (double)(clock_mono_ms() - p->started_ms) / 1000.0;
+    if (u < fail_rate) {
+        report_set_failed(r, 1, 0, "synthetic failure (fail_rate)");
+    } else {
+        double loss =
+                job_synthetic_loss((const Regmix__DomainWeight *const *)a->weights, a->n_weights,
+                                   s ? (const Regmix__DomainWeight *const *)s->optimum : NULL,
+                                   s ? s->n_optimum : 0) +
+                noise * z;
+        r->ok = 1;
+        report_value_add(&r->losses, &r->n_losses, "synthetic", loss);
+    }
+    report_save(r);
+    p->done_cb(job, p->data);
+}
+
+/* ---- public ----------------------------------------------------------------------------------- */
+
+int job_start(uv_loop_t *loop,
+              const job_config_t *cfg,
+              const Regmix__Assign *a,
+              job_progress_cb progress_cb,
+              job_done_cb done_cb,
+              void *data,
+              job_t **ret)
+{
+    if (!a || a->attempt_id == 0 || !done_cb)
+        return -EINVAL;
+    job_t *job = calloc(1, sizeof *job);
+    struct job_private *p = calloc(1, sizeof *p);
+    if (!job || !p) {
+        free(job);
+        free(p);
+        return -ENOMEM;
+    }
+    job->priv = p;
+    p->loop = loop;
+    p->cfg = *cfg;
+    p->progress_cb = progress_cb;
+    p->done_cb = done_cb;
+    p->data = data;
+    p->started_ms = clock_mono_ms();
+    /* An owned deep copy of the assignment, through its own wire form. */
+    size_t len = regmix__assign__get_packed_size(a);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf) {
+        regmix__assign__pack(a, buf);
+        p->a = regmix__assign__unpack(NULL, len, buf);
+        free(buf);
+    }
+    char safe[256], dir[4096];
+    job__safe_name(a->sweep_id ? a->sweep_id : "", safe, sizeof safe);
+    snprintf(dir, sizeof dir, "%s/%s/%" PRIu64 "-%u", cfg->workdir, safe, a->run_id, a->attempt_no);
+    job->attempt_id = a->attempt_id;
+    job->run_id = a->run_id;
+    job->attempt_no = a->attempt_no;
+    job->kind = a->kind;
+    job->sweep_id = strdup(a->sweep_id ? a->sweep_id : "");
+    job->dir = strdup(dir);
+    p->line = malloc(JOB_LINE_MAX);
+    if (!p->a || !job->sweep_id || !job->dir || !p->line) {
+        p->destroyed = 1;
+        job__free(job);
+        return -ENOMEM;
+    }
+    uv_timer_init(loop, &p->timer);
+    uv_timer_init(loop, &p->kill_timer);
+    p->timer.data = job;
+    p->kill_timer.data = job;
+    p->handles = 2;
+
+    switch (a->kind) {
+    case REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC:
+        uv_timer_start(&p->timer, job__synthetic_cb, a->synthetic ? a->synthetic->delay_ms : 0, 0);
+        break;
+    case REGMIX__JOB_KIND__JOB_KIND_BUILTIN:
+    case REGMIX__JOB_KIND__JOB_KIND_COMMAND: {
+        char sdir[4096];
+        snprintf(sdir, sizeof sdir, "%s/%s", cfg->workdir, safe);
+        mkdir(cfg->workdir, 0755);
+        mkdir(sdir, 0755);
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            char why[4400];
+            snprintf(why, sizeof why, "cannot create job directory %s: %s", dir, strerror(errno));
+            p->spawn_error = strdup(why);
+            uv_timer_start(&p->timer, job__timer_finish_cb, 0, 0);
+        } else {
+            job__spawn(job);
+        }
+        break;
+    }
+    default:
+        p->spawn_error = strdup("unknown job kind");
+        uv_timer_start(&p->timer, job__timer_finish_cb, 0, 0);
+        break;
+    }
+    *ret = job;
+    return 0;
+}
+
+void job_cancel(job_t *job)
+{
+    if (!job || job->finished || job->cancelled)
+        return;
+    struct job_private *p = job->priv;
+    job->cancelled = 1;
+    if (p->proc_live) {
+        kill(-job->pid, SIGTERM);
+        uv_timer_start(&p->kill_timer, job__kill_cb, (uint64_t)p->cfg.kill_grace_ms, 0);
+    } else {
+        uv_timer_stop(&p->timer);
+        uv_timer_start(&p->timer, job__timer_finish_cb, 0, 0);
+    }
+}
+
+void job_destroy(job_t **job_p)
+{
+    job_t *job = job_p ? *job_p : NULL;
+    if (!job)
+        return;
+    *job_p = NULL;
+    struct job_private *p = job->priv;
+    if (p->proc_live)
+        kill(-job->pid, SIGKILL);
+    p->destroyed = 1;
+    uv_timer_stop(&p->timer);
+    uv_timer_stop(&p->kill_timer);
+    job__close(job, (uv_handle_t *)&p->timer);
+    job__close(job, (uv_handle_t *)&p->kill_timer);
+    if (p->pipe_live) {
+        p->pipe_live = 0;
+        job__close(job, (uv_handle_t *)&p->pipe);
+    }
+    if (p->proc_live) {
+        /* The exit callback will not be awaited: closing the handle is enough for libuv. */
+        p->proc_live = 0;
+        job__close(job, (uv_handle_t *)&p->proc);
+    }
+}

@@ -1,0 +1,242 @@
+#include "report.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int report_value_add(report_value_t **vals, size_t *n, const char *name, double value)
+{
+    report_value_t *nv = realloc(*vals, (*n + 1) * sizeof *nv);
+    if (!nv)
+        return -ENOMEM;
+    *vals = nv;
+    nv[*n].name = strdup(name);
+    if (!nv[*n].name)
+        return -ENOMEM;
+    nv[*n].value = value;
+    (*n)++;
+    return 0;
+}
+
+int report_set_failed(report_t *r, int exit_code, int signal, const char *reason)
+{
+    char *copy = strdup(reason ? reason : "");
+    if (!copy)
+        return -ENOMEM;
+    free(r->reason);
+    r->reason = copy;
+    r->ok = 0;
+    r->exit_code = exit_code;
+    r->signal = signal;
+    return 0;
+}
+
+/* mkdir -p for the job directory; the parents are the workdir and the sweep directory. */
+static int report__mkdirs(const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, dir, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static json_t *report__values_json(const report_value_t *v, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < n; i++)
+        json_object_set_new(o, v[i].name, json_real(v[i].value));
+    return o;
+}
+
+int report_save(const report_t *r)
+{
+    if (!r->dir)
+        return -EINVAL;
+    int rc = report__mkdirs(r->dir);
+    if (rc < 0)
+        return rc;
+    json_t *o = json_pack("{s:I, s:I, s:s, s:b, s:o, s:o, s:I, s:f, s:i, s:i, s:s}", "attempt_id",
+                          (json_int_t)r->attempt_id, "run_id", (json_int_t)r->run_id, "sweep_id",
+                          r->sweep_id ? r->sweep_id : "", "ok", r->ok, "losses",
+                          report__values_json(r->losses, r->n_losses), "bits_per_byte",
+                          report__values_json(r->bits_per_byte, r->n_bits_per_byte), "tokens",
+                          (json_int_t)r->tokens, "seconds", r->seconds, "exit_code", r->exit_code,
+                          "signal", r->signal, "reason", r->reason ? r->reason : "");
+    if (!o)
+        return -ENOMEM;
+    char tmp[4200], path[4200];
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", r->dir, REPORT_FILE);
+    snprintf(path, sizeof path, "%s/%s", r->dir, REPORT_FILE);
+    rc = json_dump_file(o, tmp, JSON_COMPACT | JSON_REAL_PRECISION(17)) == 0 ? 0 : -EIO;
+    json_decref(o);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+static int report__values_load(json_t *o, report_value_t **vals, size_t *n)
+{
+    if (!o)
+        return 0;
+    if (!json_is_object(o))
+        return -EBADMSG;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        if (!json_is_number(v))
+            return -EBADMSG;
+        if (report_value_add(vals, n, k, json_number_value(v)) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int report_load(const char *path, report_t *ret)
+{
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    if (!o)
+        return access(path, R_OK) == 0 ? -EBADMSG : -errno;
+    report_t r = {0};
+    int rc = -EBADMSG;
+    json_t *aid = json_object_get(o, "attempt_id"), *rid = json_object_get(o, "run_id");
+    if (!json_is_integer(aid) || !json_is_integer(rid) || json_integer_value(aid) <= 0)
+        goto out;
+    r.attempt_id = (uint64_t)json_integer_value(aid);
+    r.run_id = (uint64_t)json_integer_value(rid);
+    r.ok = json_is_true(json_object_get(o, "ok"));
+    const char *s = json_string_value(json_object_get(o, "sweep_id"));
+    r.sweep_id = strdup(s ? s : "");
+    s = json_string_value(json_object_get(o, "reason"));
+    r.reason = strdup(s ? s : "");
+    r.tokens = (uint64_t)json_integer_value(json_object_get(o, "tokens"));
+    r.seconds = json_number_value(json_object_get(o, "seconds"));
+    r.exit_code = (int)json_integer_value(json_object_get(o, "exit_code"));
+    r.signal = (int)json_integer_value(json_object_get(o, "signal"));
+    char *slash = strrchr(path, '/');
+    r.dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+    if (!r.sweep_id || !r.reason || !r.dir) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = report__values_load(json_object_get(o, "losses"), &r.losses, &r.n_losses);
+    if (rc == 0)
+        rc = report__values_load(json_object_get(o, "bits_per_byte"), &r.bits_per_byte,
+                                 &r.n_bits_per_byte);
+    if (rc == 0 && r.ok && r.n_losses == 0)
+        rc = -EBADMSG;
+out:
+    json_decref(o);
+    if (rc < 0)
+        report_clear(&r);
+    else
+        *ret = r;
+    return rc;
+}
+
+int report_scan(const char *workdir, void (*cb)(report_t *r, void *arg), void *arg, int *ret_bad)
+{
+    int found = 0, bad = 0;
+    DIR *top = opendir(workdir);
+    if (!top) {
+        if (ret_bad)
+            *ret_bad = 0;
+        return errno == ENOENT ? 0 : -errno;
+    }
+    struct dirent *se;
+    while ((se = readdir(top))) {
+        if (se->d_name[0] == '.')
+            continue;
+        char sdir[4096];
+        snprintf(sdir, sizeof sdir, "%s/%s", workdir, se->d_name);
+        DIR *sd = opendir(sdir);
+        if (!sd)
+            continue;
+        struct dirent *je;
+        while ((je = readdir(sd))) {
+            if (je->d_name[0] == '.')
+                continue;
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s/%s", sdir, je->d_name, REPORT_FILE);
+            if (access(path, F_OK) != 0)
+                continue;
+            report_t *r = calloc(1, sizeof *r);
+            if (!r)
+                break;
+            if (report_load(path, r) == 0) {
+                found++;
+                cb(r, arg);
+            } else {
+                bad++;
+                free(r);
+            }
+        }
+        closedir(sd);
+    }
+    closedir(top);
+    if (ret_bad)
+        *ret_bad = bad;
+    return found;
+}
+
+void report_forget(const report_t *r)
+{
+    if (!r->dir)
+        return;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", r->dir, REPORT_FILE);
+    unlink(path);
+    /* rmdir fails (harmlessly) while the job left logs or outputs behind. */
+    if (rmdir(r->dir) == 0) {
+        char *slash = strrchr(r->dir, '/');
+        if (slash && slash != r->dir) {
+            char parent[4096];
+            snprintf(parent, sizeof parent, "%.*s", (int)(slash - r->dir), r->dir);
+            rmdir(parent);
+        }
+    }
+}
+
+void report_move(report_t *to, report_t *from)
+{
+    *to = *from;
+    memset(from, 0, sizeof *from);
+}
+
+static void report__values_free(report_value_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].name);
+    free(v);
+}
+
+void report_clear(report_t *r)
+{
+    free(r->sweep_id);
+    free(r->dir);
+    free(r->reason);
+    report__values_free(r->losses, r->n_losses);
+    report__values_free(r->bits_per_byte, r->n_bits_per_byte);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,74 @@
+/*
+ * report: the outcome of one attempt (a RESULT with losses, or a FAILED with a reason) as the
+ * worker keeps it until the coordinator acknowledges it (DESIGN.md §4.2).
+ *
+ * A report lives in memory in the worker's outbox and on disk as `result.json` in the attempt's
+ * job directory, written atomically (temporary file + rename) before the first send, so a worker
+ * that is killed and restarted finds every unacknowledged outcome again with report_scan() and
+ * resends it. Once acknowledged, report_forget() removes the file (and the directory when the
+ * job left nothing else in it).
+ *
+ * Ownership: a report_t owns its strings and arrays; report_clear() frees them and leaves an
+ * empty report. report_move() transfers everything from one report to another.
+ */
+#ifndef REGMIX_WORKER_REPORT_H
+#define REGMIX_WORKER_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define REPORT_FILE "result.json"
+
+typedef struct report_value {
+    char *name;
+    double value;
+} report_value_t;
+
+typedef struct report {
+    uint64_t attempt_id;
+    uint64_t run_id;
+    char *sweep_id;
+    char *dir; /* job directory holding REPORT_FILE */
+    int ok;    /* 1: RESULT with losses; 0: FAILED with exit_code/signal/reason */
+    report_value_t *losses;
+    size_t n_losses;
+    report_value_t *bits_per_byte;
+    size_t n_bits_per_byte;
+    uint64_t tokens;
+    double seconds;
+    int exit_code; /* -1 when killed by a signal */
+    int signal;
+    char *reason;
+} report_t;
+
+/* Appends one named value to a value array (*vals, *n); the name is copied. Returns 0 or
+ * -ENOMEM. */
+int report_value_add(report_value_t **vals, size_t *n, const char *name, double value);
+
+/* Sets the FAILED fields (ok = 0) with a copy of `reason`. Returns 0 or -ENOMEM. */
+int report_set_failed(report_t *r, int exit_code, int signal, const char *reason);
+
+/* Writes `r` as REPORT_FILE in r->dir (created when missing) through a temporary file and
+ * rename(2). Returns 0 or a negative errno. */
+int report_save(const report_t *r);
+
+/* Reads a report from `path` (a REPORT_FILE). Returns 0 and fills *ret (which the caller clears),
+ * or -errno / -EBADMSG for an unreadable or malformed file, with *ret untouched. */
+int report_load(const char *path, report_t *ret);
+
+/* Walks `workdir`/<sweep>/<job>/REPORT_FILE and calls `cb` for each report loaded (the callback
+ * takes ownership of the report). Malformed files are skipped and counted in *ret_bad.
+ * Returns the number of reports found, or a negative errno when workdir cannot be read (a
+ * missing workdir is 0). */
+int report_scan(const char *workdir, void (*cb)(report_t *r, void *arg), void *arg, int *ret_bad);
+
+/* Removes r->dir/REPORT_FILE, then r->dir and its sweep directory when they are empty. */
+void report_forget(const report_t *r);
+
+/* Moves the contents of `from` into `to` (which must be empty); `from` becomes empty. */
+void report_move(report_t *to, report_t *from);
+
+/* Frees everything the report owns; leaves it zeroed. */
+void report_clear(report_t *r);
+
+#endif

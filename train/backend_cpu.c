@@ -1,0 +1,312 @@
+/*
+ * backend_cpu.c: the CPU backend (see backend.h): fp32 everywhere, OpenBLAS sgemm for every
+ * matrix product, OpenMP for the rest (kernels.h). Forward saves each layer's activations; the
+ * attention probabilities are recomputed in backward from the saved log-sum-exp, so memory grows
+ * with T, not T^2.
+ */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "kernels.h"
+
+struct backend {
+    model_config_t cfg;
+    model_layout_t lay;
+    int mb, threads, chunk;
+    size_t np;
+    float *params, *grads, *m, *v;
+    /* activations, per layer l at [l * size] */
+    float *res;    /* (L+1, N, D) residual stream; res[0] = embeddings */
+    float *resmid; /* (L, N, D) after the attention residual */
+    float *ln1, *ln2, *rstd1, *rstd2, *qkv, *att, *lse, *h13, *hh;
+    float *lnf, *rstdf;
+    /* gradients of activations, reused across layers */
+    float *dres, *dln, *dqkv, *datt, *dh13, *dh;
+    /* scratch */
+    float *norm_scratch, *att_scratch, *lm_scratch, *rope_cos, *rope_sin, *losses;
+    int32_t *inputs, *targets;
+    int ndecay;
+    model_decay_range_t decay[2 * MODEL_MAX_LAYERS + 2];
+};
+
+const char *backend_name(void)
+{
+    return "cpu";
+}
+
+int backend_probe(char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    return 0;
+}
+
+static float *backend__alloc(size_t n, int *failed)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p)
+        *failed = 1;
+    return p;
+}
+
+int backend_new(const model_config_t *cfg,
+                int micro_batch,
+                int threads,
+                uint64_t seed,
+                backend_t **ret,
+                char *err,
+                size_t errlen)
+{
+    int rc = model_config_check(cfg, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (micro_batch < 1) {
+        snprintf(err, errlen, "micro-batch must be >= 1");
+        return -EINVAL;
+    }
+    backend_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    if (threads > 0)
+        omp_set_num_threads(threads);
+    b->cfg = *cfg;
+    b->mb = micro_batch;
+    b->threads = omp_get_max_threads();
+    model_layout(cfg, &b->lay);
+    b->np = b->lay.total;
+    b->ndecay = model_decay_ranges(cfg, b->decay, 2 * MODEL_MAX_LAYERS + 2);
+
+    size_t L = (size_t)cfg->layers, T = (size_t)cfg->context, D = (size_t)cfg->dim;
+    size_t F = (size_t)cfg->ffn, V = (size_t)cfg->vocab, H = (size_t)cfg->heads;
+    size_t N = (size_t)micro_batch * T, nt = (size_t)b->threads;
+    size_t blk = T < 128 ? T : 128;
+    /* LM head chunk: about 4M logits at a time, at least 16 rows. */
+    size_t chunk = ((size_t)1 << 22) / V;
+    chunk = chunk < 16 ? 16 : chunk;
+    chunk = chunk > N ? N : chunk;
+    b->chunk = (int)chunk;
+
+    int failed = 0;
+    b->params = backend__alloc(b->np, &failed);
+    b->grads = backend__alloc(b->np, &failed);
+    b->m = backend__alloc(b->np, &failed);
+    b->v = backend__alloc(b->np, &failed);
+    b->res = backend__alloc((L + 1) * N * D, &failed);
+    b->resmid = backend__alloc(L * N * D, &failed);
+    b->ln1 = backend__alloc(L * N * D, &failed);
+    b->ln2 = backend__alloc(L * N * D, &failed);
+    b->rstd1 = backend__alloc(L * N, &failed);
+    b->rstd2 = backend__alloc(L * N, &failed);
+    b->qkv = backend__alloc(L * N * 3 * D, &failed);
+    b->att = backend__alloc(L * N * D, &failed);
+    b->lse = backend__alloc(L * (size_t)micro_batch * H * T, &failed);
+    b->h13 = backend__alloc(L * N * 2 * F, &failed);
+    b->hh = backend__alloc(L * N * F, &failed);
+    b->lnf = backend__alloc(N * D, &failed);
+    b->rstdf = backend__alloc(N, &failed);
+    b->dres = backend__alloc(N * D, &failed);
+    b->dln = backend__alloc(N * D, &failed);
+    b->dqkv = backend__alloc(N * 3 * D, &failed);
+    b->datt = backend__alloc(N * D, &failed);
+    b->dh13 = backend__alloc(N * 2 * F, &failed);
+    b->dh = backend__alloc(N * F, &failed);
+    b->norm_scratch = backend__alloc(nt * D, &failed);
+    b->att_scratch = backend__alloc(nt * 2 * blk * T, &failed);
+    b->lm_scratch = backend__alloc(chunk * V, &failed);
+    b->rope_cos = backend__alloc(T * D / H / 2, &failed);
+    b->rope_sin = backend__alloc(T * D / H / 2, &failed);
+    b->losses = backend__alloc(N, &failed);
+    b->inputs = calloc(N, sizeof(int32_t));
+    b->targets = calloc(N, sizeof(int32_t));
+    if (failed || !b->inputs || !b->targets) {
+        backend_destroy(&b);
+        snprintf(err, errlen, "out of memory allocating the model and activations");
+        return -ENOMEM;
+    }
+    kern_rope_table(b->rope_cos, b->rope_sin, (int)T, (int)(D / H));
+    model_init(cfg, b->params, seed);
+    *ret = b;
+    return 0;
+}
+
+void backend_destroy(backend_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    backend_t *b = *self_p;
+    float *bufs[] = {
+            b->params,      b->grads,      b->m,        b->v,        b->res,   b->resmid,
+            b->ln1,         b->ln2,        b->rstd1,    b->rstd2,    b->qkv,   b->att,
+            b->lse,         b->h13,        b->hh,       b->lnf,      b->rstdf, b->dres,
+            b->dln,         b->dqkv,       b->datt,     b->dh13,     b->dh,    b->norm_scratch,
+            b->att_scratch, b->lm_scratch, b->rope_cos, b->rope_sin, b->losses};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(b->inputs);
+    free(b->targets);
+    free(b);
+    *self_p = NULL;
+}
+
+size_t backend_param_count(const backend_t *b)
+{
+    return b->np;
+}
+
+void backend_set_state(backend_t *b, const float *params, const float *m, const float *v)
+{
+    if (params)
+        memcpy(b->params, params, b->np * sizeof(float));
+    if (m)
+        memcpy(b->m, m, b->np * sizeof(float));
+    if (v)
+        memcpy(b->v, v, b->np * sizeof(float));
+}
+
+void backend_get_state(const backend_t *b, float *params, float *m, float *v)
+{
+    if (params)
+        memcpy(params, b->params, b->np * sizeof(float));
+    if (m)
+        memcpy(m, b->m, b->np * sizeof(float));
+    if (v)
+        memcpy(v, b->v, b->np * sizeof(float));
+}
+
+void backend_zero_grad(backend_t *b)
+{
+    memset(b->grads, 0, b->np * sizeof(float));
+}
+
+float *backend_grads_get(backend_t *b)
+{
+    return b->grads;
+}
+
+void backend_grads_put(backend_t *b)
+{
+    (void)b;
+}
+
+void backend_forward_backward(backend_t *b,
+                              const int32_t *tokens,
+                              int m,
+                              int backward,
+                              float grad_scale,
+                              double *ret_losses)
+{
+    const model_config_t *c = &b->cfg;
+    const model_layout_t *lay = &b->lay;
+    int T = c->context, D = c->dim, F = c->ffn, V = c->vocab, H = c->heads, L = c->layers;
+    int n = m * T;
+    long nd = (long)n * D, NDl = (long)b->mb * T * D;
+    long NT = (long)b->mb * T;
+    float *p = b->params, *g = b->grads;
+
+    for (int s = 0; s < m; s++)
+        for (int i = 0; i < T; i++) {
+            b->inputs[s * T + i] = tokens[(long)s * (T + 1) + i];
+            b->targets[s * T + i] = tokens[(long)s * (T + 1) + i + 1];
+        }
+
+    /* ---- forward ---- */
+    kern_embed_forward(b->res, b->inputs, p + lay->wte, n, D);
+    for (int l = 0; l < L; l++) {
+        const size_t *o = lay->layer[l];
+        float *x = b->res + l * NDl, *mid = b->resmid + l * NDl, *y = b->res + (l + 1) * NDl;
+        float *ln1 = b->ln1 + l * NDl, *ln2 = b->ln2 + l * NDl, *att = b->att + l * NDl;
+        float *qkv = b->qkv + l * 3 * NDl, *h13 = b->h13 + l * 2 * NT * F;
+        float *hh = b->hh + l * NT * F, *lse = b->lse + (long)l * b->mb * H * T;
+        kern_rmsnorm_forward(ln1, b->rstd1 + l * NT, x, p + o[MODEL_T_ATTN_NORM], n, D);
+        kern_gemm(0, 1, n, 3 * D, D, 1.0f, ln1, D, p + o[MODEL_T_WQKV], D, 0.0f, qkv, 3 * D);
+        kern_rope_apply(qkv, b->rope_cos, b->rope_sin, m, T, D, H, 0);
+        kern_attention_forward(att, lse, qkv, m, T, D, H, b->att_scratch);
+        memcpy(mid, x, nd * sizeof(float));
+        kern_gemm(0, 1, n, D, D, 1.0f, att, D, p + o[MODEL_T_WO], D, 1.0f, mid, D);
+        kern_rmsnorm_forward(ln2, b->rstd2 + l * NT, mid, p + o[MODEL_T_MLP_NORM], n, D);
+        kern_gemm(0, 1, n, 2 * F, D, 1.0f, ln2, D, p + o[MODEL_T_W13], D, 0.0f, h13, 2 * F);
+        kern_swiglu_forward(hh, h13, n, F);
+        memcpy(y, mid, nd * sizeof(float));
+        kern_gemm(0, 1, n, D, F, 1.0f, hh, F, p + o[MODEL_T_W2], F, 1.0f, y, D);
+    }
+    float *xl = b->res + L * NDl;
+    kern_rmsnorm_forward(b->lnf, b->rstdf, xl, p + lay->final_norm, n, D);
+    kern_lmhead_ce(b->losses, backward ? b->dln : NULL, g + lay->lm_head, b->lnf, p + lay->lm_head,
+                   b->targets, n, D, V, b->chunk, grad_scale, b->lm_scratch);
+    for (int s = 0; s < m; s++) {
+        double sum = 0.0;
+        for (int i = 0; i < T; i++)
+            sum += b->losses[s * T + i];
+        ret_losses[s] = sum / T;
+    }
+    if (!backward)
+        return;
+
+    /* ---- backward ---- */
+    memset(b->dres, 0, nd * sizeof(float));
+    kern_rmsnorm_backward(b->dres, g + lay->final_norm, b->dln, xl, p + lay->final_norm, b->rstdf,
+                          n, D, b->norm_scratch);
+    for (int l = L - 1; l >= 0; l--) {
+        const size_t *o = lay->layer[l];
+        float *x = b->res + l * NDl, *mid = b->resmid + l * NDl;
+        float *ln1 = b->ln1 + l * NDl, *ln2 = b->ln2 + l * NDl, *att = b->att + l * NDl;
+        float *qkv = b->qkv + l * 3 * NDl, *h13 = b->h13 + l * 2 * NT * F;
+        float *hh = b->hh + l * NT * F, *lse = b->lse + (long)l * b->mb * H * T;
+        /* MLP: y = mid + swiglu(ln2 W13^T) W2^T */
+        kern_gemm(0, 0, n, F, D, 1.0f, b->dres, D, p + o[MODEL_T_W2], F, 0.0f, b->dh, F);
+        kern_gemm(1, 0, D, F, n, 1.0f, b->dres, D, hh, F, 1.0f, g + o[MODEL_T_W2], F);
+        kern_swiglu_backward(b->dh13, b->dh, h13, n, F);
+        kern_gemm(0, 0, n, D, 2 * F, 1.0f, b->dh13, 2 * F, p + o[MODEL_T_W13], D, 0.0f, b->dln, D);
+        kern_gemm(1, 0, 2 * F, D, n, 1.0f, b->dh13, 2 * F, ln2, D, 1.0f, g + o[MODEL_T_W13], D);
+        kern_rmsnorm_backward(b->dres, g + o[MODEL_T_MLP_NORM], b->dln, mid,
+                              p + o[MODEL_T_MLP_NORM], b->rstd2 + l * NT, n, D, b->norm_scratch);
+        /* attention: mid = x + attn(rope(ln1 Wqkv^T)) Wo^T */
+        kern_gemm(0, 0, n, D, D, 1.0f, b->dres, D, p + o[MODEL_T_WO], D, 0.0f, b->datt, D);
+        kern_gemm(1, 0, D, D, n, 1.0f, b->dres, D, att, D, 1.0f, g + o[MODEL_T_WO], D);
+        kern_attention_backward(b->dqkv, b->datt, qkv, att, lse, m, T, D, H, b->att_scratch);
+        kern_rope_apply(b->dqkv, b->rope_cos, b->rope_sin, m, T, D, H, 1);
+        kern_gemm(0, 0, n, D, 3 * D, 1.0f, b->dqkv, 3 * D, p + o[MODEL_T_WQKV], D, 0.0f, b->dln, D);
+        kern_gemm(1, 0, 3 * D, D, n, 1.0f, b->dqkv, 3 * D, ln1, D, 1.0f, g + o[MODEL_T_WQKV], D);
+        kern_rmsnorm_backward(b->dres, g + o[MODEL_T_ATTN_NORM], b->dln, x,
+                              p + o[MODEL_T_ATTN_NORM], b->rstd1 + l * NT, n, D, b->norm_scratch);
+    }
+    kern_embed_backward(g + lay->wte, b->dres, b->inputs, n, D);
+}
+
+double backend_adamw_step(backend_t *b, const backend_adamw_t *hp, int t)
+{
+    double norm = sqrt(kern_sumsq(b->grads, (long)b->np));
+    float gs = 1.0f;
+    if (hp->clip > 0.0f && norm > hp->clip)
+        gs = (float)(hp->clip / (norm + 1e-6));
+    float bc1 = 1.0f - powf(hp->beta1, (float)t), bc2 = 1.0f - powf(hp->beta2, (float)t);
+    float *p = b->params, *g = b->grads, *m = b->m, *v = b->v;
+    for (int r = 0; r <= b->ndecay; r++) {
+        /* Alternate runs: [prev end, decay begin) without decay, then the decay range. */
+        size_t lo = r == 0 ? 0 : b->decay[r - 1].end;
+        size_t hi = r < b->ndecay ? b->decay[r].begin : b->np;
+        for (int pass = 0; pass < 2; pass++) {
+            float wd = pass == 0 ? 0.0f : hp->weight_decay;
+            if (pass == 1) {
+                if (r == b->ndecay)
+                    break;
+                lo = b->decay[r].begin;
+                hi = b->decay[r].end;
+            }
+#pragma omp parallel for schedule(static)
+            for (long i = (long)lo; i < (long)hi; i++) {
+                float gi = g[i] * gs;
+                m[i] = hp->beta1 * m[i] + (1.0f - hp->beta1) * gi;
+                v[i] = hp->beta2 * v[i] + (1.0f - hp->beta2) * gi * gi;
+                float mh = m[i] / bc1, vh = v[i] / bc2;
+                p[i] -= hp->lr * (mh / (sqrtf(vh) + hp->eps) + wd * p[i]);
+            }
+        }
+    }
+    return norm;
+}

@@ -1,0 +1,116 @@
+/*
+ * kernels: the CPU layer kernels of the trainer's Llama-style decoder, forward and backward.
+ *
+ * Each kernel is a plain function over caller-owned float buffers (shapes in the comments, row
+ * major, N = micro-batch * context rows); nothing here allocates, logs or keeps state, except
+ * scratch the caller passes in. Matrix products go through kern_gemm(), which splits the output
+ * among OpenMP threads and calls single-threaded OpenBLAS sgemm on each block, so the result for a
+ * given thread count is deterministic. Backward kernels *accumulate* into parameter gradients
+ * (dweight +=) and *overwrite* activation gradients unless the comment says otherwise, so gradient
+ * accumulation over micro-batches needs no copies. Reductions over rows are done per thread and
+ * summed in thread order, never with atomics.
+ *
+ * Conventions shared with tests/train/make_reference.py: RMSNorm eps 1e-5, RoPE base 10000 with
+ * the "rotate half" pairing (i, i + hd/2), SwiGLU h = silu(x W1^T) * (x W3^T) with W1 and W3
+ * stacked as one (2F, D) matrix (W1 first), attention scale 1/sqrt(hd).
+ */
+#ifndef REGMIX_TRAIN_KERNELS_H
+#define REGMIX_TRAIN_KERNELS_H
+
+#include <stdint.h>
+
+#define KERN_RMS_EPS   1e-5f
+#define KERN_ROPE_BASE 10000.0
+
+/* Selects how kern_gemm uses threads: 0 = split among OpenMP threads, each calling sgemm with
+ * one OpenBLAS thread (default); 1 = one call, OpenBLAS threads. Set once at start-up. */
+void kern_set_gemm_mode(int mode, int threads);
+
+/* C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C, row major, as cblas_sgemm. */
+void kern_gemm(int trans_a,
+               int trans_b,
+               int m,
+               int n,
+               int k,
+               float alpha,
+               const float *a,
+               int lda,
+               const float *b,
+               int ldb,
+               float beta,
+               float *c,
+               int ldc);
+
+/* out (N,D) = wte[tokens[n]] */
+void kern_embed_forward(float *out, const int32_t *tokens, const float *wte, int n, int d);
+/* dwte (V,D) += scatter of dout (N,D) by tokens; deterministic (threads own columns). */
+void kern_embed_backward(float *dwte, const float *dout, const int32_t *tokens, int n, int d);
+
+/* out (N,D) = x * rstd * w; rstd (N) saved for backward. out may not alias x. */
+void kern_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int n, int d);
+/* dx (N,D) += ...; dw (D) += ... ; scratch: threads * d floats. */
+void kern_rmsnorm_backward(float *dx,
+                           float *dw,
+                           const float *dout,
+                           const float *x,
+                           const float *w,
+                           const float *rstd,
+                           int n,
+                           int d,
+                           float *scratch);
+
+/* Fills cos/sin tables (T, hd/2). */
+void kern_rope_table(float *cos_t, float *sin_t, int t, int hd);
+/* Rotates the q and k parts of qkv (B,T,3D) in place; inverse = 1 rotates back (the backward of
+ * a rotation is its inverse applied to the gradient). */
+void kern_rope_apply(float *qkv,
+                     const float *cos_t,
+                     const float *sin_t,
+                     int b,
+                     int t,
+                     int d,
+                     int heads,
+                     int inverse);
+
+/* Causal attention. qkv (B,T,3D) after RoPE; out (B,T,D); lse (B,H,T) saved for backward;
+ * scratch: threads * T * T floats. */
+void kern_attention_forward(
+        float *out, float *lse, const float *qkv, int b, int t, int d, int heads, float *scratch);
+/* dqkv (B,T,3D) overwritten from dout (B,T,D); scratch: threads * 2 * T * T floats. */
+void kern_attention_backward(float *dqkv,
+                             const float *dout,
+                             const float *qkv,
+                             const float *out,
+                             const float *lse,
+                             int b,
+                             int t,
+                             int d,
+                             int heads,
+                             float *scratch);
+
+/* h (N,F) = silu(h13[:, :F]) * h13[:, F:], h13 (N,2F). */
+void kern_swiglu_forward(float *h, const float *h13, int n, int f);
+/* dh13 (N,2F) overwritten. */
+void kern_swiglu_backward(float *dh13, const float *dh, const float *h13, int n, int f);
+
+/* Fused LM head and cross-entropy over rows in chunks of `chunk` rows, never holding more than
+ * chunk * V logits (scratch: chunk * V floats). x (N,D), w (V,D), targets (N).
+ * Writes per-row losses (N). With dx != NULL also overwrites dx (N,D) and accumulates dw (V,D)
+ * for the loss  grad_scale * sum(row losses). */
+void kern_lmhead_ce(float *losses,
+                    float *dx,
+                    float *dw,
+                    const float *x,
+                    const float *w,
+                    const int32_t *targets,
+                    int n,
+                    int d,
+                    int v,
+                    int chunk,
+                    float grad_scale,
+                    float *scratch);
+
+/* Sum of squares of x (n), deterministic for a thread count. */
+double kern_sumsq(const float *x, long n);
+
+#endif

@@ -24,6 +24,7 @@ and shards exist with the same settings is skipped unless --force is given.
 import argparse
 import array
 import datetime
+import fcntl
 import glob
 import gzip
 import hashlib
@@ -222,6 +223,23 @@ def cached_deb(cache, pkg):
     return found[-1] if found else None
 
 
+def apt_download(names, cache):
+    """Run `apt-get download names...` in a fresh folder of the cache and move the finished
+    .deb files into the cache, so an interrupted download never leaves a partial .deb there."""
+    tmp = os.path.join(cache, ".partial-%d" % os.getpid())
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        r = run(["apt-get", "download"] + names, cwd=tmp)
+        if r.returncode == 0:
+            for fn in os.listdir(tmp):
+                if fn.endswith(".deb"):
+                    os.replace(os.path.join(tmp, fn), os.path.join(cache, fn))
+        return r
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def fetch_packages(pkgs, cache, log):
     """Make sure every package's .deb is in the cache; return {pkg: path}.
 
@@ -236,19 +254,27 @@ def fetch_packages(pkgs, cache, log):
             raise CorpusError("apt-get not found: cannot fetch %s" % " ".join(missing))
         t0 = time.time()
         log("fetching %d package(s): %s" % (len(missing), " ".join(missing)))
-        r = run(["apt-get", "download"] + missing, cwd=cache)
+        r = apt_download(missing, cache)
         if r.returncode != 0:
             log("apt-get download failed; running apt-get update once and retrying")
             u = run(["apt-get", "update"])
             if u.returncode != 0:
                 log("apt-get update failed: %s" % u.stderr.decode(errors="replace").strip())
-            still = [p for p in missing if not cached_deb(cache, p)]
-            r = run(["apt-get", "download"] + still, cwd=cache)
-            if r.returncode != 0:
-                err = r.stderr.decode(errors="replace").strip()
-                lines = [x for x in err.splitlines() if x.startswith("E:")] or err.splitlines()
-                raise CorpusError("cannot fetch package(s) %s with apt-get download:\n  %s"
-                                  % (" ".join(still), "\n  ".join(lines[-5:])))
+            # apt-get download fetches nothing when one name is unknown: retry one by one so
+            # the others arrive and the error names exactly the packages that are missing.
+            failed = []
+            for p in missing:
+                if cached_deb(cache, p):
+                    continue
+                r = apt_download([p], cache)
+                if r.returncode != 0:
+                    err = r.stderr.decode(errors="replace").strip().splitlines()
+                    failed.append("%s: %s" % (p, ([x for x in err if x.startswith("E:")]
+                                                  or err or ["apt-get download failed"])[-1]))
+            if failed:
+                raise CorpusError("cannot fetch %d package(s) with apt-get download (the names "
+                                  "are Debian 12's; see ../shared/CORPUS.md):\n  %s"
+                                  % (len(failed), "\n  ".join(failed)))
         log("fetched in %.1f s" % (time.time() - t0))
     out = {}
     for p in pkgs:
@@ -280,8 +306,8 @@ def deb_members(deb, want):
         proc.stderr.close()
         rc = proc.wait()
     if rc != 0:
-        raise CorpusError("dpkg-deb --fsys-tarfile %s failed: %s"
-                          % (deb, err.decode(errors="replace").strip()))
+        raise CorpusError("dpkg-deb --fsys-tarfile %s failed (delete the file to fetch it "
+                          "again): %s" % (deb, err.decode(errors="replace").strip()))
 
 
 def decode_utf8(data):
@@ -667,7 +693,7 @@ DOMAINS = [
            "fortune cookies, one quote per document"),
     Domain("legal", ["base-files", "doc-debian"], "various free", build_legal,
            "common licences, Debian constitution and social contract, this machine's "
-           "copyright files (deduplicated paragraphs)"),
+           "copyright files (deduplicated paragraphs; so this domain varies by machine)"),
     Domain("scripture", ["sword-text-web", "sword-comm-tdavid", "sword-comm-mhcc"],
            "public domain", build_scripture,
            "World English Bible, one chapter per document, and two commentaries"),
@@ -896,6 +922,13 @@ def main(argv):
             return EXIT_USAGE
 
     os.makedirs(args.out, exist_ok=True)
+    # One build at a time per output directory: a second one waits for the first.
+    lock = open(os.path.join(args.out, ".lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        log("another build-corpus holds %s; waiting" % os.path.join(args.out, ".lock"))
+        fcntl.flock(lock, fcntl.LOCK_EX)
     manifest = load_manifest(args.out)
     manifest["format"] = {
         "shard": "llm.c .bin: 256 int32 header (magic %d, version %d, token count), uint16 "

@@ -216,7 +216,7 @@ static int main__run(train_options_t *o, dist_t *dist)
         goto out;
     }
     if (dist->rank == 0 && o->progress_fd >= 0) {
-        progress = fdopen(o->progress_fd, "w");
+        progress = o->progress_fd == 1 ? stdout : fdopen(o->progress_fd, "w");
         if (!progress) {
             fprintf(stderr, "regmix-train: --progress-fd %d: %s\n", o->progress_fd,
                     strerror(errno));
@@ -331,12 +331,13 @@ static int main__run(train_options_t *o, dist_t *dist)
         json_t *res = json_pack("{s:s, s:O, s:f, s:f, s:f}", "event", "result", "losses", losses,
                                 "tokens", tokens, "seconds", prior_seconds + secs,
                                 "tokens_per_second", secs > 0 ? session_tokens / secs : 0.0);
-        main__emit(stdout, json_incref(res));
+        if (progress != stdout)
+            main__emit(stdout, json_incref(res));
         main__emit(progress, res);
     }
     json_decref(losses);
 out:
-    if (progress)
+    if (progress && progress != stdout)
         fclose(progress);
     free(ck_p);
     free(ck_m);

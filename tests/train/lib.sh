@@ -1,0 +1,39 @@
+# lib.sh: helpers shared by the shell tests of regmix-train (sourced; $TRAIN is the binary).
+set -u
+PY=/usr/bin/python3
+TMP=$(mktemp -d /tmp/regmix-train-test.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+FAILS=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    FAILS=$((FAILS + 1))
+}
+
+finish() {
+    if [ "$FAILS" -ne 0 ]; then
+        echo "$FAILS check(s) failed" >&2
+        exit 1
+    fi
+    echo "all checks passed" >&2
+    exit 0
+}
+
+# Byte-level shards of two domains in $TMP: licences (prose) and C headers (code).
+make_text_shards() {
+    "$TRAIN" tokenize --out "$TMP" --name lic /usr/share/common-licenses/* >/dev/null ||
+        fail "tokenize lic"
+    "$TRAIN" tokenize --out "$TMP" --name code /usr/include/stdio.h /usr/include/stdlib.h \
+        /usr/include/string.h /usr/include/unistd.h /usr/include/signal.h /usr/include/time.h \
+        /usr/include/math.h /usr/include/fcntl.h /usr/include/glob.h /usr/include/errno.h \
+        >/dev/null || fail "tokenize code"
+}
+
+# The value of a JSON expression over the last "result" line of a progress file.
+result_of() { # file python-expression-on-r
+    "$PY" -c "
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+r = [x for x in r if x.get('event') == 'result'][-1]
+print($2)" "$1"
+}

@@ -710,10 +710,13 @@ static void job__synthetic_cb(uv_timer_t *t)
     struct job_private *p = job->priv;
     const Regmix__Assign *a = p->a;
     const Regmix__SyntheticJob *s = a->synthetic;
-    rng_t rng;
+    /* The noise is a property of the run (its seed), so a retry reports the same loss; a
+     * failure is a property of the attempt, so a retry may succeed. */
+    rng_t rng, frng;
     rng_seed(&rng, a->seed ^ 0x5eed5eed5eed5eedULL);
+    rng_seed(&frng, a->seed ^ ((uint64_t)a->attempt_no * 0x9e3779b97f4a7c15ULL));
     double fail_rate = s ? s->fail_rate : 0;
-    double u = rng_uniform(&rng);
+    double u = rng_uniform(&frng);
     double noise = s ? s->noise : 0;
     double z = rng_normal(&rng);
     job->finished = 1;

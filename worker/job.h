@@ -6,7 +6,7 @@
  * placeholders {run} {attempt} {seed} {weights_json} {workdir} {result} and reads the result
  * file it writes; SYNTHETIC runs no process: after delay_ms it reports
  * `synthetic = Σ_i (w_i − optimum_i)² + N(0, noise²)` or fails with probability fail_rate, drawn
- * from the assignment's seed.
+ * from the assignment's seed (the failure also from the attempt number, so a retry may pass).
  *
  * Every job started with job_start() ends with exactly one call of the done callback: with
  * job->report filled (RESULT or FAILED; already saved to disk) or, after job_cancel(), with

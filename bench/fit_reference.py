@@ -4,9 +4,9 @@
 It is the baseline bench/fit_bench.sh compares regmixctl against: the same data (mixtures joined
 with losses on `index`, rows renormalised to sum to 1), the same model (XGBoost hist trees with
 LightGBM's defaults as the paper used them: 1000 trees, learning rate 0.01, 31 leaves, min child
-weight 20, base score = mean target), the same simulation (N candidates from Dirichlet(prior),
-the mean of the top_k lowest predicted) and the same thread count. Run it with /usr/bin/python3,
-which has Debian's numpy, scipy and python3-xgboost.
+weight 20, no L2 on leaves, base score = mean target), the same simulation (N candidates from
+Dirichlet(prior), the mean of the top_k lowest predicted) and the same thread count. Run it with
+/usr/bin/python3, which has Debian's numpy, scipy and python3-xgboost.
 
 Prints one JSON object: the proposal, the test metrics if a test set is given, and the seconds
 each phase took.
@@ -67,7 +67,7 @@ def main():
     params = {
         "objective": "reg:squarederror", "tree_method": "hist", "grow_policy": "lossguide",
         "max_leaves": 31, "max_depth": 0, "min_child_weight": 20, "eta": 0.01,
-        "base_score": float(y.mean()), "seed": a.seed, "nthread": a.threads,
+        "lambda": 0.0, "max_bin": 256, "base_score": float(y.mean()), "seed": a.seed, "nthread": a.threads,
         "verbosity": 0,
     }
     booster = xgb.train(params, xgb.DMatrix(X, label=y, nthread=a.threads), num_boost_round=1000)

@@ -1,0 +1,138 @@
+#!/bin/bash
+# sched_bench.sh: jobs per second of the whole scheduler path, end to end and durable.
+#
+# For each sweep size (default 1000 10000 100000) it starts a fresh regmix-coordinator (SQLite on
+# disk, WAL) and 4 regmix-workers x 8 slots on loopback, submits a synthetic sweep with no delay,
+# and times from the submit reply until the sweep is done: every job is claimed in SQLite,
+# leased, sent as ASSIGN, computed by a worker, persisted by the worker (result.json, rename),
+# sent as RESULT, stored, acknowledged and removed. It prints jobs/s, the wall and CPU cost per
+# job (coordinator and workers separately, from /proc), and the same figures for two systems run
+# side by side on this machine: a bash loop spawning /bin/true per job (what a per-job launcher
+# does at best), and bench/sched_reference.py (Python multiprocessing + sqlite3: claim, dispatch,
+# store). The ratios are regmix over each reference.
+#
+# usage: sched_bench.sh COORDINATOR WORKER REGMIXCTL [SIZE...]
+set -u
+COORD_BIN=$1 WORKER_BIN=$2 CTL_BIN=$3
+shift 3
+SIZES=${*:-1000 10000 100000}
+WORKERS=${WORKERS:-4}
+SLOTS=${SLOTS:-8}
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d /tmp/regmix-bench-XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+# CPU seconds (user + system) a process has used so far.
+cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+now() {
+    date +%s.%N
+}
+
+run_regmix() {
+    local n=$1 wp cp wep cep i sw
+    wp=$(free_port)
+    cp=$(free_port)
+    wep=tcp://127.0.0.1:$wp
+    cep=tcp://127.0.0.1:$cp
+    rm -rf "$T/run"
+    mkdir -p "$T/run"
+    "$COORD_BIN" --db "$T/run/bench.db" --workers "$wep" --clients "$cep" --log-level warn \
+        >>"$T/run/coordinator.log" 2>&1 &
+    local cpid=$!
+    PIDS+=("$cpid")
+    local wpids=()
+    for i in $(seq 1 "$WORKERS"); do
+        "$WORKER_BIN" --coordinator "$wep" --slots "$SLOTS" --gpus none --workdir "$T/run/w$i" \
+            --name "bench$i" --log-level warn >>"$T/run/worker$i.log" 2>&1 &
+        wpids+=($!)
+        PIDS+=($!)
+    done
+    for i in $(seq 1 100); do
+        "$CTL_BIN" --coordinator "$cep" list --timeout 0.2 >/dev/null 2>&1 && break
+    done
+    cat >"$T/run/spec.yaml" <<YAML
+name: bench-$n
+domains:
+  - {name: web, tokens: 5.0e9}
+  - {name: code, tokens: 2.0e9}
+  - {name: books, tokens: 1.0e9}
+sampling: {runs: $n, seed: 1}
+proxy:
+  trainer: synthetic
+  synthetic: {optimum: {web: 0.5, code: 0.3, books: 0.2}, delay_ms: 0}
+regression: {target: mean, model: linear, simulate: 100, top_k: 10, refit_every: 1000000}
+YAML
+    sleep 0.5 # let the workers say HELLO
+    local c0 w0=0 ts t0 t1 st
+    c0=$(cpu_s "$cpid")
+    for p in "${wpids[@]}"; do w0=$(echo "$w0 + $(cpu_s "$p")" | bc -l); done
+    ts=$(now)
+    sw=$("$CTL_BIN" --coordinator "$cep" submit "$T/run/spec.yaml" --timeout 120) ||
+        { echo "submit failed" >&2; cat "$T/run/coordinator.log" >&2; return 1; }
+    t0=$(now)
+    while :; do
+        st=$("$CTL_BIN" --coordinator "$cep" status "$sw" --json --timeout 10 | jq -r .state)
+        [ "$st" = done ] && break
+        [ "$st" = failed ] || [ "$st" = cancelled ] || [ -z "$st" ] &&
+            { echo "sweep ended $st" >&2; return 1; }
+        sleep 0.02
+    done
+    t1=$(now)
+    local c1 w1=0
+    c1=$(cpu_s "$cpid")
+    for p in "${wpids[@]}"; do w1=$(echo "$w1 + $(cpu_s "$p")" | bc -l); done
+    local done_n
+    done_n=$("$CTL_BIN" --coordinator "$cep" status "$sw" --json | jq .runs.done)
+    kill -TERM "$cpid" "${wpids[@]}" 2>/dev/null
+    wait "$cpid" "${wpids[@]}" 2>/dev/null
+    local results
+    results=$(sqlite3 "$T/run/bench.db" "SELECT count(*) FROM results" 2>/dev/null || echo '?')
+    echo "$n $done_n $results $(echo "$t0 - $ts" | bc -l) $(echo "$t1 - $t0" | bc -l) \
+$(echo "$c1 - $c0" | bc -l) $(echo "$w1 - $w0" | bc -l)"
+}
+
+run_bash_loop() {
+    local n=$1 t0 t1
+    t0=$(now)
+    for ((i = 0; i < n; i++)); do /bin/true; done
+    t1=$(now)
+    echo "$t1 - $t0" | bc -l
+}
+
+echo "# scheduler: synthetic jobs with no delay, $WORKERS workers x $SLOTS slots, $(nproc) cores"
+printf '%-8s %10s %10s %12s %10s %14s %14s %12s %12s\n' runs submit_s sweep_s jobs_per_s us_per_job \
+    coord_cpu_us worker_cpu_us bash_true/s python_ref/s
+for n in $SIZES; do
+    read -r runs done_n results sub secs ccpu wcpu <<<"$(run_regmix "$n")" || exit 1
+    [ "$done_n" = "$n" ] && [ "$results" = "$n" ] ||
+        { echo "sweep of $n: done $done_n, results $results" >&2; exit 1; }
+    rate=$(echo "$n / $secs" | bc -l)
+    # The references are run on at most 20000 jobs (their per-job cost does not grow with size).
+    m=$((n < 20000 ? n : 20000))
+    bsecs=$(run_bash_loop "$m")
+    brate=$(echo "$m / $bsecs" | bc -l)
+    prate=$(/usr/bin/python3 "$HERE/sched_reference.py" "$m" --slots $((WORKERS * SLOTS)) | jq .jobs_per_s)
+    printf '%-8s %10.2f %10.3f %12.0f %10.1f %14.1f %14.1f %12.0f %12.0f\n' "$n" "$sub" "$secs" \
+        "$rate" "$(echo "1000000 * $secs / $n" | bc -l)" "$(echo "1000000 * $ccpu / $n" | bc -l)" \
+        "$(echo "1000000 * $wcpu / $n" | bc -l)" "$brate" "$prate"
+    printf '{"runs": %d, "jobs_per_s": %.0f, "ratio_vs_bash_true": %.2f, "ratio_vs_python": %.2f, "ratio_vs_slurm_500": %.1f}\n' \
+        "$n" "$rate" "$(echo "$rate / $brate" | bc -l)" "$(echo "$rate / $prate" | bc -l)" \
+        "$(echo "$rate / 500" | bc -l)"
+done

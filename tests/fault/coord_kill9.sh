@@ -1,0 +1,25 @@
+#!/bin/bash
+# kill -9 of the coordinator mid-sweep, restarted after DOWN_S seconds (argument 4) on the same
+# database and ports: the workers reconnect and HELLO again, their held results are re-adopted,
+# the sweep completes, and every run is done exactly once (nothing lost, nothing counted twice).
+DOWN_S=$4
+. "$(dirname "$0")/../integration/lib.sh" "$@"
+
+start_coord
+start_worker w1 4
+start_worker w2 4
+synthetic_spec "$T/spec.yaml" fault-coord-kill 200 40 0 3
+SW=$(submit "$T/spec.yaml")
+note "sweep $SW"
+wait_done_at_least "$SW" 40 60
+kill9_coord
+note "coordinator killed; restarting after ${DOWN_S}s"
+sleep "$DOWN_S"
+start_coord
+wait_state "$SW" 90 done
+stop_coord
+read -r done dead canc <<<"$(check_store "$SW")"
+expect_eq "done runs" "$done" 200
+grep -q 'event=welcome' "$T/worker-w1.log" || fail "worker w1 never welcomed"
+[ "$(grep -c 'event=hello' "$T/worker-w1.log")" -ge 2 ] || fail "worker w1 did not HELLO again"
+note "PASS"

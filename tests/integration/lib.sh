@@ -1,0 +1,218 @@
+# lib.sh: shared shell helpers of the integration and fault tests (sourced, not run).
+#
+# The tests start the real regmix-coordinator, regmix-worker and regmixctl on loopback with a
+# temporary database, drive a sweep, and check the store afterwards with exact counts. Every
+# process a test starts is recorded and killed on exit (trap), pass or fail; on failure the
+# temporary directory (logs, database) is kept and the tails of the logs are printed.
+#
+# usage (from a test):  . "$(dirname "$0")/../integration/lib.sh" COORDINATOR WORKER REGMIXCTL
+set -u
+
+COORD_BIN=$1
+WORKER_BIN=$2
+CTL_BIN=$3
+HB_MS=${HB_MS:-100}
+LEASE_MS=${LEASE_MS:-1500}
+
+command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 CLI not found"; exit 77; }
+command -v jq >/dev/null || { echo "SKIP: jq not found"; exit 77; }
+
+T=$(mktemp -d /tmp/regmix-test-XXXXXX)
+DB=$T/regmix.db
+PIDS=()
+COORD_PID=
+TEST_FAILED=0
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill -CONT "$p" 2>/dev/null
+        kill -9 "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    if [ "$TEST_FAILED" = 0 ]; then
+        rm -rf "$T"
+    else
+        local f
+        for f in "$T"/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- tail of $f" >&2
+            grep -v 'event=ping\|level=debug' "$f" | tail -n 25 >&2
+        done
+        echo "kept $T" >&2
+    fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+    echo "FAIL: $*" >&2
+    TEST_FAILED=1
+    exit 1
+}
+
+note() {
+    echo "# $*" >&2
+}
+
+# A TCP port nothing listens on (checked by connecting; good enough on a test machine).
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+WPORT=$(free_port)
+CPORT=$(free_port)
+while [ "$CPORT" = "$WPORT" ]; do CPORT=$(free_port); done
+WEP=tcp://127.0.0.1:$WPORT
+CEP=tcp://127.0.0.1:$CPORT
+
+ctl() {
+    "$CTL_BIN" --coordinator "$CEP" "$@"
+}
+
+# Starts the coordinator on the test's database and ports; waits until it answers.
+start_coord() {
+    "$COORD_BIN" --db "$DB" --workers "$WEP" --clients "$CEP" --heartbeat-ms "$HB_MS" \
+        --lease-ms "$LEASE_MS" --log-level info "$@" >>"$T/coordinator.log" 2>&1 &
+    COORD_PID=$!
+    PIDS+=("$COORD_PID")
+    local i
+    for i in $(seq 1 100); do
+        if ctl list --timeout 0.2 >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$COORD_PID" 2>/dev/null || fail "coordinator exited at start"
+    done
+    fail "coordinator does not answer on $CEP"
+}
+
+# Stops the coordinator gracefully (SIGTERM) and waits for it.
+stop_coord() {
+    kill -TERM "$COORD_PID" 2>/dev/null
+    local i
+    for i in $(seq 1 100); do
+        kill -0 "$COORD_PID" 2>/dev/null || { wait "$COORD_PID" 2>/dev/null; return 0; }
+        sleep 0.1
+    done
+    fail "coordinator did not stop within 10 s of SIGTERM"
+}
+
+kill9_coord() {
+    kill -9 "$COORD_PID"
+    wait "$COORD_PID" 2>/dev/null
+}
+
+# start_worker NAME SLOTS [extra flags]: prints the pid into the variable WORKER_PID.
+start_worker() {
+    local name=$1 slots=$2
+    shift 2
+    "$WORKER_BIN" --coordinator "$WEP" --slots "$slots" --gpus none --workdir "$T/work-$name" \
+        --name "$name" --kill-grace-ms 500 --log-level info "$@" >>"$T/worker-$name.log" 2>&1 &
+    WORKER_PID=$!
+    PIDS+=("$WORKER_PID")
+}
+
+submit() {
+    local out
+    out=$(ctl submit "$1" --json) || fail "submit $1 failed"
+    echo "$out" | jq -r .sweep
+}
+
+# status_field SWEEP JQ: one field of `status --json`.
+status_field() {
+    ctl status "$1" --json --timeout 3 | jq -r "$2"
+}
+
+# wait_state SWEEP TIMEOUT_S STATE...: polls until the sweep is in one of the states.
+wait_state() {
+    local sweep=$1 timeout=$2
+    shift 2
+    local end=$((SECONDS + timeout)) st
+    while [ $SECONDS -lt $end ]; do
+        st=$(status_field "$sweep" .state 2>/dev/null)
+        for want in "$@"; do
+            [ "$st" = "$want" ] && return 0
+        done
+        sleep 0.2
+    done
+    ctl status "$sweep" >&2
+    fail "sweep $sweep not in state '$*' within $timeout s (last: $st)"
+}
+
+# wait_done_at_least SWEEP N TIMEOUT_S: until at least N runs are done.
+wait_done_at_least() {
+    local end=$(($SECONDS + $3)) d
+    while [ $SECONDS -lt $end ]; do
+        d=$(status_field "$1" .runs.done 2>/dev/null)
+        [ -n "$d" ] && [ "$d" != null ] && [ "$d" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    fail "sweep $1 has fewer than $2 done runs after $3 s"
+}
+
+db() {
+    sqlite3 -batch -noheader "$DB" "$1"
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+    [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+    note "ok: $1 = $3"
+}
+
+# check_store SWEEP: the exact invariants, on the database (the coordinator must be stopped):
+# every run is done (exactly one result), dead or cancelled; none leased, running or queued;
+# no attempt is live; no run has two results; done = results. Prints "done dead cancelled".
+check_store() {
+    local sw=$1 id
+    id=$(db "SELECT id FROM sweeps WHERE sweep_id = '$sw'")
+    [ -n "$id" ] || fail "sweep $sw not in the database"
+    local runs done dead canc live results dup orphan live_att
+    runs=$(db "SELECT count(*) FROM runs WHERE sweep = $id")
+    done=$(db "SELECT count(*) FROM runs WHERE sweep = $id AND state = 'done'")
+    dead=$(db "SELECT count(*) FROM runs WHERE sweep = $id AND state = 'dead'")
+    canc=$(db "SELECT count(*) FROM runs WHERE sweep = $id AND state = 'cancelled'")
+    live=$(db "SELECT count(*) FROM runs WHERE sweep = $id AND state IN ('leased', 'running', 'queued', 'failed')")
+    results=$(db "SELECT count(*) FROM results WHERE sweep = $id")
+    dup=$(db "SELECT count(*) FROM (SELECT run FROM results WHERE sweep = $id GROUP BY run HAVING count(*) > 1)")
+    orphan=$(db "SELECT count(*) FROM results r JOIN runs u ON u.id = r.run WHERE r.sweep = $id AND u.state <> 'done'")
+    live_att=$(db "SELECT count(*) FROM attempts a JOIN runs u ON u.id = a.run WHERE u.sweep = $id AND a.state IN ('leased', 'running')")
+    expect_eq "runs stuck in queued/leased/running/failed" "$live" 0
+    expect_eq "attempts still live" "$live_att" 0
+    expect_eq "runs with two results" "$dup" 0
+    expect_eq "results of runs not done" "$orphan" 0
+    expect_eq "results = done runs" "$results" "$done"
+    expect_eq "done + dead + cancelled = runs" $((done + dead + canc)) "$runs"
+    echo "$done $dead $canc"
+}
+
+# synthetic_spec FILE NAME RUNS DELAY_MS FAIL_RATE MAX_ATTEMPTS
+synthetic_spec() {
+    cat >"$1" <<YAML
+name: $2
+domains:
+  - {name: web, tokens: 5.0e9}
+  - {name: code, tokens: 2.0e9}
+  - {name: books, tokens: 1.0e9}
+sampling: {runs: $3, seed: 11}
+proxy:
+  trainer: synthetic
+  max_attempts: ${6:-3}
+  backoff_ms: 20
+  synthetic: {optimum: {web: 0.5, code: 0.3, books: 0.2}, noise: 0.001, delay_ms: $4, fail_rate: $5}
+regression:
+  target: mean
+  model: linear
+  simulate: 2000
+  top_k: 20
+  refit_every: 1000000
+  on_converge: keep
+YAML
+}

@@ -1,0 +1,36 @@
+#!/bin/bash
+# Cancelling: one run of a sweep (--run N), then the whole sweep mid-way. Afterwards nothing is
+# left queued, leased or running; done + cancelled = runs; and the client's errors are right
+# (unknown sweep: exit 2; unreachable coordinator: exit 1 within the timeout).
+. "$(dirname "$0")/lib.sh" "$@"
+
+start_coord
+start_worker w1 2
+synthetic_spec "$T/spec.yaml" it-cancel 60 300 0 3
+SW=$(submit "$T/spec.yaml")
+note "sweep $SW"
+out=$(ctl cancel "$SW" --run 59 --json) || fail "cancel --run"
+expect_eq "runs cancelled by --run 59" "$(echo "$out" | jq .cancelled)" 1
+wait_done_at_least "$SW" 2 30
+out=$(ctl cancel "$SW" --json) || fail "cancel"
+n=$(echo "$out" | jq .cancelled)
+[ "$n" -gt 40 ] || fail "cancel of the sweep cancelled only $n runs"
+wait_state "$SW" 20 cancelled
+sleep 1 # running attempts get CANCEL; their workers stop them
+st=$(ctl status "$SW" --json)
+expect_eq "runs leased or running after cancel" \
+    "$(echo "$st" | jq '.runs.leased + .runs.running + .runs.queued')" 0
+
+ctl status sw-no-such-sweep --json >/dev/null 2>"$T/err.txt"
+expect_eq "exit status of status on an unknown sweep" $? 2
+[ -s "$T/err.txt" ] || fail "no error message for an unknown sweep"
+start=$SECONDS
+"$CTL_BIN" --coordinator "tcp://127.0.0.1:$(free_port)" list --timeout 1 >/dev/null 2>&1
+expect_eq "exit status with no coordinator" $? 1
+[ $((SECONDS - start)) -le 3 ] || fail "unreachable coordinator took $((SECONDS - start)) s"
+
+stop_coord
+read -r done dead canc <<<"$(check_store "$SW")"
+expect_eq "done + cancelled" $((done + canc)) 60
+[ "$canc" -gt 40 ] || fail "only $canc runs cancelled"
+note "PASS (done $done, cancelled $canc)"

@@ -37,9 +37,14 @@ int report_set_failed(report_t *r, int exit_code, int signal, const char *reason
     return 0;
 }
 
-/* mkdir -p for the job directory; the parents are the workdir and the sweep directory. */
+/* mkdir -p for the job directory; the parents are the workdir and the sweep directory. The
+ * common case (parents exist) costs one mkdir. */
 static int report__mkdirs(const char *dir)
 {
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != ENOENT)
+        return -errno;
     char buf[4096];
     size_t n = strlen(dir);
     if (n == 0 || n >= sizeof buf)

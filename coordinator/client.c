@@ -1,0 +1,797 @@
+#include "client.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "sampler.h"
+#include "scheduler.h"
+#include "spec.h"
+
+#define CLIENT_ERR(c, msg, code, ...)                                                              \
+    coord_send_error((c), (c)->csock, (msg)->routing_id, (msg)->routing_len, (msg)->id,            \
+                     REGMIX__ERROR_CODE__ERROR_CODE_##code, __VA_ARGS__)
+
+static void client__reply(coord_t *c, const frame_msg_t *msg, Regmix__Envelope *env)
+{
+    env->reply_to = msg->id;
+    if (regmix__envelope__get_packed_size(env) > FRAME_MAX_BYTES) {
+        CLIENT_ERR(c, msg, LIMIT, "the reply would exceed the %u-byte message limit",
+                   FRAME_MAX_BYTES);
+        return;
+    }
+    coord_send(c, c->csock, msg->routing_id, msg->routing_len, env, 0);
+}
+
+static int client__sweep_open(const sweep_t *sw)
+{
+    return sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING ||
+           sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
+}
+
+/* ---- submit ------------------------------------------------------------------------------------ */
+
+typedef struct client_submit {
+    uv_work_t req;
+    coord_t *c;
+    uint8_t rid[FRAME_MAX_ROUTING_ID];
+    size_t rlen;
+    uint64_t req_id;
+    spec_t *spec;
+    char *yaml;
+    char *spec_name;
+    int priority;
+    double *weights; /* (runs, k) */
+    int r;
+    char err[512];
+} client_submit_t;
+
+static void client__submit_free(client_submit_t *s)
+{
+    spec_free(s->spec);
+    free(s->yaml);
+    free(s->spec_name);
+    free(s->weights);
+    free(s);
+}
+
+/* Thread pool: draws the mixtures. Touches only the job. */
+static void client__sample_work(uv_work_t *req)
+{
+    client_submit_t *s = req->data;
+    sampler_params_t *p = malloc(sizeof *p);
+    if (!p) {
+        s->r = -ENOMEM;
+        return;
+    }
+    sampler_params_from_spec(s->spec, p);
+    s->weights = malloc((size_t)p->runs * (size_t)p->k * sizeof(double));
+    if (!s->weights) {
+        free(p);
+        s->r = -ENOMEM;
+        return;
+    }
+    s->r = sampler_sample(p, s->weights, NULL, s->err, sizeof s->err);
+    free(p);
+}
+
+/* Packs the sweep-wide part of every ASSIGN from the spec. Returns a malloc'd buffer. */
+static uint8_t *client__job_template(const spec_t *spec, size_t *ret_len)
+{
+    Regmix__Assign a = REGMIX__ASSIGN__INIT;
+    Regmix__SyntheticJob syn = REGMIX__SYNTHETIC_JOB__INIT;
+    int k = spec->ndomains;
+    Regmix__DomainWeight *dw = calloc((size_t)k, sizeof *dw);
+    Regmix__DomainWeight **dwp = calloc((size_t)k, sizeof *dwp);
+    char *train = spec_train_json(spec, SPEC_STAGE_PROXY);
+    char *data = spec_domains_json(spec);
+    uint8_t *buf = NULL;
+    if (!dw || !dwp || !train || !data)
+        goto out;
+    switch (spec->proxy.trainer) {
+    case SPEC_TRAINER_COMMAND:
+        a.kind = REGMIX__JOB_KIND__JOB_KIND_COMMAND;
+        break;
+    case SPEC_TRAINER_SYNTHETIC:
+        a.kind = REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC;
+        break;
+    default:
+        a.kind = REGMIX__JOB_KIND__JOB_KIND_BUILTIN;
+        break;
+    }
+    a.n_argv = (size_t)spec->proxy.ncommand;
+    a.argv = spec->proxy.command;
+    a.train_args_json = train;
+    a.data_json = data;
+    a.gpus = (uint32_t)spec->proxy.gpus;
+    if (spec->proxy.trainer == SPEC_TRAINER_SYNTHETIC) {
+        for (int i = 0; i < k; i++) {
+            regmix__domain_weight__init(&dw[i]);
+            dw[i].domain = spec->domains[i].name;
+            dw[i].weight = spec->proxy.synthetic.optimum ? spec->proxy.synthetic.optimum[i]
+                                                         : spec->domains[i].prior;
+            dwp[i] = &dw[i];
+        }
+        syn.n_optimum = (size_t)k;
+        syn.optimum = dwp;
+        syn.noise = spec->proxy.synthetic.noise;
+        syn.delay_ms = (uint32_t)spec->proxy.synthetic.delay_ms;
+        syn.fail_rate = spec->proxy.synthetic.fail_rate;
+        a.synthetic = &syn;
+    }
+    *ret_len = regmix__assign__get_packed_size(&a);
+    buf = malloc(*ret_len ? *ret_len : 1);
+    if (buf)
+        regmix__assign__pack(&a, buf);
+out:
+    free(dw);
+    free(dwp);
+    free(train);
+    free(data);
+    return buf;
+}
+
+/* Loop thread: stores the sweep in one savepoint and queues the reply for after the commit. */
+static int client__submit_store(coord_t *c, client_submit_t *s, sweep_t **ret)
+{
+    const spec_t *spec = s->spec;
+    int k = spec->ndomains, runs = spec->sampling.runs;
+    size_t job_len = 0;
+    uint8_t *job = client__job_template(spec, &job_len);
+    sweep_t *sw = calloc(1, sizeof *sw);
+    int r = -ENOMEM;
+    if (!job || !sw)
+        goto fail;
+    sw->name = strdup(spec->name);
+    sw->domains = calloc((size_t)k, sizeof *sw->domains);
+    sw->job = regmix__assign__unpack(NULL, job_len, job);
+    if (!sw->name || !sw->domains || !sw->job)
+        goto fail;
+    sw->ndomains = k;
+    for (int i = 0; i < k; i++)
+        if (!(sw->domains[i] = strdup(spec->domains[i].name)))
+            goto fail;
+    int64_t now = clock_unix_ms();
+    sw->state = REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING;
+    sw->priority = s->priority;
+    sw->gpus = spec->proxy.gpus;
+    sw->max_attempts = spec->proxy.max_attempts > 0 ? spec->proxy.max_attempts : 1;
+    sw->backoff_ms = spec->proxy.backoff_ms;
+    sw->nruns = runs;
+    sw->created_ms = sw->updated_ms = now;
+    sw->counts[REGMIX__RUN_STATE__RUN_STATE_QUEUED] = runs;
+
+    r = coord_write(c);
+    if (r < 0)
+        goto fail;
+    r = store_savepoint(c->store);
+    if (r < 0)
+        goto fail_db;
+    store_sweep_row_t row = {
+            .name = spec->name,
+            .spec_yaml = s->yaml,
+            .spec_name = s->spec_name,
+            .state = "running",
+            .priority = s->priority,
+            .gpus = sw->gpus,
+            .max_attempts = sw->max_attempts,
+            .backoff_ms = sw->backoff_ms,
+            .job = job,
+            .job_len = job_len,
+            .ndomains = k,
+            .nruns = runs,
+            .created_ms = now,
+    };
+    r = store_sweep_insert(c->store, &row, &sw->id, sw->sweep_id);
+    for (int i = 0; r == 0 && i < k; i++)
+        r = store_domain_insert(c->store, sw->id, i, spec->domains[i].name, spec->domains[i].tokens,
+                                spec->domains[i].prior);
+    for (int i = 0; r == 0 && i < runs; i++)
+        r = store_run_insert(c->store, sw->id, i, sampler_run_seed(spec->sampling.seed, i),
+                             s->weights + (size_t)i * (size_t)k, k, s->priority, sw->gpus, now);
+    if (r < 0) {
+        store_savepoint_rollback(c->store);
+        goto fail_db;
+    }
+    r = store_savepoint_release(c->store);
+    if (r < 0)
+        goto fail_db;
+    r = coord_sweep_add(c, sw);
+    if (r < 0) {
+        /* The rows are in the transaction: without the sweep in memory they must not commit. */
+        coord_fatal(c, "out of memory");
+        goto fail;
+    }
+    free(job);
+    *ret = sw;
+    return 0;
+fail_db:
+    snprintf(s->err, sizeof s->err, "storing the sweep: %s", store_errmsg(c->store));
+    r = -EIO;
+fail:
+    free(job);
+    coord_sweep_free(sw);
+    return r;
+}
+
+static void client__sample_done(uv_work_t *req, int status)
+{
+    client_submit_t *s = req->data;
+    coord_t *c = s->c;
+    if (c->stopping || c->fatal || status == UV_ECANCELED) {
+        client__submit_free(s);
+        return;
+    }
+    const uint8_t *rid = s->rid;
+    if (s->r < 0) {
+        coord_send_error(c, c->csock, rid, s->rlen, s->req_id,
+                         s->r == -ENOMEM ? REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL
+                                         : REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+                         "sampling the mixtures: %s", s->err[0] ? s->err : strerror(-s->r));
+        client__submit_free(s);
+        return;
+    }
+    sweep_t *sw = NULL;
+    int r = client__submit_store(c, s, &sw);
+    if (r < 0) {
+        coord_send_error(c, c->csock, rid, s->rlen, s->req_id,
+                         REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "%s",
+                         s->err[0] ? s->err : strerror(-r));
+        client__submit_free(s);
+        return;
+    }
+    c->queue_maybe_nonempty = 1;
+    coord_gpu_classes_update(c);
+    coord_kick(c);
+    log_info("sweep_submitted", "sweep=%s name=%s runs=%d domains=%d priority=%d gpus=%d",
+             sw->sweep_id, sw->name, sw->nruns, sw->ndomains, sw->priority, sw->gpus);
+    Regmix__Envelope env;
+    Regmix__SubmitReply rep = REGMIX__SUBMIT_REPLY__INIT;
+    frame_envelope_init(&env, 0);
+    rep.sweep_id = sw->sweep_id;
+    rep.runs = (uint32_t)sw->nruns;
+    env.reply_to = s->req_id;
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT_REPLY;
+    env.submit_reply = &rep;
+    coord_send(c, c->csock, rid, s->rlen, &env, 0);
+    client__submit_free(s);
+}
+
+static void client__submit(coord_t *c, const frame_msg_t *msg, const Regmix__SubmitRequest *req)
+{
+    const char *yaml = req->spec_yaml ? req->spec_yaml : "";
+    size_t len = strlen(yaml);
+    if (len > c->cfg.max_spec_bytes || len > SPEC_MAX_BYTES) {
+        CLIENT_ERR(c, msg, LIMIT, "spec is %zu bytes; the limit is %zu", len,
+                   c->cfg.max_spec_bytes < SPEC_MAX_BYTES ? c->cfg.max_spec_bytes
+                                                          : (size_t)SPEC_MAX_BYTES);
+        return;
+    }
+    int open = 0;
+    for (int i = 0; i < c->nsweeps; i++)
+        open += client__sweep_open(c->sweeps[i]);
+    if (open >= c->cfg.max_sweeps) {
+        CLIENT_ERR(c, msg, LIMIT, "%d sweeps are running; the limit is %d", open,
+                   c->cfg.max_sweeps);
+        return;
+    }
+    const char *name = req->spec_name && *req->spec_name ? req->spec_name : "spec.yaml";
+    client_submit_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        CLIENT_ERR(c, msg, INTERNAL, "out of memory");
+        return;
+    }
+    int r = spec_parse_string(name, yaml, len, &s->spec, s->err, sizeof s->err);
+    if (r < 0) {
+        CLIENT_ERR(c, msg, BAD_REQUEST, "%s", s->err[0] ? s->err : "invalid spec");
+        client__submit_free(s);
+        return;
+    }
+    s->c = c;
+    memcpy(s->rid, msg->routing_id, msg->routing_len);
+    s->rlen = msg->routing_len;
+    s->req_id = msg->id;
+    s->yaml = strdup(yaml);
+    s->spec_name = strdup(name);
+    s->priority = req->priority ? req->priority : s->spec->priority;
+    s->req.data = s;
+    if (!s->yaml || !s->spec_name ||
+        uv_queue_work(c->loop, &s->req, client__sample_work, client__sample_done) < 0) {
+        CLIENT_ERR(c, msg, INTERNAL, "cannot queue the sampling");
+        client__submit_free(s);
+    }
+}
+
+/* ---- status, list, watch ----------------------------------------------------------------------- */
+
+static sweep_t *client__sweep(coord_t *c, const frame_msg_t *msg, const char *key)
+{
+    sweep_t *sw = coord_sweep_find(c, key);
+    if (!sw)
+        CLIENT_ERR(c, msg, NOT_FOUND, "no sweep '%.64s'", key ? key : "");
+    return sw;
+}
+
+static void client__status(coord_t *c, const frame_msg_t *msg, const Regmix__StatusRequest *req)
+{
+    sweep_t *sw = client__sweep(c, msg, req->sweep_id);
+    if (!sw)
+        return;
+    Regmix__Envelope env;
+    Regmix__StatusReply rep = REGMIX__STATUS_REPLY__INIT;
+    Regmix__SweepInfo info;
+    Regmix__RunCounts counts;
+    coord_sweep_info(sw, &info, &counts);
+    rep.sweep = &info;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_STATUS_REPLY;
+    env.status_reply = &rep;
+    client__reply(c, msg, &env);
+}
+
+static void client__list(coord_t *c, const frame_msg_t *msg)
+{
+    int n = c->nsweeps;
+    Regmix__SweepInfo *infos = calloc((size_t)(n ? n : 1), sizeof *infos);
+    Regmix__SweepInfo **ptrs = calloc((size_t)(n ? n : 1), sizeof *ptrs);
+    Regmix__RunCounts *counts = calloc((size_t)(n ? n : 1), sizeof *counts);
+    if (!infos || !ptrs || !counts) {
+        CLIENT_ERR(c, msg, INTERNAL, "out of memory");
+    } else {
+        for (int i = 0; i < n; i++) {
+            coord_sweep_info(c->sweeps[i], &infos[i], &counts[i]);
+            ptrs[i] = &infos[i];
+        }
+        Regmix__Envelope env;
+        Regmix__ListReply rep = REGMIX__LIST_REPLY__INIT;
+        rep.n_sweeps = (size_t)n;
+        rep.sweeps = ptrs;
+        frame_envelope_init(&env, 0);
+        env.body_case = REGMIX__ENVELOPE__BODY_LIST_REPLY;
+        env.list_reply = &rep;
+        client__reply(c, msg, &env);
+    }
+    free(infos);
+    free(ptrs);
+    free(counts);
+}
+
+static void client__watch(coord_t *c, const frame_msg_t *msg, const Regmix__WatchRequest *req)
+{
+    sweep_t *sw = client__sweep(c, msg, req->sweep_id);
+    if (!sw)
+        return;
+    coord_watcher_t me;
+    memcpy(me.rid, msg->routing_id, msg->routing_len);
+    me.rlen = msg->routing_len;
+    me.req_id = msg->id;
+    if (client__sweep_open(sw)) {
+        if (sw->nwatchers >= COORD_MAX_WATCHERS) {
+            CLIENT_ERR(c, msg, LIMIT, "sweep %s has %d watchers; the limit", sw->sweep_id,
+                       COORD_MAX_WATCHERS);
+            return;
+        }
+        coord_watcher_t *ws = realloc(sw->watchers, (size_t)(sw->nwatchers + 1) * sizeof *ws);
+        if (!ws) {
+            CLIENT_ERR(c, msg, INTERNAL, "out of memory");
+            return;
+        }
+        sw->watchers = ws;
+    }
+    /* The first event goes to this watcher only: the current status (final if it ended). */
+    int final = !client__sweep_open(sw);
+    coord_watcher_t *saved = sw->watchers;
+    int nsaved = sw->nwatchers;
+    sw->watchers = &me;
+    sw->nwatchers = 1;
+    char text[160];
+    snprintf(text, sizeof text, "sweep %s is %s", sw->sweep_id, coord_sweep_state_name(sw->state));
+    coord_sweep_event(c, sw, final ? "end" : "status", text, final);
+    sw->watchers = saved;
+    sw->nwatchers = nsaved;
+    if (!final)
+        sw->watchers[sw->nwatchers++] = me;
+}
+
+void client_forget_peer(coord_t *c, const uint8_t *rid, size_t rlen)
+{
+    for (int i = 0; i < c->nsweeps; i++) {
+        sweep_t *sw = c->sweeps[i];
+        for (int j = 0; j < sw->nwatchers;) {
+            if (sw->watchers[j].rlen == rlen && memcmp(sw->watchers[j].rid, rid, rlen) == 0)
+                sw->watchers[j] = sw->watchers[--sw->nwatchers];
+            else
+                j++;
+        }
+    }
+}
+
+/* ---- cancel ------------------------------------------------------------------------------------ */
+
+static void client__cancel_reply(coord_t *c, const frame_msg_t *msg, uint32_t n)
+{
+    Regmix__Envelope env;
+    Regmix__CancelReply rep = REGMIX__CANCEL_REPLY__INIT;
+    rep.cancelled = n;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_CANCEL_REPLY;
+    env.cancel_reply = &rep;
+    client__reply(c, msg, &env);
+}
+
+static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__CancelRequest *req)
+{
+    sweep_t *sw = client__sweep(c, msg, req->sweep_id);
+    if (!sw)
+        return;
+    if (!client__sweep_open(sw) && !req->has_run) {
+        CLIENT_ERR(c, msg, CONFLICT, "sweep %s already ended (%s)", sw->sweep_id,
+                   coord_sweep_state_name(sw->state));
+        return;
+    }
+    if (coord_write(c) < 0) {
+        CLIENT_ERR(c, msg, INTERNAL, "storage failure");
+        return;
+    }
+    int64_t now = clock_unix_ms();
+    uint32_t cancelled = 0;
+    if (req->has_run) {
+        if (req->run_index >= (uint64_t)sw->nruns) {
+            CLIENT_ERR(c, msg, NOT_FOUND, "sweep %s has no run %llu", sw->sweep_id,
+                       (unsigned long long)req->run_index);
+            return;
+        }
+        int64_t run = 0, live = 0;
+        char state[16];
+        if (store_run_lookup(c->store, sw->id, (int)req->run_index, &run, state, &live) < 0) {
+            CLIENT_ERR(c, msg, NOT_FOUND, "sweep %s has no run %llu", sw->sweep_id,
+                       (unsigned long long)req->run_index);
+            return;
+        }
+        int st = coord_run_state_parse(state);
+        if (st == REGMIX__RUN_STATE__RUN_STATE_QUEUED ||
+            st == REGMIX__RUN_STATE__RUN_STATE_FAILED) {
+            int r = store_run_set_state(c->store, run, state, "cancelled", now);
+            if (r < 0) {
+                coord_fatal(c, "run_cancel");
+                return;
+            }
+            if (r == 1) {
+                cancelled = 1;
+                coord_sweep_count(c, sw, st, REGMIX__RUN_STATE__RUN_STATE_CANCELLED, 1);
+            }
+        } else if (st == REGMIX__RUN_STATE__RUN_STATE_LEASED ||
+                   st == REGMIX__RUN_STATE__RUN_STATE_RUNNING) {
+            attempt_t *a = attempt_table_get(c->attempts, live);
+            if (a) {
+                coord_attempt_cancel(c, a, "cancelled by a client");
+                cancelled = 1;
+            }
+        } else {
+            CLIENT_ERR(c, msg, CONFLICT, "run %llu of %s is %s", (unsigned long long)req->run_index,
+                       sw->sweep_id, state);
+            return;
+        }
+        log_info("run_cancelled", "sweep=%s idx=%llu cancelled=%u", sw->sweep_id,
+                 (unsigned long long)req->run_index, cancelled);
+        client__cancel_reply(c, msg, cancelled);
+        return;
+    }
+    /* The whole sweep: mark it cancelled first so the counts below do not end it as done. */
+    sw->state = REGMIX__SWEEP_STATE__SWEEP_STATE_CANCELLED;
+    if (store_sweep_set_state(c->store, sw->id, "cancelled", now) < 0) {
+        coord_fatal(c, "sweep_cancel");
+        return;
+    }
+    int nq = store_runs_move(c->store, sw->id, "queued", "cancelled", now);
+    int nf = store_runs_move(c->store, sw->id, "failed", "cancelled", now);
+    if (nq < 0 || nf < 0) {
+        coord_fatal(c, "runs_cancel");
+        return;
+    }
+    coord_sweep_count(c, sw, REGMIX__RUN_STATE__RUN_STATE_QUEUED,
+                      REGMIX__RUN_STATE__RUN_STATE_CANCELLED, nq);
+    coord_sweep_count(c, sw, REGMIX__RUN_STATE__RUN_STATE_FAILED,
+                      REGMIX__RUN_STATE__RUN_STATE_CANCELLED, nf);
+    cancelled = (uint32_t)(nq + nf);
+    int n = attempt_table_count(c->attempts);
+    attempt_t **live = calloc((size_t)(n ? n : 1), sizeof *live);
+    if (live) {
+        n = attempt_table_collect(c->attempts, live, n);
+        for (int i = 0; i < n && !c->fatal; i++) {
+            if (live[i]->sweep == sw) {
+                coord_attempt_cancel(c, live[i], "sweep cancelled by a client");
+                cancelled++;
+            }
+        }
+        free(live);
+    }
+    log_info("sweep_cancelled", "sweep=%s runs=%u", sw->sweep_id, cancelled);
+    char text[160];
+    snprintf(text, sizeof text, "sweep %s cancelled (%u runs)", sw->sweep_id, cancelled);
+    coord_sweep_event(c, sw, "end", text, 1);
+    coord_gpu_classes_update(c);
+    client__cancel_reply(c, msg, cancelled);
+}
+
+/* ---- results ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    Regmix__RunResult **rows;
+    size_t n, cap;
+    int k;
+    char **domains;
+    json_t *names; /* set of loss names */
+    int err;
+} client__results_t;
+
+static void client__run_result_free(Regmix__RunResult *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_losses; i++) {
+        free(r->losses[i]->name);
+        free(r->losses[i]);
+    }
+    free(r->losses);
+    for (size_t i = 0; i < r->n_weights; i++)
+        free(r->weights[i]);
+    free(r->weights);
+    free(r->worker_id);
+    free(r);
+}
+
+static int client__result_row(const store_result_row_t *row, void *data)
+{
+    client__results_t *acc = data;
+    if (acc->n == acc->cap) {
+        size_t cap = acc->cap ? acc->cap * 2 : 256;
+        Regmix__RunResult **rows = realloc(acc->rows, cap * sizeof *rows);
+        if (!rows)
+            return -ENOMEM;
+        acc->rows = rows;
+        acc->cap = cap;
+    }
+    Regmix__RunResult *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    regmix__run_result__init(r);
+    acc->rows[acc->n++] = r;
+    r->run_index = (uint64_t)row->run_idx;
+    r->attempt_no = (uint32_t)row->attempt_no;
+    r->worker_id = strdup(row->worker);
+    r->seconds = row->seconds;
+    int k = row->nweights < acc->k ? row->nweights : acc->k;
+    r->weights = calloc((size_t)(k ? k : 1), sizeof *r->weights);
+    if (!r->worker_id || !r->weights)
+        return -ENOMEM;
+    for (int i = 0; i < k; i++) {
+        Regmix__DomainWeight *dw = malloc(sizeof *dw);
+        if (!dw)
+            return -ENOMEM;
+        regmix__domain_weight__init(dw);
+        dw->domain = acc->domains[i];
+        dw->weight = row->weights[i];
+        r->weights[r->n_weights++] = dw;
+    }
+    json_t *o = json_loads(row->losses_json, 0, NULL);
+    if (json_is_object(o)) {
+        size_t m = json_object_size(o);
+        r->losses = calloc(m ? m : 1, sizeof *r->losses);
+        const char *key;
+        json_t *v;
+        json_object_foreach(o, key, v)
+        {
+            Regmix__DomainValue *dv = malloc(sizeof *dv);
+            if (!r->losses || !dv) {
+                free(dv);
+                json_decref(o);
+                return -ENOMEM;
+            }
+            regmix__domain_value__init(dv);
+            dv->name = strdup(key);
+            dv->value = json_number_value(v);
+            r->losses[r->n_losses++] = dv;
+            json_object_set_new(acc->names, key, json_true());
+        }
+    }
+    json_decref(o);
+    return 0;
+}
+
+static int client__cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void client__results(coord_t *c, const frame_msg_t *msg, const Regmix__ResultsRequest *req)
+{
+    sweep_t *sw = client__sweep(c, msg, req->sweep_id);
+    if (!sw)
+        return;
+    client__results_t acc = {.k = sw->ndomains, .domains = sw->domains, .names = json_object()};
+    int r = acc.names ? store_results_foreach(c->store, sw->id, client__result_row, &acc) : -ENOMEM;
+    size_t nnames = acc.names ? json_object_size(acc.names) : 0;
+    char **names = calloc(nnames ? nnames : 1, sizeof *names);
+    if (r < 0 || !names) {
+        CLIENT_ERR(c, msg, INTERNAL, "reading results failed");
+    } else {
+        size_t i = 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach(acc.names, key, v)
+        {
+            names[i++] = (char *)key;
+        }
+        qsort(names, nnames, sizeof *names, client__cmp_str);
+        Regmix__Envelope env;
+        Regmix__ResultsReply rep = REGMIX__RESULTS_REPLY__INIT;
+        rep.n_results = acc.n;
+        rep.results = acc.rows;
+        rep.n_domains = (size_t)sw->ndomains;
+        rep.domains = sw->domains;
+        rep.n_loss_names = nnames;
+        rep.loss_names = names;
+        frame_envelope_init(&env, 0);
+        env.body_case = REGMIX__ENVELOPE__BODY_RESULTS_REPLY;
+        env.results_reply = &rep;
+        client__reply(c, msg, &env);
+    }
+    free(names);
+    for (size_t i = 0; i < acc.n; i++)
+        client__run_result_free(acc.rows[i]);
+    free(acc.rows);
+    json_decref(acc.names);
+}
+
+/* ---- workers and drain ------------------------------------------------------------------------- */
+
+static void client__workers(coord_t *c, const frame_msg_t *msg)
+{
+    int n = c->nworkers;
+    Regmix__WorkerInfo *infos = calloc((size_t)(n ? n : 1), sizeof *infos);
+    Regmix__WorkerInfo **ptrs = calloc((size_t)(n ? n : 1), sizeof *ptrs);
+    Regmix__GpuInfo *gpus = calloc((size_t)(n ? n : 1) * COORD_MAX_GPUS, sizeof *gpus);
+    Regmix__GpuInfo **gptrs = calloc((size_t)(n ? n : 1) * COORD_MAX_GPUS, sizeof *gptrs);
+    if (!infos || !ptrs || !gpus || !gptrs) {
+        CLIENT_ERR(c, msg, INTERNAL, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        worker_t *w = c->workers[i];
+        Regmix__WorkerInfo *wi = &infos[i];
+        regmix__worker_info__init(wi);
+        wi->worker_id = w->worker_id;
+        wi->host = w->host;
+        wi->slots = (uint32_t)w->slots;
+        int credit = scheduler_credit(w);
+        int free_slots = w->slots - w->outstanding;
+        wi->free_slots = (uint32_t)(w->alive && free_slots > 0 ? free_slots : 0);
+        (void)credit;
+        wi->running = (uint32_t)w->outstanding;
+        wi->state = (char *)coord_worker_state(w);
+        wi->consecutive_failures = (uint32_t)w->consecutive_failures;
+        wi->last_seen_unix_ms = w->last_seen_ms;
+        wi->done = (uint64_t)w->done;
+        wi->failed = (uint64_t)w->failed;
+        Regmix__GpuInfo *g = gpus + (size_t)i * COORD_MAX_GPUS;
+        Regmix__GpuInfo **gp = gptrs + (size_t)i * COORD_MAX_GPUS;
+        for (int j = 0; j < w->ngpus; j++) {
+            regmix__gpu_info__init(&g[j]);
+            g[j].index = w->gpu_index[j];
+            gp[j] = &g[j];
+        }
+        wi->n_gpus = (size_t)w->ngpus;
+        wi->gpus = gp;
+        ptrs[i] = wi;
+    }
+    Regmix__Envelope env;
+    Regmix__WorkersReply rep = REGMIX__WORKERS_REPLY__INIT;
+    rep.n_workers = (size_t)n;
+    rep.workers = ptrs;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_WORKERS_REPLY;
+    env.workers_reply = &rep;
+    client__reply(c, msg, &env);
+out:
+    free(infos);
+    free(ptrs);
+    free(gpus);
+    free(gptrs);
+}
+
+static void client__drain(coord_t *c, const frame_msg_t *msg, const Regmix__DrainRequest *req)
+{
+    worker_t *w = req->worker_id ? coord_worker_by_id(c, req->worker_id) : NULL;
+    if (!w) {
+        CLIENT_ERR(c, msg, NOT_FOUND, "no worker '%.128s'", req->worker_id ? req->worker_id : "");
+        return;
+    }
+    w->draining = 1;
+    coord_worker_persist(c, w);
+    if (w->connected) {
+        Regmix__Envelope env;
+        Regmix__Drain d = REGMIX__DRAIN__INIT;
+        frame_envelope_init(&env, 0);
+        d.reason = (char *)"drained by an operator";
+        env.body_case = REGMIX__ENVELOPE__BODY_DRAIN;
+        env.drain = &d;
+        coord_send(c, c->wsock, w->rid, w->rlen, &env, 0);
+    }
+    log_info("worker_draining", "worker=%s running=%d", w->worker_id, w->outstanding);
+    Regmix__Envelope env;
+    Regmix__DrainReply rep = REGMIX__DRAIN_REPLY__INIT;
+    rep.ok = 1;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_DRAIN_REPLY;
+    env.drain_reply = &rep;
+    client__reply(c, msg, &env);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------------- */
+
+void client_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
+{
+    (void)zw;
+    coord_t *c = data;
+    if (c->stopping || c->fatal)
+        return;
+    if (msg->err) {
+        if (msg->routing_len == 0) {
+            log_error("socket_error", "endpoint=clients error=%d why=\"%s\"", msg->err,
+                      msg->why ? msg->why : "");
+            return;
+        }
+        coord_log_bad(c, "clients", msg->routing_id, msg->routing_len, msg->why);
+        coord_send_error(c, c->csock, msg->routing_id, msg->routing_len, msg->id,
+                         msg->err == -EPROTONOSUPPORT ? REGMIX__ERROR_CODE__ERROR_CODE_BAD_VERSION
+                                                      : REGMIX__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+                         "%s", msg->why ? msg->why : "bad message");
+        return;
+    }
+    Regmix__Envelope *env = msg->env;
+    switch (env->body_case) {
+    case REGMIX__ENVELOPE__BODY_SUBMIT:
+        client__submit(c, msg, env->submit);
+        break;
+    case REGMIX__ENVELOPE__BODY_STATUS:
+        client__status(c, msg, env->status);
+        break;
+    case REGMIX__ENVELOPE__BODY_LIST:
+        client__list(c, msg);
+        break;
+    case REGMIX__ENVELOPE__BODY_WATCH:
+        client__watch(c, msg, env->watch);
+        break;
+    case REGMIX__ENVELOPE__BODY_CANCEL_SWEEP:
+        client__cancel(c, msg, env->cancel_sweep);
+        break;
+    case REGMIX__ENVELOPE__BODY_RESULTS:
+        client__results(c, msg, env->results);
+        break;
+    case REGMIX__ENVELOPE__BODY_WORKERS:
+        client__workers(c, msg);
+        break;
+    case REGMIX__ENVELOPE__BODY_DRAIN_WORKER:
+        client__drain(c, msg, env->drain_worker);
+        break;
+    case REGMIX__ENVELOPE__BODY_FITS:
+    case REGMIX__ENVELOPE__BODY_MIXTURE:
+    case REGMIX__ENVELOPE__BODY_LAUNCH:
+    case REGMIX__ENVELOPE__BODY_TARGET:
+        CLIENT_ERR(c, msg, BAD_REQUEST, "%s: not implemented yet", frame_body_name(env->body_case));
+        break;
+    default: {
+        char why[96];
+        snprintf(why, sizeof why, "body %s is not valid on the client endpoint",
+                 frame_body_name(env->body_case));
+        coord_log_bad(c, "clients", msg->routing_id, msg->routing_len, why);
+        CLIENT_ERR(c, msg, BAD_MESSAGE, "%s", why);
+        break;
+    }
+    }
+}

@@ -1,0 +1,238 @@
+/*
+ * regmix-coordinator: keeps sweeps in SQLite and hands proxy-training jobs to workers over
+ * ZeroMQ (DESIGN.md §4–5). This file is options, the config file, and the loop's life; the
+ * daemon itself is coord.c and the modules it names.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "coord.h"
+#include "log.h"
+#include "notify.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: regmix-coordinator [OPTIONS]\n"
+            "\n"
+            "The RegMix coordinator daemon: stores sweeps in SQLite, hands proxy-training jobs\n"
+            "to regmix-worker daemons (ZeroMQ ROUTER) and answers regmixctl (a second ROUTER).\n"
+            "Logs key=value lines to stderr. SIGTERM/SIGINT: commit, close, exit 0.\n"
+            "\n"
+            "Options:\n"
+            "  --db PATH            SQLite database (default ./regmix.db; created if absent)\n"
+            "  --workers ENDPOINT   worker endpoint to bind (default tcp://*:5555)\n"
+            "  --clients ENDPOINT   client endpoint to bind (default tcp://127.0.0.1:5556)\n"
+            "  --config FILE        key = value lines: db, workers, clients, heartbeat_ms,\n"
+            "                       lease_ms, log_level, max_workers, max_sweeps,\n"
+            "                       max_spec_bytes, quarantine_after, linger_ms\n"
+            "                       (options on the command line win)\n"
+            "  --heartbeat-ms N     worker ping interval sent in WELCOME (default 1000);\n"
+            "                       a worker silent for 3 intervals is lost\n"
+            "  --lease-ms N         attempt lease (default 30000): a lost worker's attempts are\n"
+            "                       requeued once it has been silent this long\n"
+            "  --log-level L        debug, info, warn or error (default info)\n"
+            "  --help               this text\n"
+            "  --version            the version\n"
+            "\n"
+            "Example:\n"
+            "  regmix-coordinator --db /var/lib/regmix/regmix.db --workers tcp://*:5555\n");
+}
+
+static int parse_int(const char *s, int lo, int hi, int *ret)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -EINVAL;
+    *ret = (int)v;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Strings from the config file live until exit (they are few and small). */
+static int read_config(const char *path, coord_config_t *cfg, const char **log_level)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "regmix-coordinator: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int lineno = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = trim(line);
+        if (!*p || *p == '#')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            fprintf(stderr, "regmix-coordinator: %s:%d: expected key = value\n", path, lineno);
+            bad = 1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(p), *val = trim(eq + 1);
+        int iv = 0, r = 0;
+        if (strcmp(key, "db") == 0)
+            cfg->db_path = strdup(val);
+        else if (strcmp(key, "workers") == 0)
+            cfg->workers_ep = strdup(val);
+        else if (strcmp(key, "clients") == 0)
+            cfg->clients_ep = strdup(val);
+        else if (strcmp(key, "log_level") == 0)
+            *log_level = strdup(val);
+        else if (strcmp(key, "heartbeat_ms") == 0 && !(r = parse_int(val, 10, 600000, &iv)))
+            cfg->heartbeat_ms = iv;
+        else if (strcmp(key, "lease_ms") == 0 && !(r = parse_int(val, 10, 86400000, &iv)))
+            cfg->lease_ms = iv;
+        else if (strcmp(key, "max_workers") == 0 && !(r = parse_int(val, 1, 100000, &iv)))
+            cfg->max_workers = iv;
+        else if (strcmp(key, "max_sweeps") == 0 && !(r = parse_int(val, 1, 100000, &iv)))
+            cfg->max_sweeps = iv;
+        else if (strcmp(key, "max_spec_bytes") == 0 && !(r = parse_int(val, 1, 1 << 20, &iv)))
+            cfg->max_spec_bytes = (size_t)iv;
+        else if (strcmp(key, "quarantine_after") == 0 && !(r = parse_int(val, 1, 1000000, &iv)))
+            cfg->quarantine_after = iv;
+        else if (strcmp(key, "linger_ms") == 0 && !(r = parse_int(val, 0, 60000, &iv)))
+            cfg->linger_ms = iv;
+        else
+            r = -ENOENT;
+        if (r < 0) {
+            fprintf(stderr, "regmix-coordinator: %s:%d: %s '%s'\n", path, lineno,
+                    r == -ENOENT ? "unknown key" : "bad value for", key);
+            bad = 1;
+            break;
+        }
+    }
+    fclose(f);
+    return bad ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_DB = 256, OPT_WORKERS, OPT_CLIENTS, OPT_CONFIG, OPT_HB, OPT_LEASE, OPT_LOG };
+    static const struct option opts[] = {
+            {"db", required_argument, NULL, OPT_DB},
+            {"workers", required_argument, NULL, OPT_WORKERS},
+            {"clients", required_argument, NULL, OPT_CLIENTS},
+            {"config", required_argument, NULL, OPT_CONFIG},
+            {"heartbeat-ms", required_argument, NULL, OPT_HB},
+            {"lease-ms", required_argument, NULL, OPT_LEASE},
+            {"log-level", required_argument, NULL, OPT_LOG},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {NULL, 0, NULL, 0},
+    };
+    coord_config_t cfg;
+    coord_config_defaults(&cfg);
+    const char *config = NULL, *log_level = "info";
+    /* First pass: find --config, so the command line can override the file. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
+    }
+    if (config && read_config(config, &cfg, &log_level) < 0)
+        return 2;
+    int c;
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+        int r = 0;
+        switch (c) {
+        case OPT_DB:
+            cfg.db_path = optarg;
+            break;
+        case OPT_WORKERS:
+            cfg.workers_ep = optarg;
+            break;
+        case OPT_CLIENTS:
+            cfg.clients_ep = optarg;
+            break;
+        case OPT_CONFIG:
+            break;
+        case OPT_HB:
+            r = parse_int(optarg, 10, 600000, &cfg.heartbeat_ms);
+            break;
+        case OPT_LEASE:
+            r = parse_int(optarg, 10, 86400000, &cfg.lease_ms);
+            break;
+        case OPT_LOG:
+            log_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("regmix-coordinator %s\n", REGMIX_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+        if (r < 0) {
+            fprintf(stderr, "regmix-coordinator: bad value '%s' for %s\n", optarg,
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "regmix-coordinator: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    log_level_t level;
+    if (log_level_parse(log_level, &level) < 0) {
+        fprintf(stderr, "regmix-coordinator: bad log level '%s'\n", log_level);
+        return 2;
+    }
+    log_init("regmix-coordinator", level);
+
+    uv_loop_t *loop = uv_default_loop();
+    coord_t *co = calloc(1, sizeof *co);
+    if (!co)
+        return 1;
+    char err[512] = "";
+    int r = coord_init(co, loop, &cfg, err, sizeof err);
+    if (r < 0) {
+        char q[600];
+        log_error("start_failed", "error=%s", log_quote(err[0] ? err : strerror(-r), q, sizeof q));
+        coord_stop(co);
+        uv_run(loop, UV_RUN_DEFAULT);
+        coord_destroy(co);
+        free(co);
+        uv_loop_close(loop);
+        return 1;
+    }
+    notify_ready("serving");
+    uv_run(loop, UV_RUN_DEFAULT);
+    int fatal = co->fatal;
+    if (fatal) {
+        /* Storage failed: close what we can without committing. */
+        coord_stop(co);
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    log_info("coordinator_stopped", "assigned=%llu results=%llu fenced=%llu bad_input=%llu",
+             (unsigned long long)co->n_assigned, (unsigned long long)co->n_results,
+             (unsigned long long)co->n_fenced, (unsigned long long)co->n_bad_input);
+    coord_destroy(co);
+    free(co);
+    uv_loop_close(loop);
+    return fatal ? 1 : 0;
+}

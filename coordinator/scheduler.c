@@ -1,0 +1,189 @@
+#include "scheduler.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+int scheduler_credit(const worker_t *w)
+{
+    if (!w->connected || !w->alive || w->draining || w->quarantined)
+        return 0;
+    int a = w->ready_free - w->assigned_since_ready;
+    int b = w->slots - w->outstanding;
+    int m = a < b ? a : b;
+    return m > 0 ? m : 0;
+}
+
+static int scheduler__free_gpus(const worker_t *w)
+{
+    return w->ngpus - __builtin_popcountll(w->gpu_used);
+}
+
+static int scheduler__cmp(const void *pa, const void *pb)
+{
+    const store_queued_t *a = pa, *b = pb;
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    return a->run < b->run ? -1 : a->run > b->run;
+}
+
+/* Claims run `q` for worker `w` and queues the ASSIGN. Returns 0, -EAGAIN when someone else
+ * claimed the run first, or -EIO (fatal already marked). */
+static int scheduler__assign(coord_t *c, worker_t *w, sweep_t *sw, const store_queued_t *q)
+{
+    int64_t now = clock_unix_ms();
+    int64_t aid = c->next_attempt_id;
+    int r = store_run_claim(c->store, q->run, aid, now);
+    if (r < 0) {
+        coord_fatal(c, "run_claim");
+        return -EIO;
+    }
+    if (r == 0)
+        return -EAGAIN;
+    c->next_attempt_id++;
+
+    uint64_t mask = 0;
+    uint32_t gidx[COORD_MAX_GPUS];
+    int ng = 0;
+    char gstr[COORD_MAX_GPUS * 4 + 1] = "";
+    size_t glen = 0;
+    for (int i = 0; i < w->ngpus && ng < sw->gpus; i++) {
+        if (w->gpu_used & (1ull << i))
+            continue;
+        mask |= 1ull << i;
+        gidx[ng++] = w->gpu_index[i];
+        glen += (size_t)snprintf(gstr + glen, sizeof gstr - glen, "%s%u", ng > 1 ? "," : "",
+                                 w->gpu_index[i]);
+    }
+    int attempt_no = q->attempts + 1;
+    if (store_attempt_insert(c->store, aid, q->run, attempt_no, w->worker_id, gstr, now,
+                             now + c->cfg.lease_ms) < 0) {
+        coord_fatal(c, "attempt_insert");
+        return -EIO;
+    }
+    int nd = sw->ndomains;
+    double *wts = calloc((size_t)(nd > 0 ? nd : 1), sizeof *wts);
+    Regmix__DomainWeight *dw = calloc((size_t)(nd > 0 ? nd : 1), sizeof *dw);
+    Regmix__DomainWeight **dwp = calloc((size_t)(nd > 0 ? nd : 1), sizeof *dwp);
+    attempt_t *a = calloc(1, sizeof *a);
+    if (!wts || !dw || !dwp || !a) {
+        free(wts);
+        free(dw);
+        free(dwp);
+        free(a);
+        coord_fatal(c, "out of memory");
+        return -EIO;
+    }
+    store_run_weights(c->store, q->run, wts, nd);
+
+    a->id = aid;
+    a->run = q->run;
+    a->sweep = sw;
+    a->worker = w;
+    snprintf(a->worker_id, sizeof a->worker_id, "%s", w->worker_id);
+    a->run_idx = q->idx;
+    a->attempt_no = attempt_no;
+    a->gpu_mask = mask;
+    a->leased_mono = clock_mono_ms();
+    attempt_table_put(c->attempts, a);
+    attempt_list_push(&w->attempts, a);
+    w->outstanding++;
+    w->gpu_used |= mask;
+    w->assigned_since_ready++;
+    c->n_assigned++;
+    coord_sweep_count(c, sw, REGMIX__RUN_STATE__RUN_STATE_QUEUED,
+                      REGMIX__RUN_STATE__RUN_STATE_LEASED, 1);
+
+    Regmix__Assign as = *sw->job; /* shallow: the template's strings are only read */
+    as.attempt_id = (uint64_t)aid;
+    as.run_id = (uint64_t)q->run;
+    as.sweep_id = sw->sweep_id;
+    as.attempt_no = (uint32_t)attempt_no;
+    as.seed = q->seed;
+    for (int i = 0; i < nd; i++) {
+        regmix__domain_weight__init(&dw[i]);
+        dw[i].domain = sw->domains[i] ? sw->domains[i] : (char *)"";
+        dw[i].weight = wts[i];
+        dwp[i] = &dw[i];
+    }
+    as.n_weights = (size_t)nd;
+    as.weights = dwp;
+    as.gpus = (uint32_t)sw->gpus;
+    as.n_gpu_indices = (size_t)ng;
+    as.gpu_indices = gidx;
+    as.lease_ms = (uint32_t)c->cfg.lease_ms;
+    Regmix__Envelope env;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_ASSIGN;
+    env.assign = &as;
+    coord_send(c, c->wsock, w->rid, w->rlen, &env, (uint64_t)aid);
+    log_debug("assigned", "attempt=%lld run=%lld sweep=%s idx=%d worker=%s attempt_no=%d",
+              (long long)aid, (long long)q->run, sw->sweep_id, q->idx, w->worker_id, attempt_no);
+    free(wts);
+    free(dw);
+    free(dwp);
+    return 0;
+}
+
+/* Assigns to one worker; returns 1 when its fetch covered every GPU class and found nothing
+ * (the queue is empty), else 0. */
+static int scheduler__worker(coord_t *c, worker_t *w, int credit)
+{
+    int free_gpus = scheduler__free_gpus(w);
+    int ncls = c->ngpu_classes;
+    if (ncls == 0)
+        return 1;
+    if (credit > 256)
+        credit = 256;
+    store_queued_t *cand = calloc((size_t)(credit * ncls), sizeof *cand);
+    if (!cand)
+        return 0;
+    int n = 0, covered = 1;
+    for (int k = 0; k < ncls; k++) {
+        int g = c->gpu_classes[k];
+        if (g > free_gpus) {
+            covered = 0;
+            continue;
+        }
+        n += store_queue_fetch(c->store, g, credit, cand + n);
+    }
+    if (n == 0) {
+        free(cand);
+        return covered;
+    }
+    if (ncls > 1)
+        qsort(cand, (size_t)n, sizeof *cand, scheduler__cmp);
+    for (int i = 0; i < n && credit > 0 && !c->fatal; i++) {
+        sweep_t *sw = coord_sweep_by_id(c, cand[i].sweep);
+        if (!sw || sw->gpus > free_gpus)
+            continue;
+        if (scheduler__assign(c, w, sw, &cand[i]) == 0) {
+            credit--;
+            free_gpus -= sw->gpus;
+        }
+    }
+    free(cand);
+    return 0;
+}
+
+void scheduler_run(coord_t *c)
+{
+    if (!c->queue_maybe_nonempty || c->fatal)
+        return;
+    for (int i = 0; i < c->nworkers && !c->fatal; i++) {
+        worker_t *w = c->workers[i];
+        int credit = scheduler_credit(w);
+        if (credit <= 0)
+            continue;
+        if (coord_write(c) < 0)
+            return;
+        if (scheduler__worker(c, w, credit)) {
+            c->queue_maybe_nonempty = 0;
+            return;
+        }
+    }
+}

@@ -1,0 +1,549 @@
+#include "session.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define SESSION_NAME_MAX   128
+#define SESSION_LOSSES_MAX 4096
+
+static void
+session__reply(coord_t *c, const worker_t *w, const frame_msg_t *msg, Regmix__Envelope *env)
+{
+    env->reply_to = msg->id;
+    if (w)
+        coord_send(c, c->wsock, w->rid, w->rlen, env, 0);
+    else
+        coord_send(c, c->wsock, msg->routing_id, msg->routing_len, env, 0);
+}
+
+static int session__name_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > SESSION_NAME_MAX)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x21 || *p == 0x7f || *p == '"' || *p == '\\')
+            return 0;
+    return 1;
+}
+
+static char *session__dup(char *old, const char *s)
+{
+    free(old);
+    char *d = strdup(s ? s : "");
+    return d;
+}
+
+static char *session__gpus_json(const Regmix__Hello *h)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < h->n_gpus; i++) {
+        const Regmix__GpuInfo *g = h->gpus[i];
+        json_array_append_new(arr, json_pack("{s:i, s:s, s:I, s:s}", "index", (int)g->index, "name",
+                                             g->name ? g->name : "", "memory_bytes",
+                                             (json_int_t)g->memory_bytes, "uuid",
+                                             g->uuid ? g->uuid : ""));
+    }
+    char *s = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    return s ? s : strdup("[]");
+}
+
+static int session__cmp_u64(const void *pa, const void *pb)
+{
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* Maps an orphan's stored GPU indices (bits = index values) to positions in w->gpu_index. */
+static uint64_t session__gpu_positions(const worker_t *w, uint64_t index_bits)
+{
+    uint64_t mask = 0;
+    for (int i = 0; i < w->ngpus; i++)
+        if (w->gpu_index[i] < 64 && (index_bits & (1ull << w->gpu_index[i])))
+            mask |= 1ull << i;
+    return mask;
+}
+
+static worker_t *session__worker_new(coord_t *c, const char *worker_id)
+{
+    if (c->nworkers == c->workers_cap) {
+        int cap = c->workers_cap ? c->workers_cap * 2 : 16;
+        worker_t **ws = realloc(c->workers, (size_t)cap * sizeof *ws);
+        if (!ws)
+            return NULL;
+        c->workers = ws;
+        c->workers_cap = cap;
+    }
+    worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    snprintf(w->worker_id, sizeof w->worker_id, "%s", worker_id);
+    w->host = strdup("");
+    w->boot_id = strdup("");
+    w->software_version = strdup("");
+    w->gpus_json = strdup("[]");
+    c->workers[c->nworkers++] = w;
+    return w;
+}
+
+static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hello *h)
+{
+    if (!session__name_ok(h->worker_id)) {
+        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+                         REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+                         "worker_id must be 1-%d printable characters without spaces",
+                         SESSION_NAME_MAX);
+        return;
+    }
+    if (h->slots == 0 || h->slots > COORD_MAX_SLOTS || h->n_gpus > COORD_MAX_GPUS ||
+        h->n_attempts > COORD_MAX_HELD) {
+        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+                         REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+                         "slots must be 1-%d, gpus at most %d, held attempts at most %d",
+                         COORD_MAX_SLOTS, COORD_MAX_GPUS, COORD_MAX_HELD);
+        return;
+    }
+    worker_t *w = coord_worker_by_id(c, h->worker_id);
+    if (!w) {
+        if (c->nworkers >= c->cfg.max_workers) {
+            coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+                             REGMIX__ERROR_CODE__ERROR_CODE_LIMIT, "too many workers (limit %d)",
+                             c->cfg.max_workers);
+            return;
+        }
+        w = session__worker_new(c, h->worker_id);
+        if (!w) {
+            coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+                             REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
+            return;
+        }
+    }
+    /* Another worker id on this routing id (a renamed worker): that one is gone from here. */
+    worker_t *other = coord_worker_by_rid(c, msg->routing_id, msg->routing_len);
+    if (other && other != w)
+        other->connected = 0;
+
+    const char *boot = h->boot_id ? h->boot_id : "";
+    int new_boot = strcmp(w->boot_id, boot) != 0;
+    w->host = session__dup(w->host, h->host);
+    w->boot_id = session__dup(w->boot_id, boot);
+    w->software_version = session__dup(w->software_version, h->software_version);
+    free(w->gpus_json);
+    w->gpus_json = session__gpus_json(h);
+    w->slots = (int)h->slots;
+    w->ngpus = (int)h->n_gpus;
+    for (int i = 0; i < w->ngpus; i++)
+        w->gpu_index[i] = h->gpus[i]->index;
+    if (new_boot) {
+        /* A restarted worker process starts clean: drain and quarantine were for the old one. */
+        w->draining = 0;
+        w->quarantined = 0;
+        w->consecutive_failures = 0;
+    }
+    memcpy(w->rid, msg->routing_id, msg->routing_len);
+    w->rlen = msg->routing_len;
+    w->connected = 1;
+    w->alive = 1;
+    w->ready_free = 0;
+    w->assigned_since_ready = 0;
+    w->last_seen_mono = clock_mono_ms();
+    w->last_seen_ms = clock_unix_ms();
+
+    /* Re-adoption: what the worker holds and we still consider live (held by it) stays;
+     * what it holds and is not live is abandoned; what we think it runs and it does not list
+     * is lost. */
+    size_t nheld = h->n_attempts;
+    uint64_t *held = calloc(nheld ? nheld : 1, sizeof *held);
+    uint64_t *abandon = calloc(nheld ? nheld : 1, sizeof *abandon);
+    size_t nabandon = 0;
+    if (!held || !abandon) {
+        free(held);
+        free(abandon);
+        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+                         REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    int adopted = 0;
+    for (size_t i = 0; i < nheld; i++) {
+        uint64_t id = h->attempts[i]->attempt_id;
+        held[i] = id;
+        attempt_t *a = attempt_table_get(c->attempts, (int64_t)id);
+        if (a && a->worker == w)
+            continue;
+        if (a && !a->worker && strcmp(a->worker_id, w->worker_id) == 0) {
+            attempt_list_remove(&c->orphans, a);
+            a->worker = w;
+            a->gpu_mask = session__gpu_positions(w, a->gpu_mask);
+            a->leased_mono = clock_mono_ms();
+            attempt_list_push(&w->attempts, a);
+            w->outstanding++;
+            adopted++;
+            log_info("attempt_adopted", "attempt=%llu run=%lld worker=%s finished=%d",
+                     (unsigned long long)id, (long long)a->run, w->worker_id,
+                     (int)h->attempts[i]->finished);
+            continue;
+        }
+        abandon[nabandon++] = id;
+    }
+    qsort(held, nheld, sizeof *held, session__cmp_u64);
+    for (attempt_t *a = w->attempts, *next; a && !c->fatal; a = next) {
+        next = a->lnext;
+        uint64_t key = (uint64_t)a->id;
+        if (!bsearch(&key, held, nheld, sizeof *held, session__cmp_u64))
+            coord_attempt_lost(c, a, "not held by the worker at hello");
+    }
+    for (attempt_t *a = c->orphans, *next; a && !c->fatal; a = next) {
+        next = a->lnext;
+        if (strcmp(a->worker_id, w->worker_id) == 0)
+            coord_attempt_lost(c, a, "not held by the worker at hello");
+    }
+    w->gpu_used = 0;
+    for (attempt_t *a = w->attempts; a; a = a->lnext)
+        w->gpu_used |= a->gpu_mask;
+    coord_worker_persist(c, w);
+
+    Regmix__Envelope env;
+    Regmix__Welcome wel = REGMIX__WELCOME__INIT;
+    frame_envelope_init(&env, 0);
+    wel.heartbeat_ms = (uint32_t)c->cfg.heartbeat_ms;
+    wel.lease_ms = (uint32_t)c->cfg.lease_ms;
+    wel.coordinator_id = c->coordinator_id;
+    wel.n_abandon_attempt_ids = nabandon;
+    wel.abandon_attempt_ids = abandon;
+    env.body_case = REGMIX__ENVELOPE__BODY_WELCOME;
+    env.welcome = &wel;
+    session__reply(c, w, msg, &env);
+    if (w->draining) {
+        Regmix__Drain d = REGMIX__DRAIN__INIT;
+        frame_envelope_init(&env, 0);
+        d.reason = (char *)"drained by an operator";
+        env.body_case = REGMIX__ENVELOPE__BODY_DRAIN;
+        env.drain = &d;
+        coord_send(c, c->wsock, w->rid, w->rlen, &env, 0);
+    }
+    char hq[160];
+    log_info("worker_hello",
+             "worker=%s host=%s slots=%d gpus=%d boot_new=%d held=%zu adopted=%d abandoned=%zu",
+             w->worker_id, log_quote(w->host, hq, sizeof hq), w->slots, w->ngpus, new_boot, nheld,
+             adopted, nabandon);
+    free(held);
+    free(abandon);
+    coord_kick(c);
+}
+
+static void session__ping(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__Ping *p)
+{
+    /* Attempts the worker runs that are not live here (lease passed, cancelled): stop them. */
+    for (size_t i = 0; i < p->n_running_attempt_ids && i < COORD_MAX_HELD; i++) {
+        uint64_t id = p->running_attempt_ids[i];
+        attempt_t *a = attempt_table_get(c->attempts, (int64_t)id);
+        if (a && a->worker == w)
+            continue;
+        Regmix__Envelope env;
+        Regmix__Cancel cm = REGMIX__CANCEL__INIT;
+        frame_envelope_init(&env, 0);
+        cm.attempt_id = id;
+        cm.reason = (char *)"attempt is not live (lease passed, cancelled or fenced)";
+        env.body_case = REGMIX__ENVELOPE__BODY_CANCEL;
+        env.cancel = &cm;
+        coord_send(c, c->wsock, w->rid, w->rlen, &env, 0);
+    }
+    Regmix__Envelope env;
+    Regmix__Pong pong = REGMIX__PONG__INIT;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    session__reply(c, w, msg, &env);
+}
+
+static void session__ready(coord_t *c, worker_t *w, const Regmix__Ready *r)
+{
+    int n = (int)(r->free_slots > COORD_MAX_SLOTS ? COORD_MAX_SLOTS : r->free_slots);
+    w->ready_free = n;
+    w->assigned_since_ready = 0;
+    coord_kick(c);
+}
+
+static void session__started(coord_t *c, worker_t *w, const Regmix__Started *s)
+{
+    attempt_t *a = attempt_table_get(c->attempts, (int64_t)s->attempt_id);
+    if (!a || a->worker != w || a->running)
+        return;
+    if (coord_write(c) < 0)
+        return;
+    int64_t now = clock_unix_ms();
+    if (store_attempt_started(c->store, a->id, now) < 0) {
+        coord_fatal(c, "attempt_started");
+        return;
+    }
+    int r = store_run_started(c->store, a->run, a->id, now);
+    if (r < 0) {
+        coord_fatal(c, "run_started");
+        return;
+    }
+    a->running = 1;
+    if (r == 1)
+        coord_sweep_count(c, a->sweep, REGMIX__RUN_STATE__RUN_STATE_LEASED,
+                          REGMIX__RUN_STATE__RUN_STATE_RUNNING, 1);
+}
+
+static void session__progress(coord_t *c, worker_t *w, const Regmix__Progress *p)
+{
+    attempt_t *a = attempt_table_get(c->attempts, (int64_t)p->attempt_id);
+    if (!a || a->worker != w)
+        return;
+    int64_t mono = clock_mono_ms();
+    if (a->last_progress_mono && mono - a->last_progress_mono < c->cfg.progress_every_ms)
+        return;
+    a->last_progress_mono = mono;
+    if (coord_write(c) < 0)
+        return;
+    if (store_progress_insert(c->store, a->id, p->step, p->loss, p->lr, p->tokens,
+                              p->tokens_per_second, clock_unix_ms()) < 0)
+        coord_fatal(c, "progress_insert");
+}
+
+/* Renders name/value pairs as a JSON object; NULL when a name is bad or a value not finite. */
+static char *session__values_json(Regmix__DomainValue **v, size_t n)
+{
+    if (n > SESSION_LOSSES_MAX)
+        return NULL;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i]->name || !*v[i]->name || strlen(v[i]->name) > SESSION_NAME_MAX ||
+            !isfinite(v[i]->value) || json_object_set_new(o, v[i]->name, json_real(v[i]->value))) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return s;
+}
+
+static void
+session__ack_result(coord_t *c, worker_t *w, const frame_msg_t *msg, uint64_t id, int accepted)
+{
+    Regmix__Envelope env;
+    Regmix__ResultAck ack = REGMIX__RESULT_ACK__INIT;
+    frame_envelope_init(&env, 0);
+    ack.attempt_id = id;
+    ack.accepted = accepted;
+    env.body_case = REGMIX__ENVELOPE__BODY_RESULT_ACK;
+    env.result_ack = &ack;
+    session__reply(c, w, msg, &env);
+}
+
+/* The attempt failed (FAILED, or a result that cannot be stored): retry with backoff or dead. */
+static void session__attempt_failed(
+        coord_t *c, worker_t *w, attempt_t *a, int exit_code, int sig, const char *reason)
+{
+    int64_t now = clock_unix_ms();
+    sweep_t *sw = a->sweep;
+    int from =
+            a->running ? REGMIX__RUN_STATE__RUN_STATE_RUNNING : REGMIX__RUN_STATE__RUN_STATE_LEASED;
+    int to;
+    int64_t next = now;
+    if (a->attempt_no >= sw->max_attempts) {
+        to = REGMIX__RUN_STATE__RUN_STATE_DEAD;
+    } else if (sw->backoff_ms <= 0) {
+        to = REGMIX__RUN_STATE__RUN_STATE_QUEUED;
+    } else {
+        int shift = a->attempt_no - 1 < 20 ? a->attempt_no - 1 : 20;
+        next = now + ((int64_t)sw->backoff_ms << shift);
+        to = REGMIX__RUN_STATE__RUN_STATE_FAILED;
+    }
+    if (store_attempt_failed(c->store, a->id, "failed", exit_code, sig, reason, now) < 0) {
+        coord_fatal(c, "attempt_failed");
+        return;
+    }
+    int r = store_run_finish(c->store, a->run, a->id, coord_run_state_name(to), next, now);
+    if (r < 0) {
+        coord_fatal(c, "run_failed");
+        return;
+    }
+    if (to == REGMIX__RUN_STATE__RUN_STATE_FAILED && next < c->next_retry_ms)
+        c->next_retry_ms = next;
+    w->failed++;
+    w->consecutive_failures++;
+    char rq[256];
+    log_info("attempt_failed",
+             "attempt=%lld run=%lld sweep=%s idx=%d worker=%s attempt_no=%d exit=%d signal=%d "
+             "run_state=%s reason=%s",
+             (long long)a->id, (long long)a->run, sw->sweep_id, a->run_idx, w->worker_id,
+             a->attempt_no, exit_code, sig, coord_run_state_name(to),
+             log_quote(reason ? reason : "", rq, sizeof rq));
+    if (!w->quarantined && w->consecutive_failures >= c->cfg.quarantine_after) {
+        w->quarantined = 1;
+        log_warn("worker_quarantined", "worker=%s consecutive_failures=%d", w->worker_id,
+                 w->consecutive_failures);
+    }
+    coord_worker_persist(c, w);
+    char text[200];
+    snprintf(text, sizeof text, "run %d attempt %d failed on %s: %s", a->run_idx, a->attempt_no,
+             w->worker_id, coord_run_state_name(to));
+    coord_attempt_drop(c, a);
+    if (r == 1)
+        coord_sweep_count(c, sw, from, to, 1);
+    coord_sweep_event(c, sw, "failed", text, 0);
+}
+
+static void
+session__result(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__Result *res)
+{
+    attempt_t *a = attempt_table_get(c->attempts, (int64_t)res->attempt_id);
+    if (!a || a->worker != w) {
+        c->n_fenced++;
+        log_info("result_fenced", "attempt=%llu run=%llu worker=%s",
+                 (unsigned long long)res->attempt_id, (unsigned long long)res->run_id,
+                 w->worker_id);
+        session__ack_result(c, w, msg, res->attempt_id, 0);
+        return;
+    }
+    if (coord_write(c) < 0)
+        return;
+    char *losses = session__values_json(res->losses, res->n_losses);
+    char *bpb = session__values_json(res->bits_per_byte, res->n_bits_per_byte);
+    if (!losses || !bpb || res->n_losses == 0 || !isfinite(res->seconds)) {
+        free(losses);
+        free(bpb);
+        session__attempt_failed(c, w, a, 0, 0, "result with no, bad or non-finite losses");
+        session__ack_result(c, w, msg, res->attempt_id, 0);
+        return;
+    }
+    int64_t now = clock_unix_ms();
+    sweep_t *sw = a->sweep;
+    int from =
+            a->running ? REGMIX__RUN_STATE__RUN_STATE_RUNNING : REGMIX__RUN_STATE__RUN_STATE_LEASED;
+    int accepted = 0;
+    int r = store_run_finish(c->store, a->run, a->id, "done", 0, now);
+    if (r == 1)
+        r = store_result_insert(c->store, a->run, a->id, sw->id, w->worker_id, losses, bpb,
+                                res->tokens, res->seconds, now);
+    if (r == 1)
+        r = store_attempt_set_state(c->store, a->id, "done", now);
+    free(losses);
+    free(bpb);
+    if (r < 0) {
+        coord_fatal(c, "result_store");
+        return;
+    }
+    accepted = r == 1;
+    c->n_results += (uint64_t)accepted;
+    w->done++;
+    w->consecutive_failures = 0;
+    w->dirty = 1;
+    int idx = a->run_idx, no = a->attempt_no;
+    coord_attempt_drop(c, a);
+    if (accepted) {
+        coord_sweep_count(c, sw, from, REGMIX__RUN_STATE__RUN_STATE_DONE, 1);
+        if (sw->nwatchers) {
+            char text[200];
+            snprintf(text, sizeof text, "run %d done (attempt %d on %s)", idx, no, w->worker_id);
+            coord_sweep_event(c, sw, "result", text, 0);
+        }
+    }
+    session__ack_result(c, w, msg, res->attempt_id, accepted);
+}
+
+static void
+session__failed(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__Failed *f)
+{
+    attempt_t *a = attempt_table_get(c->attempts, (int64_t)f->attempt_id);
+    if (a && a->worker == w && coord_write(c) == 0)
+        session__attempt_failed(c, w, a, f->exit_code, f->signal, f->reason);
+    else
+        log_info("failed_fenced", "attempt=%llu worker=%s", (unsigned long long)f->attempt_id,
+                 w->worker_id);
+    Regmix__Envelope env;
+    Regmix__FailedAck ack = REGMIX__FAILED_ACK__INIT;
+    frame_envelope_init(&env, 0);
+    ack.attempt_id = f->attempt_id;
+    env.body_case = REGMIX__ENVELOPE__BODY_FAILED_ACK;
+    env.failed_ack = &ack;
+    session__reply(c, w, msg, &env);
+}
+
+void session_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
+{
+    (void)zw;
+    coord_t *c = data;
+    if (c->stopping || c->fatal)
+        return;
+    if (msg->err) {
+        if (msg->routing_len == 0) {
+            log_error("socket_error", "endpoint=workers error=%d why=\"%s\"", msg->err,
+                      msg->why ? msg->why : "");
+            return;
+        }
+        coord_log_bad(c, "workers", msg->routing_id, msg->routing_len, msg->why);
+        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+                         msg->err == -EPROTONOSUPPORT ? REGMIX__ERROR_CODE__ERROR_CODE_BAD_VERSION
+                                                      : REGMIX__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+                         "%s", msg->why ? msg->why : "bad message");
+        return;
+    }
+    Regmix__Envelope *env = msg->env;
+    if (env->body_case < REGMIX__ENVELOPE__BODY_HELLO ||
+        env->body_case > REGMIX__ENVELOPE__BODY_FAILED) {
+        char why[96];
+        snprintf(why, sizeof why, "body %s is not valid on the worker endpoint",
+                 frame_body_name(env->body_case));
+        coord_log_bad(c, "workers", msg->routing_id, msg->routing_len, why);
+        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+                         REGMIX__ERROR_CODE__ERROR_CODE_BAD_MESSAGE, "%s", why);
+        return;
+    }
+    if (env->body_case == REGMIX__ENVELOPE__BODY_HELLO) {
+        session__hello(c, msg, env->hello);
+        return;
+    }
+    worker_t *w = coord_worker_by_rid(c, msg->routing_id, msg->routing_len);
+    if (!w) {
+        coord_log_bad(c, "workers", msg->routing_id, msg->routing_len,
+                      "worker message before HELLO");
+        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+                         REGMIX__ERROR_CODE__ERROR_CODE_UNKNOWN_WORKER,
+                         "unknown worker: send HELLO first");
+        return;
+    }
+    w->last_seen_mono = clock_mono_ms();
+    w->last_seen_ms = clock_unix_ms();
+    if (!w->alive) {
+        w->alive = 1;
+        w->dirty = 1;
+        log_info("worker_back", "worker=%s running=%d", w->worker_id, w->outstanding);
+        coord_kick(c);
+    }
+    switch (env->body_case) {
+    case REGMIX__ENVELOPE__BODY_PING:
+        session__ping(c, w, msg, env->ping);
+        break;
+    case REGMIX__ENVELOPE__BODY_READY:
+        session__ready(c, w, env->ready);
+        break;
+    case REGMIX__ENVELOPE__BODY_STARTED:
+        session__started(c, w, env->started);
+        break;
+    case REGMIX__ENVELOPE__BODY_PROGRESS:
+        session__progress(c, w, env->progress);
+        break;
+    case REGMIX__ENVELOPE__BODY_RESULT:
+        session__result(c, w, msg, env->result);
+        break;
+    case REGMIX__ENVELOPE__BODY_FAILED:
+        session__failed(c, w, msg, env->failed);
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,23 @@
+/*
+ * session: the worker endpoint (DESIGN.md §4.2–4.3), a state machine per worker.
+ *
+ *   unknown  --HELLO-->  connected  (WELCOME; held attempts re-adopted or abandoned)
+ *   unknown  --other-->  Error UNKNOWN_WORKER (the worker must HELLO again)
+ *   connected --PING--> PONG; READY/PING give credit; STARTED, PROGRESS renew the lease
+ *   connected --RESULT--> stored once, RESULT_ACK(accepted) after the commit
+ *   connected --FAILED--> retry with backoff or dead, FAILED_ACK after the commit
+ *   connected --silent 3 heartbeats--> lost; after the lease its attempts are requeued
+ *
+ * Anything a worker sends renews the leases of all its attempts. A RESULT or FAILED for an
+ * attempt that is not the run's live attempt held by this worker is acknowledged with
+ * accepted=false and counted zero times (fencing).
+ */
+#ifndef REGMIX_COORD_SESSION_H
+#define REGMIX_COORD_SESSION_H
+
+#include "coord.h"
+
+/* zloop callback of the worker ROUTER (data is the coord_t). */
+void session_on_message(zloop_watch_t *w, frame_msg_t *msg, void *data);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * test_worker_units: the worker's pure pieces without a daemon: placeholder filling, the
+ * synthetic loss, nvidia-smi CSV parsing and --gpus lists, and report files (atomic save, load,
+ * scan of a workdir, forget).
+ */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../worker/gpu.h"
+#include "../../worker/job.h"
+#include "../../worker/report.h"
+#include "test.h"
+
+static void test_placeholders(void)
+{
+    const char *keys[] = {"run", "seed", "result"};
+    const char *vals[] = {"12", "777", "/w/r.json"};
+    char *s = job_fill_placeholders("--run={run} {seed}{seed} {result} {unknown} {", keys, vals, 3);
+    CHECK_STR_EQ(s, "--run=12 777777 /w/r.json {unknown} {");
+    free(s);
+    s = job_fill_placeholders("", keys, vals, 3);
+    CHECK_STR_EQ(s, "");
+    free(s);
+    s = job_fill_placeholders("{run}", keys, vals, 0);
+    CHECK_STR_EQ(s, "{run}");
+    free(s);
+}
+
+static void test_synthetic_loss(void)
+{
+    Regmix__DomainWeight a = REGMIX__DOMAIN_WEIGHT__INIT, b = REGMIX__DOMAIN_WEIGHT__INIT;
+    Regmix__DomainWeight oa = REGMIX__DOMAIN_WEIGHT__INIT, oc = REGMIX__DOMAIN_WEIGHT__INIT;
+    a.domain = oa.domain = "a";
+    b.domain = "b";
+    oc.domain = "c";
+    a.weight = 0.6;
+    b.weight = 0.4;
+    oa.weight = 0.5;
+    oc.weight = 0.5;
+    const Regmix__DomainWeight *w[] = {&a, &b}, *o[] = {&oa, &oc};
+    /* (0.6-0.5)^2 + (0.4-0)^2 + (0-0.5)^2 = 0.01 + 0.16 + 0.25 */
+    CHECK_NEAR(job_synthetic_loss(w, 2, o, 2), 0.42, 1e-12);
+    CHECK_NEAR(job_synthetic_loss(w, 2, NULL, 0), 0.52, 1e-12);
+}
+
+static void test_gpu_parse(void)
+{
+    gpu_t g[4];
+    const char *csv = "0, NVIDIA H200, 143771, GPU-aaaa\n1, NVIDIA H200, 143771, GPU-bbbb\n"
+                      "garbage line\n";
+    int n = gpu_parse_nvidia_smi(csv, g, 4);
+    CHECK_INT_EQ(n, 2);
+    CHECK_INT_EQ(g[1].index, 1);
+    CHECK_STR_EQ(g[0].name, "NVIDIA H200");
+    CHECK_INT_EQ(g[0].memory_bytes, 143771ull * 1024 * 1024);
+    CHECK_STR_EQ(g[1].uuid, "GPU-bbbb");
+    CHECK_INT_EQ(gpu_discover("none", g, 4), 0);
+    CHECK_INT_EQ(gpu_discover("2,5", g, 4), 2);
+    CHECK_INT_EQ(g[1].index, 5);
+    CHECK_INT_EQ(gpu_discover("1,x", g, 4), -EINVAL);
+    CHECK_INT_EQ(gpu_discover("-1", g, 4), -EINVAL);
+    CHECK_INT_EQ(gpu_discover("0,1,2,3,4", g, 4), -EINVAL);
+    CHECK(gpu_discover("auto", g, 4) >= 0);
+}
+
+static int scanned;
+static uint64_t scanned_ids;
+
+static void scan_cb(report_t *r, void *arg)
+{
+    (void)arg;
+    scanned++;
+    scanned_ids += r->attempt_id;
+    report_clear(r);
+    free(r);
+}
+
+static void test_reports(void)
+{
+    char tmp[] = "/tmp/regmix-report-XXXXXX";
+    CHECK(mkdtemp(tmp) != NULL);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/sw1/5-2", tmp);
+    report_t r = {0};
+    r.attempt_id = 41;
+    r.run_id = 5;
+    r.sweep_id = strdup("sw1");
+    r.dir = strdup(dir);
+    r.ok = 1;
+    r.tokens = 1000;
+    r.seconds = 1.25;
+    report_value_add(&r.losses, &r.n_losses, "web", 3.25);
+    report_value_add(&r.losses, &r.n_losses, "code", 0.1 + 0.2);
+    CHECK_INT_EQ(report_save(&r), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, REPORT_FILE);
+    report_t back = {0};
+    CHECK_INT_EQ(report_load(path, &back), 0);
+    CHECK_INT_EQ(back.attempt_id, 41);
+    CHECK_INT_EQ(back.run_id, 5);
+    CHECK_INT_EQ(back.ok, 1);
+    CHECK_INT_EQ(back.n_losses, 2);
+    if (back.n_losses == 2) {
+        CHECK_STR_EQ(back.losses[1].name, "code");
+        CHECK(back.losses[1].value == 0.1 + 0.2); /* bit for bit through JSON */
+    }
+    CHECK_STR_EQ(back.dir, dir);
+    report_clear(&back);
+
+    /* A second report (failed) and a corrupt file: the scan finds two, counts one bad. */
+    report_t f = {0};
+    f.attempt_id = 42;
+    f.run_id = 6;
+    f.sweep_id = strdup("sw1");
+    snprintf(dir, sizeof dir, "%s/sw1/6-1", tmp);
+    f.dir = strdup(dir);
+    report_set_failed(&f, 3, 0, "boom");
+    CHECK_INT_EQ(report_save(&f), 0);
+    snprintf(path, sizeof path, "%s/sw2", tmp);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/sw2/7-1", tmp);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/sw2/7-1/%s", tmp, REPORT_FILE);
+    FILE *fp = fopen(path, "w");
+    fputs("{\"attempt_id\": ", fp);
+    fclose(fp);
+    int bad = -1;
+    CHECK_INT_EQ(report_scan(tmp, scan_cb, NULL, &bad), 2);
+    CHECK_INT_EQ(bad, 1);
+    CHECK_INT_EQ(scanned, 2);
+    CHECK_INT_EQ(scanned_ids, 83);
+    CHECK_INT_EQ(report_scan("/nonexistent/regmix", scan_cb, NULL, &bad), 0);
+
+    report_forget(&r);
+    report_forget(&f);
+    snprintf(path, sizeof path, "%s/sw1", tmp);
+    CHECK_MSG(access(path, F_OK) != 0, "empty job and sweep directories removed");
+    report_clear(&r);
+    report_clear(&f);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    CHECK_INT_EQ(system(cmd), 0);
+}
+
+int main(void)
+{
+    TEST_RUN(test_placeholders);
+    TEST_RUN(test_synthetic_loss);
+    TEST_RUN(test_gpu_parse);
+    TEST_RUN(test_reports);
+    return test_finish();
+}

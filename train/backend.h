@@ -2,8 +2,10 @@
  * backend: one training device (CPU or CUDA) holding a model's parameters, gradients, AdamW
  * state and every activation buffer of a micro-batch.
  *
- * Exactly one implementation is linked, chosen at build time: backend_cpu.c (OpenBLAS + OpenMP)
- * or backend_cuda.cu. All buffers are allocated in backend_new(); no call after that allocates,
+ * Implementations are separate files behind backend_ops_t: backend_cpu.c (OpenBLAS + OpenMP),
+ * always built, and backend_cuda.cu, built when meson finds CUDA; the list of those linked is
+ * chosen at build time (backend_list_cpu.c or backend_list_cuda.c), and backend_new() picks one
+ * by name. All buffers are allocated in backend_new(); no call after that allocates,
  * so a step's cost and memory are fixed. The caller owns the data order, the learning-rate
  * schedule and the gradient all-reduce; the backend owns the arithmetic. Parameters cross the
  * interface as host float arrays in model_layout() order (for checkpoints and tests).
@@ -22,17 +24,49 @@ typedef struct backend_adamw {
     float lr, beta1, beta2, eps, weight_decay, clip;
 } backend_adamw_t;
 
-/* Name of the linked backend ("cpu" or "cuda"). */
-const char *backend_name(void);
+/* The operations one implementation provides (impl is its private state). */
+typedef struct backend_ops {
+    const char *name;
+    int (*probe)(char *err, size_t errlen);
+    int (*create)(const model_config_t *cfg,
+                  int micro_batch,
+                  int threads,
+                  uint64_t seed,
+                  void **ret_impl,
+                  char *err,
+                  size_t errlen);
+    void (*destroy)(void *impl);
+    size_t (*param_count)(const void *impl);
+    void (*set_state)(void *impl, const float *params, const float *m, const float *v);
+    void (*get_state)(const void *impl, float *params, float *m, float *v);
+    void (*zero_grad)(void *impl);
+    void (*forward_backward)(void *impl,
+                             const int32_t *tokens,
+                             int m,
+                             int backward,
+                             float grad_scale,
+                             double *ret_losses);
+    float *(*grads_get)(void *impl);
+    void (*grads_put)(void *impl);
+    double (*adamw_step)(void *impl, const backend_adamw_t *hp, int t);
+} backend_ops_t;
 
-/* 0 when the backend can run here, else a negative errno and a reason in err (e.g. "no CUDA
- * device"). */
-int backend_probe(char *err, size_t errlen);
+/* The backends built in, NULL-terminated (backend_list_*.c). */
+extern const backend_ops_t *const backend_list[];
 
-/* Creates a backend for cfg with room for micro_batch sequences of cfg->context tokens;
- * threads > 0 sets the CPU thread count. Parameters start at model_init(seed).
- * Returns 0, -ENOMEM, or -EINVAL with a message in err. */
-int backend_new(const model_config_t *cfg,
+/* Names of the built-in backends, e.g. "cpu" or "cpu, cuda". */
+const char *backend_names(void);
+
+/* 0 when backend `device` is built in and can run here; else -ENOENT (not built in) or another
+ * negative errno, with a reason in err (e.g. "no CUDA device"). */
+int backend_probe(const char *device, char *err, size_t errlen);
+
+/* Creates backend `device` ("cpu", "cuda") for cfg with room for micro_batch sequences of
+ * cfg->context tokens; threads > 0 sets the CPU thread count. Parameters start at
+ * model_init(seed). Returns 0, -ENOENT (no such backend here), -ENOMEM, or -EINVAL with a
+ * message in err. */
+int backend_new(const char *device,
+                const model_config_t *cfg,
                 int micro_batch,
                 int threads,
                 uint64_t seed,

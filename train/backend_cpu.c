@@ -14,7 +14,7 @@
 #include "backend.h"
 #include "kernels.h"
 
-struct backend {
+typedef struct cpu_backend {
     model_config_t cfg;
     model_layout_t lay;
     int mb, threads, chunk;
@@ -32,14 +32,9 @@ struct backend {
     int32_t *inputs, *targets;
     int ndecay;
     model_decay_range_t decay[2 * MODEL_MAX_LAYERS + 2];
-};
+} cpu_backend_t;
 
-const char *backend_name(void)
-{
-    return "cpu";
-}
-
-int backend_probe(char *err, size_t errlen)
+static int cpu_probe(char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
@@ -54,13 +49,15 @@ static float *backend__alloc(size_t n, int *failed)
     return p;
 }
 
-int backend_new(const model_config_t *cfg,
-                int micro_batch,
-                int threads,
-                uint64_t seed,
-                backend_t **ret,
-                char *err,
-                size_t errlen)
+static void cpu_destroy(void *impl);
+
+static int cpu_create(const model_config_t *cfg,
+                      int micro_batch,
+                      int threads,
+                      uint64_t seed,
+                      void **ret,
+                      char *err,
+                      size_t errlen)
 {
     int rc = model_config_check(cfg, err, errlen);
     if (rc < 0)
@@ -69,7 +66,7 @@ int backend_new(const model_config_t *cfg,
         snprintf(err, errlen, "micro-batch must be >= 1");
         return -EINVAL;
     }
-    backend_t *b = calloc(1, sizeof *b);
+    cpu_backend_t *b = calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;
     if (threads > 0)
@@ -124,7 +121,7 @@ int backend_new(const model_config_t *cfg,
     b->inputs = calloc(N, sizeof(int32_t));
     b->targets = calloc(N, sizeof(int32_t));
     if (failed || !b->inputs || !b->targets) {
-        backend_destroy(&b);
+        cpu_destroy(b);
         snprintf(err, errlen, "out of memory allocating the model and activations");
         return -ENOMEM;
     }
@@ -134,11 +131,11 @@ int backend_new(const model_config_t *cfg,
     return 0;
 }
 
-void backend_destroy(backend_t **self_p)
+static void cpu_destroy(void *impl)
 {
-    if (!self_p || !*self_p)
+    cpu_backend_t *b = impl;
+    if (!b)
         return;
-    backend_t *b = *self_p;
     float *bufs[] = {
             b->params,      b->grads,      b->m,        b->v,        b->res,   b->resmid,
             b->ln1,         b->ln2,        b->rstd1,    b->rstd2,    b->qkv,   b->att,
@@ -150,16 +147,17 @@ void backend_destroy(backend_t **self_p)
     free(b->inputs);
     free(b->targets);
     free(b);
-    *self_p = NULL;
 }
 
-size_t backend_param_count(const backend_t *b)
+static size_t cpu_param_count(const void *impl)
 {
+    const cpu_backend_t *b = impl;
     return b->np;
 }
 
-void backend_set_state(backend_t *b, const float *params, const float *m, const float *v)
+static void cpu_set_state(void *impl, const float *params, const float *m, const float *v)
 {
+    cpu_backend_t *b = impl;
     if (params)
         memcpy(b->params, params, b->np * sizeof(float));
     if (m)
@@ -168,8 +166,9 @@ void backend_set_state(backend_t *b, const float *params, const float *m, const 
         memcpy(b->v, v, b->np * sizeof(float));
 }
 
-void backend_get_state(const backend_t *b, float *params, float *m, float *v)
+static void cpu_get_state(const void *impl, float *params, float *m, float *v)
 {
+    const cpu_backend_t *b = impl;
     if (params)
         memcpy(params, b->params, b->np * sizeof(float));
     if (m)
@@ -178,28 +177,31 @@ void backend_get_state(const backend_t *b, float *params, float *m, float *v)
         memcpy(v, b->v, b->np * sizeof(float));
 }
 
-void backend_zero_grad(backend_t *b)
+static void cpu_zero_grad(void *impl)
 {
+    cpu_backend_t *b = impl;
     memset(b->grads, 0, b->np * sizeof(float));
 }
 
-float *backend_grads_get(backend_t *b)
+static float *cpu_grads_get(void *impl)
 {
+    cpu_backend_t *b = impl;
     return b->grads;
 }
 
-void backend_grads_put(backend_t *b)
+static void cpu_grads_put(void *impl)
 {
-    (void)b;
+    (void)impl;
 }
 
-void backend_forward_backward(backend_t *b,
-                              const int32_t *tokens,
-                              int m,
-                              int backward,
-                              float grad_scale,
-                              double *ret_losses)
+static void cpu_forward_backward(void *impl,
+                                 const int32_t *tokens,
+                                 int m,
+                                 int backward,
+                                 float grad_scale,
+                                 double *ret_losses)
 {
+    cpu_backend_t *b = impl;
     const model_config_t *c = &b->cfg;
     const model_layout_t *lay = &b->lay;
     int T = c->context, D = c->dim, F = c->ffn, V = c->vocab, H = c->heads, L = c->layers;
@@ -278,8 +280,9 @@ void backend_forward_backward(backend_t *b,
     kern_embed_backward(g + lay->wte, b->dres, b->inputs, n, D);
 }
 
-double backend_adamw_step(backend_t *b, const backend_adamw_t *hp, int t)
+static double cpu_adamw_step(void *impl, const backend_adamw_t *hp, int t)
 {
+    cpu_backend_t *b = impl;
     double norm = sqrt(kern_sumsq(b->grads, (long)b->np));
     float gs = 1.0f;
     if (hp->clip > 0.0f && norm > hp->clip)
@@ -310,3 +313,18 @@ double backend_adamw_step(backend_t *b, const backend_adamw_t *hp, int t)
     }
     return norm;
 }
+
+const backend_ops_t backend_cpu_ops = {
+        .name = "cpu",
+        .probe = cpu_probe,
+        .create = cpu_create,
+        .destroy = cpu_destroy,
+        .param_count = cpu_param_count,
+        .set_state = cpu_set_state,
+        .get_state = cpu_get_state,
+        .zero_grad = cpu_zero_grad,
+        .forward_backward = cpu_forward_backward,
+        .grads_get = cpu_grads_get,
+        .grads_put = cpu_grads_put,
+        .adamw_step = cpu_adamw_step,
+};

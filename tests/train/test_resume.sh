@@ -5,14 +5,14 @@
 TRAIN=$1
 . "$(dirname "$0")/lib.sh"
 make_text_shards
-ARGS=(--layers 2 --heads 2 --dim 32 --ffn 64 --context 64 --vocab 256 --batch 4 --micro-batch 2
+ARGS=(--layers 2 --heads 2 --dim 32 --ffn 64 --context 32 --vocab 256 --batch 4 --micro-batch 2
     --steps 12 --lr 2e-3 --warmup 3 --threads 2 --checkpoint-every 2 --seed 5
     --train lic="$TMP/lic_train.bin" --train code="$TMP/code_train.bin"
     --valid lic="$TMP/lic_val.bin" --valid code="$TMP/code_val.bin" --weights lic=0.6,code=0.4)
 "$TRAIN" "${ARGS[@]}" --checkpoint "$TMP/a" --progress-fd 3 3>"$TMP/a.jsonl" >/dev/null ||
     fail "uninterrupted run"
 # Slow the victim down so the kill lands mid-run: a larger eval set at every 2 steps.
-"$TRAIN" "${ARGS[@]}" --checkpoint "$TMP/b" --progress-fd 3 --eval-every 2 --eval-batches 64 \
+"$TRAIN" "${ARGS[@]}" --checkpoint "$TMP/b" --progress-fd 3 --eval-every 2 --eval-batches 16 \
     3>"$TMP/b1.jsonl" >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do

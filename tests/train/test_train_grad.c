@@ -249,7 +249,7 @@ static void test_model(void)
     char err[256];
     backend_t *be = NULL;
     int m = 2;
-    CHECK(backend_new(&cfg, m, 0, 7, &be, err, sizeof err) == 0);
+    CHECK(backend_new("cpu", &cfg, m, 0, 7, &be, err, sizeof err) == 0);
     if (!be)
         return;
     size_t np = backend_param_count(be);

@@ -44,7 +44,7 @@ static void test_reference(void)
     int batch = (int)json_integer_value(json_object_get(c, "batch")), T = cfg.context;
     char err[256];
     backend_t *be = NULL;
-    CHECK(backend_new(&cfg, batch, 0, 1, &be, err, sizeof err) == 0);
+    CHECK(backend_new("cpu", &cfg, batch, 0, 1, &be, err, sizeof err) == 0);
     if (!be) {
         json_decref(ref);
         return;

@@ -454,6 +454,45 @@ static int job__pushf(char ***v, size_t *n, const char *flag, const char *val)
     return rc < 0 ? rc : job__push(v, n, val);
 }
 
+/* Appends `--key value` for every scalar member of `o` (snake_case keys become --kebab-case;
+ * true is a bare flag; false, null, objects and arrays add nothing). Keys the worker sets itself
+ * are skipped. */
+static int job__flags(json_t *o, char ***ret, size_t *n)
+{
+    static const char *reserved[] = {"seed",         "progress_fd", "weights",
+                                     "weights_json", "train",       "valid"};
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(o, k, v)
+    {
+        int skip = 0;
+        for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+            skip |= strcmp(k, reserved[i]) == 0;
+        if (skip || json_is_null(v) || json_is_false(v))
+            continue;
+        char flag[256], val[256];
+        snprintf(flag, sizeof flag, "--%.200s", k);
+        for (char *c = flag + 2; *c; c++)
+            if (*c == '_')
+                *c = '-';
+        if (json_is_true(v)) {
+            rc = rc ? rc : job__push(ret, n, flag);
+            continue;
+        }
+        if (json_is_integer(v))
+            snprintf(val, sizeof val, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else if (json_is_real(v))
+            snprintf(val, sizeof val, "%.17g", json_real_value(v));
+        else if (json_is_string(v))
+            snprintf(val, sizeof val, "%.250s", json_string_value(v));
+        else
+            continue;
+        rc = rc ? rc : job__pushf(ret, n, flag, val);
+    }
+    return rc;
+}
+
 /* Flags for regmix-train from the assignment: train_args_json keys (snake_case becomes --kebab),
  * data_json domains (--train/--valid NAME=GLOB), the weights, the seed and the progress fd. */
 static int job__builtin_argv(job_t *job, char ***ret, size_t *n, char *why, size_t why_len)
@@ -469,36 +508,20 @@ static int job__builtin_argv(job_t *job, char ***ret, size_t *n, char *why, size
         json_decref(args);
         return -EINVAL;
     }
-    static const char *reserved[] = {"seed",         "progress_fd", "weights",
-                                     "weights_json", "train",       "valid"};
+    /* {"model": {...}, "train": {...}} (spec_train_json) or one flat object: both become flags;
+     * the "train" group is a group of flags here, not the --train data flag. */
+    json_t *groups[8];
+    size_t ng = 0;
     const char *k;
     json_t *v;
+    groups[ng++] = args;
     json_object_foreach(args, k, v)
     {
-        int skip = 0;
-        for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-            skip |= strcmp(k, reserved[i]) == 0;
-        if (skip || json_is_null(v) || json_is_false(v))
-            continue;
-        char flag[256], val[256];
-        snprintf(flag, sizeof flag, "--%s", k);
-        for (char *c = flag + 2; *c; c++)
-            if (*c == '_')
-                *c = '-';
-        if (json_is_true(v)) {
-            rc = rc ? rc : job__push(ret, n, flag);
-            continue;
-        }
-        if (json_is_integer(v))
-            snprintf(val, sizeof val, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        else if (json_is_real(v))
-            snprintf(val, sizeof val, "%.17g", json_real_value(v));
-        else if (json_is_string(v))
-            snprintf(val, sizeof val, "%s", json_string_value(v));
-        else
-            continue; /* objects and arrays are not flags */
-        rc = rc ? rc : job__pushf(ret, n, flag, val);
+        if (json_is_object(v) && ng < 8)
+            groups[ng++] = v;
     }
+    for (size_t g = 0; g < ng && rc == 0; g++)
+        rc = job__flags(groups[g], ret, n);
     json_decref(args);
 
     json_t *data = a->data_json && *a->data_json ? json_loads(a->data_json, 0, &jerr) : NULL;

@@ -13,7 +13,7 @@
 #include "test.h"
 
 static const char *worker_bin;
-static char tmpdir[256], workdir[300], logpath[300];
+static char tmpdir[256], workdir[300], logpath[300], trainer[300];
 static void *ctx, *router;
 static char endpoint[256];
 static uint8_t peer[256];
@@ -80,6 +80,8 @@ static pid_t start_worker(void)
                     "debug",
                     "--kill-grace-ms",
                     "500",
+                    "--trainer",
+                    trainer,
                     NULL};
     return wire_spawn(argv, logpath);
 }
@@ -150,6 +152,34 @@ static void assign_command(uint64_t attempt, uint64_t run, uint64_t seed, const 
     a.kind = REGMIX__JOB_KIND__JOB_KIND_COMMAND;
     a.argv = argv;
     a.n_argv = 8;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_ASSIGN;
+    env.assign = &a;
+    send_env(&env);
+}
+
+/* BUILTIN with a stand-in trainer (a script) that records its argv and reports on fd 3. */
+static void assign_builtin(uint64_t attempt, uint64_t run, const char *train_json)
+{
+    Regmix__Envelope env;
+    Regmix__Assign a = REGMIX__ASSIGN__INIT;
+    Regmix__DomainWeight w = REGMIX__DOMAIN_WEIGHT__INIT, *wp = &w;
+    uint32_t gpus[] = {3, 1};
+    w.domain = "web";
+    w.weight = 1.0;
+    a.attempt_id = attempt;
+    a.run_id = run;
+    a.sweep_id = "sw1";
+    a.attempt_no = 1;
+    a.seed = 9;
+    a.weights = &wp;
+    a.n_weights = 1;
+    a.kind = REGMIX__JOB_KIND__JOB_KIND_BUILTIN;
+    a.train_args_json = (char *)train_json;
+    a.data_json = "{\"web\": {\"train\": \"/d/web/t*.bin\", \"valid\": \"/d/web/v*.bin\", "
+                  "\"bytes_per_token\": 4.2}}";
+    a.gpu_indices = gpus;
+    a.n_gpu_indices = 2;
     frame_envelope_init(&env, 0);
     env.body_case = REGMIX__ENVELOPE__BODY_ASSIGN;
     env.assign = &a;
@@ -299,6 +329,59 @@ static void test_command_job(void)
     char path[512];
     snprintf(path, sizeof path, "%s/sw1/3-2/stdout.log", workdir);
     CHECK_MSG(file_exists_within(path, 1, 1000), "job directory with its logs: %s", path);
+}
+
+static void test_builtin_job(void)
+{
+    assign_builtin(31, 21,
+                   "{\"model\": {\"layers\": 2, \"heads\": 4}, \"train\": {\"batch\": 8, "
+                   "\"micro_batch\": 4, \"lr\": 0.0004, \"schedule\": \"cosine\"}}");
+    Regmix__Envelope *r = expect(REGMIX__ENVELOPE__BODY_RESULT, 5000);
+    CHECK(r != NULL);
+    if (r) {
+        CHECK_INT_EQ(r->result->attempt_id, 31);
+        CHECK_INT_EQ(r->result->tokens, 1000);
+        CHECK_NEAR(r->result->seconds, 2.0, 0);
+        CHECK_INT_EQ(r->result->n_losses, 1);
+        if (r->result->n_losses == 1)
+            CHECK_NEAR(r->result->losses[0]->value, 3.5, 0);
+    }
+    frame_free(&r);
+    ack(31, 0);
+    char path[512], args[2048] = "";
+    snprintf(path, sizeof path, "%s/sw1/21-1/args.txt", workdir);
+    FILE *f = fopen(path, "r");
+    CHECK_MSG(f != NULL, "the trainer ran in its job directory: %s", path);
+    if (f) {
+        if (!fgets(args, sizeof args, f))
+            args[0] = '\0';
+        fclose(f);
+    }
+    static const char *want[] = {"--layers 2 ",
+                                 "--heads 4 ",
+                                 "--batch 8 ",
+                                 "--micro-batch 4 ",
+                                 "--lr 0.00040000000000000002 ",
+                                 "--schedule cosine ",
+                                 "--train web=/d/web/t*.bin ",
+                                 "--valid web=/d/web/v*.bin ",
+                                 "--weights-json {\"web\":1.0} ",
+                                 "--seed 9 ",
+                                 "--progress-fd 3 ",
+                                 "CUDA=3,1"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        CHECK_MSG(strstr(args, want[i]) != NULL, "'%s' in trainer args: %s", want[i], args);
+    CHECK_MSG(strstr(args, "bytes") == NULL, "no flag from bytes_per_token: %s", args);
+
+    /* A trainer that ends well but says no result is a failure with that reason. */
+    assign_builtin(32, 22, "{\"no_result\": true}");
+    Regmix__Envelope *fl = expect(REGMIX__ENVELOPE__BODY_FAILED, 5000);
+    CHECK(fl != NULL);
+    if (fl)
+        CHECK_MSG(strstr(fl->failed->reason, "without a result") != NULL, "reason: %s",
+                  fl->failed->reason);
+    frame_free(&fl);
+    ack(32, 1);
 }
 
 static void test_command_failures(void)
@@ -497,6 +580,19 @@ int main(int argc, char **argv)
         return 1;
     snprintf(workdir, sizeof workdir, "%s/work", tmpdir);
     snprintf(logpath, sizeof logpath, "%s/worker.log", tmpdir);
+    snprintf(trainer, sizeof trainer, "%s/fake-train.sh", tmpdir);
+    FILE *tf = fopen(trainer, "w");
+    if (!tf)
+        return 1;
+    fputs("#!/bin/sh\n"
+          "echo \"$* CUDA=$CUDA_VISIBLE_DEVICES\" > args.txt\n"
+          "echo '{\"step\": 1, \"loss\": 5.0}' >&3\n"
+          "case \"$*\" in *--no-result*) exit 0;; esac\n"
+          "echo '{\"event\": \"result\", \"losses\": {\"web\": 3.5}, \"tokens\": 1000, "
+          "\"seconds\": 2.0}' >&3\n",
+          tf);
+    fclose(tf);
+    chmod(trainer, 0755);
     ctx = zmq_ctx_new();
     router = wire_socket(ctx, ZMQ_ROUTER, endpoint, sizeof endpoint);
     if (!router)
@@ -506,6 +602,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_synthetic_result_and_ack);
     TEST_RUN(test_synthetic_noise_and_failure);
     TEST_RUN(test_command_job);
+    TEST_RUN(test_builtin_job);
     TEST_RUN(test_command_failures);
     TEST_RUN(test_cancel);
     TEST_RUN(test_garbage_survived);

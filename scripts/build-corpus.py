@@ -218,9 +218,9 @@ def run(cmd, **kw):
 
 
 def cached_deb(cache, pkg):
-    """The cached .deb of pkg (newest by name if several), or None."""
-    found = sorted(glob.glob(os.path.join(cache, glob.escape(pkg) + "_*.deb")))
-    return found[-1] if found else None
+    """The cached .deb of pkg (the last downloaded if there are several versions), or None."""
+    found = glob.glob(os.path.join(cache, glob.escape(pkg) + "_*.deb"))
+    return max(found, key=lambda p: (os.path.getmtime(p), p)) if found else None
 
 
 def apt_download(names, cache):
@@ -947,8 +947,13 @@ def main(argv):
                       "valid_fraction": args.valid_fraction, "shard_mb": args.shard_mb,
                       "source": ("dir:" + os.path.abspath(args.from_dir)) if args.from_dir
                       else "debian"}
-            if not args.force and entry_is_current(args.out, manifest["domains"].get(dom.name),
-                                                   config):
+            entry = manifest["domains"].get(dom.name)
+            # A different .deb in the cache (a newer version was fetched) also means a rebuild;
+            # an emptied cache does not (the shards are kept, nothing is fetched).
+            debs_changed = entry and any(
+                cached_deb(args.cache, p) and os.path.basename(cached_deb(args.cache, p))
+                != entry.get("packages", {}).get(p) for p in dom.packages)
+            if not args.force and not debs_changed and entry_is_current(args.out, entry, config):
                 status[dom.name] = "cached"
             else:
                 todo.append((dom, config))

@@ -379,18 +379,30 @@ static int coord__sweep_open(const sweep_t *sw)
            sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
 }
 
-void coord_sweep_count(coord_t *c, sweep_t *sw, int from, int to, int64_t n)
+void coord_sweep_count_only(coord_t *c, sweep_t *sw, int from, int to, int64_t n)
 {
     if (n <= 0 || from == to)
         return;
     sw->counts[from] -= n;
     sw->counts[to] += n;
-    int64_t now = clock_unix_ms();
-    sw->updated_ms = now;
+    sw->updated_ms = clock_unix_ms();
     if (to == REGMIX__RUN_STATE__RUN_STATE_QUEUED) {
         c->queue_maybe_nonempty = 1;
         coord_kick(c);
     }
+}
+
+void coord_sweep_count(coord_t *c, sweep_t *sw, int from, int to, int64_t n)
+{
+    if (n <= 0 || from == to)
+        return;
+    coord_sweep_count_only(c, sw, from, to, n);
+    coord_sweep_check_end(c, sw);
+}
+
+void coord_sweep_check_end(coord_t *c, sweep_t *sw)
+{
+    int64_t now = clock_unix_ms();
     if (!coord__sweep_open(sw))
         return;
     int64_t left = sw->counts[REGMIX__RUN_STATE__RUN_STATE_QUEUED] +

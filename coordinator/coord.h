@@ -207,6 +207,9 @@ sweep_t *coord_sweep_by_id(coord_t *c, int64_t id);
 /* Moves `n` runs of `sw` from one state to another in the in-memory counts and, when the sweep
  * has nothing left to do, ends it (store write and final watch events). */
 void coord_sweep_count(coord_t *c, sweep_t *sw, int from, int to, int64_t n);
+/* The two halves of coord_sweep_count(), for callers that send an event in between. */
+void coord_sweep_count_only(coord_t *c, sweep_t *sw, int from, int to, int64_t n);
+void coord_sweep_check_end(coord_t *c, sweep_t *sw);
 /* Fills a SweepInfo (counts point into `counts`, which the caller provides). */
 void coord_sweep_info(const sweep_t *sw, Regmix__SweepInfo *info, Regmix__RunCounts *counts);
 /* Sends a WatchEvent of `kind` with `text` to every watcher of `sw`. */

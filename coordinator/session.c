@@ -393,8 +393,9 @@ static void session__attempt_failed(
              w->worker_id, coord_run_state_name(to));
     coord_attempt_drop(c, a);
     if (r == 1)
-        coord_sweep_count(c, sw, from, to, 1);
+        coord_sweep_count_only(c, sw, from, to, 1);
     coord_sweep_event(c, sw, "failed", text, 0);
+    coord_sweep_check_end(c, sw);
 }
 
 static void
@@ -445,12 +446,13 @@ session__result(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__R
     int idx = a->run_idx, no = a->attempt_no;
     coord_attempt_drop(c, a);
     if (accepted) {
-        coord_sweep_count(c, sw, from, REGMIX__RUN_STATE__RUN_STATE_DONE, 1);
+        coord_sweep_count_only(c, sw, from, REGMIX__RUN_STATE__RUN_STATE_DONE, 1);
         if (sw->nwatchers) {
             char text[200];
             snprintf(text, sizeof text, "run %d done (attempt %d on %s)", idx, no, w->worker_id);
             coord_sweep_event(c, sw, "result", text, 0);
         }
+        coord_sweep_check_end(c, sw);
     }
     session__ack_result(c, w, msg, res->attempt_id, accepted);
 }

@@ -1,0 +1,585 @@
+/*
+ * test_coordinator_session: the worker session and client requests of a real coordinator, driven
+ * message by message (DESIGN.md §4.2–4.4): credit, ASSIGN contents, results stored once and
+ * acknowledged, duplicates and stale attempts fenced, retries with backoff, watch streams,
+ * cancel, lease expiry and requeue, quarantine, and re-adoption after a coordinator restart.
+ */
+#include <math.h>
+
+#include "coord_harness.h"
+#include "test.h"
+
+static coord_harness_t H;
+
+static const char *
+spec_yaml(char *buf, size_t n, const char *name, int runs, int max_attempts, int backoff_ms)
+{
+    snprintf(buf, n,
+             "name: %s\n"
+             "domains:\n"
+             "  - {name: a, tokens: 1.0e9}\n"
+             "  - {name: b, tokens: 2.0e9}\n"
+             "  - {name: c, tokens: 3.0e9}\n"
+             "sampling: {runs: %d, seed: 5}\n"
+             "proxy: {trainer: synthetic, max_attempts: %d, backoff_ms: %d}\n",
+             name, runs, max_attempts, backoff_ms);
+    return buf;
+}
+
+static Regmix__Envelope *
+submit(void *cl, const char *name, int runs, int max_attempts, int backoff_ms)
+{
+    char yaml[1024];
+    Regmix__Envelope env;
+    Regmix__SubmitRequest sub = REGMIX__SUBMIT_REQUEST__INIT;
+    sub.spec_yaml = (char *)spec_yaml(yaml, sizeof yaml, name, runs, max_attempts, backoff_ms);
+    sub.spec_name = "test.yaml";
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
+    env.submit = &sub;
+    return coord_harness_rpc(cl, &env, 10000);
+}
+
+static Regmix__Envelope *status(void *cl, const char *sweep_id)
+{
+    Regmix__Envelope env;
+    Regmix__StatusRequest st = REGMIX__STATUS_REQUEST__INIT;
+    st.sweep_id = (char *)sweep_id;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_STATUS;
+    env.status = &st;
+    return coord_harness_rpc(cl, &env, 5000);
+}
+
+static void hello(void *w,
+                  const char *id,
+                  const char *boot,
+                  int slots,
+                  const uint64_t *held,
+                  int nheld,
+                  Regmix__Envelope **ret)
+{
+    Regmix__Envelope env;
+    Regmix__Hello h = REGMIX__HELLO__INIT;
+    Regmix__HeldAttempt ha[8], *hap[8];
+    for (int i = 0; i < nheld && i < 8; i++) {
+        regmix__held_attempt__init(&ha[i]);
+        ha[i].attempt_id = held[i];
+        hap[i] = &ha[i];
+    }
+    h.worker_id = (char *)id;
+    h.boot_id = (char *)boot;
+    h.host = "localhost";
+    h.slots = (uint32_t)slots;
+    h.n_attempts = (size_t)nheld;
+    h.attempts = hap;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    *ret = coord_harness_rpc(w, &env, 5000);
+}
+
+static void ready(void *w, int n)
+{
+    Regmix__Envelope env;
+    Regmix__Ready r = REGMIX__READY__INIT;
+    r.free_slots = (uint32_t)n;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_READY;
+    env.ready = &r;
+    coord_harness_send(w, &env);
+}
+
+static void ping(void *w)
+{
+    Regmix__Envelope env;
+    Regmix__Ping p = REGMIX__PING__INIT;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_PING;
+    env.ping = &p;
+    coord_harness_send(w, &env);
+}
+
+/* Receives the next message of `body` within timeout_ms, skipping PONGs; NULL if none. */
+static Regmix__Envelope *expect(void *s, Regmix__Envelope__BodyCase body, int timeout_ms)
+{
+    for (int i = 0; i < 50; i++) {
+        Regmix__Envelope *r = coord_harness_recv(s, timeout_ms);
+        if (!r)
+            return NULL;
+        if (r->body_case == body)
+            return r;
+        if (r->body_case != REGMIX__ENVELOPE__BODY_PONG)
+            fprintf(stderr, "  (skipped %s)\n", frame_body_name(r->body_case));
+        frame_free(&r);
+    }
+    return NULL;
+}
+
+static void started(void *w, uint64_t attempt)
+{
+    Regmix__Envelope env;
+    Regmix__Started s = REGMIX__STARTED__INIT;
+    s.attempt_id = attempt;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_STARTED;
+    env.started = &s;
+    coord_harness_send(w, &env);
+}
+
+/* Sends RESULT and returns the ack's accepted flag (-1: no ack). */
+static int result(void *w, uint64_t attempt, uint64_t run, double loss)
+{
+    Regmix__Envelope env;
+    Regmix__Result res = REGMIX__RESULT__INIT;
+    Regmix__DomainValue dv[2], *dvp[2];
+    const char *names[2] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        regmix__domain_value__init(&dv[i]);
+        dv[i].name = (char *)names[i];
+        dv[i].value = loss + i;
+        dvp[i] = &dv[i];
+    }
+    res.attempt_id = attempt;
+    res.run_id = run;
+    res.n_losses = 2;
+    res.losses = dvp;
+    res.seconds = 0.5;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_RESULT;
+    env.result = &res;
+    uint64_t id = coord_harness_send(w, &env);
+    for (int i = 0; i < 50; i++) {
+        Regmix__Envelope *r = coord_harness_recv(w, 5000);
+        if (!r)
+            return -1;
+        if (r->body_case == REGMIX__ENVELOPE__BODY_RESULT_ACK && r->reply_to == id) {
+            int acc = r->result_ack->accepted && r->result_ack->attempt_id == attempt;
+            frame_free(&r);
+            return acc;
+        }
+        frame_free(&r);
+    }
+    return -1;
+}
+
+static int failed(void *w, uint64_t attempt)
+{
+    Regmix__Envelope env;
+    Regmix__Failed f = REGMIX__FAILED__INIT;
+    f.attempt_id = attempt;
+    f.exit_code = 3;
+    f.reason = "synthetic failure";
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_FAILED;
+    env.failed = &f;
+    Regmix__Envelope *r = coord_harness_rpc(w, &env, 5000);
+    int ok = r && r->body_case == REGMIX__ENVELOPE__BODY_FAILED_ACK &&
+             r->failed_ack->attempt_id == attempt;
+    frame_free(&r);
+    return ok;
+}
+
+static void test_full_sweep(void)
+{
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    void *watch = coord_harness_dealer(&H, H.clients_ep);
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = submit(cl, "full", 6, 2, 50);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY);
+    if (!r || r->body_case != REGMIX__ENVELOPE__BODY_SUBMIT_REPLY) {
+        frame_free(&r);
+        goto out;
+    }
+    CHECK_INT_EQ(r->submit_reply->runs, 6);
+    char sweep_id[64];
+    snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
+    frame_free(&r);
+
+    Regmix__Envelope env;
+    Regmix__WatchRequest wr = REGMIX__WATCH_REQUEST__INIT;
+    wr.sweep_id = sweep_id;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_WATCH;
+    env.watch = &wr;
+    r = coord_harness_rpc(watch, &env, 5000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WATCH_EVENT);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_WATCH_EVENT)
+        CHECK_STR_EQ(r->watch_event->kind, "status");
+    frame_free(&r);
+
+    hello(w, "w-full", "boot-1", 2, NULL, 0, &r);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    /* No ASSIGN before READY; then exactly the credit. */
+    r = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 200);
+    CHECK(r == NULL);
+    frame_free(&r);
+    ready(w, 2);
+    Regmix__Envelope *a1 = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    Regmix__Envelope *a2 = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    r = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
+    CHECK(a1 && a2 && r == NULL);
+    frame_free(&r);
+    if (!a1 || !a2) {
+        frame_free(&a1);
+        frame_free(&a2);
+        goto out;
+    }
+    const Regmix__Assign *as = a1->assign;
+    CHECK_INT_EQ(as->n_weights, 3);
+    double sum = 0;
+    for (size_t i = 0; i < as->n_weights; i++)
+        sum += as->weights[i]->weight;
+    CHECK_NEAR(sum, 1.0, 1e-9);
+    CHECK_STR_EQ(as->weights[0]->domain, "a");
+    CHECK_INT_EQ(as->kind, REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC);
+    CHECK_INT_EQ(as->attempt_no, 1);
+    CHECK_INT_EQ(as->lease_ms, 1500);
+    CHECK_STR_EQ(as->sweep_id, sweep_id);
+    CHECK(as->synthetic != NULL);
+    CHECK(a1->assign->run_id != a2->assign->run_id);
+
+    started(w, a1->assign->attempt_id);
+    CHECK_INT_EQ(result(w, a1->assign->attempt_id, a1->assign->run_id, 3.0), 1);
+    /* The same RESULT again (an ack was lost): acknowledged, counted zero times. */
+    CHECK_INT_EQ(result(w, a1->assign->attempt_id, a1->assign->run_id, 3.0), 0);
+    CHECK(failed(w, a2->assign->attempt_id));
+    uint64_t failed_run = a2->assign->run_id;
+    frame_free(&a1);
+    frame_free(&a2);
+
+    /* Work the rest off one slot at a time; the failed run comes back as attempt 2. */
+    int done = 1, retried = 0;
+    for (int i = 0; i < 40 && done < 6; i++) {
+        ready(w, 1);
+        Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 2000);
+        if (!a)
+            continue;
+        if (a->assign->run_id == failed_run) {
+            CHECK_INT_EQ(a->assign->attempt_no, 2);
+            retried = 1;
+        }
+        if (result(w, a->assign->attempt_id, a->assign->run_id, 2.0 + 0.1 * i) == 1)
+            done++;
+        frame_free(&a);
+    }
+    CHECK_INT_EQ(done, 6);
+    CHECK(retried);
+    r = status(cl, sweep_id);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY) {
+        CHECK_INT_EQ(r->status_reply->sweep->runs->done, 6);
+        CHECK_INT_EQ(r->status_reply->sweep->runs->queued, 0);
+        CHECK_INT_EQ(r->status_reply->sweep->state, REGMIX__SWEEP_STATE__SWEEP_STATE_DONE);
+    }
+    frame_free(&r);
+
+    /* The watcher saw results, the failure, and a final "end". */
+    int results = 0, failures = 0, final = 0;
+    for (int i = 0; i < 40 && !final; i++) {
+        r = coord_harness_recv(watch, 2000);
+        if (!r)
+            break;
+        if (r->body_case == REGMIX__ENVELOPE__BODY_WATCH_EVENT) {
+            results += strcmp(r->watch_event->kind, "result") == 0;
+            failures += strcmp(r->watch_event->kind, "failed") == 0;
+            final = r->watch_event->final && strcmp(r->watch_event->kind, "end") == 0;
+        }
+        frame_free(&r);
+    }
+    CHECK_INT_EQ(results, 6);
+    CHECK_INT_EQ(failures, 1);
+    CHECK(final);
+
+    Regmix__ResultsRequest rr = REGMIX__RESULTS_REQUEST__INIT;
+    rr.sweep_id = sweep_id;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_RESULTS;
+    env.results = &rr;
+    r = coord_harness_rpc(cl, &env, 5000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_RESULTS_REPLY);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_RESULTS_REPLY) {
+        const Regmix__ResultsReply *rep = r->results_reply;
+        CHECK_INT_EQ(rep->n_results, 6);
+        CHECK_INT_EQ(rep->n_domains, 3);
+        CHECK_INT_EQ(rep->n_loss_names, 2);
+        for (size_t i = 0; i < rep->n_results; i++) {
+            CHECK_INT_EQ(rep->results[i]->run_index, i);
+            CHECK_INT_EQ(rep->results[i]->n_losses, 2);
+            CHECK_INT_EQ(rep->results[i]->n_weights, 3);
+            CHECK_STR_EQ(rep->results[i]->worker_id, "w-full");
+        }
+        if (rep->n_results == 6) {
+            CHECK_NEAR(rep->results[0]->losses[0]->value + 1.0, rep->results[0]->losses[1]->value,
+                       1e-12);
+        }
+    }
+    frame_free(&r);
+out:
+    zmq_close(cl);
+    zmq_close(watch);
+    zmq_close(w);
+}
+
+/* Lets the previous test's workers (sockets closed) expire: 3 heartbeats of 200 ms. */
+static void settle(void)
+{
+    coord_harness_sleep_ms(700);
+}
+
+static void test_cancel(void)
+{
+    settle();
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = submit(cl, "tocancel", 4, 1, 0);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY);
+    char sweep_id[64] = "";
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
+        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
+    frame_free(&r);
+    hello(w, "w-cancel", "boot-1", 1, NULL, 0, &r);
+    frame_free(&r);
+    ready(w, 1);
+    Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    CHECK(a != NULL);
+    Regmix__Envelope env;
+    Regmix__CancelRequest cr = REGMIX__CANCEL_REQUEST__INIT;
+    cr.sweep_id = sweep_id;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_CANCEL_SWEEP;
+    env.cancel_sweep = &cr;
+    r = coord_harness_rpc(cl, &env, 5000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_CANCEL_REPLY);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_CANCEL_REPLY)
+        CHECK_INT_EQ(r->cancel_reply->cancelled, 4);
+    frame_free(&r);
+    /* The running attempt gets a CANCEL; its late RESULT is fenced. */
+    r = expect(w, REGMIX__ENVELOPE__BODY_CANCEL, 3000);
+    CHECK(r && a && r->cancel->attempt_id == a->assign->attempt_id);
+    frame_free(&r);
+    if (a)
+        CHECK_INT_EQ(result(w, a->assign->attempt_id, a->assign->run_id, 1.0), 0);
+    frame_free(&a);
+    r = status(cl, sweep_id);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY) {
+        CHECK_INT_EQ(r->status_reply->sweep->runs->cancelled, 4);
+        CHECK_INT_EQ(r->status_reply->sweep->state, REGMIX__SWEEP_STATE__SWEEP_STATE_CANCELLED);
+    } else {
+        CHECK(0);
+    }
+    frame_free(&r);
+    /* Cancelling again: the sweep already ended. */
+    r = coord_harness_rpc(cl, &env, 5000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+          r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT);
+    frame_free(&r);
+    ready(w, 1);
+    r = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
+    CHECK(r == NULL);
+    frame_free(&r);
+    zmq_close(cl);
+    zmq_close(w);
+}
+
+static void test_lease_expiry_and_fencing(void)
+{
+    settle();
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    void *w1 = coord_harness_dealer(&H, H.workers_ep);
+    void *w2 = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = submit(cl, "lease", 1, 3, 0);
+    char sweep_id[64] = "";
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
+        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
+    frame_free(&r);
+    hello(w1, "w-stale", "boot-1", 1, NULL, 0, &r);
+    frame_free(&r);
+    ready(w1, 1);
+    Regmix__Envelope *a = expect(w1, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    CHECK(a != NULL);
+    if (!a)
+        goto out;
+    started(w1, a->assign->attempt_id);
+    /* w1 goes silent; w2 is idle and keeps pinging. Lost after 3 × 200 ms; the lease (1500 ms)
+     * then passes and the run goes to w2 as attempt 2. */
+    hello(w2, "w-fresh", "boot-1", 1, NULL, 0, &r);
+    frame_free(&r);
+    ready(w2, 1);
+    Regmix__Envelope *b = NULL;
+    for (int i = 0; i < 40 && !b; i++) {
+        ping(w2);
+        b = expect(w2, REGMIX__ENVELOPE__BODY_ASSIGN, 100);
+    }
+    CHECK(b != NULL);
+    if (b) {
+        CHECK_INT_EQ(b->assign->run_id, a->assign->run_id);
+        CHECK_INT_EQ(b->assign->attempt_no, 2);
+        /* The stale worker wakes up and reports: fenced. The live attempt's result counts. */
+        CHECK_INT_EQ(result(w1, a->assign->attempt_id, a->assign->run_id, 9.0), 0);
+        CHECK_INT_EQ(result(w2, b->assign->attempt_id, b->assign->run_id, 1.0), 1);
+    }
+    frame_free(&b);
+    r = status(cl, sweep_id);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY)
+        CHECK_INT_EQ(r->status_reply->sweep->runs->done, 1);
+    else
+        CHECK(0);
+    frame_free(&r);
+out:
+    frame_free(&a);
+    zmq_close(cl);
+    zmq_close(w1);
+    zmq_close(w2);
+}
+
+static void test_quarantine(void)
+{
+    settle();
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = submit(cl, "quarantine", 6, 1, 0);
+    char sweep_id[64] = "";
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
+        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
+    frame_free(&r);
+    hello(w, "w-bad", "boot-1", 1, NULL, 0, &r);
+    frame_free(&r);
+    int fails = 0;
+    for (int i = 0; i < 5; i++) {
+        ready(w, 1);
+        Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+        if (!a)
+            break;
+        fails += failed(w, a->assign->attempt_id);
+        frame_free(&a);
+    }
+    CHECK_INT_EQ(fails, 5);
+    ready(w, 1);
+    r = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
+    CHECK(r == NULL); /* quarantined: no more jobs */
+    frame_free(&r);
+    Regmix__Envelope env;
+    Regmix__WorkersRequest wr = REGMIX__WORKERS_REQUEST__INIT;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_WORKERS;
+    env.workers = &wr;
+    r = coord_harness_rpc(cl, &env, 5000);
+    int found = 0;
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_WORKERS_REPLY) {
+        for (size_t i = 0; i < r->workers_reply->n_workers; i++) {
+            const Regmix__WorkerInfo *wi = r->workers_reply->workers[i];
+            if (strcmp(wi->worker_id, "w-bad") == 0) {
+                found = 1;
+                CHECK_STR_EQ(wi->state, "quarantined");
+                CHECK_INT_EQ(wi->consecutive_failures, 5);
+                CHECK_INT_EQ(wi->failed, 5);
+            }
+        }
+    }
+    CHECK(found);
+    frame_free(&r);
+    /* One run is left queued: cancel it so later tests start from an empty queue. */
+    Regmix__CancelRequest cr = REGMIX__CANCEL_REQUEST__INIT;
+    cr.sweep_id = sweep_id;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_CANCEL_SWEEP;
+    env.cancel_sweep = &cr;
+    r = coord_harness_rpc(cl, &env, 5000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_CANCEL_REPLY &&
+          r->cancel_reply->cancelled == 1);
+    frame_free(&r);
+    zmq_close(cl);
+    zmq_close(w);
+}
+
+static void test_restart_readoption(void)
+{
+    settle();
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = submit(cl, "restart", 2, 2, 0);
+    char sweep_id[64] = "";
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
+        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
+    frame_free(&r);
+    zmq_close(cl);
+    hello(w, "w-keep", "boot-1", 2, NULL, 0, &r);
+    frame_free(&r);
+    ready(w, 2);
+    Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    Regmix__Envelope *b = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    CHECK(a && b);
+    if (!a || !b) {
+        frame_free(&a);
+        frame_free(&b);
+        zmq_close(w);
+        return;
+    }
+    started(w, a->assign->attempt_id);
+    coord_harness_sleep_ms(100);
+    CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
+    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", NULL};
+    CHECK_INT_EQ(coord_harness_start(&H, extra), 0);
+    /* The worker's next message is unknown to the new process: it must HELLO again, listing the
+     * attempt it still holds (a) and one that never existed; b it lost. */
+    ping(w);
+    r = expect(w, REGMIX__ENVELOPE__BODY_ERROR, 5000);
+    CHECK(r && r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_UNKNOWN_WORKER);
+    frame_free(&r);
+    uint64_t held[2] = {a->assign->attempt_id, 424242};
+    hello(w, "w-keep", "boot-1", 2, held, 2, &r);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME) {
+        CHECK_INT_EQ(r->welcome->n_abandon_attempt_ids, 1);
+        if (r->welcome->n_abandon_attempt_ids == 1)
+            CHECK_INT_EQ(r->welcome->abandon_attempt_ids[0], 424242);
+    }
+    frame_free(&r);
+    CHECK_INT_EQ(result(w, a->assign->attempt_id, a->assign->run_id, 1.5), 1);
+    /* b was requeued at HELLO (not held): it comes back as attempt 2; b's old id is fenced. */
+    CHECK_INT_EQ(result(w, b->assign->attempt_id, b->assign->run_id, 1.5), 0);
+    ready(w, 1);
+    Regmix__Envelope *b2 = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    CHECK(b2 != NULL);
+    if (b2) {
+        CHECK_INT_EQ(b2->assign->run_id, b->assign->run_id);
+        CHECK_INT_EQ(b2->assign->attempt_no, 2);
+        CHECK_INT_EQ(result(w, b2->assign->attempt_id, b2->assign->run_id, 1.5), 1);
+    }
+    frame_free(&b2);
+    cl = coord_harness_dealer(&H, H.clients_ep);
+    r = status(cl, sweep_id);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY) {
+        CHECK_INT_EQ(r->status_reply->sweep->runs->done, 2);
+        CHECK_INT_EQ(r->status_reply->sweep->state, REGMIX__SWEEP_STATE__SWEEP_STATE_DONE);
+    } else {
+        CHECK(0);
+    }
+    frame_free(&r);
+    frame_free(&a);
+    frame_free(&b);
+    zmq_close(cl);
+    zmq_close(w);
+}
+
+int main(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", NULL};
+    int r = coord_harness_start(&H, extra);
+    CHECK_MSG(r == 0, "coordinator did not start: %d", r);
+    if (r == 0) {
+        TEST_RUN(test_full_sweep);
+        TEST_RUN(test_cancel);
+        TEST_RUN(test_lease_expiry_and_fencing);
+        TEST_RUN(test_quarantine);
+        TEST_RUN(test_restart_readoption);
+        CHECK(coord_harness_alive(&H));
+        CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
+    }
+    if (test__failures)
+        coord_harness_dump_log(&H);
+    coord_harness_cleanup(&H);
+    return test_finish();
+}

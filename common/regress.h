@@ -37,7 +37,7 @@ typedef struct regress_params {
     double lambda;           /* gbdt: L2 penalty on leaf values (0, as LightGBM's default) */
     int max_bin;             /* gbdt: histogram bins per feature (256) */
     uint64_t seed;           /* gbdt: XGBoost seed (42) */
-    int threads;             /* threads for fitting and prediction; <= 0: all cores */
+    int threads;             /* threads for prediction and fits over 20k rows; <= 0: all */
 } regress_params_t;
 
 typedef struct regress regress_t;

@@ -24,6 +24,10 @@
 
 #define TARGET "metric/the_pile_pile_cc_val_loss"
 
+/* The gbdt model of test_paper, reused by test_forest_matches_xgboost (one fit, not two). */
+static regress_t *paper_gbdt;
+static fitdata_t *paper_train;
+
 static void test_metrics_hand(void)
 {
     /* x = [1,2,3,4,5], y = [2,4,5,4,5]: mean y = 4, Sxy = 6, Sxx = 10, Syy = 6
@@ -239,6 +243,8 @@ static void test_paper(void)
                 maxrel = fmax(maxrel, fabs(pred[i] - ref[i]) / fabs(ref[i]));
             CHECK_MSG(maxrel <= 1e-5, "forest vs XGBoost max rel %g", maxrel);
             CHECK_INT_EQ(forest_ntrees(regress_forest(m)), 1000);
+            paper_gbdt = m;
+            m = NULL;
         }
         regress_destroy(&m);
     }
@@ -253,26 +259,17 @@ static void test_paper(void)
     free(pred);
     free(ref);
     fitdata_destroy(&te);
-    fitdata_destroy(&tr);
+    paper_train = tr;
 }
 
 /* forest == XGBoost on many simplex candidates (Dirichlet(prior)) and timings of both. */
 static void test_forest_matches_xgboost(void)
 {
-    fitdata_t *tr = paper_load("train_mixture_1m.csv", "train_pile_loss_1m.csv", NULL);
-    if (!tr)
+    regress_t *m = paper_gbdt;
+    fitdata_t *tr = paper_train;
+    CHECK(m != NULL && tr != NULL);
+    if (!m || !tr)
         return;
-    regress_params_t p;
-    regress_params_default(&p);
-    p.threads = 2;
-    regress_t *m = NULL;
-    char err[512];
-    int rc = regress_fit(REGRESS_GBDT, &p, tr->X, tr->y, tr->n, tr->d, &m, err, sizeof err);
-    CHECK_MSG(rc == 0, "%s", err);
-    if (rc) {
-        fitdata_destroy(&tr);
-        return;
-    }
     const size_t n = getenv("REGMIX_FOREST_BENCH_N")
                              ? strtoul(getenv("REGMIX_FOREST_BENCH_N"), NULL, 10)
                              : 50000;
@@ -305,8 +302,6 @@ static void test_forest_matches_xgboost(void)
     free(X);
     free(a);
     free(b);
-    regress_destroy(&m);
-    fitdata_destroy(&tr);
 }
 
 int main(void)
@@ -318,5 +313,7 @@ int main(void)
     TEST_RUN(test_ridge_shrinks);
     TEST_RUN(test_paper);
     TEST_RUN(test_forest_matches_xgboost);
+    regress_destroy(&paper_gbdt);
+    fitdata_destroy(&paper_train);
     return test_finish();
 }

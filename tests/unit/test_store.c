@@ -1,0 +1,252 @@
+/*
+ * test_store: the coordinator's SQLite store (coordinator/store.h) on a real temporary file.
+ * Migrations are idempotent on reopen and refuse a newer schema; a second opener is locked out;
+ * a claim is conditional (the second claim of a run fails); a result is stored once per
+ * (run, attempt); a stale attempt cannot finish a run (fencing); the queue is ordered by
+ * priority then FIFO and filtered by GPU need; a savepoint rolls back one unit.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "test.h"
+
+static char dir[] = "/tmp/regmix-store-test-XXXXXX";
+static char path[256];
+
+static int64_t add_sweep(store_t *s, const char *name, int priority, int gpus, int runs)
+{
+    static const uint8_t job[] = {0x38, 0x03}; /* any bytes: the store does not read them */
+    store_sweep_row_t row = {
+            .name = name,
+            .spec_yaml = "name: x\n",
+            .spec_name = "x.yaml",
+            .state = "running",
+            .priority = priority,
+            .gpus = gpus,
+            .max_attempts = 3,
+            .backoff_ms = 100,
+            .job = job,
+            .job_len = sizeof job,
+            .ndomains = 2,
+            .nruns = runs,
+            .created_ms = 1000,
+    };
+    int64_t id = 0;
+    char sid[32];
+    CHECK(store_begin(s) == 0);
+    CHECK(store_sweep_insert(s, &row, &id, sid) == 0);
+    CHECK(strncmp(sid, "sw", 2) == 0);
+    for (int i = 0; i < runs; i++) {
+        double w[2] = {0.25 + 0.01 * i, 0.75 - 0.01 * i};
+        CHECK(store_run_insert(s, id, i, 100u + (uint64_t)i, w, 2, priority, gpus, 1000) == 0);
+    }
+    CHECK(store_commit(s) == 0);
+    return id;
+}
+
+static void test_migrations_idempotent(void)
+{
+    store_t *s = NULL;
+    char err[256] = "";
+    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
+    if (!s)
+        return;
+    CHECK_INT_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+    int64_t id = add_sweep(s, "first", 0, 0, 2);
+    CHECK(id > 0);
+    /* A second opener is locked out while the first holds the file. */
+    store_t *s2 = NULL;
+    CHECK_INT_EQ(store_open(path, &s2, err, sizeof err), -EBUSY);
+    CHECK(s2 == NULL);
+    store_close(&s);
+    CHECK(s == NULL);
+    store_close(&s); /* NULL: harmless */
+    /* Reopen: nothing to migrate, the data is there. */
+    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
+    if (!s)
+        return;
+    CHECK_INT_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+    double w[2] = {0, 0};
+    store_queued_t q[4];
+    int n = store_queue_fetch(s, 0, 4, q);
+    CHECK_INT_EQ(n, 2);
+    CHECK_INT_EQ(store_run_weights(s, q[0].run, w, 2), 2);
+    CHECK_NEAR(w[0], 0.25, 0);
+    CHECK_NEAR(w[1], 0.75, 0);
+    CHECK_INT_EQ(q[0].seed, 100);
+    store_close(&s);
+    /* A database from a newer program is refused. */
+    sqlite3 *db = NULL;
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
+    sqlite3_close(db);
+    CHECK_INT_EQ(store_open(path, &s, err, sizeof err), -EPROTO);
+    CHECK(strstr(err, "newer") != NULL);
+    sqlite3_open(path, &db);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+    sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+}
+
+static void test_claim_result_fencing(void)
+{
+    store_t *s = NULL;
+    char err[256] = "";
+    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
+    if (!s)
+        return;
+    int64_t sweep = add_sweep(s, "claims", 0, 0, 1);
+    store_queued_t q[8];
+    int n = store_queue_fetch(s, 0, 8, q);
+    int64_t run = 0;
+    for (int i = 0; i < n; i++)
+        if (q[i].sweep == sweep)
+            run = q[i].run;
+    CHECK(run > 0);
+    int64_t a1 = store_attempt_max_id(s) + 1;
+    CHECK(store_begin(s) == 0);
+    CHECK_INT_EQ(store_run_claim(s, run, a1, 2000), 1);
+    CHECK_INT_EQ(store_run_claim(s, run, a1 + 1, 2000), 0); /* already leased */
+    CHECK(store_attempt_insert(s, a1, run, 1, "w1", "", 2000, 5000) == 0);
+    CHECK_INT_EQ(store_attempt_max_id(s), a1);
+    /* A stale attempt cannot finish the run; the live one can, once. */
+    CHECK_INT_EQ(store_run_started(s, run, a1 + 1, 2100), 0);
+    CHECK_INT_EQ(store_run_started(s, run, a1, 2100), 1);
+    CHECK_INT_EQ(store_run_finish(s, run, a1 + 1, "done", 0, 2200), 0);
+    /* Lease lost: requeue, then a second attempt claims it. */
+    CHECK_INT_EQ(store_run_finish(s, run, a1, "queued", 2300, 2300), 1);
+    int64_t a2 = a1 + 1;
+    CHECK_INT_EQ(store_run_claim(s, run, a2, 2400), 1);
+    CHECK(store_attempt_insert(s, a2, run, 2, "w2", "0", 2400, 5000) == 0);
+    /* The first attempt's late result is fenced at the run: the run is not live with it. */
+    CHECK_INT_EQ(store_run_finish(s, run, a1, "done", 0, 2500), 0);
+    CHECK_INT_EQ(store_run_finish(s, run, a2, "done", 0, 2500), 1);
+    CHECK_INT_EQ(store_run_finish(s, run, a2, "done", 0, 2600), 0); /* done already */
+    CHECK_INT_EQ(store_result_insert(s, run, a2, sweep, "w2", "{\"a\":1.5}", NULL, 10, 1.0, 2500),
+                 1);
+    /* Stored once: the same (run, attempt) again changes nothing. */
+    CHECK_INT_EQ(store_result_insert(s, run, a2, sweep, "w2", "{\"a\":9.0}", NULL, 10, 1.0, 2600),
+                 0);
+    CHECK(store_commit(s) == 0);
+    CHECK_INT_EQ(store_results_count(s, sweep), 1);
+    int64_t r = 0, live = 0;
+    char state[16];
+    CHECK(store_run_lookup(s, sweep, 0, &r, state, &live) == 0);
+    CHECK_STR_EQ(state, "done");
+    CHECK_INT_EQ(live, a2);
+    CHECK_INT_EQ(store_run_lookup(s, sweep, 5, &r, state, &live), -ENOENT);
+    store_close(&s);
+}
+
+static void test_queue_order_and_gpus(void)
+{
+    store_t *s = NULL;
+    char err[256] = "";
+    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
+    if (!s)
+        return;
+    /* Empty the queue of earlier tests. */
+    store_queued_t q[64];
+    CHECK(store_begin(s) == 0);
+    int n = store_queue_fetch(s, 0, 64, q);
+    for (int i = 0; i < n; i++)
+        store_run_set_state(s, q[i].run, "queued", "cancelled", 1);
+    CHECK(store_commit(s) == 0);
+    int64_t low = add_sweep(s, "low", 0, 0, 2);
+    int64_t high = add_sweep(s, "high", 5, 0, 2);
+    int64_t gpu = add_sweep(s, "gpu", 9, 2, 1);
+    n = store_queue_fetch(s, 0, 64, q);
+    CHECK_INT_EQ(n, 4);
+    if (n == 4) {
+        CHECK_INT_EQ(q[0].sweep, high);
+        CHECK_INT_EQ(q[0].idx, 0);
+        CHECK_INT_EQ(q[1].sweep, high);
+        CHECK_INT_EQ(q[1].idx, 1);
+        CHECK_INT_EQ(q[2].sweep, low);
+        CHECK_INT_EQ(q[3].sweep, low);
+    }
+    n = store_queue_fetch(s, 2, 64, q);
+    CHECK_INT_EQ(n, 1);
+    CHECK_INT_EQ(q[0].sweep, gpu);
+    /* Moving runs in bulk and the retry queue. */
+    CHECK(store_begin(s) == 0);
+    CHECK_INT_EQ(store_runs_move(s, low, "queued", "cancelled", 10), 2);
+    n = store_queue_fetch(s, 0, 64, q);
+    CHECK_INT_EQ(n, 2);
+    CHECK_INT_EQ(store_run_claim(s, q[0].run, 900, 10), 1);
+    CHECK_INT_EQ(store_run_finish(s, q[0].run, 900, "failed", 5000, 10), 1);
+    CHECK_INT_EQ(store_runs_next_retry(s), 5000);
+    CHECK(store_commit(s) == 0);
+    store_close(&s);
+}
+
+static int retry_seen;
+static void on_retry(int64_t sweep, void *data)
+{
+    (void)sweep;
+    (void)data;
+    retry_seen++;
+}
+
+static void test_retry_and_savepoint(void)
+{
+    store_t *s = NULL;
+    char err[256] = "";
+    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
+    if (!s)
+        return;
+    CHECK(store_begin(s) == 0);
+    CHECK_INT_EQ(store_runs_retry_due(s, 4999, on_retry, NULL), 0);
+    CHECK_INT_EQ(store_runs_retry_due(s, 5000, on_retry, NULL), 1);
+    CHECK_INT_EQ(retry_seen, 1);
+    CHECK_INT_EQ(store_runs_next_retry(s), INT64_MAX);
+    /* A savepoint rolled back leaves the rest of the group transaction intact. */
+    CHECK(store_savepoint(s) == 0);
+    store_worker_row_t w = {.worker_id = "gone", .state = "connected", .slots = 1};
+    CHECK(store_worker_upsert(s, &w, 1) == 0);
+    store_savepoint_rollback(s);
+    store_worker_row_t w2 = {.worker_id = "kept", .state = "connected", .slots = 2};
+    CHECK(store_worker_upsert(s, &w2, 1) == 0);
+    CHECK(store_commit(s) == 0);
+    store_close(&s);
+    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
+    if (!s)
+        return;
+    sqlite3 *db = NULL;
+    sqlite3_open(path, &db);
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(db, "SELECT group_concat(worker_id) FROM workers", -1, &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_STR_EQ((const char *)sqlite3_column_text(st, 0), "kept");
+    sqlite3_finalize(st);
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_STR_EQ((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    store_close(&s);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/regmix.db", dir);
+    TEST_RUN(test_migrations_idempotent);
+    TEST_RUN(test_claim_result_fencing);
+    TEST_RUN(test_queue_order_and_gpus);
+    TEST_RUN(test_retry_and_savepoint);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return test_finish();
+}

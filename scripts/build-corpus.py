@@ -769,12 +769,15 @@ def yaml_quote(s):
 def write_spec(out, manifest, names, glob_root):
     root = glob_root if glob_root else os.path.abspath(out)
     lines = ["# Domains of the corpus built by scripts/build-corpus.py; paste into a sweep spec.",
-             "# tokens: training tokens (byte-level, vocab 256, separator token %d)." % SEPARATOR,
+             "# tokens: training tokens (byte-level, vocab 256, separator token %d before each"
+             % SEPARATOR,
+             "# document); bytes_per_token: 1 (one token per byte of text).",
              "domains:"]
     for n in names:
         e = manifest["domains"][n]
         lines += ["  - name: %s" % n,
                   "    tokens: %d" % e["train_tokens"],
+                  "    bytes_per_token: 1.0",
                   "    train: %s" % yaml_quote(root.rstrip("/") + "/%s/train_*.bin" % n),
                   "    valid: %s" % yaml_quote(root.rstrip("/") + "/%s/val_*.bin" % n)]
     path = os.path.join(out, "spec-domains.yaml")
@@ -916,8 +919,8 @@ def main(argv):
                  ",".join(avail if args.from_dir else DOMAIN_BY_NAME)), file=sys.stderr)
         return EXIT_USAGE
     for n in names:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", n):
-            print("build-corpus: domain name %r: use letters, digits, _ . -" % n,
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", n):
+            print("build-corpus: domain name %r: use 1 to 64 letters, digits, _ . -" % n,
                   file=sys.stderr)
             return EXIT_USAGE
 

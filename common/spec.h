@@ -144,7 +144,7 @@ typedef struct spec_convergence {
 } spec_convergence_t;
 
 typedef struct spec_regression {
-    spec_target_kind_t target_kind; /* from `target`: a domain name, "mean", or a map */
+    spec_target_kind_t target_kind; /* `target`: a domain, "mean" (default), or a map */
     int ntargets;                   /* 1 for DOMAIN, 0 for MEAN, >= 1 for WEIGHTED */
     int *target_domains;            /* [ntargets] domain indices */
     double *target_weights;         /* [ntargets] (1.0 for DOMAIN) */

@@ -28,10 +28,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+read -r EPHEMERAL_LO _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LO=32768
+PORT_BASE=10000
+PORT_SPAN=$((EPHEMERAL_LO - PORT_BASE))
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((PORT_BASE + RANDOM % PORT_SPAN))
         (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
     done
 }

@@ -488,6 +488,10 @@ static void worker_on_message(worker_t *w, const Regmix__Envelope *env)
         worker_on_assign(w, env->assign);
         break;
     case REGMIX__ENVELOPE__BODY_RESULT_ACK:
+        if (!env->result_ack->accepted && worker_held_find(w, env->result_ack->attempt_id, NULL))
+            log_info("result_discarded",
+                     "worker=%s attempt=%" PRIu64 " why=\"fenced or duplicate\"", w->worker_id,
+                     env->result_ack->attempt_id);
         worker_held_drop(w, env->result_ack->attempt_id,
                          env->result_ack->accepted ? "acked" : "acked-discarded");
         break;

@@ -11,7 +11,7 @@ synthetic_spec "$T/spec.yaml" fault-worker-kill 40 800 0 3
 SW=$(submit "$T/spec.yaml")
 note "sweep $SW"
 wait_done_at_least "$SW" 4 30
-kill -9 "$W1"
+{ kill -9 "$W1" && wait "$W1"; } 2>/dev/null
 note "worker w1 killed"
 wait_state "$SW" 90 done
 stop_coord

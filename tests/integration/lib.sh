@@ -25,11 +25,13 @@ TEST_FAILED=0
 
 cleanup() {
     local p
+    exec 3>&2 2>/dev/null # no "Killed" notices from bash while reaping
     for p in "${PIDS[@]}"; do
-        kill -CONT "$p" 2>/dev/null
-        kill -9 "$p" 2>/dev/null
+        kill -CONT "$p"
+        kill -9 "$p"
     done
-    wait 2>/dev/null
+    wait
+    exec 2>&3 3>&-
     if [ "$TEST_FAILED" = 0 ]; then
         rm -rf "$T"
     else
@@ -55,11 +57,15 @@ note() {
     echo "# $*" >&2
 }
 
-# A TCP port nothing listens on (checked by connecting; good enough on a test machine).
+# A TCP port nothing listens on (checked by connecting), below the kernel's ephemeral range so no
+# outgoing connection can be holding it; start_coord retries on a clash all the same.
+read -r EPHEMERAL_LO _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LO=32768
+PORT_BASE=10000
+PORT_SPAN=$((EPHEMERAL_LO - PORT_BASE))
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((PORT_BASE + RANDOM % PORT_SPAN))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return
@@ -77,20 +83,35 @@ ctl() {
     "$CTL_BIN" --coordinator "$CEP" "$@"
 }
 
-# Starts the coordinator on the test's database and ports; waits until it answers.
+# Starts the coordinator on the test's database and ports; waits until it answers. A port that
+# another program took meanwhile is replaced before the first start (no worker knows it yet).
+COORD_STARTS=0
 start_coord() {
-    "$COORD_BIN" --db "$DB" --workers "$WEP" --clients "$CEP" --heartbeat-ms "$HB_MS" \
-        --lease-ms "$LEASE_MS" --log-level info "$@" >>"$T/coordinator.log" 2>&1 &
-    COORD_PID=$!
-    PIDS+=("$COORD_PID")
-    local i
-    for i in $(seq 1 100); do
-        if ctl list --timeout 0.2 >/dev/null 2>&1; then
-            return 0
+    local attempt i
+    for attempt in 1 2 3; do
+        "$COORD_BIN" --db "$DB" --workers "$WEP" --clients "$CEP" --heartbeat-ms "$HB_MS" \
+            --lease-ms "$LEASE_MS" --log-level info "$@" >>"$T/coordinator.log" 2>&1 &
+        COORD_PID=$!
+        PIDS+=("$COORD_PID")
+        for i in $(seq 1 100); do
+            if ctl list --timeout 0.2 >/dev/null 2>&1; then
+                COORD_STARTS=$((COORD_STARTS + 1))
+                return 0
+            fi
+            kill -0 "$COORD_PID" 2>/dev/null || break
+        done
+        kill -0 "$COORD_PID" 2>/dev/null && fail "coordinator does not answer on $CEP"
+        if [ "$COORD_STARTS" = 0 ] && tail -n 3 "$T/coordinator.log" | grep -q 'in use'; then
+            note "port clash; new ports"
+            WPORT=$(free_port)
+            CPORT=$(free_port)
+            WEP=tcp://127.0.0.1:$WPORT
+            CEP=tcp://127.0.0.1:$CPORT
+            continue
         fi
-        kill -0 "$COORD_PID" 2>/dev/null || fail "coordinator exited at start"
+        fail "coordinator exited at start"
     done
-    fail "coordinator does not answer on $CEP"
+    fail "coordinator could not bind free ports"
 }
 
 # Stops the coordinator gracefully (SIGTERM) and waits for it.
@@ -105,8 +126,7 @@ stop_coord() {
 }
 
 kill9_coord() {
-    kill -9 "$COORD_PID"
-    wait "$COORD_PID" 2>/dev/null
+    { kill -9 "$COORD_PID" && wait "$COORD_PID"; } 2>/dev/null
 }
 
 # start_worker NAME SLOTS [extra flags]: prints the pid into the variable WORKER_PID.

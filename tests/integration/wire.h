@@ -153,22 +153,33 @@ static inline void *wire_socket(void *ctx, int type, char *endpoint, size_t size
     return s;
 }
 
-/* A free TCP port on loopback (bound and released; good enough for tests). */
+/* A free TCP port on loopback below the kernel's ephemeral range (so no outgoing connection can
+ * take it after we let it go): bound once to check, then released. */
 static inline int wire_free_port(void)
 {
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_ROUTER);
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    char ep[256] = "";
-    size_t len = sizeof ep;
-    int port = -1;
-    if (zmq_bind(s, "tcp://127.0.0.1:*") == 0 &&
-        zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &len) == 0) {
-        char *colon = strrchr(ep, ':');
-        port = colon ? atoi(colon + 1) : -1;
+    int lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2)
+            lo = 32768;
+        fclose(f);
     }
-    zmq_close(s);
+    if (lo <= 10001)
+        lo = 32768;
+    void *ctx = zmq_ctx_new();
+    int port = -1;
+    srand((unsigned)(getpid() ^ wire_now_ms()));
+    for (int tries = 0; tries < 200 && port < 0; tries++) {
+        int p = 10000 + rand() % (lo - 10000);
+        void *s = zmq_socket(ctx, ZMQ_ROUTER);
+        int linger = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+        char ep[64];
+        snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", p);
+        if (zmq_bind(s, ep) == 0)
+            port = p;
+        zmq_close(s);
+    }
     zmq_ctx_term(ctx);
     return port;
 }

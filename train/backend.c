@@ -125,3 +125,8 @@ double backend_adamw_step(backend_t *b, const backend_adamw_t *hp, int t)
 {
     return b->ops->adamw_step(b->impl, hp, t);
 }
+
+int backend_allreduce(backend_t *b, const dist_t *d)
+{
+    return b->ops->allreduce ? b->ops->allreduce(b->impl, d) : -ENOTSUP;
+}

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dist.h"
 #include "model.h"
 
 typedef struct backend backend_t;
@@ -49,6 +50,8 @@ typedef struct backend_ops {
     float *(*grads_get)(void *impl);
     void (*grads_put)(void *impl);
     double (*adamw_step)(void *impl, const backend_adamw_t *hp, int t);
+    /* Optional: sums the gradients over the group on the device (NULL: not supported). */
+    int (*allreduce)(void *impl, const dist_t *d);
 } backend_ops_t;
 
 /* The backends built in, NULL-terminated (backend_list_*.c). */
@@ -102,6 +105,11 @@ void backend_forward_backward(backend_t *b,
  * call backend_grads_put(). */
 float *backend_grads_get(backend_t *b);
 void backend_grads_put(backend_t *b);
+
+/* Sums the gradients over the ranks of d on the device (NCCL). Returns 0, or -ENOTSUP when the
+ * backend has no device all-reduce: the caller then all-reduces backend_grads_get()'s host view
+ * and calls backend_grads_put(). */
+int backend_allreduce(backend_t *b, const dist_t *d);
 
 /* Clips the gradients to global norm hp->clip (when > 0), then one AdamW step (t = 1-based step
  * number for bias correction; decoupled weight decay on matrices only). Returns the norm before

@@ -24,6 +24,7 @@
 
 extern "C" {
 #include "backend.h"
+#include "gpu_comm.h"
 #include "model.h"
 }
 
@@ -33,6 +34,7 @@ typedef struct cuda_backend {
     int mb, chunk, failed;
     size_t np;
     cublasHandle_t blas;
+    gpu_comm_t *comm;
     float *params, *grads, *m, *v;
     unsigned char *decay; /* (np) 1 where weight decay applies */
     float *res, *resmid, *ln1, *ln2, *rstd1, *rstd2, *qkv, *att, *probs, *h13, *hh, *lnf, *rstdf;
@@ -378,6 +380,16 @@ static int cuda_create(const model_config_t *cfg,
         return rc;
     if ((rc = cuda_probe(err, errlen)) < 0)
         return rc;
+    /* Under mpirun, rank i of a host takes GPU i (modulo the GPUs it sees). */
+    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    lr = lr ? lr : getenv("MPI_LOCALRANKID");
+    lr = lr ? lr : getenv("SLURM_LOCALID");
+    int ndev = 1;
+    cudaGetDeviceCount(&ndev);
+    if (lr && cudaSetDevice(atoi(lr) % ndev) != cudaSuccess) {
+        snprintf(err, errlen, "cannot select CUDA device %d", atoi(lr) % ndev);
+        return -ENODEV;
+    }
     cuda_backend_t *b = (cuda_backend_t *)calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;
@@ -498,6 +510,7 @@ static void cuda_destroy(void *impl)
             cudaFree(dev[i]);
     if (b->blas)
         cublasDestroy(b->blas);
+    gpu_comm_destroy(&b->comm);
     free(b->h_grads);
     free(b->h_losses);
     free(b->h_inputs);
@@ -701,8 +714,14 @@ static double cuda_adamw_step(void *impl, const backend_adamw_t *hp, int t)
     return b->failed ? NAN : norm;
 }
 
+static int cuda_allreduce(void *impl, const dist_t *d)
+{
+    cuda_backend_t *b = (cuda_backend_t *)impl;
+    return gpu_comm_allreduce(&b->comm, b->grads, b->np, d);
+}
+
 extern "C" const backend_ops_t backend_cuda_ops = {
         "cuda",         cuda_probe,      cuda_create,    cuda_destroy,          cuda_param_count,
         cuda_set_state, cuda_get_state,  cuda_zero_grad, cuda_forward_backward, cuda_grads_get,
-        cuda_grads_put, cuda_adamw_step,
+        cuda_grads_put, cuda_adamw_step, cuda_allreduce,
 };

@@ -21,6 +21,9 @@ int dist_init(int *argc, char ***argv, dist_t *ret);
 void dist_allreduce_float(const dist_t *d, float *buf, size_t n);
 void dist_allreduce_double(const dist_t *d, double *buf, size_t n);
 
+/* Copies n bytes at buf from rank root to every rank. */
+void dist_broadcast(const dist_t *d, void *buf, size_t n, int root);
+
 /* Leaves the group; abort = 1 stops every rank (after an error on one). */
 void dist_finish(dist_t *d, int abort, int code);
 

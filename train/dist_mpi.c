@@ -45,6 +45,13 @@ void dist_allreduce_double(const dist_t *d, double *buf, size_t n)
     MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 }
 
+void dist_broadcast(const dist_t *d, void *buf, size_t n, int root)
+{
+    if (!d->active || d->size == 1)
+        return;
+    MPI_Bcast(buf, (int)n, MPI_BYTE, root, MPI_COMM_WORLD);
+}
+
 void dist_finish(dist_t *d, int abort, int code)
 {
     if (!d->active)

@@ -25,6 +25,14 @@ void dist_allreduce_double(const dist_t *d, double *buf, size_t n)
     (void)n;
 }
 
+void dist_broadcast(const dist_t *d, void *buf, size_t n, int root)
+{
+    (void)d;
+    (void)buf;
+    (void)n;
+    (void)root;
+}
+
 void dist_finish(dist_t *d, int abort, int code)
 {
     (void)d;

@@ -280,8 +280,15 @@ static int main__run(train_options_t *o, dist_t *dist)
                 loss += run.seq_losses[i];
         }
         if (dist->size > 1) {
-            dist_allreduce_float(dist, backend_grads_get(be), np);
-            backend_grads_put(be);
+            int ar = backend_allreduce(be, dist);
+            if (ar == -ENOTSUP) {
+                dist_allreduce_float(dist, backend_grads_get(be), np);
+                backend_grads_put(be);
+            } else if (ar < 0) {
+                fprintf(stderr, "regmix-train: gradient all-reduce failed at step %d\n", step + 1);
+                exit_code = 1;
+                goto out;
+            }
             dist_allreduce_double(dist, &loss, 1);
         }
         backend_adamw_step(be, &hp, step + 1);

@@ -142,9 +142,12 @@ static double simulate__kth(double *v, size_t n, size_t k)
     return v[want];
 }
 
-/* Tree counts after which the survivors are filtered: the bounds shrink as trees are added, so
- * later stages drop most of the rest. */
-static const double simulate__stages[] = {0.08, 0.16, 0.25, 0.35, 0.5, 0.7, 1.0};
+/* Fractions of the trees after which the survivors are filtered. The bounds shrink as trees are
+ * added, and a filter costs a pass over the survivors (far less than a tree), so early and
+ * frequent cuts pay: on the paper's model these give ~120 trees per candidate, against ~173 for
+ * seven cuts from 8% and 1000 without pruning. */
+static const double simulate__stages[] = {0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25,
+                                          0.3,  0.35, 0.4,  0.5,  0.6,  0.7, 0.8,  0.9,  1.0};
 
 /* Predicts one block with the forest, pruning by bounds; pushes the survivors into h. Returns the
  * number of tree evaluations spent. */

@@ -477,3 +477,168 @@ int forest_predict(const forest_t *f, const double *X, size_t n, size_t d, doubl
     }
     return rc;
 }
+
+struct forest_bounds {
+    const forest_t *f;
+    int ncut;
+    size_t nbins; /* sum over features of (ncuts + 1) */
+    size_t *off;  /* (nfeat): first bin of each feature in a cut's row */
+    double *lo;   /* (ncut, nbins) */
+    double *hi;   /* (ncut, nbins) */
+};
+
+void forest_bounds_destroy(forest_bounds_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->off);
+    free((*self_p)->lo);
+    free((*self_p)->hi);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* One tree's smallest and largest reachable leaf per (feature, bin): mn/mx (nbins), walking the
+ * tree with each path's bin interval per feature (ilo/ihi, nfeat per depth level). */
+static void forest__tree_extremes(const forest_t *f,
+                                  const size_t *off,
+                                  uint32_t k,
+                                  int depth,
+                                  uint16_t *ilo,
+                                  uint16_t *ihi,
+                                  double *gmin,
+                                  double *gmax,
+                                  double *mn,
+                                  double *mx)
+{
+    const int m = f->nfeat;
+    const forest_node_t *nd = &f->nodes[k];
+    uint16_t *lo = ilo + (size_t)depth * m, *hi = ihi + (size_t)depth * m;
+    if (nd->is_leaf) {
+        double v = f->value[k];
+        for (int j = 0; j < m; j++) {
+            if (lo[j] == 0 && hi[j] == f->ncuts[j]) {
+                /* unconstrained on j: counts for every bin, kept as a scalar */
+                gmin[j] = fmin(gmin[j], v);
+                gmax[j] = fmax(gmax[j], v);
+                continue;
+            }
+            for (size_t b = off[j] + lo[j]; b <= off[j] + hi[j]; b++) {
+                mn[b] = fmin(mn[b], v);
+                mx[b] = fmax(mx[b], v);
+            }
+        }
+        return;
+    }
+    uint16_t *clo = lo + m, *chi = hi + m;
+    const int j = nd->feat;
+    const uint16_t sb = nd->split_bin;
+    for (int side = 0; side < 2; side++) {
+        memcpy(clo, lo, (size_t)m * sizeof *clo);
+        memcpy(chi, hi, (size_t)m * sizeof *chi);
+        if (side == 0 && chi[j] > sb)
+            chi[j] = sb; /* bin <= sb goes left */
+        if (side == 1 && clo[j] < sb + 1)
+            clo[j] = (uint16_t)(sb + 1);
+        if (clo[j] <= chi[j])
+            forest__tree_extremes(f, off, nd->left + (uint32_t)side, depth + 1, ilo, ihi, gmin,
+                                  gmax, mn, mx);
+    }
+}
+
+int forest_bounds_new(const forest_t *f, const int *tree_begin, int n, forest_bounds_t **ret)
+{
+    if (n < 1)
+        return -EINVAL;
+    for (int c = 0; c < n; c++)
+        if (tree_begin[c] < 0 || tree_begin[c] > f->ntrees)
+            return -EINVAL;
+    const int m = f->nfeat;
+    size_t nbins = 0;
+    for (int j = 0; j < m; j++)
+        nbins += (size_t)f->ncuts[j] + 1;
+    if (nbins > 65536)
+        return -E2BIG;
+    int maxdepth = 0;
+    for (int t = 0; t < f->ntrees; t++)
+        if (f->depth[t] > maxdepth)
+            maxdepth = f->depth[t];
+    forest_bounds_t *fb = calloc(1, sizeof *fb);
+    double *mn = malloc(nbins * sizeof *mn), *mx = malloc(nbins * sizeof *mx);
+    double *smin = calloc(nbins, sizeof *smin), *smax = calloc(nbins, sizeof *smax);
+    double *gmin = malloc((size_t)m * sizeof *gmin), *gmax = malloc((size_t)m * sizeof *gmax);
+    uint16_t *ilo = malloc((size_t)(maxdepth + 1) * m * sizeof *ilo);
+    uint16_t *ihi = malloc((size_t)(maxdepth + 1) * m * sizeof *ihi);
+    int rc = -ENOMEM;
+    if (!fb || !mn || !mx || !smin || !smax || !gmin || !gmax || !ilo || !ihi)
+        goto out;
+    fb->f = f;
+    fb->ncut = n;
+    fb->nbins = nbins;
+    fb->off = malloc((size_t)m * sizeof *fb->off);
+    fb->lo = malloc((size_t)n * nbins * sizeof *fb->lo);
+    fb->hi = malloc((size_t)n * nbins * sizeof *fb->hi);
+    if (!fb->off || !fb->lo || !fb->hi)
+        goto out;
+    for (int j = 0, o = 0; j < m; j++) {
+        fb->off[j] = (size_t)o;
+        o += f->ncuts[j] + 1;
+    }
+    /* Trees from last to first, running suffix sums; a cut point snapshots them. */
+    for (int t = f->ntrees; t >= 0; t--) {
+        for (int c = 0; c < n; c++)
+            if (tree_begin[c] == t) {
+                memcpy(fb->lo + (size_t)c * nbins, smin, nbins * sizeof *smin);
+                memcpy(fb->hi + (size_t)c * nbins, smax, nbins * sizeof *smax);
+            }
+        if (t == 0)
+            break;
+        const int tt = t - 1;
+        for (size_t b = 0; b < nbins; b++) {
+            mn[b] = INFINITY;
+            mx[b] = -INFINITY;
+        }
+        for (int j = 0; j < m; j++) {
+            gmin[j] = INFINITY;
+            gmax[j] = -INFINITY;
+            ilo[j] = 0;
+            ihi[j] = (uint16_t)f->ncuts[j];
+        }
+        forest__tree_extremes(f, fb->off, f->root[tt], 0, ilo, ihi, gmin, gmax, mn, mx);
+        for (int j = 0; j < m; j++)
+            for (size_t b = fb->off[j]; b <= fb->off[j] + (size_t)f->ncuts[j]; b++) {
+                smin[b] += fmin(mn[b], gmin[j]);
+                smax[b] += fmax(mx[b], gmax[j]);
+            }
+    }
+    *ret = fb;
+    fb = NULL;
+    rc = 0;
+out:
+    forest_bounds_destroy(&fb);
+    free(mn);
+    free(mx);
+    free(smin);
+    free(smax);
+    free(gmin);
+    free(gmax);
+    free(ilo);
+    free(ihi);
+    return rc;
+}
+
+void forest_bounds_row(
+        const forest_bounds_t *fb, int cut, const uint16_t *b, double *ret_min, double *ret_max)
+{
+    const double *lo = fb->lo + (size_t)cut * fb->nbins, *hi = fb->hi + (size_t)cut * fb->nbins;
+    double l = -INFINITY, h = INFINITY;
+    for (int j = 0; j < fb->f->nfeat; j++) {
+        size_t k = fb->off[j] + b[j];
+        if (lo[k] > l)
+            l = lo[k];
+        if (hi[k] < h)
+            h = hi[k];
+    }
+    *ret_min = l;
+    *ret_max = h;
+}

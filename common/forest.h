@@ -74,4 +74,23 @@ void forest_accumulate(const forest_t *f,
  * largest leaf values. */
 void forest_bound_rest(const forest_t *f, int tree_begin, double *ret_min, double *ret_max);
 
+/* Per-candidate bounds on what the trees after a set of cut points can still add. For each cut
+ * point c, each feature j and each bin v of that feature, the table holds the sums over trees
+ * [c, ntrees) of the smallest and largest leaf a row can reach when only its bin of feature j is
+ * known (other features unconstrained); a row's bound is the tightest over its features. Much
+ * tighter than forest_bound_rest() for rows far from the optimum, at 2 * nfeatures lookups. */
+typedef struct forest_bounds forest_bounds_t;
+
+/* Builds the table for the n cut points tree_begin[0..n) (each in 0..ntrees). Returns 0, -E2BIG
+ * if the features have more than 65536 bins in all (use forest_bound_rest() then), -EINVAL,
+ * -ENOMEM. The forest must outlive the table. */
+int forest_bounds_new(const forest_t *f, const int *tree_begin, int n, forest_bounds_t **ret);
+
+/* Frees the table and sets *self_p to NULL; NULL or *self_p == NULL is a harmless no-op. */
+void forest_bounds_destroy(forest_bounds_t **self_p);
+
+/* Bounds on what trees [tree_begin[cut], ntrees) add for the binned row b (forest_bin()). */
+void forest_bounds_row(
+        const forest_bounds_t *fb, int cut, const uint16_t *b, double *ret_min, double *ret_max);
+
 #endif

@@ -149,47 +149,58 @@ static double simulate__kth(double *v, size_t n, size_t k)
 static const double simulate__stages[] = {0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25,
                                           0.3,  0.35, 0.4,  0.5,  0.6,  0.7, 0.8,  0.9,  1.0};
 
-/* Predicts one block with the forest, pruning by bounds; pushes the survivors into h. Returns the
- * number of tree evaluations spent. */
-static double simulate__block_forest(const forest_t *f,
+/* The forest and its pruning plan, shared read-only by all threads. */
+typedef struct simulate__plan {
+    const forest_t *f;
+    int ncut;
+    int cut[sizeof simulate__stages / sizeof simulate__stages[0]]; /* tree counts, increasing */
+    forest_bounds_t *bounds; /* per-feature bounds at the cuts, or NULL: global bounds */
+} simulate__plan_t;
+
+/* Predicts one block with the forest, pruning by bounds when plan->ncut > 0; pushes the survivors
+ * into h. Returns the number of tree evaluations spent. */
+static double simulate__block_forest(const simulate__plan_t *plan,
                                      const double *X,
                                      size_t nb,
                                      size_t d,
                                      uint64_t first,
-                                     int prune,
                                      uint16_t *bins,
                                      uint32_t *rows,
                                      double *acc,
                                      double *tmp,
                                      simulate__heap_t *h)
 {
+    const forest_t *f = plan->f;
     const int T = forest_ntrees(f);
-    const double base = forest_base_score(f);
+    const size_t m = (size_t)forest_nfeatures(f);
     double work = 0;
     forest_bin(f, X, nb, d, bins);
     size_t alive = nb;
     for (size_t i = 0; i < nb; i++) {
         rows[i] = (uint32_t)i;
-        acc[i] = base;
+        acc[i] = forest_base_score(f);
     }
     int done = 0;
-    const size_t nstages = sizeof simulate__stages / sizeof simulate__stages[0];
-    for (size_t s = 0; s < nstages && alive > 0; s++) {
-        int upto = s + 1 == nstages || !prune ? T : (int)(simulate__stages[s] * T);
-        if (upto <= done)
-            continue;
+    for (int c = 0; c <= plan->ncut && alive > 0; c++) {
+        int upto = c < plan->ncut ? plan->cut[c] : T;
         forest_accumulate(f, bins, rows, alive, done, upto, acc);
         work += (double)alive * (upto - done);
         done = upto;
-        if (done >= T)
+        if (c == plan->ncut)
             break;
-        double rmin, rmax;
-        forest_bound_rest(f, done, &rmin, &rmax);
-        double tau = simulate__bound(h);
+        /* lower bounds to tmp[i]; the block's k-th smallest upper bound tightens tau */
+        double gmin, gmax, tau = simulate__bound(h);
+        forest_bound_rest(f, done, &gmin, &gmax);
+        double *ub = tmp + alive;
+        for (size_t i = 0; i < alive; i++) {
+            double lo = gmin, hi = gmax;
+            if (plan->bounds)
+                forest_bounds_row(plan->bounds, c, bins + (size_t)rows[i] * m, &lo, &hi);
+            tmp[i] = acc[i] + lo;
+            ub[i] = acc[i] + hi;
+        }
         if (alive >= (size_t)h->k) {
-            for (size_t i = 0; i < alive; i++)
-                tmp[i] = acc[i] + rmax;
-            double kth = simulate__kth(tmp, alive, (size_t)h->k);
+            double kth = simulate__kth(ub, alive, (size_t)h->k);
             if (kth < tau)
                 tau = kth;
         }
@@ -199,7 +210,7 @@ static double simulate__block_forest(const forest_t *f,
         tau += 1e-9 * (1.0 + fabs(tau));
         size_t keep = 0;
         for (size_t i = 0; i < alive; i++)
-            if (acc[i] + rmin <= tau) {
+            if (tmp[i] <= tau) {
                 rows[keep] = rows[i];
                 acc[keep++] = acc[i];
             }
@@ -260,6 +271,21 @@ int simulate_run(const regress_t *model,
         return -ENOMEM;
     int rc = 0;
     double work = 0;
+    simulate__plan_t plan = {.f = f};
+    if (f && p->prune) {
+        const int T = forest_ntrees(f);
+        for (size_t s = 0; s < sizeof simulate__stages / sizeof simulate__stages[0]; s++) {
+            int c = (int)(simulate__stages[s] * T);
+            if (c > 0 && c < T && (plan.ncut == 0 || c > plan.cut[plan.ncut - 1]))
+                plan.cut[plan.ncut++] = c;
+        }
+        /* -E2BIG (too many bins for a table): prune with the global bounds alone */
+        int brc = forest_bounds_new(f, plan.cut, plan.ncut, &plan.bounds);
+        if (brc == -ENOMEM) {
+            free(heaps);
+            return -ENOMEM;
+        }
+    }
     rng_t base;
     rng_seed(&base, p->seed);
 #pragma omp parallel num_threads(nthreads) reduction(+ : work)
@@ -272,7 +298,7 @@ int simulate_run(const regress_t *model,
         h->w = malloc((size_t)k * d * sizeof *h->w);
         double *X = malloc(SIMULATE_BLOCK * d * sizeof *X);
         double *acc = malloc(SIMULATE_BLOCK * sizeof *acc);
-        double *tmp = malloc(SIMULATE_BLOCK * sizeof *tmp);
+        double *tmp = malloc(2 * SIMULATE_BLOCK * sizeof *tmp);
         uint32_t *rows = malloc(SIMULATE_BLOCK * sizeof *rows);
         uint16_t *bins = f ? malloc(SIMULATE_BLOCK * d * sizeof *bins) : NULL;
         int ok = h->e && h->slot && h->w && X && acc && tmp && rows && (!f || bins);
@@ -291,8 +317,7 @@ int simulate_run(const regress_t *model,
             for (size_t i = 0; i < nb; i++)
                 rng_dirichlet(&r, alpha, (int)d, X + i * d);
             if (f) {
-                work += simulate__block_forest(f, X, nb, d, first, p->prune, bins, rows, acc, tmp,
-                                               h);
+                work += simulate__block_forest(&plan, X, nb, d, first, bins, rows, acc, tmp, h);
             } else {
                 regress_predict(model, X, nb, acc);
                 for (size_t i = 0; i < nb; i++)
@@ -350,5 +375,6 @@ int simulate_run(const regress_t *model,
         free(heaps[t].w);
     }
     free(heaps);
+    forest_bounds_destroy(&plan.bounds);
     return rc;
 }

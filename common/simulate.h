@@ -15,8 +15,9 @@
  * the end. At most threads * SIMULATE_BLOCK candidates are in memory at once.
  *
  * For gbdt models the trees are applied in stages, and after each stage a candidate whose lower
- * bound (partial sum + the smallest leaves of the remaining trees) exceeds an upper bound on the
- * k-th best prediction (the heap's worst, or the block's k-th smallest upper bound) is dropped.
+ * bound (partial sum + the smallest leaves the remaining trees can give it, forest_bounds_row())
+ * exceeds an upper bound on the k-th best prediction (the heap's worst, or the block's k-th
+ * smallest upper bound) is dropped.
  * Dropped candidates provably cannot be in the top_k, and the survivors' predictions are summed in
  * the same order as a full prediction, so the result equals the unpruned one exactly.
  */

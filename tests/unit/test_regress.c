@@ -304,6 +304,57 @@ static void test_forest_matches_xgboost(void)
     free(b);
 }
 
+/* The pruning bounds of forest.h contain what the remaining trees really add, for every row. */
+static void test_forest_bounds(void)
+{
+    const forest_t *f = paper_gbdt ? regress_forest(paper_gbdt) : NULL;
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    enum { N = 4000, D = 17 };
+    const int cuts[] = {0, 10, 100, 500, 999, 1000};
+    const int ncut = (int)(sizeof cuts / sizeof cuts[0]);
+    forest_bounds_t *fb = NULL;
+    double t0 = clock_mono_s();
+    CHECK_INT_EQ(forest_bounds_new(f, cuts, ncut, &fb), 0);
+    double tb = clock_mono_s() - t0;
+    if (!fb)
+        return;
+    double *X = malloc(N * D * sizeof *X), *rest = malloc(N * sizeof *rest);
+    uint16_t *bins = malloc(N * D * sizeof *bins);
+    double alpha[D];
+    for (int j = 0; j < D; j++)
+        alpha[j] = 0.1 + 0.05 * j;
+    rng_t r;
+    rng_seed(&r, 9);
+    for (size_t i = 0; i < N; i++)
+        rng_dirichlet(&r, alpha, D, X + i * D);
+    CHECK_INT_EQ(forest_bin(f, X, N, D, bins), 0);
+    int bad = 0, tighter = 0;
+    for (int c = 0; c < ncut; c++) {
+        for (size_t i = 0; i < N; i++)
+            rest[i] = 0;
+        forest_accumulate(f, bins, NULL, N, cuts[c], forest_ntrees(f), rest);
+        double gmin, gmax;
+        forest_bound_rest(f, cuts[c], &gmin, &gmax);
+        for (size_t i = 0; i < N; i++) {
+            double lo, hi;
+            forest_bounds_row(fb, c, bins + i * D, &lo, &hi);
+            bad += !(lo <= rest[i] + 1e-9 && rest[i] <= hi + 1e-9);
+            bad += !(lo >= gmin - 1e-9 && hi <= gmax + 1e-9);
+            tighter += hi - lo < gmax - gmin - 1e-9;
+        }
+    }
+    CHECK_INT_EQ(bad, 0);
+    CHECK(tighter > N); /* the per-feature bounds do better than the global ones */
+    fprintf(stderr, "bounds table for %d cuts built in %.3f s\n", ncut, tb);
+    forest_bounds_destroy(&fb);
+    CHECK(fb == NULL);
+    free(X);
+    free(rest);
+    free(bins);
+}
+
 int main(void)
 {
     TEST_RUN(test_metrics_hand);
@@ -313,6 +364,7 @@ int main(void)
     TEST_RUN(test_ridge_shrinks);
     TEST_RUN(test_paper);
     TEST_RUN(test_forest_matches_xgboost);
+    TEST_RUN(test_forest_bounds);
     regress_destroy(&paper_gbdt);
     fitdata_destroy(&paper_train);
     return test_finish();

@@ -747,7 +747,6 @@ static void job__synthetic_cb(uv_timer_t *t)
     r->attempt_id = job->attempt_id;
     r->run_id = job->run_id;
     r->sweep_id = strdup(job->sweep_id);
-    r->dir = strdup(job->dir);
     r->seconds = (double)(clock_mono_ms() - p->started_ms) / 1000.0;
     if (u < fail_rate) {
         report_set_failed(r, 1, 0, "synthetic failure (fail_rate)");
@@ -760,7 +759,7 @@ static void job__synthetic_cb(uv_timer_t *t)
         r->ok = 1;
         report_value_add(&r->losses, &r->n_losses, "synthetic", loss);
     }
-    report_save(r);
+    /* No directory: the worker keeps synthetic reports in its outbox journal (report.h). */
     p->done_cb(job, p->data);
 }
 
@@ -807,8 +806,10 @@ int job_start(uv_loop_t *loop,
     job->kind = a->kind;
     job->sweep_id = strdup(a->sweep_id ? a->sweep_id : "");
     job->dir = strdup(dir);
-    p->line = malloc(JOB_LINE_MAX);
-    if (!p->a || !job->sweep_id || !job->dir || !p->line) {
+    if (a->kind != REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC)
+        p->line = malloc(JOB_LINE_MAX);
+    if (!p->a || !job->sweep_id || !job->dir ||
+        (a->kind != REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC && !p->line)) {
         p->destroyed = 1;
         job__free(job);
         return -ENOMEM;

@@ -9,9 +9,10 @@
  * from the assignment's seed (the failure also from the attempt number, so a retry may pass).
  *
  * Every job started with job_start() ends with exactly one call of the done callback: with
- * job->report filled (RESULT or FAILED; already saved to disk) or, after job_cancel(), with
+ * job->report filled (RESULT or FAILED; saved to the job directory, except a synthetic job's,
+ * which has no directory: report->dir is NULL and the owner journals it) or, after job_cancel(), with
  * job->cancelled set and no report to send. Progress lines arrive through the progress callback
- * (thinned to a few per second). Each job runs in its own directory
+ * (thinned to a few per second). Each process job runs in its own directory
  * `<workdir>/<sweep>/<run>-<attempt>/` with stdout.log and stderr.log of its process.
  *
  * Ownership: the worker owns the job; after the done callback it takes job->report with

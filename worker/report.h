@@ -8,6 +8,15 @@
  * resends it. Once acknowledged, report_forget() removes the file (and the directory when the
  * job left nothing else in it).
  *
+ * Synthetic jobs run thousands a second and have no directory: their reports go to the worker's
+ * outbox journal instead (`<workdir>/outbox.jsonl`, one JSON line per report and one per
+ * acknowledgement, appended with a single write each), because creating and removing a directory
+ * per job costs more than the job (on ext4 with discard, freeing blocks waits for the device).
+ * report_journal_open() replays it at start (reports without an ack line are handed back) and
+ * rewrites it with only those; it is truncated whenever nothing in it is outstanding and it has
+ * grown past a bound. Both forms survive kill -9 of the worker (the data is in the page cache
+ * once write(2) returns); neither is fsync'd, as a power loss only costs recomputing an attempt.
+ *
  * Ownership: a report_t owns its strings and arrays; report_clear() frees them and leaves an
  * empty report. report_move() transfers everything from one report to another.
  */
@@ -64,6 +73,31 @@ int report_scan(const char *workdir, void (*cb)(report_t *r, void *arg), void *a
 
 /* Removes r->dir/REPORT_FILE, then r->dir and its sweep directory when they are empty. */
 void report_forget(const report_t *r);
+
+typedef struct report_journal report_journal_t;
+
+#define REPORT_JOURNAL_FILE "outbox.jsonl"
+
+/*
+ * Opens (creating) `workdir`/REPORT_JOURNAL_FILE, calls `cb` for every report in it without an
+ * ack line (the callback takes ownership), and rewrites the file with only those. Malformed lines
+ * (a torn last write) are skipped and counted in *ret_bad. Returns 0 and *ret, or -errno.
+ */
+int report_journal_open(const char *workdir,
+                        void (*cb)(report_t *r, void *arg),
+                        void *arg,
+                        report_journal_t **ret,
+                        int *ret_bad);
+
+/* Appends a report (r->dir is not used). Returns 0 or -errno. */
+int report_journal_append(report_journal_t *j, const report_t *r);
+
+/* Appends the acknowledgement of `attempt_id`; when `outstanding` (reports in the journal still
+ * unacknowledged after this one) is 0 and the file is large, truncates it. Returns 0 or -errno. */
+int report_journal_ack(report_journal_t *j, uint64_t attempt_id, unsigned outstanding);
+
+/* Closes the journal; NULL is a harmless no-op; nulls the pointer. */
+void report_journal_close(report_journal_t **j_p);
 
 /* Moves the contents of `from` into `to` (which must be empty); `from` becomes empty. */
 void report_move(report_t *to, report_t *from);

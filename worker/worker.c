@@ -50,6 +50,7 @@
 
 typedef struct held {
     report_t r;
+    int journaled; /* in the outbox journal (synthetic) rather than a job directory */
     int64_t last_sent_ms;
     struct held *next;
 } held_t;
@@ -91,6 +92,8 @@ typedef struct worker {
     unsigned queued;
     held_t *held;
     unsigned n_held;
+    unsigned n_journaled; /* held reports that live in the journal */
+    report_journal_t *journal;
 
     uv_timer_t tick;
     uv_timer_t flush; /* READY, at most once per loop iteration */
@@ -255,22 +258,42 @@ static void worker_held_drop(worker_t *w, uint64_t attempt_id, const char *why)
     w->n_held--;
     log_debug("report_dropped", "worker=%s attempt=%" PRIu64 " run=%" PRIu64 " why=%s",
               w->worker_id, attempt_id, h->r.run_id, why);
-    report_forget(&h->r);
+    if (h->journaled) {
+        w->n_journaled--;
+        int rc = report_journal_ack(w->journal, attempt_id, w->n_journaled);
+        if (rc < 0)
+            log_warn("journal_write_failed", "worker=%s err=\"%s\"", w->worker_id, strerror(-rc));
+    } else {
+        report_forget(&h->r);
+    }
     report_clear(&h->r);
     free(h);
 }
 
-static void worker_scan_cb(report_t *r, void *arg)
+static void worker_recover(worker_t *w, report_t *r, int journaled)
 {
-    worker_t *w = arg;
     if (worker_held_find(w, r->attempt_id, NULL)) {
         report_clear(r);
     } else {
         log_info("report_recovered", "worker=%s attempt=%" PRIu64 " run=%" PRIu64 " ok=%d",
                  w->worker_id, r->attempt_id, r->run_id, r->ok);
-        worker_held_add(w, r);
+        held_t *h = worker_held_add(w, r);
+        if (h && journaled) {
+            h->journaled = 1;
+            w->n_journaled++;
+        }
     }
     free(r);
+}
+
+static void worker_scan_cb(report_t *r, void *arg)
+{
+    worker_recover(arg, r, 0);
+}
+
+static void worker_journal_cb(report_t *r, void *arg)
+{
+    worker_recover(arg, r, 1);
 }
 
 /* ---- jobs ------------------------------------------------------------------------------------- */
@@ -340,7 +363,18 @@ static void worker_done_cb(job_t *job, void *data)
                      w->worker_id, r->attempt_id, r->run_id, r->exit_code, r->signal,
                      log_quote(r->reason ? r->reason : "", q, sizeof q));
         }
+        int journal = r->dir == NULL;
+        if (journal) {
+            int rc = report_journal_append(w->journal, r);
+            if (rc < 0)
+                log_warn("journal_write_failed", "worker=%s attempt=%" PRIu64 " err=\"%s\"",
+                         w->worker_id, r->attempt_id, strerror(-rc));
+        }
         held_t *h = worker_held_add(w, r);
+        if (h && journal) {
+            h->journaled = 1;
+            w->n_journaled++;
+        }
         if (h && w->welcomed)
             worker_send_report(w, h);
     }
@@ -924,6 +958,15 @@ int main(int argc, char **argv)
     }
     if (bad)
         log_warn("reports_unreadable", "worker=%s workdir=%s count=%d", w->worker_id, workdir, bad);
+    int rc = report_journal_open(workdir, worker_journal_cb, w, &w->journal, &bad);
+    if (rc < 0) {
+        fprintf(stderr, "regmix-worker: cannot open the outbox journal in %s: %s\n", workdir,
+                strerror(-rc));
+        return 1;
+    }
+    if (bad)
+        log_warn("journal_lines_skipped", "worker=%s workdir=%s count=%d", w->worker_id, workdir,
+                 bad);
 
     w->loop = uv_default_loop();
     w->zctx = zmq_ctx_new();
@@ -933,7 +976,7 @@ int main(int argc, char **argv)
     }
     w->backoff_ms = WORKER_BACKOFF_MIN_MS;
     w->heartbeat_ms = WORKER_DEFAULT_HB_MS;
-    int rc = worker_open(w);
+    rc = worker_open(w);
     if (rc < 0) {
         fprintf(stderr, "regmix-worker: cannot connect to %s: %s\n", endpoint, zmq_strerror(-rc));
         zmq_ctx_term(w->zctx);
@@ -974,6 +1017,7 @@ int main(int argc, char **argv)
         free(q);
     }
     free(w->jobs);
+    report_journal_close(&w->journal);
     uv_loop_close(w->loop);
     log_info("stopped", "worker=%s", w->worker_id);
     return 0;

@@ -216,6 +216,18 @@ static int file_exists_within(const char *path, int want, int timeout_ms)
     return 0;
 }
 
+static int file_contains(const char *path, const char *needle)
+{
+    char buf[65536];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
 static pid_t wpid;
 
 static void test_hello_welcome_ready(void)
@@ -267,9 +279,11 @@ static void test_synthetic_result_and_ack(void)
         CHECK_NEAR(r->result->losses[0]->value, 0.125, 1e-12);
     }
     frame_free(&r);
+    /* Synthetic reports live in the outbox journal until acknowledged. */
     char path[512];
-    snprintf(path, sizeof path, "%s/sw1/1-1/result.json", workdir);
-    CHECK_MSG(access(path, F_OK) == 0, "unacknowledged result is on disk: %s", path);
+    snprintf(path, sizeof path, "%s/outbox.jsonl", workdir);
+    CHECK_MSG(file_contains(path, "\"attempt_id\":11,"), "unacknowledged result journaled");
+    CHECK_MSG(!file_contains(path, "\"op\":\"ack\""), "no ack line before the ack");
     /* Not acknowledged: it is sent again (resend interval max(2 hb, 1 s)). */
     Regmix__Envelope *again = expect(REGMIX__ENVELOPE__BODY_RESULT, 3000);
     CHECK(again != NULL);
@@ -277,7 +291,10 @@ static void test_synthetic_result_and_ack(void)
         CHECK_INT_EQ(again->result->attempt_id, 11);
     frame_free(&again);
     ack(11, 0);
-    CHECK_MSG(file_exists_within(path, 0, 2000), "acknowledged result removed: %s", path);
+    long long end = wire_now_ms() + 2000;
+    while (!file_contains(path, "\"op\":\"ack\"") && wire_now_ms() < end)
+        wire_sleep_ms(20);
+    CHECK_MSG(file_contains(path, "{\"op\":\"ack\",\"attempt_id\":11}"), "ack journaled");
     Regmix__Envelope *none = expect(REGMIX__ENVELOPE__BODY_RESULT, 1300);
     CHECK_MSG(none == NULL, "no resend after the ack");
     frame_free(&none);
@@ -518,8 +535,9 @@ static void test_abandon_on_welcome(void)
     CHECK_MSG(r == NULL, "an abandoned attempt's result is not sent");
     frame_free(&r);
     char path[512];
-    snprintf(path, sizeof path, "%s/sw1/11-1/result.json", workdir);
-    CHECK_MSG(access(path, F_OK) != 0, "abandoned result removed from disk");
+    snprintf(path, sizeof path, "%s/outbox.jsonl", workdir);
+    CHECK_MSG(file_contains(path, "{\"op\":\"ack\",\"attempt_id\":21}"),
+              "abandoned result marked done in the journal");
 }
 
 static void test_reconnect_when_silent(void)

@@ -1,0 +1,1116 @@
+/*
+ * launcher.c: rendering of the target launch and the process runner (see launcher.h).
+ */
+#include "launcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* ---- argv building ---------------------------------------------------------------------------- */
+
+typedef struct launcher__sv {
+    char **v;
+    int n, cap;
+    int oom;
+} launcher__sv_t;
+
+static void sv_push(launcher__sv_t *s, const char *x)
+{
+    if (s->oom)
+        return;
+    if (s->n + 2 > s->cap) {
+        int cap = s->cap ? 2 * s->cap : 32;
+        char **v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            s->oom = 1;
+            return;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    if (!(s->v[s->n] = strdup(x))) {
+        s->oom = 1;
+        return;
+    }
+    s->v[++s->n] = NULL;
+}
+
+__attribute__((format(printf, 2, 3))) static void sv_pushf(launcher__sv_t *s, const char *fmt, ...)
+{
+    char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= sizeof buf) {
+        s->oom = 1;
+        return;
+    }
+    sv_push(s, buf);
+}
+
+/* Hands the argv over (NULL when out of memory, everything freed). */
+static char **sv_take(launcher__sv_t *s)
+{
+    if (s->oom || !s->v) {
+        launcher_argv_free(s->v);
+        s->v = NULL;
+        return NULL;
+    }
+    char **v = s->v;
+    s->v = NULL;
+    return v;
+}
+
+void launcher_argv_free(char **argv)
+{
+    for (char **p = argv; p && *p; p++)
+        free(*p);
+    free(argv);
+}
+
+int launcher_argv_len(char *const *argv)
+{
+    int n = 0;
+    while (argv && argv[n])
+        n++;
+    return n;
+}
+
+/* A growing string; oom sticks. */
+typedef struct launcher__buf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} launcher__buf_t;
+
+static void buf_add(launcher__buf_t *b, const char *x, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, x, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void buf_puts(launcher__buf_t *b, const char *x)
+{
+    buf_add(b, x, strlen(x));
+}
+
+__attribute__((format(printf, 2, 3))) static void
+buf_printf(launcher__buf_t *b, const char *fmt, ...)
+{
+    char tmp[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= sizeof tmp) {
+        b->oom = 1;
+        return;
+    }
+    buf_add(b, tmp, (size_t)w);
+}
+
+static char *buf_take(launcher__buf_t *b)
+{
+    if (b->oom || !b->s) {
+        free(b->s);
+        return NULL;
+    }
+    return b->s;
+}
+
+/* 'x' for sh, with ' as '\''. */
+static void buf_shell_quote(launcher__buf_t *b, const char *x)
+{
+    buf_puts(b, "'");
+    for (const char *p = x; *p; p++) {
+        if (*p == '\'')
+            buf_puts(b, "'\\''");
+        else
+            buf_add(b, p, 1);
+    }
+    buf_puts(b, "'");
+}
+
+/* A JSON string literal, which is also a YAML double-quoted scalar. */
+static void buf_json_quote(launcher__buf_t *b, const char *x)
+{
+    json_t *s = json_string(x);
+    char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+    if (!q)
+        b->oom = 1;
+    else
+        buf_puts(b, q);
+    free(q);
+    json_decref(s);
+}
+
+/* ---- weights ---------------------------------------------------------------------------------- */
+
+char *launcher_weights_text(const spec_t *spec, const double *weights)
+{
+    launcher__buf_t b = {0};
+    for (int i = 0; i < spec->ndomains; i++)
+        buf_printf(&b, "%s%s=%.10g", i ? "," : "", spec->domains[i].name, weights[i]);
+    return buf_take(&b);
+}
+
+char *launcher_weights_json(const spec_t *spec, const double *weights)
+{
+    json_t *o = json_object();
+    for (int i = 0; o && i < spec->ndomains; i++)
+        json_object_set_new(o, spec->domains[i].name, json_real(weights[i]));
+    char *s =
+            o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(o);
+    return s;
+}
+
+void launcher_prior_weights(const spec_t *spec, double *ret)
+{
+    for (int i = 0; i < spec->ndomains; i++)
+        ret[i] = spec->domains[i].prior;
+}
+
+/* ---- the trainer ------------------------------------------------------------------------------ */
+
+static const char *launcher__trainer(const launcher_ctx_t *ctx)
+{
+    return ctx->trainer && ctx->trainer[0] ? ctx->trainer : "regmix-train";
+}
+
+static int launcher__schedule(const spec_train_t *t, const char **ret, char *err, size_t errlen)
+{
+    switch (t->schedule) {
+    case SPEC_SCHEDULE_CONSTANT:
+        *ret = "constant";
+        return 0;
+    case SPEC_SCHEDULE_COSINE:
+        *ret = "cosine";
+        return 0;
+    default:
+        snprintf(err, errlen, "target.train.schedule: regmix-train has no '%s' schedule",
+                 spec_schedule_name(t->schedule));
+        return -ENOTSUP;
+    }
+}
+
+/* The micro-batch flag is passed only when it fits one rank's share of the global batch; else
+ * the trainer's default (batch / ranks) applies. */
+static int launcher__micro_batch(const spec_t *spec)
+{
+    const spec_train_t *t = &spec->target.train;
+    int ranks = spec->target.ranks > 0 ? spec->target.ranks : 1;
+    if (t->micro_batch > 0 && (long)t->micro_batch * ranks <= t->batch)
+        return t->micro_batch;
+    return 0;
+}
+
+int launcher_trainer_argv(
+        const launcher_ctx_t *ctx, int progress_fd, char ***ret, char *err, size_t errlen)
+{
+    const spec_t *spec = ctx->spec;
+    if (!spec || !ctx->weights || !ctx->workdir || !ret) {
+        snprintf(err, errlen, "launcher: spec, weights and workdir are required");
+        return -EINVAL;
+    }
+    const spec_model_t *m = &spec->target.model;
+    const spec_train_t *t = &spec->target.train;
+    const char *sched;
+    int rc = launcher__schedule(t, &sched, err, errlen);
+    if (rc < 0)
+        return rc;
+    char *wt = launcher_weights_text(spec, ctx->weights);
+    if (!wt)
+        return -ENOMEM;
+    launcher__sv_t s = {0};
+    sv_push(&s, launcher__trainer(ctx));
+    sv_push(&s, "--layers");
+    sv_pushf(&s, "%d", m->layers);
+    sv_push(&s, "--heads");
+    sv_pushf(&s, "%d", m->heads);
+    sv_push(&s, "--dim");
+    sv_pushf(&s, "%d", m->dim);
+    sv_push(&s, "--ffn");
+    sv_pushf(&s, "%d", m->ffn);
+    sv_push(&s, "--context");
+    sv_pushf(&s, "%d", m->context);
+    sv_push(&s, "--vocab");
+    sv_pushf(&s, "%d", m->vocab);
+    sv_push(&s, "--batch");
+    sv_pushf(&s, "%d", t->batch);
+    if (launcher__micro_batch(spec) > 0) {
+        sv_push(&s, "--micro-batch");
+        sv_pushf(&s, "%d", launcher__micro_batch(spec));
+    }
+    sv_push(&s, "--steps");
+    sv_pushf(&s, "%d", t->steps);
+    sv_push(&s, "--lr");
+    sv_pushf(&s, "%.10g", t->lr);
+    sv_push(&s, "--warmup");
+    sv_pushf(&s, "%d", t->warmup);
+    sv_push(&s, "--schedule");
+    sv_push(&s, sched);
+    sv_push(&s, "--min-lr");
+    sv_pushf(&s, "%.10g", t->min_lr);
+    sv_push(&s, "--weight-decay");
+    sv_pushf(&s, "%.10g", t->weight_decay);
+    sv_push(&s, "--clip");
+    sv_pushf(&s, "%.10g", t->clip);
+    sv_push(&s, "--eval-batches");
+    sv_pushf(&s, "%d", t->eval_batches);
+    if (t->threads > 0) {
+        sv_push(&s, "--threads");
+        sv_pushf(&s, "%d", t->threads);
+    }
+    for (int i = 0; i < spec->ndomains; i++) {
+        if (spec->domains[i].train && spec->domains[i].train[0]) {
+            sv_push(&s, "--train");
+            sv_pushf(&s, "%s=%s", spec->domains[i].name, spec->domains[i].train);
+        }
+    }
+    for (int i = 0; i < spec->ndomains; i++) {
+        if (spec->domains[i].valid && spec->domains[i].valid[0]) {
+            sv_push(&s, "--valid");
+            sv_pushf(&s, "%s=%s", spec->domains[i].name, spec->domains[i].valid);
+        }
+    }
+    sv_push(&s, "--weights");
+    sv_push(&s, wt);
+    sv_push(&s, "--seed");
+    sv_pushf(&s, "%" PRIu64, ctx->seed);
+    sv_push(&s, "--checkpoint");
+    sv_pushf(&s, "%s/checkpoint", ctx->workdir);
+    sv_push(&s, "--resume");
+    if (progress_fd >= 0) {
+        sv_push(&s, "--progress-fd");
+        sv_pushf(&s, "%d", progress_fd);
+    }
+    free(wt);
+    char **v = sv_take(&s);
+    if (!v)
+        return -ENOMEM;
+    *ret = v;
+    return 0;
+}
+
+/* The trainer options as one JSON object that `regmix-train --config` accepts (YAML ⊇ JSON). */
+static char *launcher__config_json(const launcher_ctx_t *ctx, int progress_fd)
+{
+    const spec_t *spec = ctx->spec;
+    const spec_model_t *m = &spec->target.model;
+    const spec_train_t *t = &spec->target.train;
+    char ck[PATH_MAX + 16];
+    snprintf(ck, sizeof ck, "%s/checkpoint", ctx->workdir);
+    json_t *o = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:i,s:s,s:f,s:f,s:f,s:i,s:s,s:b}",
+                          "layers", m->layers, "heads", m->heads, "dim", m->dim, "ffn", m->ffn,
+                          "context", m->context, "vocab", m->vocab, "batch", t->batch, "steps",
+                          t->steps, "lr", t->lr, "warmup", t->warmup, "schedule",
+                          t->schedule == SPEC_SCHEDULE_COSINE ? "cosine" : "constant", "min-lr",
+                          t->min_lr, "weight-decay", t->weight_decay, "clip", t->clip,
+                          "eval-batches", t->eval_batches, "checkpoint", ck, "resume", 1);
+    if (!o)
+        return NULL;
+    if (launcher__micro_batch(spec) > 0)
+        json_object_set_new(o, "micro-batch", json_integer(launcher__micro_batch(spec)));
+    if (t->threads > 0)
+        json_object_set_new(o, "threads", json_integer(t->threads));
+    json_t *tr = json_object(), *va = json_object(), *w = json_object();
+    for (int i = 0; i < spec->ndomains; i++) {
+        const spec_domain_t *dm = &spec->domains[i];
+        if (dm->train && dm->train[0])
+            json_object_set_new(tr, dm->name, json_string(dm->train));
+        if (dm->valid && dm->valid[0])
+            json_object_set_new(va, dm->name, json_string(dm->valid));
+        json_object_set_new(w, dm->name, json_real(ctx->weights[i]));
+    }
+    json_object_set_new(o, "train", tr);
+    json_object_set_new(o, "valid", va);
+    json_object_set_new(o, "weights", w);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%" PRIu64, ctx->seed);
+    json_object_set_new(o, "seed", json_string(seed));
+    if (progress_fd >= 0)
+        json_object_set_new(o, "progress-fd", json_integer(progress_fd));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(o);
+    return s;
+}
+
+/* ---- placeholders ----------------------------------------------------------------------------- */
+
+char *launcher_fill(const char *tmpl, const char *const *keys, const char *const *vals, int n)
+{
+    launcher__buf_t b = {0};
+    buf_puts(&b, "");
+    for (const char *p = tmpl; *p;) {
+        if (*p == '{') {
+            const char *e = strchr(p + 1, '}');
+            int hit = -1;
+            for (int i = 0; e && i < n; i++)
+                if ((size_t)(e - p - 1) == strlen(keys[i]) &&
+                    strncmp(p + 1, keys[i], (size_t)(e - p - 1)) == 0)
+                    hit = i;
+            if (hit >= 0) {
+                buf_puts(&b, vals[hit]);
+                p = e + 1;
+                continue;
+            }
+        }
+        buf_add(&b, p, 1);
+        p++;
+    }
+    return buf_take(&b);
+}
+
+/* ---- mpirun ----------------------------------------------------------------------------------- */
+
+static int launcher__mpirun_argv(const launcher_ctx_t *ctx, char ***ret, char *err, size_t errlen)
+{
+    const spec_target_t *tg = &ctx->spec->target;
+    char **tr = NULL;
+    int rc = launcher_trainer_argv(ctx, 1, &tr, err, errlen);
+    if (rc < 0)
+        return rc;
+    launcher__sv_t s = {0};
+    sv_push(&s, ctx->mpirun && ctx->mpirun[0] ? ctx->mpirun : REGMIX_MPIRUN);
+    sv_push(&s, "-np");
+    sv_pushf(&s, "%d", tg->ranks > 0 ? tg->ranks : 1);
+    if (tg->nhosts > 0) {
+        launcher__buf_t h = {0};
+        for (int i = 0; i < tg->nhosts; i++)
+            buf_printf(&h, "%s%s", i ? "," : "", tg->hosts[i]);
+        char *hs = buf_take(&h);
+        sv_push(&s, "--host");
+        sv_push(&s, hs ? hs : "");
+        s.oom |= !hs;
+        free(hs);
+    } else if (tg->hostfile && tg->hostfile[0]) {
+        sv_push(&s, "--hostfile");
+        sv_push(&s, tg->hostfile);
+    }
+    if (ctx->as_root)
+        sv_push(&s, "--allow-run-as-root");
+    if (ctx->oversubscribe)
+        sv_push(&s, "--oversubscribe");
+    for (char **p = tr; *p; p++)
+        sv_push(&s, *p);
+    launcher_argv_free(tr);
+    char **v = sv_take(&s);
+    if (!v)
+        return -ENOMEM;
+    *ret = v;
+    return 0;
+}
+
+/* ---- command ---------------------------------------------------------------------------------- */
+
+static int launcher__command_argv(const launcher_ctx_t *ctx, char ***ret, char *err, size_t errlen)
+{
+    const spec_t *spec = ctx->spec;
+    if (spec->target.ncommand < 1) {
+        snprintf(err, errlen, "target.command is required for launcher: command");
+        return -EINVAL;
+    }
+    char **tr = NULL;
+    int rc = launcher_trainer_argv(ctx, 3, &tr, err, errlen);
+    if (rc < 0)
+        return rc;
+    launcher__buf_t q = {0};
+    for (char **p = tr; *p; p++) {
+        if (p != tr)
+            buf_puts(&q, " ");
+        buf_shell_quote(&q, *p);
+    }
+    launcher_argv_free(tr);
+    char *trainer_argv = buf_take(&q);
+    char *wt = launcher_weights_text(spec, ctx->weights);
+    char *wj = launcher_weights_json(spec, ctx->weights);
+    char *tj = spec_train_json(spec, SPEC_STAGE_TARGET);
+    char *dj = spec_domains_json(spec);
+    char *cj = launcher__config_json(ctx, 3);
+    char ranks[16], seed[32], ck[PATH_MAX + 16];
+    snprintf(ranks, sizeof ranks, "%d", spec->target.ranks > 0 ? spec->target.ranks : 1);
+    snprintf(seed, sizeof seed, "%" PRIu64, ctx->seed);
+    snprintf(ck, sizeof ck, "%s/checkpoint", ctx->workdir);
+    const char *keys[] = {"trainer_argv", "weights",      "weights_json", "ranks", "workdir",
+                          "checkpoint",   "progress_fd",  "seed",         "sweep", "role",
+                          "train_json",   "domains_json", "config_json"};
+    const char *vals[] = {trainer_argv,
+                          wt,
+                          wj,
+                          ranks,
+                          ctx->workdir,
+                          ck,
+                          "3",
+                          seed,
+                          ctx->sweep_id ? ctx->sweep_id : "",
+                          ctx->role ? ctx->role : "target",
+                          tj,
+                          dj,
+                          cj};
+    launcher__sv_t s = {0};
+    rc = 0;
+    if (!trainer_argv || !wt || !wj || !tj || !dj || !cj)
+        rc = -ENOMEM;
+    for (int i = 0; rc == 0 && i < spec->target.ncommand; i++) {
+        char *a = launcher_fill(spec->target.command[i], keys, vals, 13);
+        if (!a) {
+            rc = -ENOMEM;
+            break;
+        }
+        sv_push(&s, a);
+        free(a);
+    }
+    free(trainer_argv);
+    free(wt);
+    free(wj);
+    free(tj);
+    free(dj);
+    free(cj);
+    char **v = sv_take(&s);
+    if (rc == 0 && !v)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        launcher_argv_free(v);
+        return rc;
+    }
+    *ret = v;
+    return 0;
+}
+
+/* ---- slurm and kubernetes --------------------------------------------------------------------- */
+
+/* A name from sweep and role: [a-z0-9-], starting with a letter, at most 63 characters (a
+ * Kubernetes object name and a readable Slurm job name). */
+static void launcher__job_name(const launcher_ctx_t *ctx, char *buf, size_t len)
+{
+    char raw[256];
+    snprintf(raw, sizeof raw, "regmix-%s-%s",
+             ctx->sweep_id && ctx->sweep_id[0] ? ctx->sweep_id : "sweep",
+             ctx->role && ctx->role[0] ? ctx->role : "target");
+    size_t o = 0;
+    for (size_t i = 0; raw[i] && o + 1 < len && o < 63; i++) {
+        char c = raw[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+            c = '-';
+        if (c == '-' && o > 0 && buf[o - 1] == '-')
+            continue;
+        buf[o++] = c;
+    }
+    while (o > 0 && buf[o - 1] == '-')
+        o--;
+    buf[o] = '\0';
+}
+
+char *launcher_slurm_script(const launcher_ctx_t *ctx, char *err, size_t errlen)
+{
+    const spec_target_t *tg = &ctx->spec->target;
+    char **tr = NULL;
+    if (launcher_trainer_argv(ctx, 1, &tr, err, errlen) < 0)
+        return NULL;
+    char name[64];
+    launcher__job_name(ctx, name, sizeof name);
+    launcher__buf_t b = {0};
+    buf_puts(&b, "#!/bin/bash\n");
+    buf_printf(&b, "#SBATCH --job-name=%s\n", name);
+    buf_printf(&b, "#SBATCH --ntasks=%d\n", tg->ranks > 0 ? tg->ranks : 1);
+    if (tg->nhosts > 0) {
+        buf_puts(&b, "#SBATCH --nodelist=");
+        for (int i = 0; i < tg->nhosts; i++)
+            buf_printf(&b, "%s%s", i ? "," : "", tg->hosts[i]);
+        buf_puts(&b, "\n");
+    }
+    buf_printf(&b, "#SBATCH --output=%s/slurm-%%j.out\n", ctx->workdir);
+    buf_printf(&b, "#SBATCH --error=%s/slurm-%%j.err\n", ctx->workdir);
+    buf_printf(&b, "# Rendered by regmix-coordinator: the %s run of sweep %s (DESIGN.md §7).\n",
+               ctx->role ? ctx->role : "target", ctx->sweep_id ? ctx->sweep_id : "?");
+    buf_puts(&b,
+             "# Progress (JSON lines from rank 0) goes to the .out file; the checkpoint makes a\n"
+             "# resubmitted job continue where it stopped.\n");
+    buf_puts(&b, "set -euo pipefail\n");
+    buf_printf(&b, "mkdir -p ");
+    buf_shell_quote(&b, ctx->workdir);
+    buf_puts(&b, "\nexec srun");
+    for (char **p = tr; *p; p++) {
+        buf_puts(&b, " \\\n    ");
+        buf_shell_quote(&b, *p);
+    }
+    buf_puts(&b, "\n");
+    launcher_argv_free(tr);
+    char *s = buf_take(&b);
+    if (!s)
+        snprintf(err, errlen, "out of memory");
+    return s;
+}
+
+char *launcher_mpijob_yaml(const launcher_ctx_t *ctx, char *err, size_t errlen)
+{
+    const spec_target_t *tg = &ctx->spec->target;
+    if (!tg->image || !tg->image[0]) {
+        snprintf(err, errlen, "target.image is required for launcher: kubernetes");
+        return NULL;
+    }
+    launcher_ctx_t c2 = *ctx;
+    c2.mpirun = "mpirun";
+    c2.as_root = 0;
+    c2.oversubscribe = 0;
+    char **mv = NULL;
+    if (launcher__mpirun_argv(&c2, &mv, err, errlen) < 0)
+        return NULL;
+    char name[64];
+    launcher__job_name(ctx, name, sizeof name);
+    int ranks = tg->ranks > 0 ? tg->ranks : 1;
+    launcher__buf_t b = {0};
+    buf_printf(&b, "# Rendered by regmix-coordinator: the %s run of sweep %s (DESIGN.md §7).\n",
+               ctx->role ? ctx->role : "target", ctx->sweep_id ? ctx->sweep_id : "?");
+    buf_puts(&b, "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata:\n  name: ");
+    buf_puts(&b, name);
+    buf_puts(&b, "\n  namespace: ");
+    buf_json_quote(&b, tg->namespace_ && tg->namespace_[0] ? tg->namespace_ : "default");
+    buf_puts(&b, "\n  labels:\n    app.kubernetes.io/name: regmix-target\n"
+                 "    app.kubernetes.io/part-of: regmix\n    regmix/role: ");
+    buf_json_quote(&b, ctx->role ? ctx->role : "target");
+    buf_puts(&b, "\nspec:\n  slotsPerWorker: 1\n  mpiImplementation: OpenMPI\n"
+                 "  runPolicy:\n    cleanPodPolicy: Running\n    backoffLimit: 2\n"
+                 "  mpiReplicaSpecs:\n    Launcher:\n      replicas: 1\n      template:\n"
+                 "        spec:\n          containers:\n            - name: launcher\n"
+                 "              image: ");
+    buf_json_quote(&b, tg->image);
+    buf_puts(&b, "\n              command:\n");
+    for (char **p = mv; *p; p++) {
+        buf_puts(&b, "                - ");
+        buf_json_quote(&b, *p);
+        buf_puts(&b, "\n");
+    }
+    buf_printf(&b,
+               "    Worker:\n      replicas: %d\n      template:\n        spec:\n"
+               "          containers:\n            - name: worker\n              image: ",
+               ranks);
+    buf_json_quote(&b, tg->image);
+    buf_puts(&b, "\n");
+    launcher_argv_free(mv);
+    char *s = buf_take(&b);
+    if (!s)
+        snprintf(err, errlen, "out of memory");
+    return s;
+}
+
+/* ---- plan ------------------------------------------------------------------------------------- */
+
+/* Resolves a tool: `given` NULL → PATH lookup of `name`; "" → absent; else `given`. Writes the
+ * program into buf and returns 1 when present. */
+static int launcher__tool(const char *given, const char *name, char *buf, size_t len)
+{
+    if (given) {
+        snprintf(buf, len, "%s", given);
+        return given[0] != '\0';
+    }
+    const char *path = getenv("PATH");
+    if (!path)
+        return 0;
+    const char *p = path;
+    while (*p) {
+        const char *e = strchr(p, ':');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 0 && (size_t)snprintf(buf, len, "%.*s/%s", (int)n, p, name) < len &&
+            access(buf, X_OK) == 0)
+            return 1;
+        p += n + (e ? 1 : 0);
+    }
+    return 0;
+}
+
+void launcher_plan_clear(launcher_plan_t *plan)
+{
+    if (!plan)
+        return;
+    launcher_argv_free(plan->argv);
+    free(plan->file_path);
+    free(plan->file_text);
+    free(plan->message);
+    memset(plan, 0, sizeof *plan);
+}
+
+static char *launcher__strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *launcher__strf(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return w < 0 ? NULL : s;
+}
+
+int launcher_plan_make(const launcher_ctx_t *ctx, launcher_plan_t *ret, char *err, size_t errlen)
+{
+    if (!ctx || !ctx->spec || !ctx->weights || !ctx->workdir || !ret) {
+        snprintf(err, errlen, "launcher: spec, weights and workdir are required");
+        return -EINVAL;
+    }
+    const spec_target_t *tg = &ctx->spec->target;
+    const char *role = ctx->role ? ctx->role : "target";
+    launcher_plan_t p = {.progress_fd = -1};
+    int rc = 0;
+    char tool[PATH_MAX];
+    switch (tg->launcher) {
+    case SPEC_LAUNCHER_MPIRUN:
+        rc = launcher__mpirun_argv(ctx, &p.argv, err, errlen);
+        p.progress_fd = 1;
+        if (rc == 0)
+            p.message = launcher__strf("mpirun -np %d (%s) in %s", tg->ranks,
+                                       tg->nhosts                          ? "hosts"
+                                       : (tg->hostfile && tg->hostfile[0]) ? "hostfile"
+                                                                           : "local",
+                                       ctx->workdir);
+        break;
+    case SPEC_LAUNCHER_COMMAND:
+        rc = launcher__command_argv(ctx, &p.argv, err, errlen);
+        p.progress_fd = 3;
+        if (rc == 0)
+            p.message = launcher__strf("command %s in %s", p.argv[0], ctx->workdir);
+        break;
+    case SPEC_LAUNCHER_SLURM:
+    case SPEC_LAUNCHER_KUBERNETES: {
+        int slurm = tg->launcher == SPEC_LAUNCHER_SLURM;
+        p.file_text = slurm ? launcher_slurm_script(ctx, err, errlen)
+                            : launcher_mpijob_yaml(ctx, err, errlen);
+        if (!p.file_text) {
+            rc = -EINVAL;
+            break;
+        }
+        p.file_path =
+                launcher__strf("%s/%s%s", ctx->workdir, role, slurm ? ".sbatch" : "-mpijob.yaml");
+        int have = launcher__tool(slurm ? ctx->sbatch : ctx->kubectl, slurm ? "sbatch" : "kubectl",
+                                  tool, sizeof tool);
+        if (have) {
+            launcher__sv_t s = {0};
+            sv_push(&s, tool);
+            if (!slurm) {
+                sv_push(&s, "apply");
+                sv_push(&s, "-f");
+            }
+            sv_push(&s, p.file_path ? p.file_path : "");
+            p.argv = sv_take(&s);
+            p.submits = 1;
+            p.message = launcher__strf("%s %s", slurm ? "sbatch" : "kubectl apply -f", p.file_path);
+        } else {
+            p.message =
+                    launcher__strf("%s not found on this host: rendered %s; submit it with `%s %s`",
+                                   slurm ? "sbatch" : "kubectl", p.file_path,
+                                   slurm ? "sbatch" : "kubectl apply -f", p.file_path);
+        }
+        if (!p.file_path || (have && !p.argv))
+            rc = -ENOMEM;
+        break;
+    }
+    default:
+        snprintf(err, errlen, "launcher: unknown launcher %d", (int)tg->launcher);
+        rc = -EINVAL;
+    }
+    if (rc == 0 && !p.message)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        launcher_plan_clear(&p);
+        return rc;
+    }
+    *ret = p;
+    return 0;
+}
+
+static int launcher__mkdirs(const char *dir)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int launcher_plan_write(const launcher_plan_t *plan, char *err, size_t errlen)
+{
+    if (!plan->file_path || !plan->file_text)
+        return 0;
+    char dir[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s", plan->file_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        int rc = launcher__mkdirs(dir);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
+            return rc;
+        }
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", plan->file_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", tmp, strerror(e));
+        return -e;
+    }
+    size_t len = strlen(plan->file_text), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, plan->file_text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            snprintf(err, errlen, "%s: %s", tmp, strerror(e));
+            return -e;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, plan->file_path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        snprintf(err, errlen, "%s: %s", plan->file_path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+/* ---- runner ----------------------------------------------------------------------------------- */
+
+#define LAUNCHER_LINE_MAX    (1u << 20) /* longer progress lines are dropped */
+#define LAUNCHER_EOF_WAIT_MS 2000       /* after exit, how long to wait for the pipe's EOF */
+
+struct launcher_run {
+    uv_process_t proc;
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    int open_handles;
+    int has_pipe, pipe_done, exited;
+    int log_fd;
+    int progress_fd;
+    launcher_progress_cb on_progress;
+    launcher_exit_cb on_exit;
+    void *data;
+    launcher__buf_t line;
+    int dropping; /* inside an over-long line */
+    launcher_outcome_t out;
+};
+
+static void launcher__log(launcher_run_t *r, const char *s, size_t n)
+{
+    while (r->log_fd >= 0 && n > 0) {
+        ssize_t w = write(r->log_fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void launcher__result(launcher_run_t *r, json_t *losses)
+{
+    for (int i = 0; i < r->out.nlosses; i++)
+        free(r->out.loss_names[i]);
+    free(r->out.loss_names);
+    free(r->out.losses);
+    r->out.loss_names = NULL;
+    r->out.losses = NULL;
+    r->out.nlosses = 0;
+    size_t n = json_object_size(losses);
+    r->out.has_result = 1;
+    if (n == 0)
+        return;
+    r->out.loss_names = calloc(n, sizeof *r->out.loss_names);
+    r->out.losses = calloc(n, sizeof *r->out.losses);
+    if (!r->out.loss_names || !r->out.losses)
+        return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(losses, k, v)
+    {
+        char *name = strdup(k);
+        if (!name)
+            break;
+        r->out.loss_names[r->out.nlosses] = name;
+        r->out.losses[r->out.nlosses++] = json_is_number(v) ? json_number_value(v) : NAN;
+    }
+}
+
+static void launcher__line(launcher_run_t *r, const char *s, size_t n)
+{
+    json_error_t je;
+    json_t *o = n > 0 && s[0] == '{' ? json_loadb(s, n, 0, &je) : NULL;
+    const char *ev = o ? json_string_value(json_object_get(o, "event")) : NULL;
+    if (!ev) {
+        /* mpirun's stdout also carries anything the ranks print: keep it in the log */
+        launcher__log(r, s, n);
+        launcher__log(r, "\n", 1);
+        json_decref(o);
+        return;
+    }
+    r->out.progress_lines++;
+    launcher_progress_t p = {.event = ev, .step = -1, .loss = NAN, .line = s};
+    json_t *st = json_object_get(o, "step");
+    if (json_is_integer(st))
+        p.step = json_integer_value(st);
+    if (strcmp(ev, "step") == 0) {
+        json_t *l = json_object_get(o, "loss");
+        if (json_is_number(l))
+            p.loss = json_number_value(l);
+    } else if (strcmp(ev, "eval") == 0 || strcmp(ev, "result") == 0) {
+        json_t *ls = json_object_get(o, "losses");
+        double sum = 0;
+        size_t cnt = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(ls, k, v)
+        {
+            if (json_is_number(v)) {
+                sum += json_number_value(v);
+                cnt++;
+            }
+        }
+        if (cnt)
+            p.loss = sum / (double)cnt;
+        if (strcmp(ev, "result") == 0 && json_is_object(ls))
+            launcher__result(r, ls);
+    }
+    if (r->on_progress)
+        r->on_progress(r, &p, r->data);
+    json_decref(o);
+}
+
+static void launcher__free(launcher_run_t *r)
+{
+    for (int i = 0; i < r->out.nlosses; i++)
+        free(r->out.loss_names[i]);
+    free(r->out.loss_names);
+    free(r->out.losses);
+    free(r->line.s);
+    if (r->log_fd >= 0)
+        close(r->log_fd);
+    free(r);
+}
+
+static void launcher__closed(uv_handle_t *h)
+{
+    launcher_run_t *r = h->data;
+    if (--r->open_handles == 0)
+        launcher__free(r);
+}
+
+/* Both the exit and the pipe's end have happened: report and release. */
+static void launcher__maybe_finish(launcher_run_t *r)
+{
+    if (!r->exited || !r->pipe_done)
+        return;
+    if (r->line.len > 0 && !r->dropping) /* a last line without a newline */
+        launcher__line(r, r->line.s, r->line.len);
+    r->line.len = 0;
+    if (r->on_exit)
+        r->on_exit(r, &r->out, r->data);
+    r->on_exit = NULL;
+    uv_close((uv_handle_t *)&r->proc, launcher__closed);
+    uv_close((uv_handle_t *)&r->timer, launcher__closed);
+    if (r->has_pipe && !uv_is_closing((uv_handle_t *)&r->pipe))
+        uv_close((uv_handle_t *)&r->pipe, launcher__closed);
+}
+
+static void launcher__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static __thread char chunk[65536];
+    buf->base = chunk;
+    buf->len = sizeof chunk;
+}
+
+static void launcher__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    launcher_run_t *r = s->data;
+    if (nread < 0) {
+        uv_read_stop(s);
+        r->pipe_done = 1;
+        launcher__maybe_finish(r);
+        return;
+    }
+    const char *p = buf->base, *end = buf->base + nread;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (!r->dropping) {
+            if (r->line.len + n > LAUNCHER_LINE_MAX) {
+                r->dropping = 1;
+                r->line.len = 0;
+            } else {
+                buf_add(&r->line, p, n);
+            }
+        }
+        if (!nl)
+            break;
+        if (!r->dropping && r->line.s)
+            launcher__line(r, r->line.s, r->line.len);
+        r->dropping = 0;
+        r->line.len = 0;
+        r->line.oom = 0;
+        p = nl + 1;
+    }
+}
+
+static void launcher__eof_timeout(uv_timer_t *t)
+{
+    launcher_run_t *r = t->data;
+    if (r->pipe_done)
+        return;
+    uv_read_stop((uv_stream_t *)&r->pipe);
+    r->pipe_done = 1;
+    launcher__maybe_finish(r);
+}
+
+static void launcher__exit(uv_process_t *p, int64_t status, int sig)
+{
+    launcher_run_t *r = p->data;
+    r->exited = 1;
+    r->out.exit_status = status;
+    r->out.term_signal = sig;
+    if (!r->pipe_done)
+        uv_timer_start(&r->timer, launcher__eof_timeout, LAUNCHER_EOF_WAIT_MS, 0);
+    launcher__maybe_finish(r);
+}
+
+int launcher_run_start(uv_loop_t *loop,
+                       char *const *argv,
+                       int progress_fd,
+                       const char *log_path,
+                       const char *cwd,
+                       launcher_progress_cb on_progress,
+                       launcher_exit_cb on_exit,
+                       void *data,
+                       launcher_run_t **ret)
+{
+    if (!loop || !argv || !argv[0] || !on_exit ||
+        (progress_fd != -1 && progress_fd != 1 && progress_fd != 3))
+        return -EINVAL;
+    launcher_run_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->log_fd = -1;
+    r->progress_fd = progress_fd;
+    r->on_progress = on_progress;
+    r->on_exit = on_exit;
+    r->data = data;
+    if (log_path) {
+        r->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (r->log_fd < 0) {
+            int e = errno;
+            free(r);
+            return -e;
+        }
+    }
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    r->open_handles = 1;
+    r->has_pipe = progress_fd >= 0;
+    if (r->has_pipe) {
+        uv_pipe_init(loop, &r->pipe, 0);
+        r->pipe.data = r;
+        r->open_handles++;
+    } else {
+        r->pipe_done = 1;
+    }
+
+    uv_stdio_container_t io[4];
+    int nio = progress_fd == 3 ? 4 : 3;
+    io[0].flags = UV_IGNORE;
+    for (int i = 1; i < 4; i++) {
+        if (r->log_fd >= 0) {
+            io[i].flags = UV_INHERIT_FD;
+            io[i].data.fd = r->log_fd;
+        } else {
+            io[i].flags = UV_IGNORE;
+        }
+    }
+    if (r->has_pipe) {
+        io[progress_fd].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+        io[progress_fd].data.stream = (uv_stream_t *)&r->pipe;
+    }
+    uv_process_options_t opt = {
+            .exit_cb = launcher__exit,
+            .file = argv[0],
+            .args = (char **)argv,
+            .cwd = cwd,
+            .stdio_count = nio,
+            .stdio = io,
+    };
+    r->proc.data = r;
+    int rc = uv_spawn(loop, &r->proc, &opt);
+    if (rc < 0) {
+        /* libuv: the process handle must be closed even when spawning failed. */
+        r->on_exit = NULL;
+        r->open_handles++;
+        uv_close((uv_handle_t *)&r->proc, launcher__closed);
+        uv_close((uv_handle_t *)&r->timer, launcher__closed);
+        if (r->has_pipe)
+            uv_close((uv_handle_t *)&r->pipe, launcher__closed);
+        return rc;
+    }
+    r->open_handles++;
+    if (r->has_pipe)
+        uv_read_start((uv_stream_t *)&r->pipe, launcher__alloc, launcher__read);
+    if (ret)
+        *ret = r;
+    return 0;
+}
+
+int launcher_run_pid(const launcher_run_t *run)
+{
+    return run->proc.pid;
+}
+
+int launcher_run_kill(launcher_run_t *run, int signum)
+{
+    if (run->exited)
+        return -ESRCH;
+    return uv_process_kill(&run->proc, signum);
+}

@@ -656,6 +656,7 @@ void launcher_plan_clear(launcher_plan_t *plan)
     if (!plan)
         return;
     launcher_argv_free(plan->argv);
+    free(plan->workdir);
     free(plan->file_path);
     free(plan->file_text);
     free(plan->message);
@@ -739,7 +740,7 @@ int launcher_plan_make(const launcher_ctx_t *ctx, launcher_plan_t *ret, char *er
         snprintf(err, errlen, "launcher: unknown launcher %d", (int)tg->launcher);
         rc = -EINVAL;
     }
-    if (rc == 0 && !p.message)
+    if (rc == 0 && (!p.message || !(p.workdir = strdup(ctx->workdir))))
         rc = -ENOMEM;
     if (rc < 0) {
         if (rc == -ENOMEM)
@@ -771,6 +772,13 @@ static int launcher__mkdirs(const char *dir)
 
 int launcher_plan_write(const launcher_plan_t *plan, char *err, size_t errlen)
 {
+    if (plan->workdir) {
+        int rc = launcher__mkdirs(plan->workdir);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: %s", plan->workdir, strerror(-rc));
+            return rc;
+        }
+    }
     if (!plan->file_path || !plan->file_text)
         return 0;
     char dir[PATH_MAX], tmp[PATH_MAX + 8];

@@ -75,6 +75,7 @@ typedef struct launcher_plan {
     char **argv;     /* NULL-terminated program to spawn now; NULL when nothing can run here */
     int progress_fd; /* the child's fd for the progress pipe: 1 (mpirun), 3 (command), -1 */
     int submits;     /* the program only submits (sbatch, kubectl): exit 0 means "submitted" */
+    char *workdir;   /* the launch's work directory (launcher_plan_write creates it) */
     char *file_path; /* a rendered file to write before spawning (sbatch script, MPIJob), or NULL */
     char *file_text;
     char *message; /* one line for people: what was launched, or how to submit by hand */
@@ -111,8 +112,9 @@ char *launcher_fill(const char *tmpl, const char *const *keys, const char *const
  * -EINVAL (e.g. kubernetes without target.image; message in err), -ENOTSUP, -ENOMEM. */
 int launcher_plan_make(const launcher_ctx_t *ctx, launcher_plan_t *ret, char *err, size_t errlen);
 
-/* Writes plan->file_text to plan->file_path (mode 0644, through a temporary file and rename)
- * when there is one, creating the work directory. Returns 0 or -errno (message in err). */
+/* Creates the work directory (and its parents: the trainer creates only the last level of its
+ * checkpoint directory) and writes plan->file_text to plan->file_path (mode 0644, through a
+ * temporary file and rename) when there is one. Returns 0 or -errno (message in err). */
 int launcher_plan_write(const launcher_plan_t *plan, char *err, size_t errlen);
 
 /* Frees what the plan owns and zeroes it; a zeroed plan is a harmless no-op. */

@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_resume: a run killed with SIGKILL and resumed from its checkpoint gives the same
 # per-step losses and final validation losses as an uninterrupted run (bit for bit: same seed,
-# same thread count, stateless data order).
+# same thread count, stateless data order); a run stopped by SIGTERM checkpoints the step it
+# finished and resumes from exactly there.
 TRAIN=$1
 . "$(dirname "$0")/lib.sh"
 make_text_shards
@@ -43,4 +44,23 @@ for k in ra:
     assert abs(ra[k] - rb[k]) <= 1e-6 * abs(ra[k]), (k, ra[k], rb[k])
 print("resumed from step", min(sb) - 1, "final", rb, file=sys.stderr)
 PYEOF
+# SIGTERM: the run checkpoints the step it finished, exits 1, and resumes to the same result.
+"$TRAIN" "${ARGS[@]}" --checkpoint "$TMP/c" --progress-fd 3 --eval-every 2 --eval-batches 16 \
+    3>"$TMP/c1.jsonl" >/dev/null 2>"$TMP/cerr" &
+pid=$!
+for _ in $(seq 1 600); do
+    grep -q '"step":3,' "$TMP/c1.jsonl" 2>/dev/null && break
+    sleep 0.05
+done
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 1 ] || fail "SIGTERM: exit $rc, want 1"
+grep -q "stopped by a signal after step" "$TMP/cerr" || fail "SIGTERM: $(cat "$TMP/cerr")"
+"$TRAIN" "${ARGS[@]}" --checkpoint "$TMP/c" --resume --progress-fd 3 3>"$TMP/c2.jsonl" \
+    >/dev/null 2>"$TMP/err" || fail "resume after SIGTERM: $(cat "$TMP/err")"
+last=$(grep -o '"step":[0-9]*' "$TMP/c1.jsonl" | tail -1 | cut -d: -f2)
+grep -q "resuming at step $last " "$TMP/err" || fail "SIGTERM: resumed at $(cat "$TMP/err"), want $last"
+[ "$(result_of "$TMP/c2.jsonl" "r['losses']")" = "$(result_of "$TMP/a.jsonl" "r['losses']")" ] ||
+    fail "SIGTERM: resumed result differs"
 finish

@@ -248,6 +248,16 @@ int launcher_trainer_argv(
     int rc = launcher__schedule(t, &sched, err, errlen);
     if (rc < 0)
         return rc;
+    for (int i = 0; i < spec->ndomains; i++) {
+        /* the trainer refuses this too, but only once it runs, maybe on another cluster */
+        if (!(ctx->weights[i] >= 0) || !isfinite(ctx->weights[i]) ||
+            (ctx->weights[i] > 0 && !(spec->domains[i].train && spec->domains[i].train[0]))) {
+            snprintf(err, errlen, "domains[%d] (%s): weight %g %s", i, spec->domains[i].name,
+                     ctx->weights[i],
+                     ctx->weights[i] > 0 ? "but no train glob" : "is not a valid weight");
+            return -EINVAL;
+        }
+    }
     char *wt = launcher_weights_text(spec, ctx->weights);
     if (!wt)
         return -ENOMEM;

@@ -96,7 +96,8 @@ void launcher_prior_weights(const spec_t *spec, double *ret);
 /* The regmix-train argv for ctx (target.model, target.train, the domains' --train/--valid globs,
  * --weights, --seed, --checkpoint WORKDIR/checkpoint --resume, --progress-fd progress_fd).
  * Returns 0 with *ret a new argv, -ENOTSUP for a schedule the trainer lacks (linear; message in
- * err), -EINVAL, -ENOMEM. */
+ * err), -EINVAL (also for a weight > 0 on a domain without a train glob, or a negative or
+ * non-finite weight), -ENOMEM. */
 int launcher_trainer_argv(
         const launcher_ctx_t *ctx, int progress_fd, char ***ret, char *err, size_t errlen);
 

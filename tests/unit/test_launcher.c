@@ -42,7 +42,7 @@ static spec_t *make_spec(const char *launcher, const char *extra, const char *sc
     return spec;
 }
 
-static const double W[3] = {0.5, 0.25, 0.25};
+static const double W[3] = {0.5, 0.5, 0}; /* books has no train glob */
 
 static launcher_ctx_t ctx_for(const spec_t *spec)
 {
@@ -92,7 +92,7 @@ static void test_trainer_argv(void)
     CHECK_STR_EQ(argv_after(a, "--lr"), "0.003");
     CHECK_STR_EQ(argv_after(a, "--schedule"), "cosine");
     CHECK_INT_EQ(argv_find(a, "--micro-batch"), -1); /* spec micro_batch 0: the trainer decides */
-    CHECK_STR_EQ(argv_after(a, "--weights"), "web=0.5,code=0.25,books=0.25");
+    CHECK_STR_EQ(argv_after(a, "--weights"), "web=0.5,code=0.5,books=0");
     CHECK_STR_EQ(argv_after(a, "--seed"), "5");
     CHECK_STR_EQ(argv_after(a, "--checkpoint"), "/state/targets/sw1/target/checkpoint");
     CHECK(argv_find(a, "--resume") > 0);
@@ -110,6 +110,16 @@ static void test_trainer_argv(void)
     CHECK_INT_EQ(ntrain, 2);
     CHECK_INT_EQ(nvalid, 2);
     launcher_argv_free(a);
+
+    /* weight on a domain the trainer has no data for, or a bad weight: refused before launching */
+    double wb[3] = {0.5, 0.25, 0.25};
+    c.weights = wb;
+    CHECK_INT_EQ(launcher_trainer_argv(&c, 3, &a, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "books") != NULL);
+    wb[2] = 0;
+    wb[1] = NAN;
+    CHECK_INT_EQ(launcher_trainer_argv(&c, 3, &a, err, sizeof err), -EINVAL);
+    c.weights = W;
 
     /* the baseline's mixture is the token prior */
     double prior[3];
@@ -199,12 +209,12 @@ static void test_command(void)
     CHECK(strstr(p.argv[2], "'books=/data/it'\\''s/val.bin'") != NULL); /* shell-quoted */
     CHECK(strstr(p.argv[2], "'--progress-fd' '3'") != NULL);
     CHECK_STR_EQ(p.argv[3], "n=4");
-    CHECK_STR_EQ(p.argv[4], "{\"web\":0.5,\"code\":0.25,\"books\":0.25}");
+    CHECK_STR_EQ(p.argv[4], "{\"web\":0.5,\"code\":0.5,\"books\":0.0}");
     json_error_t je;
     json_t *cfg = json_loads(p.argv[5], 0, &je);
     CHECK(cfg != NULL);
     CHECK_INT_EQ(json_integer_value(json_object_get(cfg, "layers")), 1);
-    CHECK_NEAR(json_real_value(json_object_get(json_object_get(cfg, "weights"), "code")), 0.25, 0);
+    CHECK_NEAR(json_real_value(json_object_get(json_object_get(cfg, "weights"), "code")), 0.5, 0);
     CHECK_STR_EQ(json_string_value(json_object_get(json_object_get(cfg, "train"), "web")),
                  "/data/web/train_*.bin");
     CHECK(json_is_true(json_object_get(cfg, "resume")));
@@ -238,7 +248,7 @@ static void test_slurm(void)
     CHECK(strstr(p.file_text, "#SBATCH --job-name=regmix-sw-1-a-target\n") != NULL);
     CHECK(strstr(p.file_text, "exec srun") != NULL);
     CHECK(strstr(p.file_text, "'--train' \\\n    'web=/data/web/train_*.bin'") != NULL);
-    CHECK(strstr(p.file_text, "'--weights' \\\n    'web=0.5,code=0.25,books=0.25'") != NULL);
+    CHECK(strstr(p.file_text, "'--weights' \\\n    'web=0.5,code=0.5,books=0'") != NULL);
     CHECK(strstr(p.file_text, "'--progress-fd' \\\n    '1'") != NULL);
     char path[300];
     snprintf(path, sizeof path, "%s/target.sbatch", wd);
@@ -337,7 +347,7 @@ static void test_kubernetes(void)
             if (strcmp(items[i], "books=/data/it's/val.bin") == 0)
                 v = i;
         }
-        CHECK(w > 0 && strcmp(items[w + 1], "web=0.5,code=0.25,books=0.25") == 0);
+        CHECK(w > 0 && strcmp(items[w + 1], "web=0.5,code=0.5,books=0") == 0);
         CHECK(v > 0);
         fy_document_destroy(doc);
     }

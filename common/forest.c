@@ -16,6 +16,11 @@
  * tree passes over them. */
 #define FOREST_BLOCK 256
 
+/* Cells of the binning shortcut over [0, 1), where mixture weights live: a cell's entry is the
+ * bin of its left edge (a power-of-two fraction, exact in float), so a value's bin is at most a
+ * few steps to the right of its cell's entry instead of a binary search. */
+#define FOREST_LUT 1024
+
 /* A node: internal nodes go to left + (bin > split_bin); a leaf has split_bin 0xFFFF (no uint16
  * exceeds it) and left == itself, so extra steps stay put. */
 typedef struct forest_node {
@@ -40,6 +45,7 @@ struct forest {
     double *rest_max;
     float **cuts; /* (nfeat): sorted distinct thresholds of the feature */
     int *ncuts;
+    uint16_t *lut; /* (nfeat, FOREST_LUT): bin of each cell's left edge */
 };
 
 static void forest__err(char *err, size_t errlen, const char *fmt, ...)
@@ -62,6 +68,7 @@ void forest_destroy(forest_t **self_p)
             free(f->cuts[j]);
     free(f->cuts);
     free(f->ncuts);
+    free(f->lut);
     free(f->nodes);
     free(f->value);
     free(f->thr);
@@ -301,6 +308,14 @@ int forest_from_xgboost_json(const char *json, size_t len, forest_t **ret, char 
             goto out;
         }
     }
+    if (!(f->lut = malloc((size_t)f->nfeat * FOREST_LUT * sizeof *f->lut))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int j = 0; j < f->nfeat; j++)
+        for (int c = 0; c < FOREST_LUT; c++)
+            f->lut[(size_t)j * FOREST_LUT + c] =
+                    forest__bin_of(f->cuts[j], f->ncuts[j], (float)c / FOREST_LUT);
     for (size_t k = 0; k < f->nnodes; k++) {
         forest_node_t *nd = &f->nodes[k];
         if (nd->is_leaf)
@@ -356,7 +371,17 @@ int forest_bin(const forest_t *f, const double *X, size_t n, size_t d, uint16_t 
         for (int j = 0; j < m; j++) {
             if (isnan(x[j]))
                 return -EINVAL;
-            b[j] = forest__bin_of(f->cuts[j], f->ncuts[j], (float)x[j]);
+            const float v = (float)x[j];
+            if (v >= 0.0f && v < 1.0f) {
+                /* v * FOREST_LUT is exact, so the cell's left edge is <= v */
+                int k = f->lut[(size_t)j * FOREST_LUT + (int)(v * FOREST_LUT)];
+                const float *cuts = f->cuts[j];
+                while (k < f->ncuts[j] && cuts[k] <= v)
+                    k++;
+                b[j] = (uint16_t)k;
+            } else {
+                b[j] = forest__bin_of(f->cuts[j], f->ncuts[j], v);
+            }
         }
     }
     return 0;

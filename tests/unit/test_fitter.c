@@ -16,7 +16,8 @@
  * candidates: 0.026). Plain linear/ridge cannot fit the bowl (they propose a corner, L1 ~0.6-0.8
  * from the optimum); gbdt with the paper's settings (min_child_weight 20) ranks at rho 0.83 at 64
  * runs and proposes 0.6 away; gbdt with min_child_weight 2 ranks at rho 0.9 but proposes 0.37
- * away and never converges by 64 runs.
+ * away and never converges by 64 runs; with 128 and 512 runs the paper's gbdt gets to 0.25 and
+ * 0.07 from the optimum (quadratic ridge: 0.028 and 0.012).
  */
 #include <errno.h>
 #include <jansson.h>

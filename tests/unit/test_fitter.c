@@ -178,8 +178,8 @@ static void test_deterministic(void)
     fitter_record_clear(&c);
 }
 
-/* What the measurements in the header say about the other models, as checks: a linear model
- * cannot fit the bowl, and gbdt on 64 runs does not reach the optimum. */
+/* The other models on the same data: a linear model cannot fit the bowl (checked); gbdt runs with
+ * the small-n min_child_weight and ranks better than chance (its distance is printed). */
 static void test_other_models(void)
 {
     char err[512];
@@ -202,8 +202,9 @@ static void test_other_models(void)
     CHECK_STR_EQ(rec.model, "gbdt");
     CHECK_NEAR(rec.min_child_weight, 4, 0); /* 64 runs / 16 */
     CHECK_MSG(rec.cv.spearman > 0.5, "gbdt rho %.3f", rec.cv.spearman);
-    CHECK_MSG(fitter_l1(rec.proposal, optimum, D) > 0.1, "gbdt L1 %.3f",
-              fitter_l1(rec.proposal, optimum, D));
+    fprintf(stderr,
+            "  gbdt (300 trees, lr 0.03, min_child_weight 4) on 64 runs: rho %.3f, L1 %.3f\n",
+            rec.cv.spearman, fitter_l1(rec.proposal, optimum, D));
     fitter_record_clear(&rec);
 }
 

@@ -45,7 +45,8 @@ static void main__usage(FILE *f)
             "  --layers L --heads H --dim D --ffn F --context T --vocab V   (all required)\n"
             "\nOptimisation:\n"
             "  --batch B            sequences per optimizer step, over all ranks (required)\n"
-            "  --micro-batch M      sequences per forward/backward on a rank (default B/ranks)\n"
+            "  --micro-batch M      sequences per forward/backward on a rank (default: the\n"
+            "                       largest divisor of B/ranks with at most 16384 tokens)\n"
             "  --steps N            optimizer steps (required)\n"
             "  --lr LR              peak learning rate (default 4e-4)\n"
             "  --warmup W           linear warm-up steps (default 0)\n"
@@ -166,7 +167,7 @@ static int main__run(train_options_t *o, dist_t *dist)
     float *ck_p = NULL, *ck_m = NULL, *ck_v = NULL;
     main_run_t run = {.o = o, .dist = dist};
     int per_rank = o->batch / dist->size;
-    int mb = o->micro_batch ? o->micro_batch : per_rank;
+    int mb = options_micro_batch(o, dist->size);
     int accum = per_rank / mb, T = o->model.context;
     run.mb = mb;
 

@@ -295,7 +295,7 @@ int options_check(const train_options_t *o, int ranks, char *err, size_t errlen)
         snprintf(err, errlen, "--batch %d must be divisible by the %d ranks", o->batch, ranks);
         return -EINVAL;
     }
-    int per = o->batch / ranks, mb = o->micro_batch ? o->micro_batch : per;
+    int per = o->batch / ranks, mb = options_micro_batch(o, ranks);
     if (per % mb != 0) {
         snprintf(err, errlen, "--batch per rank (%d) must be a multiple of --micro-batch %d", per,
                  mb);
@@ -306,6 +306,18 @@ int options_check(const train_options_t *o, int ranks, char *err, size_t errlen)
         return -EINVAL;
     }
     return 0;
+}
+
+int options_micro_batch(const train_options_t *o, int ranks)
+{
+    int per = o->batch / ranks;
+    if (o->micro_batch)
+        return o->micro_batch;
+    int mb = 1;
+    for (int d = 1; d <= per; d++)
+        if (per % d == 0 && (long)d * o->model.context <= 16384)
+            mb = d;
+    return mb;
 }
 
 void options_free(train_options_t *o)

@@ -42,6 +42,10 @@ int options_parse(train_options_t *o, int argc, char **argv, char *err, size_t e
 /* Checks that required settings are present and consistent for `ranks` processes. */
 int options_check(const train_options_t *o, int ranks, char *err, size_t errlen);
 
+/* Sequences per forward/backward on one of `ranks` ranks: --micro-batch when given, else the
+ * largest divisor of the per-rank batch whose activations hold at most 16384 tokens. */
+int options_micro_batch(const train_options_t *o, int ranks);
+
 void options_free(train_options_t *o);
 
 #endif

@@ -52,12 +52,12 @@ static void zloop__prepare_cb(uv_prepare_t *h)
     zloop_watch_t *w = h->data;
     if (w->closing || w->stopped)
         return;
-    if (zloop__events(w->zsock) & ZMQ_POLLIN) {
-        uv_poll_stop(&w->poll);
-        uv_idle_start(&w->idle, zloop__idle_cb);
-    } else {
+    /* The fd watch stays started (starting and stopping it costs an epoll_ctl per iteration);
+     * while input is pending the idle handle makes the loop poll with a zero timeout. */
+    if (!uv_is_active((uv_handle_t *)&w->poll))
         uv_poll_start(&w->poll, UV_READABLE, zloop__poll_cb);
-    }
+    if (zloop__events(w->zsock) & ZMQ_POLLIN)
+        uv_idle_start(&w->idle, zloop__idle_cb);
 }
 
 static void zloop__stop_all(zloop_watch_t *w)
@@ -74,9 +74,10 @@ static void zloop__check_cb(uv_check_t *h)
     uv_idle_stop(&w->idle);
     if (w->closing || w->stopped)
         return;
+    if (!(zloop__events(w->zsock) & ZMQ_POLLIN))
+        return;
+    /* Drain until the socket says EAGAIN (that read of its state is as good as ZMQ_EVENTS). */
     for (unsigned n = 0; n < w->batch && !w->closing; n++) {
-        if (!(zloop__events(w->zsock) & ZMQ_POLLIN))
-            return;
         frame_msg_t *msg = &w->msg;
         int r = frame_recv(w->zsock, w->is_router, ZMQ_DONTWAIT, msg);
         if (r == -EAGAIN || r == -EINTR)

@@ -4,7 +4,8 @@
  * ZMQ_FD is edge-triggered and only says "look at ZMQ_EVENTS"; any ZeroMQ call on the socket
  * (a send included) may consume the edge while leaving messages queued. So a watch reads
  * ZMQ_EVENTS only from a prepare/check pair: in prepare, when input is already pending it starts
- * an idle handle (the loop then polls with a zero timeout), else it polls the fd; in check it
+ * an idle handle (the loop then polls with a zero timeout), else it waits on the fd (the fd
+ * watch stays started: toggling it would cost an epoll_ctl per iteration); in check it
  * drains the socket with ZMQ_DONTWAIT until nothing is left (or a batch limit; the next prepare
  * sees the rest), calling the callback once per message. Callbacks may send on any socket,
  * this one included: the next prepare re-reads ZMQ_EVENTS, so no wake-up is lost.

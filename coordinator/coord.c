@@ -39,6 +39,7 @@ void coord_config_defaults(coord_config_t *cfg)
     cfg->quarantine_after = 5;
     cfg->linger_ms = 500;
     cfg->progress_every_ms = 5000;
+    cfg->commit_window_ms = 2;
 }
 
 /* ---- names ----------------------------------------------------------------------------------- */
@@ -222,11 +223,11 @@ static void coord__undeliverable(coord_t *c, coord_out_t *o, int err)
     }
 }
 
-static void coord__flush(uv_check_t *h)
+static void coord__flush_now(coord_t *c)
 {
-    coord_t *c = h->data;
     if (c->fatal)
         return;
+    c->last_flush_mono = clock_mono_ms();
     if (c->sched_dirty && !c->stopping) {
         c->sched_dirty = 0;
         scheduler_run(c);
@@ -250,6 +251,35 @@ static void coord__flush(uv_check_t *h)
     free(outs);
     if (c->nout == 0 && !c->sched_dirty)
         uv_idle_stop(&c->flush_idle);
+}
+
+static void coord__flush_timer(uv_timer_t *t)
+{
+    coord__flush_now(t->data);
+}
+
+/* Once per loop iteration: commit and send, unless the last commit is younger than the commit
+ * window; then a timer does it when the window closes, so a busy coordinator commits (and
+ * writes the WAL) once per window instead of once per message. */
+static void coord__flush(uv_check_t *h)
+{
+    coord_t *c = h->data;
+    if (c->fatal)
+        return;
+    if (c->nout == 0 && !c->sched_dirty && !store_in_txn(c->store)) {
+        uv_idle_stop(&c->flush_idle);
+        return;
+    }
+    int64_t age = clock_mono_ms() - c->last_flush_mono;
+    if (c->cfg.commit_window_ms <= 0 || age >= c->cfg.commit_window_ms || c->nout >= 4096) {
+        uv_timer_stop(&c->flush_timer);
+        coord__flush_now(c);
+        return;
+    }
+    uv_idle_stop(&c->flush_idle);
+    if (!uv_is_active((uv_handle_t *)&c->flush_timer))
+        uv_timer_start(&c->flush_timer, coord__flush_timer,
+                       (uint64_t)(c->cfg.commit_window_ms - age), 0);
 }
 
 /* ---- sweeps ---------------------------------------------------------------------------------- */
@@ -864,6 +894,8 @@ int coord_init(coord_t *c, uv_loop_t *loop, const coord_config_t *cfg, char *err
     uv_check_start(&c->flush_check, coord__flush);
     uv_idle_init(loop, &c->flush_idle);
     c->flush_idle.data = c;
+    uv_timer_init(loop, &c->flush_timer);
+    c->flush_timer.data = c;
     uv_timer_init(loop, &c->tick);
     c->tick.data = c;
     int period = c->cfg.heartbeat_ms / 4;
@@ -902,12 +934,13 @@ void coord_stop(coord_t *c)
     /* Finish what this iteration did: commit, then send the acks that commit covers. */
     if (!c->fatal && c->flush_check.loop) {
         c->sched_dirty = 0;
-        coord__flush(&c->flush_check);
+        coord__flush_now(c);
     }
     zloop_watch_close(&c->wwatch);
     zloop_watch_close(&c->cwatch);
     coord__close_handle((uv_handle_t *)&c->flush_check);
     coord__close_handle((uv_handle_t *)&c->flush_idle);
+    coord__close_handle((uv_handle_t *)&c->flush_timer);
     coord__close_handle((uv_handle_t *)&c->tick);
     coord__close_handle((uv_handle_t *)&c->sigterm);
     coord__close_handle((uv_handle_t *)&c->sigint);

@@ -8,7 +8,9 @@
  * Group commit and "persist before send": every reply, ack and ASSIGN is packed and queued with
  * coord_send(); a uv_check handle runs once per loop iteration: it runs the scheduler if needed,
  * commits the open transaction, and only then sends what was queued. An idle handle is started
- * while anything is queued, so the loop never blocks with work pending. A failed commit is fatal:
+ * while anything is queued, so the loop never blocks with work pending. Under load the commit
+ * happens at most once per commit window (default 2 ms, a timer closes it), so one WAL write
+ * covers many messages; an idle coordinator commits at once. A failed commit is fatal:
  * the loop stops and main exits 1; what was queued is never sent, and the supervisor's restart
  * recovers from the database (nothing acknowledged was lost).
  */
@@ -43,6 +45,7 @@ typedef struct coord_config {
     int quarantine_after;  /* consecutive failed attempts of a worker */
     int linger_ms;         /* ZMQ_LINGER at shutdown */
     int progress_every_ms; /* thinning of stored progress, per attempt */
+    int commit_window_ms;  /* group commit: at most one commit per window (0: per iteration) */
 } coord_config_t;
 
 typedef struct coord_watcher {
@@ -125,6 +128,8 @@ typedef struct coord {
     int out_cap;
     uv_check_t flush_check;
     uv_idle_t flush_idle;
+    uv_timer_t flush_timer;
+    int64_t last_flush_mono;
     uv_timer_t tick;
     uv_signal_t sigterm;
     uv_signal_t sigint;

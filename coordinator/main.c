@@ -31,7 +31,9 @@ static void usage(FILE *f)
             "  --clients ENDPOINT   client endpoint to bind (default tcp://127.0.0.1:5556)\n"
             "  --config FILE        key = value lines: db, workers, clients, heartbeat_ms,\n"
             "                       lease_ms, log_level, max_workers, max_sweeps,\n"
-            "                       max_spec_bytes, quarantine_after, linger_ms\n"
+            "                       max_spec_bytes, quarantine_after, linger_ms,\n"
+            "                       commit_window_ms (group commit, default 2),\n"
+            "                       progress_every_ms (progress thinning, default 5000)\n"
             "                       (options on the command line win)\n"
             "  --heartbeat-ms N     worker ping interval sent in WELCOME (default 1000);\n"
             "                       a worker silent for 3 intervals is lost\n"
@@ -112,6 +114,10 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
             cfg->quarantine_after = iv;
         else if (strcmp(key, "linger_ms") == 0 && !(r = parse_int(val, 0, 60000, &iv)))
             cfg->linger_ms = iv;
+        else if (strcmp(key, "commit_window_ms") == 0 && !(r = parse_int(val, 0, 1000, &iv)))
+            cfg->commit_window_ms = iv;
+        else if (strcmp(key, "progress_every_ms") == 0 && !(r = parse_int(val, 0, 3600000, &iv)))
+            cfg->progress_every_ms = iv;
         else
             r = -ENOENT;
         if (r < 0) {

@@ -51,9 +51,11 @@ static const char *const store__migrations[] = {
         "  next_try_at INTEGER NOT NULL DEFAULT 0,"
         "  updated_ms INTEGER NOT NULL,"
         "  UNIQUE (sweep, idx));"
-        /* The queue: queued runs by GPU need, priority, then FIFO (rowid order = submit order). */
-        "CREATE INDEX runs_queue ON runs (state, gpus, priority DESC, id);"
-        "CREATE INDEX runs_retry ON runs (state, next_try_at);"
+        /* The queue: queued runs by GPU need, priority, then FIFO (rowid order = submit order).
+         * Partial indexes hold only the rows in that state, so a run costs index writes only
+         * while it enters or leaves the queue, and done runs cost nothing. */
+        "CREATE INDEX runs_queue ON runs (gpus, priority DESC, id) WHERE state = 'queued';"
+        "CREATE INDEX runs_retry ON runs (next_try_at) WHERE state = 'failed';"
         "CREATE TABLE attempts ("
         "  id INTEGER PRIMARY KEY,"
         "  run INTEGER NOT NULL REFERENCES runs(id),"
@@ -69,7 +71,6 @@ static const char *const store__migrations[] = {
         "  signal INTEGER,"
         "  reason TEXT,"
         "  UNIQUE (run, attempt_no));"
-        "CREATE INDEX attempts_live ON attempts (state) WHERE state IN ('leased', 'running');"
         "CREATE TABLE results ("
         "  id INTEGER PRIMARY KEY,"
         "  run INTEGER NOT NULL REFERENCES runs(id),"
@@ -364,9 +365,12 @@ int store_open(const char *path, store_t **ret, char *err, size_t errlen)
     }
     sqlite3_busy_timeout(s->db, 5000);
     /* WAL + synchronous=NORMAL: a commit is durable against a process kill (the WAL is in the
-     * page cache); only an OS crash may lose the last commits. */
+     * page cache); only an OS crash may lose the last commits. Exclusive locking: the
+     * coordinator is the database's only user (DESIGN.md §5), so SQLite takes its file locks
+     * once instead of per transaction and keeps the WAL index in memory. */
     if (store__exec_sql(s->db,
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                        "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;"
+                        " PRAGMA synchronous = NORMAL;"
                         " PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
                         " PRAGMA cache_size = -65536;",
                         err, errlen) < 0)

@@ -215,9 +215,7 @@ static void test_retry_and_savepoint(void)
     CHECK(store_worker_upsert(s, &w2, 1) == 0);
     CHECK(store_commit(s) == 0);
     store_close(&s);
-    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
-    if (!s)
-        return;
+    /* The coordinator holds the file exclusively while open; a tool reads it after. */
     sqlite3 *db = NULL;
     sqlite3_open(path, &db);
     sqlite3_stmt *st = NULL;
@@ -230,7 +228,6 @@ static void test_retry_and_savepoint(void)
     CHECK_STR_EQ((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     sqlite3_close(db);
-    store_close(&s);
 }
 
 int main(void)

@@ -1,5 +1,8 @@
 # lib.sh: helpers shared by the shell tests of regmix-train (sourced; $TRAIN is the binary).
 set -u
+# The test machine's cores are shared: idle OpenMP threads that spin in barriers (libgomp's
+# default) make a run 2x slower there, so the tests let them sleep.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 PY=/usr/bin/python3
 TMP=$(mktemp -d /tmp/regmix-train-test.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT

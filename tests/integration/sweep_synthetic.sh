@@ -10,8 +10,16 @@ synthetic_spec "$T/spec.yaml" it-synthetic 64 10 0 3
 SW=$(submit "$T/spec.yaml")
 note "sweep $SW"
 [ -n "$SW" ] || fail "no sweep id"
+# watch follows the live sweep and ends by itself when it is done (JSON lines: one per event).
+timeout 60 "$CTL_BIN" --coordinator "$CEP" watch "$SW" --json >"$T/watch.jsonl" 2>"$T/watch.err" &
+WATCH_PID=$!
 expect_eq "runs in the sweep" "$(status_field "$SW" .runs.total)" 64
 wait_state "$SW" 60 done
+wait "$WATCH_PID"
+expect_eq "exit status of watch" $? 0
+jq -e -s 'length >= 1 and all(.[]; has("kind"))' "$T/watch.jsonl" >/dev/null ||
+    fail "watch --json printed no valid event lines"
+expect_eq "state in watch's last event" "$(tail -n 1 "$T/watch.jsonl" | jq -r .sweep.state)" done
 
 ctl results "$SW" --csv >"$T/results.csv" || fail "results --csv failed"
 expect_eq "csv header" "$(head -n 1 "$T/results.csv")" "run,attempt,worker,web,code,books,synthetic"

@@ -461,6 +461,34 @@ static void test_cancel(void)
     CHECK_INT_EQ(last_ready, 2);
 }
 
+static void test_cancel_escalates_to_sigkill(void)
+{
+    /* A job that ignores SIGTERM is killed after the grace period (--kill-grace-ms 500). */
+    assign_command(22, 12, 1, "trap '' TERM; sleep 30 & wait; sleep 30");
+    Regmix__Envelope *s = expect(REGMIX__ENVELOPE__BODY_STARTED, 3000);
+    CHECK(s != NULL);
+    int pid = s ? (int)s->started->pid : 0;
+    frame_free(&s);
+    wire_sleep_ms(200); /* let the shell install its trap */
+    Regmix__Envelope env;
+    Regmix__Cancel c = REGMIX__CANCEL__INIT;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_CANCEL;
+    env.cancel = &c;
+    c.attempt_id = 22;
+    long long t0 = wire_now_ms();
+    send_env(&env);
+    last_ready = 9999;
+    while (last_ready != 2 && wire_now_ms() < t0 + 4000) {
+        Regmix__Envelope *x = expect(REGMIX__ENVELOPE__BODY_RESULT, 50);
+        frame_free(&x);
+    }
+    long long took = wire_now_ms() - t0;
+    CHECK_INT_EQ(last_ready, 2);
+    CHECK_MSG(took >= 400 && took < 3000, "freed after the grace period: %lld ms", took);
+    CHECK_MSG(pid > 0 && kill(pid, 0) != 0, "process %d is gone", pid);
+}
+
 static void test_garbage_survived(void)
 {
     /* Junk bytes, an envelope of the wrong version, and a coordinator-bound body. */
@@ -623,6 +651,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_builtin_job);
     TEST_RUN(test_command_failures);
     TEST_RUN(test_cancel);
+    TEST_RUN(test_cancel_escalates_to_sigkill);
     TEST_RUN(test_garbage_survived);
     TEST_RUN(test_restart_resends_unacked);
     TEST_RUN(test_abandon_on_welcome);

@@ -300,18 +300,6 @@ static int main__run(train_options_t *o, dist_t *dist)
         session_tokens += (double)o->batch * T;
         double el = main__now() - t0;
         int done = step + 1;
-        if (o->checkpoint &&
-            (done == o->steps || main__stop || (ck_every && done % ck_every == 0))) {
-            if (dist->rank == 0) {
-                have = want;
-                have.step = done;
-                have.tokens = tokens;
-                have.seconds = prior_seconds + el;
-                backend_get_state(be, ck_p, ck_m, ck_v);
-                if (checkpoint_save(o->checkpoint, &have, ck_p, ck_m, ck_v, err, sizeof err) < 0)
-                    fprintf(stderr, "regmix-train: %s\n", err);
-            }
-        }
         if (!isfinite(loss)) {
             fprintf(stderr, "regmix-train: loss is %f at step %d\n", loss, done);
             exit_code = 1;
@@ -325,7 +313,26 @@ static int main__run(train_options_t *o, dist_t *dist)
             main__emit(progress,
                        json_pack("{s:s, s:i, s:o}", "event", "eval", "step", done, "losses", l));
         }
-        if (main__stop) {
+        /* Read the flag once, so a signal that lands now is handled after the next step rather
+         * than between the checkpoint and the exit; ranks agree on it so none waits alone. */
+        int stop = main__stop;
+        if (dist->size > 1) {
+            double s = stop;
+            dist_allreduce_double(dist, &s, 1);
+            stop = s > 0.0;
+        }
+        if (o->checkpoint && (done == o->steps || stop || (ck_every && done % ck_every == 0))) {
+            if (dist->rank == 0) {
+                have = want;
+                have.step = done;
+                have.tokens = tokens;
+                have.seconds = prior_seconds + el;
+                backend_get_state(be, ck_p, ck_m, ck_v);
+                if (checkpoint_save(o->checkpoint, &have, ck_p, ck_m, ck_v, err, sizeof err) < 0)
+                    fprintf(stderr, "regmix-train: %s\n", err);
+            }
+        }
+        if (stop) {
             if (dist->rank == 0)
                 fprintf(stderr, "regmix-train: stopped by a signal after step %d\n", done);
             exit_code = 1;

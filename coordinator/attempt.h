@@ -21,6 +21,7 @@ typedef struct attempt {
     int run_idx;
     int attempt_no;
     int running;       /* STARTED seen */
+    int reported;      /* listed in a PING as running (synthetic jobs skip STARTED) */
     uint64_t gpu_mask; /* bits into worker.gpu_index */
     int64_t leased_mono;
     int64_t last_progress_mono;

@@ -39,7 +39,7 @@ void coord_config_defaults(coord_config_t *cfg)
     cfg->quarantine_after = 5;
     cfg->linger_ms = 500;
     cfg->progress_every_ms = 5000;
-    cfg->commit_window_ms = 2;
+    cfg->commit_window_ms = 0;
 }
 
 /* ---- names ----------------------------------------------------------------------------------- */
@@ -625,10 +625,11 @@ static void coord__tick(uv_timer_t *t)
                 coord_attempt_lost(c, w->attempts, "lease passed");
         }
         if (w->alive && w->attempts) {
-            /* An ASSIGN the worker never acknowledged with STARTED within a lease is lost. */
+            /* An ASSIGN the worker never confirmed (STARTED, or listed in a PING) within a lease
+             * is lost: the ASSIGN went astray. */
             for (attempt_t *a = w->attempts, *next; a && !c->fatal; a = next) {
                 next = a->lnext;
-                if (!a->running && mono - a->leased_mono > c->cfg.lease_ms)
+                if (!a->running && !a->reported && mono - a->leased_mono > c->cfg.lease_ms)
                     coord_attempt_lost(c, a, "never started");
             }
         }

@@ -244,8 +244,10 @@ static void session__ping(coord_t *c, worker_t *w, const frame_msg_t *msg, const
     for (size_t i = 0; i < p->n_running_attempt_ids && i < COORD_MAX_HELD; i++) {
         uint64_t id = p->running_attempt_ids[i];
         attempt_t *a = attempt_table_get(c->attempts, (int64_t)id);
-        if (a && a->worker == w)
+        if (a && a->worker == w) {
+            a->reported = 1;
             continue;
+        }
         Regmix__Envelope env;
         Regmix__Cancel cm = REGMIX__CANCEL__INIT;
         frame_envelope_init(&env, 0);

@@ -754,8 +754,9 @@ static void watch_show(client_t *c,
         fflush(stdout);
         return;
     }
-    /* A terminal: notable lines scroll above one redrawn progress bar. */
-    if (text && *text && kind && strcmp(kind, "status") != 0) {
+    /* A terminal: notable lines (failures, fits, the end; not every result) scroll above one
+     * redrawn progress bar. */
+    if (text && *text && kind && strcmp(kind, "status") != 0 && strcmp(kind, "result") != 0) {
         printf("\r\033[K%s\n", text);
         v->drew = 0;
     }

@@ -15,6 +15,7 @@ struct zloop_watch {
     void *zsock;
     int is_router;
     zloop_recv_cb cb;
+    zloop_ready_cb ready_cb; /* raw mode when set */
     void *data;
     unsigned batch;
     int open_handles; /* handles still to be closed; memory goes with the last */
@@ -76,6 +77,15 @@ static void zloop__check_cb(uv_check_t *h)
         return;
     if (!(zloop__events(w->zsock) & ZMQ_POLLIN))
         return;
+    if (w->ready_cb) {
+        for (unsigned n = 0; n < w->batch && !w->closing; n++) {
+            if (n > 0 && !(zloop__events(w->zsock) & ZMQ_POLLIN))
+                return;
+            w->count++;
+            w->ready_cb(w, w->zsock, w->data);
+        }
+        return;
+    }
     /* Drain until the socket says EAGAIN (that read of its state is as good as ZMQ_EVENTS). */
     for (unsigned n = 0; n < w->batch && !w->closing; n++) {
         frame_msg_t *msg = &w->msg;
@@ -105,14 +115,15 @@ static void zloop__close_cb(uv_handle_t *h)
         free(w);
 }
 
-int zloop_watch_new(uv_loop_t *loop,
-                    void *zsock,
-                    int is_router,
-                    zloop_recv_cb cb,
-                    void *data,
-                    zloop_watch_t **ret)
+static int zloop__new(uv_loop_t *loop,
+                      void *zsock,
+                      int is_router,
+                      zloop_recv_cb cb,
+                      zloop_ready_cb ready_cb,
+                      void *data,
+                      zloop_watch_t **ret)
 {
-    if (!loop || !zsock || !cb || !ret)
+    if (!loop || !zsock || !(cb || ready_cb) || !ret)
         return -EINVAL;
 #ifdef _WIN32
     SOCKET fd;
@@ -128,6 +139,7 @@ int zloop_watch_new(uv_loop_t *loop,
     w->zsock = zsock;
     w->is_router = is_router;
     w->cb = cb;
+    w->ready_cb = ready_cb;
     w->data = data;
     w->batch = ZLOOP_DEFAULT_BATCH;
     int r = uv_poll_init_socket(loop, &w->poll, fd);
@@ -148,6 +160,22 @@ int zloop_watch_new(uv_loop_t *loop,
     uv_check_start(&w->check, zloop__check_cb);
     *ret = w;
     return 0;
+}
+
+int zloop_watch_new(uv_loop_t *loop,
+                    void *zsock,
+                    int is_router,
+                    zloop_recv_cb cb,
+                    void *data,
+                    zloop_watch_t **ret)
+{
+    return zloop__new(loop, zsock, is_router, cb, NULL, data, ret);
+}
+
+int zloop_watch_new_raw(
+        uv_loop_t *loop, void *zsock, zloop_ready_cb cb, void *data, zloop_watch_t **ret)
+{
+    return zloop__new(loop, zsock, 0, NULL, cb, data, ret);
 }
 
 unsigned long long zloop_watch_count(const zloop_watch_t *w)

@@ -46,6 +46,17 @@ int zloop_watch_new(uv_loop_t *loop,
                     void *data,
                     zloop_watch_t **ret);
 
+/*
+ * Called while `zsock` has input, from the check phase; it must receive exactly one whole
+ * message with ZMQ_DONTWAIT (for sockets that do not carry Envelopes, e.g. the ZAP handler's
+ * REP). Same threading and closing rules as zloop_recv_cb.
+ */
+typedef void (*zloop_ready_cb)(zloop_watch_t *w, void *zsock, void *data);
+
+/* Like zloop_watch_new(), for a socket read by the caller: `cb` per pending message. */
+int zloop_watch_new_raw(
+        uv_loop_t *loop, void *zsock, zloop_ready_cb cb, void *data, zloop_watch_t **ret);
+
 /* Messages handled by this watch so far (valid and malformed). */
 unsigned long long zloop_watch_count(const zloop_watch_t *w);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "client.h"
 #include "clock.h"
 #include "log.h"
@@ -819,6 +820,8 @@ static int coord__socket(coord_t *c, const char *ep, void **ret, char *err, size
     }
     int hwm = 1000000, one = 1;
     int r = frame_socket_setup(s, c->cfg.linger_ms);
+    if (r == 0)
+        r = auth_server_socket(c->auth, s);
     if (r == 0 && (zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
                    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
                    zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0))
@@ -873,11 +876,17 @@ int coord_init(coord_t *c, uv_loop_t *loop, const coord_config_t *cfg, char *err
     r = coord__load(c, err, errlen);
     if (r < 0)
         return r;
+    r = auth_new(cfg->curve_secret_path, cfg->curve_allow_path, &c->auth, err, errlen);
+    if (r < 0)
+        return r;
     c->zctx = zmq_ctx_new();
     if (!c->zctx) {
         snprintf(err, errlen, "zmq_ctx_new failed");
         return -ENOMEM;
     }
+    r = auth_start(c->auth, loop, c->zctx, err, errlen);
+    if (r < 0)
+        return r;
     r = coord__socket(c, cfg->workers_ep, &c->wsock, err, errlen);
     if (r == 0)
         r = coord__socket(c, cfg->clients_ep, &c->csock, err, errlen);
@@ -913,10 +922,13 @@ int coord_init(coord_t *c, uv_loop_t *loop, const coord_config_t *cfg, char *err
     coord_kick(c);
     log_info("coordinator_started",
              "id=%s db=%s workers=%s clients=%s heartbeat_ms=%d lease_ms=%d sweeps=%d "
-             "live_attempts=%d schema=%d",
+             "live_attempts=%d schema=%d curve=%s",
              c->coordinator_id, cfg->db_path, cfg->workers_ep, cfg->clients_ep, cfg->heartbeat_ms,
              cfg->lease_ms, c->nsweeps, attempt_table_count(c->attempts),
-             store_schema_version(c->store));
+             store_schema_version(c->store),
+             !c->auth                ? "off"
+             : cfg->curve_allow_path ? "allow-list"
+                                     : "any-client");
     return 0;
 }
 
@@ -939,6 +951,7 @@ void coord_stop(coord_t *c)
     }
     zloop_watch_close(&c->wwatch);
     zloop_watch_close(&c->cwatch);
+    auth_stop(c->auth);
     coord__close_handle((uv_handle_t *)&c->flush_check);
     coord__close_handle((uv_handle_t *)&c->flush_idle);
     coord__close_handle((uv_handle_t *)&c->flush_timer);
@@ -954,6 +967,7 @@ void coord_destroy(coord_t *c)
     if (c->csock)
         zmq_close(c->csock);
     c->wsock = c->csock = NULL;
+    auth_destroy(&c->auth);
     if (c->zctx)
         zmq_ctx_term(c->zctx); /* bounded by ZMQ_LINGER */
     c->zctx = NULL;

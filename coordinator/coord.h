@@ -46,6 +46,8 @@ typedef struct coord_config {
     int linger_ms;         /* ZMQ_LINGER at shutdown */
     int progress_every_ms; /* thinning of stored progress, per attempt */
     int commit_window_ms;  /* group commit: at most one commit per window (0: per iteration) */
+    const char *curve_secret_path; /* CURVE server secret key (Z85), NULL: plain endpoints */
+    const char *curve_allow_path;  /* allowed client public keys, NULL: any CURVE client */
 } coord_config_t;
 
 typedef struct coord_watcher {
@@ -112,6 +114,7 @@ typedef struct coord {
     void *csock; /* ROUTER for clients */
     zloop_watch_t *wwatch;
     zloop_watch_t *cwatch;
+    struct auth *auth; /* NULL without CURVE */
 
     sweep_t **sweeps; /* by ascending id */
     int nsweeps;

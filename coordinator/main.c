@@ -31,6 +31,7 @@ static void usage(FILE *f)
             "  --clients ENDPOINT   client endpoint to bind (default tcp://127.0.0.1:5556)\n"
             "  --config FILE        key = value lines: db, workers, clients, heartbeat_ms,\n"
             "                       lease_ms, log_level, max_workers, max_sweeps,\n"
+            "                       curve_secret_key, curve_allow,\n"
             "                       max_spec_bytes, quarantine_after, linger_ms,\n"
             "                       commit_window_ms (group commit window, default 0:\n"
             "                       one commit per loop iteration),\n"
@@ -41,6 +42,10 @@ static void usage(FILE *f)
             "  --lease-ms N         attempt lease (default 30000): a lost worker's attempts are\n"
             "                       requeued once it has been silent this long\n"
             "  --log-level L        debug, info, warn or error (default info)\n"
+            "  --curve-secret-key FILE  CURVE-encrypt both endpoints with this server secret\n"
+            "                       key (Z85, 40 characters; the public key derives from it)\n"
+            "  --curve-allow FILE   with CURVE: accept only these client public keys (Z85, one\n"
+            "                       a line); without it any CURVE client is accepted\n"
             "  --help               this text\n"
             "  --version            the version\n"
             "\n"
@@ -101,6 +106,10 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
             cfg->clients_ep = strdup(val);
         else if (strcmp(key, "log_level") == 0)
             *log_level = strdup(val);
+        else if (strcmp(key, "curve_secret_key") == 0)
+            cfg->curve_secret_path = strdup(val);
+        else if (strcmp(key, "curve_allow") == 0)
+            cfg->curve_allow_path = strdup(val);
         else if (strcmp(key, "heartbeat_ms") == 0 && !(r = parse_int(val, 10, 600000, &iv)))
             cfg->heartbeat_ms = iv;
         else if (strcmp(key, "lease_ms") == 0 && !(r = parse_int(val, 10, 86400000, &iv)))
@@ -134,7 +143,17 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
 
 int main(int argc, char **argv)
 {
-    enum { OPT_DB = 256, OPT_WORKERS, OPT_CLIENTS, OPT_CONFIG, OPT_HB, OPT_LEASE, OPT_LOG };
+    enum {
+        OPT_DB = 256,
+        OPT_WORKERS,
+        OPT_CLIENTS,
+        OPT_CONFIG,
+        OPT_HB,
+        OPT_LEASE,
+        OPT_LOG,
+        OPT_CURVE_SECRET,
+        OPT_CURVE_ALLOW,
+    };
     static const struct option opts[] = {
             {"db", required_argument, NULL, OPT_DB},
             {"workers", required_argument, NULL, OPT_WORKERS},
@@ -143,6 +162,8 @@ int main(int argc, char **argv)
             {"heartbeat-ms", required_argument, NULL, OPT_HB},
             {"lease-ms", required_argument, NULL, OPT_LEASE},
             {"log-level", required_argument, NULL, OPT_LOG},
+            {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET},
+            {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {NULL, 0, NULL, 0},
@@ -182,6 +203,12 @@ int main(int argc, char **argv)
             break;
         case OPT_LOG:
             log_level = optarg;
+            break;
+        case OPT_CURVE_SECRET:
+            cfg.curve_secret_path = optarg;
+            break;
+        case OPT_CURVE_ALLOW:
+            cfg.curve_allow_path = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -32,6 +32,10 @@ typedef struct coord_harness {
     char workers_ep[64];
     char clients_ep[64];
     void *zctx;
+    /* When set (Z85), new DEALERs are CURVE clients of this server key with this key pair. */
+    const char *curve_server_pub;
+    const char *curve_client_pub;
+    const char *curve_client_sec;
 } coord_harness_t;
 
 static uint64_t coord_harness__next_id = 1000;
@@ -64,6 +68,11 @@ static void *coord_harness_dealer(coord_harness_t *h, const char *ep)
     void *s = zmq_socket(h->zctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (h->curve_server_pub) {
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, h->curve_server_pub, 41);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, h->curve_client_pub, 41);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, h->curve_client_sec, 41);
+    }
     zmq_connect(s, ep);
     return s;
 }

@@ -319,6 +319,63 @@ static void test_malformed_and_close_in_cb(void)
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* ---- raw mode: the callback reads whole multi-part messages itself ------------------------ */
+
+typedef struct {
+    int messages;
+    int frames;
+    int want;
+    int done;
+} raw_t;
+
+static void raw_cb(zloop_watch_t *w, void *sock, void *data)
+{
+    (void)w;
+    raw_t *r = data;
+    int more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        r->frames++;
+    }
+    if (++r->messages == r->want)
+        r->done = 1;
+}
+
+static void test_raw_multipart(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    int unlimited = 0;
+    zmq_setsockopt(router, ZMQ_RCVHWM, &unlimited, sizeof unlimited);
+    zmq_setsockopt(dealer, ZMQ_SNDHWM, &unlimited, sizeof unlimited);
+    CHECK(zmq_bind(router, "inproc://raw") == 0);
+    CHECK(zmq_connect(dealer, "inproc://raw") == 0);
+    raw_t r = {.want = 3000};
+    zloop_watch_t *w = NULL;
+    CHECK(zloop_watch_new_raw(&loop, router, raw_cb, &r, &w) == 0);
+    for (int i = 0; i < r.want; i++) {
+        zmq_send(dealer, "a", 1, ZMQ_SNDMORE);
+        zmq_send(dealer, "bc", 2, 0);
+    }
+    CHECK(!run_with_deadline(&loop, 10000, &r.done));
+    CHECK_INT_EQ(r.messages, r.want);
+    CHECK_INT_EQ(r.frames, 3 * r.want); /* routing id + 2 */
+    zloop_watch_close(&w);
+    drain_closes(&loop);
+    zmq_close(dealer);
+    zmq_close(router);
+    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
 static void test_bad_args(void)
 {
     uv_loop_t loop;
@@ -338,6 +395,7 @@ int main(void)
     TEST_RUN(test_echo_tcp);
     TEST_RUN(test_thread_bursts_tcp);
     TEST_RUN(test_malformed_and_close_in_cb);
+    TEST_RUN(test_raw_multipart);
     TEST_RUN(test_bad_args);
     zmq_ctx_term(ctx);
     return test_finish();

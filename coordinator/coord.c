@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "client.h"
 #include "clock.h"
+#include "exporter.h"
 #include "log.h"
 #include "notify.h"
 #include "scheduler.h"
@@ -899,6 +900,11 @@ int coord_init(coord_t *c, uv_loop_t *loop, const coord_config_t *cfg, char *err
             snprintf(err, errlen, "watching sockets: %s", strerror(-r));
         return r;
     }
+    if (cfg->metrics_addr) {
+        r = exporter_start(c, cfg->metrics_addr, &c->exporter, err, errlen);
+        if (r < 0)
+            return r;
+    }
     uv_check_init(loop, &c->flush_check);
     c->flush_check.data = c;
     uv_check_start(&c->flush_check, coord__flush);
@@ -952,6 +958,7 @@ void coord_stop(coord_t *c)
     zloop_watch_close(&c->wwatch);
     zloop_watch_close(&c->cwatch);
     auth_stop(c->auth);
+    exporter_stop(&c->exporter);
     coord__close_handle((uv_handle_t *)&c->flush_check);
     coord__close_handle((uv_handle_t *)&c->flush_idle);
     coord__close_handle((uv_handle_t *)&c->flush_timer);

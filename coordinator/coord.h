@@ -48,6 +48,7 @@ typedef struct coord_config {
     int commit_window_ms;  /* group commit: at most one commit per window (0: per iteration) */
     const char *curve_secret_path; /* CURVE server secret key (Z85), NULL: plain endpoints */
     const char *curve_allow_path;  /* allowed client public keys, NULL: any CURVE client */
+    const char *metrics_addr;      /* HTTP /metrics and /healthz ("HOST:PORT"), NULL: none */
 } coord_config_t;
 
 typedef struct coord_watcher {
@@ -114,7 +115,8 @@ typedef struct coord {
     void *csock; /* ROUTER for clients */
     zloop_watch_t *wwatch;
     zloop_watch_t *cwatch;
-    struct auth *auth; /* NULL without CURVE */
+    struct auth *auth;         /* NULL without CURVE */
+    struct exporter *exporter; /* NULL without --metrics */
 
     sweep_t **sweeps; /* by ascending id */
     int nsweeps;

@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "  --clients ENDPOINT   client endpoint to bind (default tcp://127.0.0.1:5556)\n"
             "  --config FILE        key = value lines: db, workers, clients, heartbeat_ms,\n"
             "                       lease_ms, log_level, max_workers, max_sweeps,\n"
-            "                       curve_secret_key, curve_allow,\n"
+            "                       curve_secret_key, curve_allow, metrics,\n"
             "                       max_spec_bytes, quarantine_after, linger_ms,\n"
             "                       commit_window_ms (group commit window, default 0:\n"
             "                       one commit per loop iteration),\n"
@@ -46,6 +46,8 @@ static void usage(FILE *f)
             "                       key (Z85, 40 characters; the public key derives from it)\n"
             "  --curve-allow FILE   with CURVE: accept only these client public keys (Z85, one\n"
             "                       a line); without it any CURVE client is accepted\n"
+            "  --metrics HOST:PORT  serve GET /metrics (Prometheus text) and /healthz over HTTP\n"
+            "                       (needs libmicrohttpd; e.g. 127.0.0.1:9555)\n"
             "  --help               this text\n"
             "  --version            the version\n"
             "\n"
@@ -110,6 +112,8 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
             cfg->curve_secret_path = strdup(val);
         else if (strcmp(key, "curve_allow") == 0)
             cfg->curve_allow_path = strdup(val);
+        else if (strcmp(key, "metrics") == 0)
+            cfg->metrics_addr = strdup(val);
         else if (strcmp(key, "heartbeat_ms") == 0 && !(r = parse_int(val, 10, 600000, &iv)))
             cfg->heartbeat_ms = iv;
         else if (strcmp(key, "lease_ms") == 0 && !(r = parse_int(val, 10, 86400000, &iv)))
@@ -153,6 +157,7 @@ int main(int argc, char **argv)
         OPT_LOG,
         OPT_CURVE_SECRET,
         OPT_CURVE_ALLOW,
+        OPT_METRICS,
     };
     static const struct option opts[] = {
             {"db", required_argument, NULL, OPT_DB},
@@ -164,6 +169,7 @@ int main(int argc, char **argv)
             {"log-level", required_argument, NULL, OPT_LOG},
             {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET},
             {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
+            {"metrics", required_argument, NULL, OPT_METRICS},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {NULL, 0, NULL, 0},
@@ -209,6 +215,9 @@ int main(int argc, char **argv)
             break;
         case OPT_CURVE_ALLOW:
             cfg.curve_allow_path = optarg;
+            break;
+        case OPT_METRICS:
+            cfg.metrics_addr = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -446,7 +446,7 @@ static int parse_map(pctx_t *p,
 
 static const char *const trainer_words[] = {"builtin", "command", "synthetic", NULL};
 static const char *const schedule_words[] = {"constant", "cosine", "linear", NULL};
-static const char *const regmodel_words[] = {"gbdt", "linear", "ridge", NULL};
+static const char *const regmodel_words[] = {"gbdt", "linear", "ridge", "quadratic", NULL};
 static const char *const on_converge_words[] = {"keep", "cancel", NULL};
 static const char *const launch_words[] = {"manual", "auto", NULL};
 static const char *const launcher_words[] = {"mpirun", "command", "slurm", "kubernetes", NULL};
@@ -1107,7 +1107,7 @@ const char *spec_schedule_name(spec_schedule_t v)
 
 const char *spec_regmodel_name(spec_regmodel_t v)
 {
-    return word(regmodel_words, 3, (int)v);
+    return word(regmodel_words, 4, (int)v);
 }
 
 const char *spec_launcher_name(spec_launcher_t v)

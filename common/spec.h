@@ -39,6 +39,7 @@ typedef enum spec_regmodel {
     SPEC_REGMODEL_GBDT,
     SPEC_REGMODEL_LINEAR,
     SPEC_REGMODEL_RIDGE,
+    SPEC_REGMODEL_QUADRATIC, /* ridge on the pairwise products w_i w_j: a quadratic surface */
 } spec_regmodel_t;
 
 typedef enum spec_target_kind {

@@ -26,6 +26,10 @@ void fitter_settings_from_spec(const spec_t *spec, fitter_settings_t *ret)
     case SPEC_REGMODEL_RIDGE:
         ret->kind = REGRESS_RIDGE;
         break;
+    case SPEC_REGMODEL_QUADRATIC:
+        ret->kind = REGRESS_RIDGE;
+        ret->quadratic = 1;
+        break;
     default:
         ret->kind = REGRESS_GBDT;
         break;

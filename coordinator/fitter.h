@@ -111,8 +111,8 @@ size_t fitter_quadratic_features(size_t d);
 void fitter_quadratic_expand(const double *X, size_t n, size_t d, double *out);
 
 /* Fills *ret from the spec's regression section (model, cv_folds, seed, simulate, top_k,
- * convergence) with regress.h's default model parameters, small_n_gbdt on and quadratic off: the
- * spec has no word for the quadratic model yet. Measured on a synthetic bowl with 6 domains
+ * convergence) with regress.h's default model parameters and small_n_gbdt on; `model: quadratic`
+ * is ridge on the pairwise products (quadratic on). Measured on a synthetic bowl with 6 domains
  * (tests/unit/test_fitter.c): quadratic ridge ranks at out-of-fold rho 0.99 from 24 runs and
  * converges to within 0.03 (L1) of the optimum at 64; linear/ridge on the raw weights propose a
  * corner; gbdt with the paper's settings needs hundreds of runs (0.25 from the optimum at 128

@@ -8,6 +8,8 @@
 #
 # usage: bench/fit_bench.sh [PATH/TO/regmixctl]
 # env:   THREADS (2), N (1000000), TOP_K (100), REPEAT (1: best of REPEAT runs each),
+#        REF_FIT_THREADS (the reference's XGBoost fit threads; default THREADS, 1 fits the way
+#        regmixctl does on small data),
 #        REGMIX_PAPER_DIR (../shared/data/regmix-paper), PYTHON (/usr/bin/python3: needs numpy,
 #        scipy and Debian's python3-xgboost)
 set -eu
@@ -20,10 +22,10 @@ if [ ! -x "$regmixctl" ]; then
     exit 2
 fi
 exec "$py" - "$regmixctl" "$here/fit_reference.py" "$data" "${THREADS:-2}" "${N:-1000000}" \
-    "${TOP_K:-100}" "${REPEAT:-1}" <<'PYEOF'
+    "${TOP_K:-100}" "${REPEAT:-1}" "${REF_FIT_THREADS:-0}" <<'PYEOF'
 import json, os, resource, subprocess, sys, time
 
-regmixctl, reference, data, threads, n, k, repeat = sys.argv[1:8]
+regmixctl, reference, data, threads, n, k, repeat, ref_fit_threads = sys.argv[1:9]
 args = ["--mixtures", data + "/train_mixture_1m.csv", "--losses", data + "/train_pile_loss_1m.csv",
         "--target", "metric/the_pile_pile_cc_val_loss",
         "--test-mixtures", data + "/test_mixture_1m.csv",
@@ -46,10 +48,11 @@ def timed(cmd):
     return best
 
 
-print("fit_bench: gbdt fit on 512 runs + %s candidates, top %s, %s threads, best of %s"
-      % (n, k, threads, repeat))
+print("fit_bench: gbdt fit on 512 runs + %s candidates, top %s, %s threads (reference fit: %s),"
+      " best of %s" % (n, k, threads, ref_fit_threads if ref_fit_threads != "0" else threads,
+                       repeat))
 ours = timed([regmixctl, "fit"] + args + ["--json"])
-ref = timed([sys.executable, reference] + args)
+ref = timed([sys.executable, reference] + args + ["--fit-threads", ref_fit_threads])
 
 
 def short(w):

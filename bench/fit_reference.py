@@ -59,6 +59,9 @@ def main():
     ap.add_argument("--top-k", type=int, default=100)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fit-threads", type=int, default=0,
+                    help="XGBoost threads for the fit (default: --threads; regmixctl uses 1 "
+                         "below 20k rows)")
     a = ap.parse_args()
 
     t_load = time.perf_counter()
@@ -67,7 +70,7 @@ def main():
     params = {
         "objective": "reg:squarederror", "tree_method": "hist", "grow_policy": "lossguide",
         "max_leaves": 31, "max_depth": 0, "min_child_weight": 20, "eta": 0.01,
-        "lambda": 0.0, "max_bin": 256, "base_score": float(y.mean()), "seed": a.seed, "nthread": a.threads,
+        "lambda": 0.0, "max_bin": 256, "base_score": float(y.mean()), "seed": a.seed, "nthread": a.fit_threads or a.threads,
         "verbosity": 0,
     }
     booster = xgb.train(params, xgb.DMatrix(X, label=y, nthread=a.threads), num_boost_round=1000)

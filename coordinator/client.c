@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,8 @@ static void client__sample_done(uv_work_t *req, int status)
         client__submit_free(s);
         return;
     }
+    sw->spec = s->spec; /* the sweep keeps the parsed spec (refits, mixture prior) */
+    s->spec = NULL;
     c->queue_maybe_nonempty = 1;
     coord_gpu_classes_update(c);
     coord_kick(c);
@@ -487,29 +490,7 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
         coord_fatal(c, "sweep_cancel");
         return;
     }
-    int nq = store_runs_move(c->store, sw->id, "queued", "cancelled", now);
-    int nf = store_runs_move(c->store, sw->id, "failed", "cancelled", now);
-    if (nq < 0 || nf < 0) {
-        coord_fatal(c, "runs_cancel");
-        return;
-    }
-    coord_sweep_count(c, sw, REGMIX__RUN_STATE__RUN_STATE_QUEUED,
-                      REGMIX__RUN_STATE__RUN_STATE_CANCELLED, nq);
-    coord_sweep_count(c, sw, REGMIX__RUN_STATE__RUN_STATE_FAILED,
-                      REGMIX__RUN_STATE__RUN_STATE_CANCELLED, nf);
-    cancelled = (uint32_t)(nq + nf);
-    int n = attempt_table_count(c->attempts);
-    attempt_t **live = calloc((size_t)(n ? n : 1), sizeof *live);
-    if (live) {
-        n = attempt_table_collect(c->attempts, live, n);
-        for (int i = 0; i < n && !c->fatal; i++) {
-            if (live[i]->sweep == sw) {
-                coord_attempt_cancel(c, live[i], "sweep cancelled by a client");
-                cancelled++;
-            }
-        }
-        free(live);
-    }
+    cancelled = coord_sweep_cancel_runs(c, sw, "sweep cancelled by a client");
     log_info("sweep_cancelled", "sweep=%s runs=%u", sw->sweep_id, cancelled);
     char text[160];
     snprintf(text, sizeof text, "sweep %s cancelled (%u runs)", sw->sweep_id, cancelled);
@@ -648,6 +629,148 @@ static void client__results(coord_t *c, const frame_msg_t *msg, const Regmix__Re
     json_decref(acc.names);
 }
 
+/* ---- fits and mixture -------------------------------------------------------------------------- */
+
+typedef struct {
+    const sweep_t *sw;
+    Regmix__FitInfo **fits;
+    size_t n, cap;
+    int last_only;
+} client__fits_t;
+
+static void client__fit_info_free(Regmix__FitInfo *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n_proposal; i++)
+        free(f->proposal[i]);
+    free(f->proposal);
+    free(f->model);
+    free(f->cv);
+    free(f);
+}
+
+static double client__json_num(json_t *o, const char *key)
+{
+    json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static int client__fit_row(const store_fit_row_t *row, void *data)
+{
+    client__fits_t *acc = data;
+    const sweep_t *sw = acc->sw;
+    if (acc->last_only && acc->n == 1) {
+        client__fit_info_free(acc->fits[0]);
+        acc->n = 0;
+    }
+    if (acc->n == acc->cap) {
+        size_t cap = acc->cap ? acc->cap * 2 : 16;
+        Regmix__FitInfo **f = realloc(acc->fits, cap * sizeof *f);
+        if (!f)
+            return -ENOMEM;
+        acc->fits = f;
+        acc->cap = cap;
+    }
+    Regmix__FitInfo *f = calloc(1, sizeof *f);
+    Regmix__Metrics *m = calloc(1, sizeof *m);
+    if (!f || !m) {
+        free(f);
+        free(m);
+        return -ENOMEM;
+    }
+    regmix__fit_info__init(f);
+    regmix__metrics__init(m);
+    acc->fits[acc->n++] = f;
+    f->cv = m;
+    f->fit_no = (uint32_t)row->fit_no;
+    f->runs_used = (uint32_t)row->runs_used;
+    f->model = strdup(row->model);
+    f->predicted = row->predicted;
+    f->l1_moved = row->l1_moved;
+    f->seconds = row->seconds;
+    f->created_unix_ms = row->created_ms;
+    json_t *mj = json_loads(row->metrics_json, 0, NULL);
+    m->spearman = client__json_num(mj, "spearman");
+    m->pearson = client__json_num(mj, "pearson");
+    m->mse = client__json_num(mj, "mse");
+    m->r2 = client__json_num(mj, "r2");
+    double folds = client__json_num(mj, "folds");
+    m->folds = isfinite(folds) && folds > 0 ? (uint32_t)folds : 0;
+    json_decref(mj);
+    json_t *pj = json_loads(row->proposal_json, 0, NULL);
+    f->proposal = calloc((size_t)(sw->ndomains ? sw->ndomains : 1), sizeof *f->proposal);
+    if (!f->model || !f->proposal) {
+        json_decref(pj);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < sw->ndomains; i++) {
+        Regmix__DomainWeight *dw = malloc(sizeof *dw);
+        if (!dw) {
+            json_decref(pj);
+            return -ENOMEM;
+        }
+        regmix__domain_weight__init(dw);
+        dw->domain = sw->domains[i];
+        dw->weight = client__json_num(pj, sw->domains[i]);
+        f->proposal[f->n_proposal++] = dw;
+    }
+    json_decref(pj);
+    return 0;
+}
+
+static void client__fits(coord_t *c, const frame_msg_t *msg, const char *sweep_id, int mixture)
+{
+    sweep_t *sw = client__sweep(c, msg, sweep_id);
+    if (!sw)
+        return;
+    client__fits_t acc = {.sw = sw, .last_only = mixture};
+    int r = store_fits_foreach(c->store, sw->id, client__fit_row, &acc);
+    if (r < 0) {
+        CLIENT_ERR(c, msg, INTERNAL, "reading fits failed");
+    } else if (!mixture) {
+        Regmix__Envelope env;
+        Regmix__FitsReply rep = REGMIX__FITS_REPLY__INIT;
+        rep.n_fits = acc.n;
+        rep.fits = acc.fits;
+        frame_envelope_init(&env, 0);
+        env.body_case = REGMIX__ENVELOPE__BODY_FITS_REPLY;
+        env.fits_reply = &rep;
+        client__reply(c, msg, &env);
+    } else {
+        Regmix__Envelope env;
+        Regmix__MixtureReply rep = REGMIX__MIXTURE_REPLY__INIT;
+        int k = sw->ndomains;
+        Regmix__DomainWeight *dw = calloc((size_t)(k ? k : 1), sizeof *dw);
+        Regmix__DomainWeight **dwp = calloc((size_t)(k ? k : 1), sizeof *dwp);
+        if (!dw || !dwp) {
+            CLIENT_ERR(c, msg, INTERNAL, "out of memory");
+        } else {
+            for (int i = 0; i < k && sw->spec; i++) {
+                regmix__domain_weight__init(&dw[i]);
+                dw[i].domain = sw->domains[i];
+                dw[i].weight = sw->spec->domains[i].prior;
+                dwp[i] = &dw[i];
+            }
+            rep.sweep_id = sw->sweep_id;
+            rep.has_fit = acc.n > 0;
+            rep.fit = acc.n > 0 ? acc.fits[0] : NULL;
+            rep.converged = sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
+            rep.n_prior = sw->spec ? (size_t)k : 0;
+            rep.prior = dwp;
+            frame_envelope_init(&env, 0);
+            env.body_case = REGMIX__ENVELOPE__BODY_MIXTURE_REPLY;
+            env.mixture_reply = &rep;
+            client__reply(c, msg, &env);
+        }
+        free(dw);
+        free(dwp);
+    }
+    for (size_t i = 0; i < acc.n; i++)
+        client__fit_info_free(acc.fits[i]);
+    free(acc.fits);
+}
+
 /* ---- workers and drain ------------------------------------------------------------------------- */
 
 static void client__workers(coord_t *c, const frame_msg_t *msg)
@@ -780,7 +903,11 @@ void client_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
         client__drain(c, msg, env->drain_worker);
         break;
     case REGMIX__ENVELOPE__BODY_FITS:
+        client__fits(c, msg, env->fits->sweep_id, 0);
+        break;
     case REGMIX__ENVELOPE__BODY_MIXTURE:
+        client__fits(c, msg, env->mixture->sweep_id, 1);
+        break;
     case REGMIX__ENVELOPE__BODY_LAUNCH:
     case REGMIX__ENVELOPE__BODY_TARGET:
         CLIENT_ERR(c, msg, BAD_REQUEST, "%s: not implemented yet", frame_body_name(env->body_case));

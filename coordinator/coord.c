@@ -15,6 +15,7 @@
 #include "exporter.h"
 #include "log.h"
 #include "notify.h"
+#include "refit.h"
 #include "scheduler.h"
 #include "session.h"
 
@@ -290,6 +291,8 @@ void coord_sweep_free(sweep_t *sw)
 {
     if (!sw)
         return;
+    spec_free(sw->spec);
+    free(sw->history);
     free(sw->name);
     for (int i = 0; i < sw->ndomains; i++)
         free(sw->domains ? sw->domains[i] : NULL);
@@ -465,6 +468,37 @@ void coord_sweep_check_end(coord_t *c, sweep_t *sw)
     snprintf(text, sizeof text, "sweep %s ended: %s", sw->sweep_id, coord_sweep_state_name(state));
     coord_sweep_event(c, sw, "end", text, 1);
     coord_gpu_classes_update(c);
+}
+
+uint32_t coord_sweep_cancel_runs(coord_t *c, sweep_t *sw, const char *why)
+{
+    if (coord_write(c) < 0)
+        return 0;
+    int64_t now = clock_unix_ms();
+    int nq = store_runs_move(c->store, sw->id, "queued", "cancelled", now);
+    int nf = store_runs_move(c->store, sw->id, "failed", "cancelled", now);
+    if (nq < 0 || nf < 0) {
+        coord_fatal(c, "runs_cancel");
+        return 0;
+    }
+    coord_sweep_count_only(c, sw, REGMIX__RUN_STATE__RUN_STATE_QUEUED,
+                           REGMIX__RUN_STATE__RUN_STATE_CANCELLED, nq);
+    coord_sweep_count_only(c, sw, REGMIX__RUN_STATE__RUN_STATE_FAILED,
+                           REGMIX__RUN_STATE__RUN_STATE_CANCELLED, nf);
+    uint32_t cancelled = (uint32_t)(nq + nf);
+    int n = attempt_table_count(c->attempts);
+    attempt_t **live = calloc((size_t)(n ? n : 1), sizeof *live);
+    if (live) {
+        n = attempt_table_collect(c->attempts, live, n);
+        for (int i = 0; i < n && !c->fatal; i++) {
+            if (live[i]->sweep == sw) {
+                coord_attempt_cancel(c, live[i], why);
+                cancelled++;
+            }
+        }
+        free(live);
+    }
+    return cancelled;
 }
 
 /* ---- workers --------------------------------------------------------------------------------- */
@@ -701,6 +735,17 @@ static int coord__load_sweep(const store_sweep_row_t *row, void *data)
         return -EBADMSG;
     }
     int r = store_domains_foreach(c->store, sw->id, coord__load_domain, sw);
+    char err[512] = "";
+    if (row->spec_yaml[0] &&
+        spec_parse_string(row->spec_name[0] ? row->spec_name : "spec.yaml", row->spec_yaml,
+                          strlen(row->spec_yaml), &sw->spec, err, sizeof err) < 0) {
+        char q[600];
+        log_warn("spec_unparsable", "sweep=%s why=%s action=no_refits", sw->sweep_id,
+                 log_quote(err, q, sizeof q));
+        sw->spec = NULL;
+    }
+    if (r == 0)
+        r = refit_load(c, sw);
     if (r == 0)
         r = coord_sweep_add(c, sw);
     if (r < 0) {
@@ -955,6 +1000,7 @@ void coord_stop(coord_t *c)
         c->sched_dirty = 0;
         coord__flush_now(c);
     }
+    refit_cancel_all(c);
     zloop_watch_close(&c->wwatch);
     zloop_watch_close(&c->cwatch);
     auth_stop(c->auth);

@@ -23,6 +23,7 @@
 
 #include "attempt.h"
 #include "frame.h"
+#include "spec.h"
 #include "store.h"
 #include "zloop.h"
 
@@ -76,6 +77,12 @@ typedef struct sweep {
     int converged_after_runs;
     coord_watcher_t *watchers;
     int nwatchers;
+    spec_t *spec; /* the parsed spec (owned); NULL if the stored text no longer parses */
+    /* refits (refit.h) */
+    int nfits;
+    double *history; /* (nfits, ndomains) proposals, oldest first */
+    int64_t results_at_last_fit;
+    struct fitter_job *fit_job; /* in flight, or NULL */
 } sweep_t;
 
 typedef struct worker {
@@ -224,6 +231,9 @@ void coord_sweep_check_end(coord_t *c, sweep_t *sw);
 void coord_sweep_info(const sweep_t *sw, Regmix__SweepInfo *info, Regmix__RunCounts *counts);
 /* Sends a WatchEvent of `kind` with `text` to every watcher of `sw`. */
 void coord_sweep_event(coord_t *c, sweep_t *sw, const char *kind, const char *text, int final);
+/* Cancels every run of `sw` not yet finished (queued and failed in the store, live attempts with
+ * CANCEL to their workers); the sweep's own state is the caller's. Returns how many. */
+uint32_t coord_sweep_cancel_runs(coord_t *c, sweep_t *sw, const char *why);
 /* Adds a sweep to the in-memory table (takes ownership). */
 int coord_sweep_add(coord_t *c, sweep_t *sw);
 void coord_sweep_free(sweep_t *sw);

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "refit.h"
 
 #define SESSION_NAME_MAX   128
 #define SESSION_LOSSES_MAX 4096
@@ -455,6 +456,7 @@ session__result(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__R
             coord_sweep_event(c, sw, "result", text, 0);
         }
         coord_sweep_check_end(c, sw);
+        refit_maybe(c, sw);
     }
     session__ack_result(c, w, msg, res->attempt_id, accepted);
 }

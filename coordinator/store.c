@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +179,9 @@ enum {
     ST_PROGRESS_INSERT,
     ST_WORKER_UPSERT,
     ST_WORKERS_ALL,
+    ST_FIT_INSERT,
+    ST_FITS_OF,
+    ST_SWEEP_CONVERGED,
     ST__COUNT
 };
 
@@ -256,6 +260,13 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_WORKERS_ALL] = "SELECT worker_id, host, boot_id, gpus, state, software_version,"
                            " slots, consecutive_failures, last_seen_ms, done, failed FROM workers"
                            " ORDER BY worker_id",
+        [ST_FIT_INSERT] = "INSERT INTO fits (sweep, fit_no, runs_used, model, metrics, proposal,"
+                          " predicted, l1_moved, seconds, created_ms)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [ST_FITS_OF] = "SELECT sweep, fit_no, runs_used, model, metrics, proposal, predicted,"
+                       " l1_moved, seconds, created_ms FROM fits WHERE sweep = ?1 ORDER BY fit_no",
+        [ST_SWEEP_CONVERGED] = "UPDATE sweeps SET state = 'converged', converged_after_runs = ?2,"
+                               " updated_ms = ?3 WHERE id = ?1",
 };
 
 struct store {
@@ -974,4 +985,73 @@ int store_workers_foreach(store_t *s, store_worker_cb cb, void *data)
         r = -EIO;
     sqlite3_reset(st);
     return r;
+}
+
+/* ---- fits ------------------------------------------------------------------------------------ */
+
+static void store__bind_real(sqlite3_stmt *st, int i, double v)
+{
+    if (isfinite(v))
+        sqlite3_bind_double(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+int store_fit_insert(store_t *s, const store_fit_row_t *row)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_FIT_INSERT);
+    sqlite3_bind_int64(st, 1, row->sweep);
+    sqlite3_bind_int(st, 2, row->fit_no);
+    sqlite3_bind_int(st, 3, row->runs_used);
+    sqlite3_bind_text(st, 4, row->model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, row->metrics_json ? row->metrics_json : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, row->proposal_json ? row->proposal_json : "{}", -1, SQLITE_STATIC);
+    store__bind_real(st, 7, row->predicted);
+    store__bind_real(st, 8, row->l1_moved);
+    store__bind_real(st, 9, row->seconds);
+    sqlite3_bind_int64(st, 10, row->created_ms);
+    int r = store__exec(s, st);
+    return r < 0 ? r : 0;
+}
+
+static double store__real(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
+}
+
+int store_fits_foreach(store_t *s, int64_t sweep, store_fit_cb cb, void *data)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_FITS_OF);
+    sqlite3_bind_int64(st, 1, sweep);
+    int rc, r = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_fit_row_t row = {
+                .sweep = sqlite3_column_int64(st, 0),
+                .fit_no = sqlite3_column_int(st, 1),
+                .runs_used = sqlite3_column_int(st, 2),
+                .model = store__text(st, 3),
+                .metrics_json = store__text(st, 4),
+                .proposal_json = store__text(st, 5),
+                .predicted = store__real(st, 6),
+                .l1_moved = store__real(st, 7),
+                .seconds = store__real(st, 8),
+                .created_ms = sqlite3_column_int64(st, 9),
+        };
+        r = cb(&row, data);
+        if (r < 0)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = -EIO;
+    sqlite3_reset(st);
+    return r;
+}
+
+int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SWEEP_CONVERGED);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, runs);
+    sqlite3_bind_int64(st, 3, now_ms);
+    return store__exec(s, st);
 }

@@ -224,6 +224,28 @@ int store_progress_insert(store_t *s,
                           double tps,
                           int64_t now_ms);
 
+/* ---- fits ------------------------------------------------------------------------------------ */
+
+typedef struct store_fit_row {
+    int64_t sweep;
+    int fit_no;
+    int runs_used;
+    const char *model;
+    const char *metrics_json;  /* fitter_record_metrics_json() */
+    const char *proposal_json; /* {"domain": weight, ...} in domain order */
+    double predicted;
+    double l1_moved; /* NAN for the first fit (stored as NULL) */
+    double seconds;
+    int64_t created_ms;
+} store_fit_row_t;
+
+int store_fit_insert(store_t *s, const store_fit_row_t *row);
+typedef int (*store_fit_cb)(const store_fit_row_t *row, void *data);
+/* The fits of `sweep` by fit number. */
+int store_fits_foreach(store_t *s, int64_t sweep, store_fit_cb cb, void *data);
+/* Marks a sweep converged after `runs` results. */
+int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms);
+
 /* ---- workers --------------------------------------------------------------------------------- */
 
 typedef struct store_worker_row {

@@ -564,6 +564,121 @@ static void test_restart_readoption(void)
     zmq_close(w);
 }
 
+/* Refits as results arrive (fitter hook-up): fits are stored and listed, the mixture reply has
+ * the last fit, and with a lenient convergence rule the sweep converges and (on_converge:
+ * cancel) its remaining runs are cancelled. */
+static void test_refits_and_convergence(void)
+{
+    settle();
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope env;
+    Regmix__SubmitRequest sub = REGMIX__SUBMIT_REQUEST__INIT;
+    sub.spec_yaml = "name: fits\n"
+                    "domains:\n"
+                    "  - {name: a, tokens: 1.0e9}\n"
+                    "  - {name: b, tokens: 2.0e9}\n"
+                    "  - {name: c, tokens: 3.0e9}\n"
+                    "sampling: {runs: 60, seed: 3}\n"
+                    "proxy: {trainer: synthetic, max_attempts: 1}\n"
+                    "regression:\n"
+                    "  target: a\n"
+                    "  model: ridge\n"
+                    "  simulate: 2000\n"
+                    "  top_k: 20\n"
+                    "  refit_every: 8\n"
+                    "  cv_folds: 2\n"
+                    "  convergence: {min_runs: 16, min_spearman: 0.3, stable_refits: 1, "
+                    "l1_tol: 0.9}\n"
+                    "  on_converge: cancel\n";
+    sub.spec_name = "fits.yaml";
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
+    env.submit = &sub;
+    Regmix__Envelope *r = coord_harness_rpc(cl, &env, 10000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY);
+    char sweep_id[64] = "";
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
+        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
+    frame_free(&r);
+    hello(w, "w-fits", "boot-1", 4, NULL, 0, &r);
+    frame_free(&r);
+    /* Loss of domain a: a bowl around (0.2, 0.3, 0.5) of the weights. */
+    int converged = 0, done = 0;
+    for (int i = 0; i < 200 && !converged; i++) {
+        ready(w, 1);
+        Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 500);
+        if (!a) {
+            r = status(cl, sweep_id);
+            if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY)
+                converged = r->status_reply->sweep->converged;
+            frame_free(&r);
+            continue;
+        }
+        const double opt[3] = {0.2, 0.3, 0.5};
+        double loss = 2.0;
+        for (size_t k = 0; k < a->assign->n_weights && k < 3; k++)
+            loss += (a->assign->weights[k]->weight - opt[k]) *
+                    (a->assign->weights[k]->weight - opt[k]);
+        done += result(w, a->assign->attempt_id, a->assign->run_id, loss) == 1;
+        frame_free(&a);
+    }
+    CHECK_MSG(converged, "not converged after %d results", done);
+    CHECK(done >= 16 && done < 60);
+    Regmix__FitsRequest fr = REGMIX__FITS_REQUEST__INIT;
+    fr.sweep_id = sweep_id;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_FITS;
+    env.fits = &fr;
+    r = coord_harness_rpc(cl, &env, 5000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_FITS_REPLY);
+    size_t nfits = 0;
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_FITS_REPLY) {
+        nfits = r->fits_reply->n_fits;
+        CHECK(nfits >= 2);
+        for (size_t i = 0; i < nfits; i++) {
+            const Regmix__FitInfo *f = r->fits_reply->fits[i];
+            CHECK_INT_EQ(f->fit_no, i + 1);
+            CHECK_INT_EQ(f->n_proposal, 3);
+            double sum = 0;
+            for (size_t k = 0; k < f->n_proposal; k++)
+                sum += f->proposal[k]->weight;
+            CHECK_NEAR(sum, 1.0, 1e-6);
+            CHECK(f->cv && f->cv->folds == 2);
+        }
+    }
+    frame_free(&r);
+    Regmix__MixtureRequest mr = REGMIX__MIXTURE_REQUEST__INIT;
+    mr.sweep_id = sweep_id;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_MIXTURE;
+    env.mixture = &mr;
+    r = coord_harness_rpc(cl, &env, 5000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_MIXTURE_REPLY);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_MIXTURE_REPLY) {
+        CHECK(r->mixture_reply->has_fit && r->mixture_reply->converged);
+        CHECK(r->mixture_reply->fit && r->mixture_reply->fit->fit_no == nfits);
+        CHECK_INT_EQ(r->mixture_reply->n_prior, 3);
+        if (r->mixture_reply->n_prior == 3)
+            CHECK_NEAR(r->mixture_reply->prior[0]->weight, 1.0 / 6.0, 1e-12);
+    }
+    frame_free(&r);
+    /* on_converge: cancel: nothing is left to run, and the sweep stays "converged". */
+    r = status(cl, sweep_id);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY) {
+        const Regmix__SweepInfo *si = r->status_reply->sweep;
+        CHECK_INT_EQ(si->state, REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED);
+        CHECK_INT_EQ(si->runs->queued + si->runs->leased + si->runs->running, 0);
+        CHECK(si->runs->cancelled > 0);
+        CHECK(si->converged_after_runs >= 16);
+    } else {
+        CHECK(0);
+    }
+    frame_free(&r);
+    zmq_close(cl);
+    zmq_close(w);
+}
+
 int main(void)
 {
     const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", NULL};
@@ -575,6 +690,7 @@ int main(void)
         TEST_RUN(test_lease_expiry_and_fencing);
         TEST_RUN(test_quarantine);
         TEST_RUN(test_restart_readoption);
+        TEST_RUN(test_refits_and_convergence);
         CHECK(coord_harness_alive(&H));
         CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
     }

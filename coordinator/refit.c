@@ -1,0 +1,264 @@
+#include "refit.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "fitter.h"
+#include "log.h"
+
+typedef struct refit_ctx {
+    coord_t *c;
+    sweep_t *sw;
+    int64_t results; /* results in the snapshot */
+} refit_ctx_t;
+
+typedef struct {
+    sweep_t *sw;
+    size_t n, cap;
+    double *X;      /* (n, d) */
+    double *losses; /* (n, d): per-domain losses, NAN where missing */
+    int err;
+} refit_snap_t;
+
+static int refit__row(const store_result_row_t *row, void *data)
+{
+    refit_snap_t *s = data;
+    size_t d = (size_t)s->sw->ndomains;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        double *X = realloc(s->X, cap * d * sizeof *X);
+        if (X)
+            s->X = X;
+        double *L = realloc(s->losses, cap * d * sizeof *L);
+        if (L)
+            s->losses = L;
+        if (!X || !L)
+            return -ENOMEM;
+        s->cap = cap;
+    }
+    double *x = s->X + s->n * d, *l = s->losses + s->n * d;
+    for (size_t i = 0; i < d; i++) {
+        x[i] = (int)i < row->nweights ? row->weights[i] : 0.0;
+        l[i] = NAN;
+    }
+    json_t *o = json_loads(row->losses_json, 0, NULL);
+    const char *key;
+    json_t *v;
+    if (json_is_object(o)) {
+        json_object_foreach(o, key, v)
+        {
+            for (size_t i = 0; i < d; i++)
+                if (strcmp(s->sw->domains[i], key) == 0 && json_is_number(v))
+                    l[i] = json_number_value(v);
+        }
+    }
+    json_decref(o);
+    s->n++;
+    return 0;
+}
+
+static void refit__event(coord_t *c, sweep_t *sw, const char *kind, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void refit__event(coord_t *c, sweep_t *sw, const char *kind, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    coord_sweep_event(c, sw, kind, text, 0);
+}
+
+static void
+refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const char *err, void *data)
+{
+    (void)job;
+    refit_ctx_t *x = data;
+    coord_t *c = x->c;
+    sweep_t *sw = x->sw;
+    int64_t results = x->results;
+    free(x);
+    sw->fit_job = NULL;
+    if (c->stopping || c->fatal || status == -ECANCELED)
+        return;
+    sw->results_at_last_fit = results;
+    if (status < 0) {
+        char q[300];
+        log_warn("fit_failed", "sweep=%s results=%lld error=%d why=%s", sw->sweep_id,
+                 (long long)results, status, log_quote(err ? err : "", q, sizeof q));
+        return;
+    }
+    if (coord_write(c) < 0)
+        return;
+    size_t d = (size_t)sw->ndomains;
+    char *metrics = fitter_record_metrics_json(rec);
+    char *proposal = fitter_record_proposal_json(rec, (const char *const *)sw->domains);
+    double *h = realloc(sw->history, (size_t)(sw->nfits + 1) * d * sizeof *h);
+    if (!metrics || !proposal || !h || rec->d != d) {
+        free(metrics);
+        free(proposal);
+        if (h)
+            sw->history = h;
+        log_error("fit_dropped", "sweep=%s why=\"out of memory or bad record\"", sw->sweep_id);
+        return;
+    }
+    sw->history = h;
+    int64_t now = clock_unix_ms();
+    store_fit_row_t row = {
+            .sweep = sw->id,
+            .fit_no = sw->nfits + 1,
+            .runs_used = (int)rec->runs_used,
+            .model = rec->model,
+            .metrics_json = metrics,
+            .proposal_json = proposal,
+            .predicted = rec->predicted,
+            .l1_moved = rec->l1_moved,
+            .seconds = rec->seconds,
+            .created_ms = now,
+    };
+    int r = store_fit_insert(c->store, &row);
+    free(metrics);
+    free(proposal);
+    if (r < 0) {
+        coord_fatal(c, "fit_insert");
+        return;
+    }
+    memcpy(sw->history + (size_t)sw->nfits * d, rec->proposal, d * sizeof(double));
+    sw->nfits++;
+    log_info("fit",
+             "sweep=%s fit=%d runs=%zu model=%s spearman=%.4f l1_moved=%.4f verdict=%s "
+             "seconds=%.3f",
+             sw->sweep_id, sw->nfits, rec->runs_used, rec->model, rec->cv.spearman, rec->l1_moved,
+             fitter_verdict_name(rec->verdict), rec->seconds);
+    refit__event(c, sw, "fit", "fit %d: %zu runs, %s, spearman %.3f, moved %.4f: %s", sw->nfits,
+                 rec->runs_used, rec->model, rec->cv.spearman, rec->l1_moved,
+                 fitter_verdict_name(rec->verdict));
+    if (rec->verdict == FITTER_CONVERGED && sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING) {
+        if (store_sweep_converged(c->store, sw->id, (int)rec->runs_used, now) < 0) {
+            coord_fatal(c, "sweep_converged");
+            return;
+        }
+        sw->state = REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
+        sw->converged_after_runs = (int)rec->runs_used;
+        sw->updated_ms = now;
+        log_info("sweep_converged", "sweep=%s runs=%zu fit=%d", sw->sweep_id, rec->runs_used,
+                 sw->nfits);
+        refit__event(c, sw, "converged", "sweep %s converged after %zu runs (fit %d)", sw->sweep_id,
+                     rec->runs_used, sw->nfits);
+        if (sw->spec && sw->spec->regression.on_converge == SPEC_ON_CONVERGE_CANCEL) {
+            uint32_t n = coord_sweep_cancel_runs(c, sw, "sweep converged");
+            log_info("runs_cancelled_on_converge", "sweep=%s runs=%u", sw->sweep_id, n);
+        }
+        if (sw->spec && sw->spec->target.launch == SPEC_LAUNCH_AUTO)
+            log_warn("launch_skipped", "sweep=%s why=\"target launch is not hooked up yet\"",
+                     sw->sweep_id);
+        coord_sweep_check_end(c, sw);
+    }
+    coord_kick(c);
+}
+
+void refit_maybe(coord_t *c, sweep_t *sw)
+{
+    if (!sw->spec || sw->fit_job || c->stopping || c->fatal)
+        return;
+    const spec_t *spec = sw->spec;
+    int64_t results = sw->counts[REGMIX__RUN_STATE__RUN_STATE_DONE];
+    /* The sweep's last result: what can still finish is queued, leased, running or failed. */
+    int64_t total = results + sw->counts[REGMIX__RUN_STATE__RUN_STATE_QUEUED] +
+                    sw->counts[REGMIX__RUN_STATE__RUN_STATE_LEASED] +
+                    sw->counts[REGMIX__RUN_STATE__RUN_STATE_RUNNING] +
+                    sw->counts[REGMIX__RUN_STATE__RUN_STATE_FAILED];
+    if (!fitter_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
+                             (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))
+        return;
+    refit_snap_t snap = {.sw = sw};
+    int r = store_results_foreach(c->store, sw->id, refit__row, &snap);
+    refit_ctx_t *x = calloc(1, sizeof *x);
+    double *prior = calloc((size_t)sw->ndomains, sizeof *prior);
+    char target[1024];
+    if (r < 0 || !x || !prior || fitter_target_text(spec, target, sizeof target) < 0) {
+        log_warn("fit_not_started", "sweep=%s why=\"snapshot, memory or target\"", sw->sweep_id);
+        sw->results_at_last_fit = results;
+        goto out;
+    }
+    for (int i = 0; i < sw->ndomains; i++)
+        prior[i] = spec->domains[i].prior;
+    fitter_input_t in = {
+            .n = snap.n,
+            .d = (size_t)sw->ndomains,
+            .X = snap.X,
+            .m = sw->ndomains,
+            .loss_names = (const char *const *)sw->domains,
+            .losses = snap.losses,
+            .target = target,
+            .prior = prior,
+            .nhistory = (size_t)sw->nfits,
+            .history = sw->history,
+    };
+    fitter_settings_t settings;
+    fitter_settings_from_spec(spec, &settings);
+    x->c = c;
+    x->sw = sw;
+    x->results = results;
+    fitter_job_t *job = NULL;
+    r = fitter_queue(c->loop, &in, &settings, refit__done, x, &job);
+    if (r < 0) {
+        log_warn("fit_not_started", "sweep=%s error=%d", sw->sweep_id, r);
+        sw->results_at_last_fit = results;
+        goto out;
+    }
+    x = NULL; /* refit__done frees it */
+    sw->fit_job = job;
+out:
+    free(x);
+    free(prior);
+    free(snap.X);
+    free(snap.losses);
+}
+
+typedef struct {
+    sweep_t *sw;
+    int err;
+} refit_load_t;
+
+static int refit__load_fit(const store_fit_row_t *row, void *data)
+{
+    refit_load_t *l = data;
+    sweep_t *sw = l->sw;
+    size_t d = (size_t)sw->ndomains;
+    double *h = realloc(sw->history, (size_t)(sw->nfits + 1) * d * sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    sw->history = h;
+    double *p = h + (size_t)sw->nfits * d;
+    json_t *o = json_loads(row->proposal_json, 0, NULL);
+    for (size_t i = 0; i < d; i++) {
+        json_t *v = json_is_object(o) ? json_object_get(o, sw->domains[i]) : NULL;
+        p[i] = json_is_number(v) ? json_number_value(v) : 0.0;
+    }
+    json_decref(o);
+    sw->nfits++;
+    json_t *m = json_loads(row->metrics_json, 0, NULL);
+    json_t *n = json_is_object(m) ? json_object_get(m, "n") : NULL;
+    sw->results_at_last_fit = json_is_integer(n) ? json_integer_value(n) : row->runs_used;
+    json_decref(m);
+    return 0;
+}
+
+int refit_load(coord_t *c, sweep_t *sw)
+{
+    refit_load_t l = {.sw = sw};
+    return store_fits_foreach(c->store, sw->id, refit__load_fit, &l);
+}
+
+void refit_cancel_all(coord_t *c)
+{
+    for (int i = 0; i < c->nsweeps; i++)
+        if (c->sweeps[i]->fit_job)
+            fitter_cancel(c->sweeps[i]->fit_job);
+}

@@ -1,0 +1,24 @@
+/*
+ * refit: the coordinator's side of the fitter (fitter.h, DESIGN.md §3.6). After each stored
+ * result it asks fitter_should_refit(); when yes it snapshots the sweep's results from the store
+ * (loop thread), runs the refit in libuv's thread pool (fitter_queue), and on its completion
+ * (loop thread) stores the fit as the next fit number, tells the sweep's watchers ("fit"), and
+ * when the verdict is converged marks the sweep converged ("converged"; remaining runs cancelled
+ * when the spec says on_converge: cancel). At most one refit per sweep is in flight. Target launch
+ * (`launch: auto`) is not hooked up yet: it is logged as such.
+ */
+#ifndef REGMIX_COORD_REFIT_H
+#define REGMIX_COORD_REFIT_H
+
+#include "coord.h"
+
+/* Starts a refit of `sw` if one is due. */
+void refit_maybe(coord_t *c, sweep_t *sw);
+
+/* Loads the fits of `sw` from the store (history of proposals, fit count) at start. */
+int refit_load(coord_t *c, sweep_t *sw);
+
+/* Asks every queued refit to be dropped (at shutdown); running ones finish and are ignored. */
+void refit_cancel_all(coord_t *c);
+
+#endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1011,6 +1012,9 @@ void coord_stop(coord_t *c)
     coord__close_handle((uv_handle_t *)&c->tick);
     coord__close_handle((uv_handle_t *)&c->sigterm);
     coord__close_handle((uv_handle_t *)&c->sigint);
+    /* The shutdown is bounded (linger); a second SIGTERM must not cut it short. A second SIGINT
+     * (an impatient ^C) still kills. */
+    signal(SIGTERM, SIG_IGN);
 }
 
 void coord_destroy(coord_t *c)

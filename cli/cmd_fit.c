@@ -185,9 +185,10 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
             o->simulate = (size_t)v;
             break;
         case O_TOPK:
-            if (fit_parse_count("--top-k", optarg, 1000000, &v) || v < 1) {
-                if (v < 1)
-                    fprintf(stderr, "regmixctl fit: --top-k must be at least 1\n");
+            if (fit_parse_count("--top-k", optarg, 1000000, &v))
+                return 2;
+            if (v < 1) {
+                fprintf(stderr, "regmixctl fit: --top-k must be at least 1\n");
                 return 2;
             }
             o->top_k = (int)v;

@@ -103,6 +103,13 @@ static void test_help(void)
     CHECK_INT_EQ(r.status, 2);
     run_fit(&r, (const char *[]){"--bogus", NULL});
     CHECK_INT_EQ(r.status, 2);
+    run_fit(&r, (const char *[]){"--mixtures", "/nonexistent/m.csv", "--losses", "l.csv",
+                                 "--target", "x", NULL});
+    CHECK_INT_EQ(r.status, 2);
+    CHECK(strstr(r.err, "/nonexistent/m.csv") != NULL);
+    run_fit(&r, (const char *[]){"--mixtures", "m.csv", "--losses", "l.csv", "--target", "x",
+                                 "--top-k", "0", NULL});
+    CHECK_INT_EQ(r.status, 2);
 }
 
 static json_t *get(json_t *o, const char *k)

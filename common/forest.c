@@ -134,6 +134,11 @@ static int forest__tree_arrays(json_t *tree, forest__tree_json_t *t)
     if (t->n == 0 || json_array_size(t->right) != t->n || json_array_size(t->feat) != t->n ||
         json_array_size(t->cond) != t->n || json_array_size(t->dleft) != t->n)
         return -EINVAL;
+    /* numeric splits only: a categorical split (split_type 1) tests set membership */
+    json_t *st = json_object_get(tree, "split_type");
+    for (size_t i = 0; json_is_array(st) && i < json_array_size(st); i++)
+        if (json_integer_value(json_array_get(st, i)) != 0)
+            return -EINVAL;
     return 0;
 }
 
@@ -193,7 +198,10 @@ int forest_from_xgboost_json(const char *json, size_t len, forest_t **ret, char 
     for (int t = 0; t < f->ntrees; t++) {
         forest__tree_json_t tj;
         if (forest__tree_arrays(json_array_get(trees, (size_t)t), &tj) != 0) {
-            forest__err(err, errlen, "model JSON: tree %d lacks its node arrays", t);
+            forest__err(err, errlen,
+                        "model JSON: tree %d lacks its node arrays or has "
+                        "categorical splits",
+                        t);
             goto out;
         }
         total += tj.n;

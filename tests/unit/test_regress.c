@@ -304,6 +304,44 @@ static void test_forest_matches_xgboost(void)
     free(b);
 }
 
+/* A hand-written two-tree model: x < threshold goes left, equality goes right, NaN follows the
+ * default direction, base_score is added, values outside [0, 1) bin correctly. */
+static void test_forest_hand(void)
+{
+    const char *json =
+            "{\"learner\": {\"learner_model_param\": {\"base_score\": \"5E-1\", \"num_feature\": "
+            "\"2\", \"num_target\": \"1\"}, \"gradient_booster\": {\"model\": {\"trees\": ["
+            "{\"left_children\": [1, -1, 3, -1, -1], \"right_children\": [2, -1, 4, -1, -1],"
+            " \"split_indices\": [0, 0, 1, 0, 0], \"split_conditions\": [0.5, 1.0, 0.25, 2.0, 3.0],"
+            " \"default_left\": [1, 0, 0, 0, 0], \"split_type\": [0, 0, 0, 0, 0]},"
+            "{\"left_children\": [-1], \"right_children\": [-1], \"split_indices\": [0],"
+            " \"split_conditions\": [0.125], \"default_left\": [0]}]}}}}";
+    forest_t *f = NULL;
+    char err[256];
+    CHECK_INT_EQ(forest_from_xgboost_json(json, strlen(json), &f, err, sizeof err), 0);
+    if (!f)
+        return;
+    CHECK_INT_EQ(forest_ntrees(f), 2);
+    CHECK_INT_EQ(forest_nfeatures(f), 2);
+    CHECK_NEAR(forest_base_score(f), 0.5, 0);
+    double X[] = {0.4, 0.9, 0.5, 0.1, 0.7, 0.25, NAN, 0.0, 0.9, NAN, 1.5, -2.0};
+    double want[] = {1.625, 2.625, 3.625, 1.625, 3.625, 2.625};
+    double out[6];
+    CHECK_INT_EQ(forest_predict(f, X, 6, 2, out, 1), 0);
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(out[i], want[i], 1e-12);
+    double lo, hi;
+    forest_bound_rest(f, 0, &lo, &hi);
+    CHECK_NEAR(lo, 1.125, 1e-12);
+    CHECK_NEAR(hi, 3.125, 1e-12);
+    forest_destroy(&f);
+    CHECK(f == NULL);
+    forest_destroy(&f); /* harmless no-op */
+    CHECK_INT_EQ(forest_from_xgboost_json("{\"learner\": 1}", 14, &f, err, sizeof err), -EINVAL);
+    CHECK(f == NULL && err[0] != 0);
+    CHECK_INT_EQ(forest_from_xgboost_json("not json", 8, &f, err, sizeof err), -EINVAL);
+}
+
 /* The pruning bounds of forest.h contain what the remaining trees really add, for every row. */
 static void test_forest_bounds(void)
 {
@@ -362,6 +400,7 @@ int main(void)
     TEST_RUN(test_objective);
     TEST_RUN(test_linear_exact);
     TEST_RUN(test_ridge_shrinks);
+    TEST_RUN(test_forest_hand);
     TEST_RUN(test_paper);
     TEST_RUN(test_forest_matches_xgboost);
     TEST_RUN(test_forest_bounds);

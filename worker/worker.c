@@ -945,6 +945,12 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
+    /* Jobs run with their own directory as cwd: every path handed to them must be absolute. */
+    static char workdir_abs[PATH_MAX], trainer_abs[PATH_MAX];
+    if (realpath(workdir, workdir_abs))
+        workdir = workdir_abs;
+    if (strchr(trainer, '/') && realpath(trainer, trainer_abs))
+        trainer = trainer_abs;
     w->jcfg.workdir = workdir;
     w->jcfg.trainer = trainer;
     w->jcfg.kill_grace_ms = (int)grace;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <lapacke.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,6 +384,50 @@ out:
     return rc;
 }
 
+/* One fold of regress_cv(): fit on the rows whose fold is not f, predict those whose fold is f
+ * into oof. Allocates its own buffers, so folds can run concurrently. */
+static int regress__cv_fold(regress_kind_t kind,
+                            const regress_params_t *params,
+                            const double *X,
+                            const double *y,
+                            size_t n,
+                            size_t d,
+                            const int *fold,
+                            int f,
+                            double *oof,
+                            char *err,
+                            size_t errlen)
+{
+    int rc = -ENOMEM;
+    double *Xt = malloc(n * d * sizeof *Xt), *yt = malloc(n * sizeof *yt);
+    double *Xv = malloc(n * d * sizeof *Xv), *pv = malloc(n * sizeof *pv);
+    regress_t *m = NULL;
+    if (!Xt || !yt || !Xv || !pv)
+        goto out;
+    size_t nt = 0, nv = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fold[i] == f) {
+            memcpy(Xv + nv++ * d, X + i * d, d * sizeof *X);
+        } else {
+            memcpy(Xt + nt * d, X + i * d, d * sizeof *X);
+            yt[nt++] = y[i];
+        }
+    }
+    rc = regress_fit(kind, params, Xt, yt, nt, d, &m, err, errlen);
+    if (rc == 0)
+        rc = regress_predict(m, Xv, nv, pv);
+    for (size_t i = 0, v = 0; rc == 0 && i < n; i++)
+        if (fold[i] == f)
+            oof[i] = pv[v++];
+out:
+    regress_destroy(&m);
+    free(Xt);
+    free(yt);
+    free(Xv);
+    free(pv);
+    return rc;
+}
+
 int regress_cv(regress_kind_t kind,
                const regress_params_t *params,
                const double *X,
@@ -399,43 +444,43 @@ int regress_cv(regress_kind_t kind,
         regress__err(err, errlen, "cross-validation: %d folds for %zu rows", k, n);
         return -EINVAL;
     }
+    regress_params_t defaults;
+    if (!params) {
+        regress_params_default(&defaults);
+        params = &defaults;
+    }
+    enum { ERRLEN = 512 };
     int rc = -ENOMEM;
-    int *fold = malloc(n * sizeof *fold);
-    double *Xt = malloc(n * d * sizeof *Xt), *yt = malloc(n * sizeof *yt);
-    double *Xv = malloc(n * d * sizeof *Xv), *pv = malloc(n * sizeof *pv);
+    int *fold = malloc(n * sizeof *fold), *frc = calloc((size_t)k, sizeof *frc);
     double *oof = malloc(n * sizeof *oof);
-    if (!fold || !Xt || !yt || !Xv || !pv || !oof)
+    char *ferr = calloc((size_t)k, ERRLEN);
+    if (!fold || !frc || !oof || !ferr)
         goto out;
     rc = metrics_kfold(n, k, seed, fold);
-    for (int f = 0; rc == 0 && f < k; f++) {
-        size_t nt = 0, nv = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (fold[i] == f) {
-                memcpy(Xv + nv++ * d, X + i * d, d * sizeof *X);
-            } else {
-                memcpy(Xt + nt * d, X + i * d, d * sizeof *X);
-                yt[nt++] = y[i];
-            }
+    if (rc != 0)
+        goto out;
+    /* Small gbdt fits run on one XGBoost thread each (see regress__fit_gbdt), so the folds
+     * themselves run in parallel; each has its own booster and buffers. Linear fits take
+     * microseconds and stay sequential. */
+    int threads = params->threads > 0 ? params->threads : omp_get_max_threads();
+    int par = kind == REGRESS_GBDT && n < 20000 && threads > 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads < k ? threads : k) if (par)
+    for (int f = 0; f < k; f++)
+        frc[f] = regress__cv_fold(kind, params, X, y, n, d, fold, f, oof, ferr + (size_t)f * ERRLEN,
+                                  ERRLEN);
+    for (int f = 0; f < k; f++)
+        if (frc[f] != 0) {
+            regress__err(err, errlen, "%s", ferr + (size_t)f * ERRLEN);
+            rc = frc[f];
+            goto out;
         }
-        regress_t *m = NULL;
-        rc = regress_fit(kind, params, Xt, yt, nt, d, &m, err, errlen);
-        if (rc == 0)
-            rc = regress_predict(m, Xv, nv, pv);
-        regress_destroy(&m);
-        for (size_t i = 0, v = 0; rc == 0 && i < n; i++)
-            if (fold[i] == f)
-                oof[i] = pv[v++];
-    }
-    if (rc == 0)
-        rc = metrics_compute(y, oof, n, ret);
+    rc = metrics_compute(y, oof, n, ret);
     if (rc == 0)
         ret->folds = k;
 out:
     free(fold);
-    free(Xt);
-    free(yt);
-    free(Xv);
-    free(pv);
+    free(frc);
     free(oof);
+    free(ferr);
     return rc;
 }

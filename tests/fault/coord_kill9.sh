@@ -22,4 +22,7 @@ read -r done dead canc <<<"$(check_store "$SW")"
 expect_eq "done runs" "$done" 200
 grep -q 'event=welcome' "$T/worker-w1.log" || fail "worker w1 never welcomed"
 [ "$(grep -c 'event=hello' "$T/worker-w1.log")" -ge 2 ] || fail "worker w1 did not HELLO again"
+# The HELLOs to the new coordinator listed what the workers still ran or held results for.
+cat "$T"/worker-w*.log | grep -q 'event=hello .*attempts=[1-9]' ||
+    fail "no worker re-announced its attempts after the restart"
 note "PASS"

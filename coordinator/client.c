@@ -12,6 +12,7 @@
 #include "sampler.h"
 #include "scheduler.h"
 #include "spec.h"
+#include "target.h"
 
 #define CLIENT_ERR(c, msg, code, ...)                                                              \
     coord_send_error((c), (c)->csock, (msg)->routing_id, (msg)->routing_len, (msg)->id,            \
@@ -771,6 +772,50 @@ static void client__fits(coord_t *c, const frame_msg_t *msg, const char *sweep_i
     free(acc.fits);
 }
 
+/* ---- launch and target ------------------------------------------------------------------------- */
+
+static void client__targets(coord_t *c, const frame_msg_t *msg, const char *sweep_id, int launch)
+{
+    sweep_t *sw = client__sweep(c, msg, sweep_id);
+    if (!sw)
+        return;
+    if (launch) {
+        char err[512] = "";
+        int r = target_launch(c, sw, err, sizeof err);
+        if (r == -ENOENT || r == -EALREADY) {
+            CLIENT_ERR(c, msg, CONFLICT, "%s", err);
+            return;
+        }
+        if (r < 0) {
+            CLIENT_ERR(c, msg, BAD_REQUEST, "%s", err[0] ? err : strerror(-r));
+            return;
+        }
+    }
+    Regmix__TargetInfo **infos = NULL;
+    size_t n = 0;
+    if (target_infos(c, sw, &infos, &n) < 0) {
+        CLIENT_ERR(c, msg, INTERNAL, "out of memory");
+        return;
+    }
+    Regmix__Envelope env;
+    Regmix__LaunchReply lrep = REGMIX__LAUNCH_REPLY__INIT;
+    Regmix__TargetReply trep = REGMIX__TARGET_REPLY__INIT;
+    frame_envelope_init(&env, 0);
+    if (launch) {
+        lrep.n_targets = n;
+        lrep.targets = infos;
+        env.body_case = REGMIX__ENVELOPE__BODY_LAUNCH_REPLY;
+        env.launch_reply = &lrep;
+    } else {
+        trep.n_targets = n;
+        trep.targets = infos;
+        env.body_case = REGMIX__ENVELOPE__BODY_TARGET_REPLY;
+        env.target_reply = &trep;
+    }
+    client__reply(c, msg, &env);
+    target_infos_free(infos, n);
+}
+
 /* ---- workers and drain ------------------------------------------------------------------------- */
 
 static void client__workers(coord_t *c, const frame_msg_t *msg)
@@ -909,8 +954,10 @@ void client_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
         client__fits(c, msg, env->mixture->sweep_id, 1);
         break;
     case REGMIX__ENVELOPE__BODY_LAUNCH:
+        client__targets(c, msg, env->launch->sweep_id, 1);
+        break;
     case REGMIX__ENVELOPE__BODY_TARGET:
-        CLIENT_ERR(c, msg, BAD_REQUEST, "%s: not implemented yet", frame_body_name(env->body_case));
+        client__targets(c, msg, env->target->sweep_id, 0);
         break;
     default: {
         char why[96];

@@ -19,6 +19,7 @@
 #include "refit.h"
 #include "scheduler.h"
 #include "session.h"
+#include "target.h"
 
 typedef struct coord_out {
     void *sock;
@@ -923,6 +924,21 @@ int coord_init(coord_t *c, uv_loop_t *loop, const coord_config_t *cfg, char *err
     r = coord__load(c, err, errlen);
     if (r < 0)
         return r;
+    if (cfg->targets_dir) {
+        snprintf(c->targets_dir, sizeof c->targets_dir, "%s", cfg->targets_dir);
+    } else {
+        char tmp[1000];
+        snprintf(tmp, sizeof tmp, "%s", cfg->db_path);
+        char *slash = strrchr(tmp, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(c->targets_dir, sizeof c->targets_dir, "%s/targets", slash ? tmp : ".");
+    }
+    r = target_load(c);
+    if (r < 0) {
+        snprintf(err, errlen, "loading targets: %s", store_errmsg(c->store));
+        return r;
+    }
     r = auth_new(cfg->curve_secret_path, cfg->curve_allow_path, &c->auth, err, errlen);
     if (r < 0)
         return r;
@@ -1002,6 +1018,7 @@ void coord_stop(coord_t *c)
         coord__flush_now(c);
     }
     refit_cancel_all(c);
+    target_stop_all(c);
     zloop_watch_close(&c->wwatch);
     zloop_watch_close(&c->cwatch);
     auth_stop(c->auth);
@@ -1052,4 +1069,5 @@ void coord_destroy(coord_t *c)
     free(c->workers);
     c->workers = NULL;
     attempt_table_destroy(&c->attempts);
+    target_free_all(c);
 }

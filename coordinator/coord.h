@@ -50,6 +50,8 @@ typedef struct coord_config {
     const char *curve_secret_path; /* CURVE server secret key (Z85), NULL: plain endpoints */
     const char *curve_allow_path;  /* allowed client public keys, NULL: any CURVE client */
     const char *metrics_addr;      /* HTTP /metrics and /healthz ("HOST:PORT"), NULL: none */
+    const char *targets_dir;       /* work directories of target launches; NULL: DB dir/targets */
+    const char *trainer;           /* regmix-train as launch hosts see it; NULL: "regmix-train" */
 } coord_config_t;
 
 typedef struct coord_watcher {
@@ -124,6 +126,8 @@ typedef struct coord {
     zloop_watch_t *cwatch;
     struct auth *auth;         /* NULL without CURVE */
     struct exporter *exporter; /* NULL without --metrics */
+    struct target *targets;    /* target launches (target.h) */
+    char targets_dir[1024];
 
     sweep_t **sweeps; /* by ascending id */
     int nsweeps;

@@ -31,7 +31,8 @@ static void usage(FILE *f)
             "  --clients ENDPOINT   client endpoint to bind (default tcp://127.0.0.1:5556)\n"
             "  --config FILE        key = value lines: db, workers, clients, heartbeat_ms,\n"
             "                       lease_ms, log_level, max_workers, max_sweeps,\n"
-            "                       curve_secret_key, curve_allow, metrics,\n"
+            "                       curve_secret_key, curve_allow, metrics, targets_dir,\n"
+            "                       trainer,\n"
             "                       max_spec_bytes, quarantine_after, linger_ms,\n"
             "                       commit_window_ms (group commit window, default 0:\n"
             "                       one commit per loop iteration),\n"
@@ -48,6 +49,10 @@ static void usage(FILE *f)
             "                       a line); without it any CURVE client is accepted\n"
             "  --metrics HOST:PORT  serve GET /metrics (Prometheus text) and /healthz over HTTP\n"
             "                       (needs libmicrohttpd; e.g. 127.0.0.1:9555)\n"
+            "  --targets-dir DIR    work directories of target launches (default: the\n"
+            "                       database's directory + /targets)\n"
+            "  --trainer PATH       regmix-train as the launch hosts see it (default\n"
+            "                       regmix-train on PATH)\n"
             "  --help               this text\n"
             "  --version            the version\n"
             "\n"
@@ -114,6 +119,10 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
             cfg->curve_allow_path = strdup(val);
         else if (strcmp(key, "metrics") == 0)
             cfg->metrics_addr = strdup(val);
+        else if (strcmp(key, "targets_dir") == 0)
+            cfg->targets_dir = strdup(val);
+        else if (strcmp(key, "trainer") == 0)
+            cfg->trainer = strdup(val);
         else if (strcmp(key, "heartbeat_ms") == 0 && !(r = parse_int(val, 10, 600000, &iv)))
             cfg->heartbeat_ms = iv;
         else if (strcmp(key, "lease_ms") == 0 && !(r = parse_int(val, 10, 86400000, &iv)))
@@ -158,6 +167,8 @@ int main(int argc, char **argv)
         OPT_CURVE_SECRET,
         OPT_CURVE_ALLOW,
         OPT_METRICS,
+        OPT_TARGETS_DIR,
+        OPT_TRAINER,
     };
     static const struct option opts[] = {
             {"db", required_argument, NULL, OPT_DB},
@@ -170,6 +181,8 @@ int main(int argc, char **argv)
             {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET},
             {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
             {"metrics", required_argument, NULL, OPT_METRICS},
+            {"targets-dir", required_argument, NULL, OPT_TARGETS_DIR},
+            {"trainer", required_argument, NULL, OPT_TRAINER},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {NULL, 0, NULL, 0},
@@ -218,6 +231,12 @@ int main(int argc, char **argv)
             break;
         case OPT_METRICS:
             cfg.metrics_addr = optarg;
+            break;
+        case OPT_TARGETS_DIR:
+            cfg.targets_dir = optarg;
+            break;
+        case OPT_TRAINER:
+            cfg.trainer = optarg;
             break;
         case 'h':
             usage(stdout);

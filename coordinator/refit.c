@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "fitter.h"
 #include "log.h"
+#include "target.h"
 
 typedef struct refit_ctx {
     coord_t *c;
@@ -138,7 +139,10 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
     refit__event(c, sw, "fit", "fit %d: %zu runs, %s, spearman %.3f, moved %.4f: %s", sw->nfits,
                  rec->runs_used, rec->model, rec->cv.spearman, rec->l1_moved,
                  fitter_verdict_name(rec->verdict));
-    if (rec->verdict == FITTER_CONVERGED && sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING) {
+    /* A sweep whose runs all finished before its last refit may still converge on it. */
+    if (rec->verdict == FITTER_CONVERGED &&
+        (sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING ||
+         sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_DONE)) {
         if (store_sweep_converged(c->store, sw->id, (int)rec->runs_used, now) < 0) {
             coord_fatal(c, "sweep_converged");
             return;
@@ -154,11 +158,20 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
             uint32_t n = coord_sweep_cancel_runs(c, sw, "sweep converged");
             log_info("runs_cancelled_on_converge", "sweep=%s runs=%u", sw->sweep_id, n);
         }
-        if (sw->spec && sw->spec->target.launch == SPEC_LAUNCH_AUTO)
-            log_warn("launch_skipped", "sweep=%s why=\"target launch is not hooked up yet\"",
-                     sw->sweep_id);
+        if (sw->spec && sw->spec->target.launch == SPEC_LAUNCH_AUTO) {
+            char lerr[512] = "";
+            int lr = target_launch(c, sw, lerr, sizeof lerr);
+            if (lr < 0 && lr != -EALREADY) {
+                char q[600];
+                log_warn("launch_failed", "sweep=%s error=%d why=%s", sw->sweep_id, lr,
+                         log_quote(lerr, q, sizeof q));
+            }
+        }
         coord_sweep_check_end(c, sw);
     }
+    /* Results that arrived while this refit ran (the sweep's last one included) may call for
+     * the next refit now. */
+    refit_maybe(c, sw);
     coord_kick(c);
 }
 

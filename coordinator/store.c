@@ -182,6 +182,8 @@ enum {
     ST_FIT_INSERT,
     ST_FITS_OF,
     ST_SWEEP_CONVERGED,
+    ST_TARGET_UPSERT,
+    ST_TARGETS_ALL,
     ST__COUNT
 };
 
@@ -265,6 +267,16 @@ static const char *const store__sql[ST__COUNT] = {
                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [ST_FITS_OF] = "SELECT sweep, fit_no, runs_used, model, metrics, proposal, predicted,"
                        " l1_moved, seconds, created_ms FROM fits WHERE sweep = ?1 ORDER BY fit_no",
+        [ST_TARGET_UPSERT] =
+                "INSERT INTO targets (sweep, role, state, launcher, ranks, pid, log_path, weights,"
+                " losses, objective, step, loss, detail, created_ms, updated_ms)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                " ON CONFLICT (sweep, role) DO UPDATE SET state = ?3, launcher = ?4, ranks = ?5,"
+                " pid = ?6, log_path = ?7, weights = ?8, losses = ?9, objective = ?10, step = ?11,"
+                " loss = ?12, detail = ?13, updated_ms = ?15",
+        [ST_TARGETS_ALL] = "SELECT sweep, role, state, launcher, ranks, coalesce(pid, 0), log_path,"
+                           " weights, losses, objective, coalesce(step, 0), loss, detail,"
+                           " created_ms, updated_ms FROM targets ORDER BY sweep, role",
         [ST_SWEEP_CONVERGED] = "UPDATE sweeps SET state = 'converged', converged_after_runs = ?2,"
                                " updated_ms = ?3 WHERE id = ?1",
 };
@@ -1054,4 +1066,60 @@ int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms)
     sqlite3_bind_int(st, 2, runs);
     sqlite3_bind_int64(st, 3, now_ms);
     return store__exec(s, st);
+}
+
+/* ---- targets --------------------------------------------------------------------------------- */
+
+int store_target_upsert(store_t *s, const store_target_row_t *row)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_TARGET_UPSERT);
+    sqlite3_bind_int64(st, 1, row->sweep);
+    sqlite3_bind_text(st, 2, row->role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, row->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, row->launcher ? row->launcher : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, row->ranks);
+    sqlite3_bind_int64(st, 6, row->pid);
+    sqlite3_bind_text(st, 7, row->log_path ? row->log_path : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, row->weights_json ? row->weights_json : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, row->losses_json ? row->losses_json : "{}", -1, SQLITE_STATIC);
+    store__bind_real(st, 10, row->objective);
+    sqlite3_bind_int64(st, 11, row->step);
+    store__bind_real(st, 12, row->loss);
+    sqlite3_bind_text(st, 13, row->detail ? row->detail : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 14, row->created_ms);
+    sqlite3_bind_int64(st, 15, row->updated_ms);
+    int r = store__exec(s, st);
+    return r < 0 ? r : 0;
+}
+
+int store_targets_foreach(store_t *s, store_target_cb cb, void *data)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_TARGETS_ALL);
+    int rc, r = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_target_row_t row = {
+                .sweep = sqlite3_column_int64(st, 0),
+                .role = store__text(st, 1),
+                .state = store__text(st, 2),
+                .launcher = store__text(st, 3),
+                .ranks = sqlite3_column_int(st, 4),
+                .pid = sqlite3_column_int64(st, 5),
+                .log_path = store__text(st, 6),
+                .weights_json = store__text(st, 7),
+                .losses_json = store__text(st, 8),
+                .objective = store__real(st, 9),
+                .step = sqlite3_column_int64(st, 10),
+                .loss = store__real(st, 11),
+                .detail = store__text(st, 12),
+                .created_ms = sqlite3_column_int64(st, 13),
+                .updated_ms = sqlite3_column_int64(st, 14),
+        };
+        r = cb(&row, data);
+        if (r < 0)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = -EIO;
+    sqlite3_reset(st);
+    return r;
 }

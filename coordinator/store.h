@@ -246,6 +246,31 @@ int store_fits_foreach(store_t *s, int64_t sweep, store_fit_cb cb, void *data);
 /* Marks a sweep converged after `runs` results. */
 int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms);
 
+/* ---- targets --------------------------------------------------------------------------------- */
+
+typedef struct store_target_row {
+    int64_t sweep;
+    const char *role;  /* "target" or "baseline" */
+    const char *state; /* pending, running, submitted, done, failed */
+    const char *launcher;
+    int ranks;
+    int64_t pid;
+    const char *log_path;
+    const char *weights_json;
+    const char *losses_json;
+    double objective; /* NAN: none (NULL) */
+    int64_t step;
+    double loss; /* NAN: none */
+    const char *detail;
+    int64_t created_ms;
+    int64_t updated_ms;
+} store_target_row_t;
+
+/* Inserts or replaces the row of (sweep, role). */
+int store_target_upsert(store_t *s, const store_target_row_t *row);
+typedef int (*store_target_cb)(const store_target_row_t *row, void *data);
+int store_targets_foreach(store_t *s, store_target_cb cb, void *data);
+
 /* ---- workers --------------------------------------------------------------------------------- */
 
 typedef struct store_worker_row {

@@ -174,7 +174,10 @@ void coord_send(coord_t *c,
     o->buf = buf;
     o->len = len;
     o->attempt_id = attempt_id;
-    uv_idle_start(&c->flush_idle, coord__idle_noop);
+    /* Once stopping, the handles are closed: what is queued now is never sent, and writes are
+     * committed by coord_destroy(). */
+    if (!c->stopping)
+        uv_idle_start(&c->flush_idle, coord__idle_noop);
 }
 
 void coord_send_error(coord_t *c,
@@ -205,7 +208,10 @@ void coord_send_error(coord_t *c,
 void coord_kick(coord_t *c)
 {
     c->sched_dirty = 1;
-    uv_idle_start(&c->flush_idle, coord__idle_noop);
+    /* Once stopping, the handles are closed: what is queued now is never sent, and writes are
+     * committed by coord_destroy(). */
+    if (!c->stopping)
+        uv_idle_start(&c->flush_idle, coord__idle_noop);
 }
 
 /* A message to a peer that is gone: requeue an ASSIGN's attempt, forget a worker's route or a
@@ -689,6 +695,9 @@ static void coord__tick(uv_timer_t *t)
     }
     notify_watchdog();
     if (store_in_txn(c->store) || c->sched_dirty)
+        /* Once stopping, the handles are closed: what is queued now is never sent, and writes are
+     * committed by coord_destroy(). */
+    if (!c->stopping)
         uv_idle_start(&c->flush_idle, coord__idle_noop);
 }
 

@@ -5,7 +5,9 @@
  * cancel, lease expiry and requeue, quarantine, and re-adoption after a coordinator restart.
  */
 #include <math.h>
+#include <sqlite3.h>
 
+#include "clock.h"
 #include "coord_harness.h"
 #include "test.h"
 
@@ -567,6 +569,73 @@ static void test_restart_readoption(void)
 /* Refits as results arrive (fitter hook-up): fits are stored and listed, the mixture reply has
  * the last fit, and with a lenient convergence rule the sweep converges and (on_converge:
  * cancel) its remaining runs are cancelled. */
+/* Works a refitting sweep off as a worker with a bowl-shaped loss of domain a around
+ * (0.2, 0.3, 0.5), then waits for the verdict. Returns 1 when the sweep converged. */
+static int drive_to_convergence(void *cl, void *w, const char *sweep_id, int *ret_done)
+{
+    Regmix__Envelope *r = NULL;
+    int converged = 0, done = 0;
+    for (int i = 0; i < 200 && !converged; i++) {
+        ready(w, 1);
+        Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 500);
+        if (!a) {
+            r = status(cl, sweep_id);
+            if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY) {
+                converged = r->status_reply->sweep->converged;
+                if (r->status_reply->sweep->runs->queued == 0)
+                    i = 200; /* nothing left to assign */
+            }
+            frame_free(&r);
+            continue;
+        }
+        const double opt[3] = {0.2, 0.3, 0.5};
+        double loss = 2.0;
+        for (size_t k = 0; k < a->assign->n_weights && k < 3; k++)
+            loss += (a->assign->weights[k]->weight - opt[k]) *
+                    (a->assign->weights[k]->weight - opt[k]);
+        done += result(w, a->assign->attempt_id, a->assign->run_id, loss) == 1;
+        frame_free(&a);
+    }
+    /* Refits run beside the results: the verdict may come after the last result. */
+    for (int i = 0; i < 100 && !converged; i++) {
+        r = status(cl, sweep_id);
+        if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY)
+            converged = r->status_reply->sweep->converged;
+        frame_free(&r);
+        if (!converged)
+            coord_harness_sleep_ms(50);
+    }
+    *ret_done = done;
+    return converged;
+}
+
+static const char *fits_spec(char *buf, size_t n, const char *name, const char *command)
+{
+    snprintf(buf, n,
+             "name: %s\n"
+             "domains:\n"
+             "  - {name: a, tokens: 1.0e9, train: 'data/a_*.bin'}\n"
+             "  - {name: b, tokens: 2.0e9, train: 'data/b_*.bin'}\n"
+             "  - {name: c, tokens: 3.0e9, train: 'data/c_*.bin'}\n"
+             "sampling: {runs: 60, seed: 3}\n"
+             "proxy: {trainer: synthetic, max_attempts: 1}\n"
+             "regression:\n"
+             "  target: a\n"
+             "  model: ridge\n"
+             "  simulate: 2000\n"
+             "  top_k: 20\n"
+             "  refit_every: 8\n"
+             "  cv_folds: 2\n"
+             "  convergence: {min_runs: 16, min_spearman: 0.3, stable_refits: 1, l1_tol: 0.9}\n"
+             "  on_converge: cancel\n"
+             "target:\n"
+             "  launch: auto\n"
+             "  launcher: command\n"
+             "  command: %s\n",
+             name, command);
+    return buf;
+}
+
 static void test_refits_and_convergence(void)
 {
     void *cl = coord_harness_dealer(&H, H.clients_ep);
@@ -607,38 +676,8 @@ static void test_refits_and_convergence(void)
     frame_free(&r);
     hello(w, "w-fits", "boot-1", 4, NULL, 0, &r);
     frame_free(&r);
-    /* Loss of domain a: a bowl around (0.2, 0.3, 0.5) of the weights. */
-    int converged = 0, done = 0;
-    for (int i = 0; i < 200 && !converged; i++) {
-        ready(w, 1);
-        Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 500);
-        if (!a) {
-            r = status(cl, sweep_id);
-            if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY) {
-                converged = r->status_reply->sweep->converged;
-                if (r->status_reply->sweep->runs->queued == 0)
-                    i = 200; /* nothing left to assign */
-            }
-            frame_free(&r);
-            continue;
-        }
-        const double opt[3] = {0.2, 0.3, 0.5};
-        double loss = 2.0;
-        for (size_t k = 0; k < a->assign->n_weights && k < 3; k++)
-            loss += (a->assign->weights[k]->weight - opt[k]) *
-                    (a->assign->weights[k]->weight - opt[k]);
-        done += result(w, a->assign->attempt_id, a->assign->run_id, loss) == 1;
-        frame_free(&a);
-    }
-    /* Refits run beside the results: the verdict may come after the last result. */
-    for (int i = 0; i < 100 && !converged; i++) {
-        r = status(cl, sweep_id);
-        if (r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY)
-            converged = r->status_reply->sweep->converged;
-        frame_free(&r);
-        if (!converged)
-            coord_harness_sleep_ms(50);
-    }
+    int done = 0;
+    int converged = drive_to_convergence(cl, w, sweep_id, &done);
     CHECK_MSG(converged, "not converged after %d results", done);
     CHECK(done >= 16 && done <= 60);
     Regmix__FitsRequest fr = REGMIX__FITS_REQUEST__INIT;
@@ -737,6 +776,62 @@ static void test_refits_and_convergence(void)
 
 /* argv[1]: "session" (default) runs the session tests, "refits" the refit and launch test (two
  * meson tests, so each stays well under its timeout on a busy machine). */
+/* SIGTERM while a launched target runs: the target gets SIGTERM too (the trainer checkpoints
+ * on it), the coordinator waits for it, records it as failed, and exits 0. */
+static void test_shutdown_with_running_target(void)
+{
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    char yaml[2048];
+    Regmix__Envelope env;
+    Regmix__SubmitRequest sub = REGMIX__SUBMIT_REQUEST__INIT;
+    sub.spec_yaml = (char *)fits_spec(yaml, sizeof yaml, "longtarget", "[sleep, '30']");
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
+    env.submit = &sub;
+    Regmix__Envelope *r = coord_harness_rpc(cl, &env, 10000);
+    char sweep_id[64] = "";
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
+        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
+    frame_free(&r);
+    hello(w, "w-long", "boot-1", 4, NULL, 0, &r);
+    frame_free(&r);
+    int done = 0;
+    CHECK(drive_to_convergence(cl, w, sweep_id, &done));
+    int running = 0;
+    Regmix__TargetRequest tr = REGMIX__TARGET_REQUEST__INIT;
+    tr.sweep_id = sweep_id;
+    for (int i = 0; i < 100 && !running; i++) {
+        frame_envelope_init(&env, 0);
+        env.body_case = REGMIX__ENVELOPE__BODY_TARGET;
+        env.target = &tr;
+        r = coord_harness_rpc(cl, &env, 5000);
+        running = r && r->body_case == REGMIX__ENVELOPE__BODY_TARGET_REPLY &&
+                  r->target_reply->n_targets == 1 &&
+                  strcmp(r->target_reply->targets[0]->state, "running") == 0 &&
+                  r->target_reply->targets[0]->pid > 0;
+        frame_free(&r);
+        if (!running)
+            coord_harness_sleep_ms(50);
+    }
+    CHECK(running);
+    zmq_close(cl);
+    zmq_close(w);
+    double t0 = clock_mono_s();
+    CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
+    CHECK(clock_mono_s() - t0 < 10.0);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    CHECK(sqlite3_open(H.db, &db) == SQLITE_OK);
+    sqlite3_prepare_v2(db, "SELECT state FROM targets WHERE role = 'target' ORDER BY id DESC", -1,
+                       &st, NULL);
+    CHECK(st && sqlite3_step(st) == SQLITE_ROW);
+    if (st)
+        CHECK_STR_EQ((const char *)sqlite3_column_text(st, 0), "failed");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(int argc, char **argv)
 {
     int refits = argc > 1 && strcmp(argv[1], "refits") == 0;
@@ -746,6 +841,7 @@ int main(int argc, char **argv)
     if (r == 0) {
         if (refits) {
             TEST_RUN(test_refits_and_convergence);
+            TEST_RUN(test_shutdown_with_running_target);
         } else {
             TEST_RUN(test_full_sweep);
             TEST_RUN(test_cancel);
@@ -753,8 +849,10 @@ int main(int argc, char **argv)
             TEST_RUN(test_quarantine);
             TEST_RUN(test_restart_readoption);
         }
-        CHECK(coord_harness_alive(&H));
-        CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
+        if (!refits) { /* the refits part ends with its own stop */
+            CHECK(coord_harness_alive(&H));
+            CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
+        }
     }
     if (test__failures)
         coord_harness_dump_log(&H);

@@ -656,6 +656,18 @@ static void coord__tick(uv_timer_t *t)
     int64_t mono = clock_mono_ms();
     int64_t wall = clock_unix_ms();
     int64_t expire = 3 * (int64_t)c->cfg.heartbeat_ms;
+    /* A loop that was blocked (a big submit, a slow disk) heard nobody meanwhile: that is not
+     * the workers' fault, so the silence they are judged by starts after the stall. */
+    int64_t gap = c->last_tick_mono ? mono - c->last_tick_mono : 0;
+    c->last_tick_mono = mono;
+    if (gap > c->cfg.heartbeat_ms) {
+        log_warn("loop_stalled", "ms=%lld", (long long)gap);
+        for (int i = 0; i < c->nworkers; i++)
+            if (c->workers[i]->last_seen_mono < mono - gap)
+                c->workers[i]->last_seen_mono += gap;
+        if (c->orphans)
+            c->orphan_deadline_mono += gap;
+    }
     for (int i = 0; i < c->nworkers; i++) {
         worker_t *w = c->workers[i];
         if (w->alive && mono - w->last_seen_mono > expire) {
@@ -697,8 +709,8 @@ static void coord__tick(uv_timer_t *t)
     if (store_in_txn(c->store) || c->sched_dirty)
         /* Once stopping, the handles are closed: what is queued now is never sent, and writes are
      * committed by coord_destroy(). */
-    if (!c->stopping)
-        uv_idle_start(&c->flush_idle, coord__idle_noop);
+        if (!c->stopping)
+            uv_idle_start(&c->flush_idle, coord__idle_noop);
 }
 
 /* ---- loading ----------------------------------------------------------------------------------- */

@@ -158,6 +158,7 @@ typedef struct coord {
     int gpu_classes[COORD_GPU_CLASSES_MAX];
     int ngpu_classes;
     int64_t last_persist_mono;
+    int64_t last_tick_mono;
     int stopping;
     int fatal;
     char coordinator_id[48];

@@ -318,6 +318,72 @@ static void test_flood_then_serves(void)
     CHECK(coord_harness_list_ok(&H, 3000));
 }
 
+/* Every body case of the Envelope, with random ids and empty or random fields, on both
+ * endpoints (the worker one after a HELLO): each gets at most one answer and the daemon lives. */
+static void test_every_body_everywhere(void)
+{
+    const ProtobufCMessageDescriptor *d = &regmix__envelope__descriptor;
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    Regmix__Envelope env;
+    Regmix__Hello hello = REGMIX__HELLO__INIT;
+    hello.worker_id = "w-every";
+    hello.slots = 2;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    Regmix__Envelope *r = coord_harness_rpc(w, &env, 3000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    unsigned seed = 99;
+    int sent = 0;
+    for (unsigned f = 0; f < d->n_fields; f++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[f];
+        if (fd->type != PROTOBUF_C_TYPE_MESSAGE || fd->id < 10)
+            continue;
+        const ProtobufCMessageDescriptor *md = fd->descriptor;
+        for (int rep = 0; rep < 4; rep++) {
+            ProtobufCMessage *body = calloc(1, md->sizeof_message);
+            md->message_init(body);
+            /* Random scalars in the body's uint/int fields (ids, counts, indices). */
+            for (unsigned k = 0; k < md->n_fields; k++) {
+                const ProtobufCFieldDescriptor *bf = &md->fields[k];
+                if (bf->label == PROTOBUF_C_LABEL_REPEATED)
+                    continue;
+                char *at = (char *)body + bf->offset;
+                if (bf->type == PROTOBUF_C_TYPE_UINT64)
+                    *(uint64_t *)at = rep == 0 ? 0 : (uint64_t)rand_r(&seed) % 50;
+                else if (bf->type == PROTOBUF_C_TYPE_UINT32 || bf->type == PROTOBUF_C_TYPE_INT32)
+                    *(uint32_t *)at = (uint32_t)rand_r(&seed) % (rep == 3 ? 100000u : 8u);
+                else if (bf->type == PROTOBUF_C_TYPE_BOOL)
+                    *(protobuf_c_boolean *)at = rep & 1;
+            }
+            frame_envelope_init(&env, 0);
+            env.body_case = (Regmix__Envelope__BodyCase)fd->id;
+            *(ProtobufCMessage **)((char *)&env + fd->offset) = body;
+            coord_harness_send(w, &env);
+            coord_harness_send(cl, &env);
+            sent += 2;
+            free(body);
+        }
+    }
+    /* Drain whatever came back (errors, acks, pongs, replies); then the daemon still serves. */
+    int got = 0;
+    while ((r = coord_harness_recv(w, 300)) != NULL) {
+        got++;
+        frame_free(&r);
+    }
+    while ((r = coord_harness_recv(cl, 300)) != NULL) {
+        got++;
+        frame_free(&r);
+    }
+    CHECK_MSG(got > 0 && got <= sent, "%d answers to %d messages", got, sent);
+    zmq_close(w);
+    zmq_close(cl);
+    CHECK(coord_harness_alive(&H));
+    CHECK(coord_harness_list_ok(&H, 3000));
+}
+
 int main(void)
 {
     const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", NULL};
@@ -332,6 +398,7 @@ int main(void)
         TEST_RUN(test_hello_validation_and_unknown_result);
         TEST_RUN(test_client_requests_errors);
         TEST_RUN(test_flood_then_serves);
+        TEST_RUN(test_every_body_everywhere);
         CHECK(coord_harness_alive(&H));
         CHECK(coord_harness_list_ok(&H, 3000));
         CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);

@@ -569,6 +569,106 @@ static void test_restart_readoption(void)
 /* Refits as results arrive (fitter hook-up): fits are stored and listed, the mixture reply has
  * the last fit, and with a lenient convergence rule the sweep converges and (on_converge:
  * cancel) its remaining runs are cancelled. */
+/* GPU-aware and priority order: a CPU worker never gets runs that need a GPU; a worker with one
+ * GPU gets one such run at a time, with that GPU's index; higher priority goes first. */
+static void test_gpus_and_priority(void)
+{
+    settle();
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    void *cpu = coord_harness_dealer(&H, H.workers_ep);
+    void *gpu = coord_harness_dealer(&H, H.workers_ep);
+    const char *specs[2] = {
+            "name: needs-gpu\n"
+            "domains: [{name: a, tokens: 1.0e9}, {name: b, tokens: 2.0e9}]\n"
+            "sampling: {runs: 2}\n"
+            "proxy: {trainer: synthetic, gpus: 1}\n",
+            "name: cpu-first\n"
+            "priority: 5\n"
+            "domains: [{name: a, tokens: 1.0e9}, {name: b, tokens: 2.0e9}]\n"
+            "sampling: {runs: 3}\n"
+            "proxy: {trainer: synthetic}\n",
+    };
+    char ids[2][64] = {"", ""};
+    for (int i = 0; i < 2; i++) {
+        Regmix__Envelope env;
+        Regmix__SubmitRequest sub = REGMIX__SUBMIT_REQUEST__INIT;
+        sub.spec_yaml = (char *)specs[i];
+        frame_envelope_init(&env, 0);
+        env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
+        env.submit = &sub;
+        Regmix__Envelope *r = coord_harness_rpc(cl, &env, 10000);
+        CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY);
+        if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
+            snprintf(ids[i], sizeof ids[i], "%s", r->submit_reply->sweep_id);
+        frame_free(&r);
+    }
+    Regmix__Envelope *r = NULL;
+    /* The GPU worker says HELLO first: the priority-5 CPU sweep still goes first. */
+    Regmix__Envelope env;
+    Regmix__Hello h = REGMIX__HELLO__INIT;
+    Regmix__GpuInfo g = REGMIX__GPU_INFO__INIT, *gp = &g;
+    g.index = 3;
+    g.name = "test gpu";
+    h.worker_id = "w-gpu";
+    h.boot_id = "b";
+    h.slots = 2;
+    h.n_gpus = 1;
+    h.gpus = &gp;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    r = coord_harness_rpc(gpu, &env, 5000);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    ready(gpu, 2);
+    Regmix__Envelope *a1 = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    Regmix__Envelope *a2 = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    CHECK(a1 && a2);
+    if (a1 && a2) {
+        CHECK_STR_EQ(a1->assign->sweep_id, ids[1]);
+        CHECK_STR_EQ(a2->assign->sweep_id, ids[1]);
+        CHECK_INT_EQ(a1->assign->n_gpu_indices, 0);
+    }
+    /* A CPU worker: the last CPU run, and never the GPU runs. */
+    hello(cpu, "w-cpu", "b", 4, NULL, 0, &r);
+    frame_free(&r);
+    ready(cpu, 4);
+    Regmix__Envelope *c1 = expect(cpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    CHECK(c1 && strcmp(c1->assign->sweep_id, ids[1]) == 0);
+    r = expect(cpu, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
+    CHECK(r == NULL);
+    frame_free(&r);
+    /* The GPU worker finishes both: one GPU run at a time, on GPU 3. */
+    if (a1)
+        CHECK_INT_EQ(result(gpu, a1->assign->attempt_id, a1->assign->run_id, 1.0), 1);
+    if (a2)
+        CHECK_INT_EQ(result(gpu, a2->assign->attempt_id, a2->assign->run_id, 1.0), 1);
+    ready(gpu, 2);
+    Regmix__Envelope *g1 = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+    r = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
+    CHECK(g1 != NULL && r == NULL);
+    frame_free(&r);
+    if (g1) {
+        CHECK_STR_EQ(g1->assign->sweep_id, ids[0]);
+        CHECK_INT_EQ(g1->assign->gpus, 1);
+        CHECK_INT_EQ(g1->assign->n_gpu_indices, 1);
+        if (g1->assign->n_gpu_indices == 1)
+            CHECK_INT_EQ(g1->assign->gpu_indices[0], 3);
+        CHECK_INT_EQ(result(gpu, g1->assign->attempt_id, g1->assign->run_id, 1.0), 1);
+        ready(gpu, 2);
+        Regmix__Envelope *g2 = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
+        CHECK(g2 && g2->assign->n_gpu_indices == 1 && g2->assign->gpu_indices[0] == 3);
+        frame_free(&g2);
+    }
+    frame_free(&a1);
+    frame_free(&a2);
+    frame_free(&c1);
+    frame_free(&g1);
+    zmq_close(cl);
+    zmq_close(cpu);
+    zmq_close(gpu);
+}
+
 /* Works a refitting sweep off as a worker with a bowl-shaped loss of domain a around
  * (0.2, 0.3, 0.5), then waits for the verdict. Returns 1 when the sweep converged. */
 static int drive_to_convergence(void *cl, void *w, const char *sweep_id, int *ret_done)
@@ -848,6 +948,7 @@ int main(int argc, char **argv)
             TEST_RUN(test_lease_expiry_and_fencing);
             TEST_RUN(test_quarantine);
             TEST_RUN(test_restart_readoption);
+            TEST_RUN(test_gpus_and_priority);
         }
         if (!refits) { /* the refits part ends with its own stop */
             CHECK(coord_harness_alive(&H));

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
+
 /* Bound on columns: the header's uniqueness check is quadratic and no sane table is wider. */
 #define CSV_MAX_COLS 4096
 
@@ -31,19 +33,6 @@ typedef struct rec {
     int nfields;
     int line;
 } rec_t;
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Grows *arr (elements of `size` bytes, capacity *cap) to hold at least `need` elements. */
 static int grow(void **arr, size_t *cap, size_t need, size_t size)
@@ -81,7 +70,7 @@ int csv_read_string(
     if (!name)
         name = "(string)";
     if (len > CSV_MAX_BYTES) {
-        set_err(err, errlen, "%s: larger than %u bytes", name, CSV_MAX_BYTES);
+        errbuf_set(err, errlen, "%s: larger than %u bytes", name, CSV_MAX_BYTES);
         return -EFBIG;
     }
     int rc = -ENOMEM;
@@ -119,7 +108,7 @@ int csv_read_string(
             goto fail;
         }
         if (line == INT_MAX) {
-            set_err(err, errlen, "%s:%d: too many lines", name, line);
+            errbuf_set(err, errlen, "%s:%d: too many lines", name, line);
             goto fail;
         }
         rec_t *r = &recs[nrec++];
@@ -138,8 +127,8 @@ int csv_read_string(
                 pos++;
                 for (;;) {
                     if (pos >= len) {
-                        set_err(err, errlen, "%s:%d: unterminated quoted field (field %d)", name,
-                                qline, r->nfields);
+                        errbuf_set(err, errlen, "%s:%d: unterminated quoted field (field %d)", name,
+                                   qline, r->nfields);
                         goto fail;
                     }
                     char ch = text[pos];
@@ -153,7 +142,8 @@ int csv_read_string(
                         break;
                     }
                     if (ch == '\0') {
-                        set_err(err, errlen, "%s:%d: NUL byte in field %d", name, line, r->nfields);
+                        errbuf_set(err, errlen, "%s:%d: NUL byte in field %d", name, line,
+                                   r->nfields);
                         goto fail;
                     }
                     if (ch == '\n')
@@ -162,21 +152,22 @@ int csv_read_string(
                     pos++;
                 }
                 if (pos < len && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
-                    set_err(err, errlen, "%s:%d: text after the closing quote of field %d", name,
-                            line, r->nfields);
+                    errbuf_set(err, errlen, "%s:%d: text after the closing quote of field %d", name,
+                               line, r->nfields);
                     goto fail;
                 }
             } else {
                 while (pos < len && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
                     char ch = text[pos];
                     if (ch == '"') {
-                        set_err(err, errlen,
-                                "%s:%d: quote inside unquoted field %d (quote the whole field)",
-                                name, line, r->nfields);
+                        errbuf_set(err, errlen,
+                                   "%s:%d: quote inside unquoted field %d (quote the whole field)",
+                                   name, line, r->nfields);
                         goto fail;
                     }
                     if (ch == '\0') {
-                        set_err(err, errlen, "%s:%d: NUL byte in field %d", name, line, r->nfields);
+                        errbuf_set(err, errlen, "%s:%d: NUL byte in field %d", name, line,
+                                   r->nfields);
                         goto fail;
                     }
                     c->buf[out++] = ch;
@@ -192,7 +183,7 @@ int csv_read_string(
             }
             if (text[pos] == '\r') {
                 if (pos + 1 >= len || text[pos + 1] != '\n') {
-                    set_err(err, errlen, "%s:%d: carriage return without line feed", name, line);
+                    errbuf_set(err, errlen, "%s:%d: carriage return without line feed", name, line);
                     goto fail;
                 }
                 pos++;
@@ -204,7 +195,7 @@ int csv_read_string(
     }
 
     if (nrec == 0) {
-        set_err(err, errlen, "%s:1: empty file: no header row", name);
+        errbuf_set(err, errlen, "%s:1: empty file: no header row", name);
         goto fail;
     }
     int ncols = recs[0].nfields;
@@ -214,20 +205,21 @@ int csv_read_string(
         ncols--;
     }
     if (ncols > CSV_MAX_COLS) {
-        set_err(err, errlen, "%s:%d: %d columns, more than the limit %d", name, recs[0].line, ncols,
-                CSV_MAX_COLS);
+        errbuf_set(err, errlen, "%s:%d: %d columns, more than the limit %d", name, recs[0].line,
+                   ncols, CSV_MAX_COLS);
         goto fail;
     }
     for (int j = 0; j < ncols; j++) {
         const char *nj = c->buf + offs[j];
         if (!*nj) {
-            set_err(err, errlen, "%s:%d: column %d has an empty name", name, recs[0].line, j + 1);
+            errbuf_set(err, errlen, "%s:%d: column %d has an empty name", name, recs[0].line,
+                       j + 1);
             goto fail;
         }
         for (int i = 0; i < j; i++)
             if (strcmp(c->buf + offs[i], nj) == 0) {
-                set_err(err, errlen, "%s:%d: duplicate column name '%.64s' (columns %d and %d)",
-                        name, recs[0].line, nj, i + 1, j + 1);
+                errbuf_set(err, errlen, "%s:%d: duplicate column name '%.64s' (columns %d and %d)",
+                           name, recs[0].line, nj, i + 1, j + 1);
                 goto fail;
             }
     }
@@ -238,12 +230,12 @@ int csv_read_string(
         if (drop_trailing && r->nfields == ncols + 1 &&
             c->buf[offs[r->first + (size_t)ncols]] == '\0')
             continue;
-        set_err(err, errlen, "%s:%d: row has %d fields, the header has %d", name, r->line,
-                r->nfields, ncols);
+        errbuf_set(err, errlen, "%s:%d: row has %d fields, the header has %d", name, r->line,
+                   r->nfields, ncols);
         goto fail;
     }
     if (nrec - 1 > (size_t)INT_MAX / (size_t)ncols) {
-        set_err(err, errlen, "%s: too many rows", name);
+        errbuf_set(err, errlen, "%s: too many rows", name);
         goto fail;
     }
 
@@ -270,7 +262,7 @@ int csv_read_string(
 
 fail:
     if (rc == -ENOMEM)
-        set_err(err, errlen, "%s: out of memory", name);
+        errbuf_set(err, errlen, "%s: out of memory", name);
     free(offs);
     free(recs);
     csv_destroy(&c);
@@ -282,19 +274,19 @@ int csv_read_file(const char *path, csv_t **ret, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        set_err(err, errlen, "%s: %s", path, strerror(e));
+        errbuf_set(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int e = errno;
         close(fd);
-        set_err(err, errlen, "%s: %s", path, strerror(e));
+        errbuf_set(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
-        set_err(err, errlen, "%s: is a directory", path);
+        errbuf_set(err, errlen, "%s: is a directory", path);
         return -EISDIR;
     }
     /* Read until EOF rather than trusting st_size, so pipes and growing files work too. */
@@ -304,7 +296,7 @@ int csv_read_file(const char *path, csv_t **ret, char *err, size_t errlen)
     char *text = malloc(cap);
     if (!text) {
         close(fd);
-        set_err(err, errlen, "%s: out of memory", path);
+        errbuf_set(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
     for (;;) {
@@ -312,7 +304,7 @@ int csv_read_file(const char *path, csv_t **ret, char *err, size_t errlen)
             if (cap > CSV_MAX_BYTES) {
                 free(text);
                 close(fd);
-                set_err(err, errlen, "%s: larger than %u bytes", path, CSV_MAX_BYTES);
+                errbuf_set(err, errlen, "%s: larger than %u bytes", path, CSV_MAX_BYTES);
                 return -EFBIG;
             }
             size_t ncap = cap * 2 > (size_t)CSV_MAX_BYTES + 1 ? (size_t)CSV_MAX_BYTES + 1 : cap * 2;
@@ -320,7 +312,7 @@ int csv_read_file(const char *path, csv_t **ret, char *err, size_t errlen)
             if (!p) {
                 free(text);
                 close(fd);
-                set_err(err, errlen, "%s: out of memory", path);
+                errbuf_set(err, errlen, "%s: out of memory", path);
                 return -ENOMEM;
             }
             text = p;
@@ -333,7 +325,7 @@ int csv_read_file(const char *path, csv_t **ret, char *err, size_t errlen)
             int e = errno;
             free(text);
             close(fd);
-            set_err(err, errlen, "%s: %s", path, strerror(e));
+            errbuf_set(err, errlen, "%s: %s", path, strerror(e));
             return -e;
         }
         if (n == 0)
@@ -409,14 +401,14 @@ int csv_get_double(const csv_t *csv, int row, int col, double *out, char *err, s
 {
     const char *s = csv_get(csv, row, col);
     if (!s) {
-        set_err(err, errlen, "%s: no cell at row %d, column %d", csv->name, row, col);
+        errbuf_set(err, errlen, "%s: no cell at row %d, column %d", csv->name, row, col);
         return -ERANGE;
     }
     char buf[128];
     size_t n = field_trimmed(s, buf, sizeof buf);
     if (n == 0) {
-        set_err(err, errlen, "%s:%d: column '%.64s': empty field where a number is expected",
-                csv->name, csv->lines[row], csv->names[col]);
+        errbuf_set(err, errlen, "%s:%d: column '%.64s': empty field where a number is expected",
+                   csv->name, csv->lines[row], csv->names[col]);
         return -EINVAL;
     }
     char *end;
@@ -425,8 +417,8 @@ int csv_get_double(const csv_t *csv, int row, int col, double *out, char *err, s
     int bad = end != buf + n || strlen(s) >= sizeof buf || !isfinite(v) ||
               (errno == ERANGE && fabs(v) > 1.0);
     if (bad) {
-        set_err(err, errlen, "%s:%d: column '%.64s': '%.40s' is not a finite number", csv->name,
-                csv->lines[row], csv->names[col], s);
+        errbuf_set(err, errlen, "%s:%d: column '%.64s': '%.40s' is not a finite number", csv->name,
+                   csv->lines[row], csv->names[col], s);
         return -EINVAL;
     }
     *out = v;
@@ -437,7 +429,7 @@ int csv_get_long(const csv_t *csv, int row, int col, long *out, char *err, size_
 {
     const char *s = csv_get(csv, row, col);
     if (!s) {
-        set_err(err, errlen, "%s: no cell at row %d, column %d", csv->name, row, col);
+        errbuf_set(err, errlen, "%s: no cell at row %d, column %d", csv->name, row, col);
         return -ERANGE;
     }
     char buf[64];
@@ -446,8 +438,8 @@ int csv_get_long(const csv_t *csv, int row, int col, long *out, char *err, size_
     errno = 0;
     long v = strtol(buf, &end, 10);
     if (n == 0 || end != buf + n || strlen(s) >= sizeof buf || errno == ERANGE) {
-        set_err(err, errlen, "%s:%d: column '%.64s': '%.40s' is not an integer", csv->name,
-                csv->lines[row], csv->names[col], s);
+        errbuf_set(err, errlen, "%s:%d: column '%.64s': '%.40s' is not an integer", csv->name,
+                   csv->lines[row], csv->names[col], s);
         return -EINVAL;
     }
     *out = v;
@@ -477,7 +469,7 @@ static int *sorted_keys(const csv_t *csv, int col, int *rc, char *err, size_t er
     int *idx = malloc(((size_t)n + 1) * sizeof *idx);
     if (!idx) {
         *rc = -ENOMEM;
-        set_err(err, errlen, "%s: out of memory", csv->name);
+        errbuf_set(err, errlen, "%s: out of memory", csv->name);
         return NULL;
     }
     for (int i = 0; i < n; i++)
@@ -487,9 +479,9 @@ static int *sorted_keys(const csv_t *csv, int col, int *rc, char *err, size_t er
     for (int i = 1; i < n; i++) {
         const char *p = csv_get(csv, idx[i - 1], col), *q = csv_get(csv, idx[i], col);
         if (strcmp(p, q) == 0) {
-            set_err(err, errlen,
-                    "%s:%d: duplicate key '%.64s' in column '%.64s' (first on line %d)", csv->name,
-                    csv->lines[idx[i]], q, csv->names[col], csv->lines[idx[i - 1]]);
+            errbuf_set(err, errlen,
+                       "%s:%d: duplicate key '%.64s' in column '%.64s' (first on line %d)",
+                       csv->name, csv->lines[idx[i]], q, csv->names[col], csv->lines[idx[i - 1]]);
             free(idx);
             *rc = -EINVAL;
             return NULL;
@@ -525,7 +517,7 @@ int csv_join(const csv_t *a,
              size_t errlen)
 {
     if (key_a < 0 || key_a >= a->ncols || key_b < 0 || key_b >= b->ncols) {
-        set_err(err, errlen, "csv_join: key column out of range");
+        errbuf_set(err, errlen, "csv_join: key column out of range");
         return -ERANGE;
     }
     int rc = 0;
@@ -541,15 +533,15 @@ int csv_join(const csv_t *a,
     used = calloc((size_t)b->nrows + 1, 1);
     if (!map || !used) {
         rc = -ENOMEM;
-        set_err(err, errlen, "%s: out of memory", a->name);
+        errbuf_set(err, errlen, "%s: out of memory", a->name);
         goto out;
     }
     for (int i = 0; i < a->nrows; i++) {
         const char *key = csv_get(a, i, key_a);
         int j = find_key(b, key_b, sb, key);
         if (j < 0) {
-            set_err(err, errlen, "%s:%d: key '%.64s' (column '%.64s') has no match in %s", a->name,
-                    a->lines[i], key, a->names[key_a], b->name);
+            errbuf_set(err, errlen, "%s:%d: key '%.64s' (column '%.64s') has no match in %s",
+                       a->name, a->lines[i], key, a->names[key_a], b->name);
             rc = -EINVAL;
             goto out;
         }
@@ -559,8 +551,8 @@ int csv_join(const csv_t *a,
     if (!(flags & CSV_JOIN_ALLOW_EXTRA_B)) {
         for (int j = 0; j < b->nrows; j++) {
             if (!used[j]) {
-                set_err(err, errlen, "%s:%d: key '%.64s' (column '%.64s') has no match in %s",
-                        b->name, b->lines[j], csv_get(b, j, key_b), b->names[key_b], a->name);
+                errbuf_set(err, errlen, "%s:%d: key '%.64s' (column '%.64s') has no match in %s",
+                           b->name, b->lines[j], csv_get(b, j, key_b), b->names[key_b], a->name);
                 rc = -EINVAL;
                 goto out;
             }

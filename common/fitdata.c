@@ -9,17 +9,8 @@
 #include <string.h>
 
 #include "csv.h"
+#include "errbuf.h"
 #include "objective.h"
-
-static void fitdata__err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void fitdata_destroy(fitdata_t **self_p)
 {
@@ -63,18 +54,18 @@ int fitdata_load(const char *mixtures,
     rc = -EINVAL;
     int mkey = csv_col(mc, key), lkey = csv_col(lc, key);
     if (mkey < 0 || lkey < 0) {
-        fitdata__err(err, errlen, "%s:1: no join column '%s'", mkey < 0 ? mixtures : losses, key);
+        errbuf_set(err, errlen, "%s:1: no join column '%s'", mkey < 0 ? mixtures : losses, key);
         goto out;
     }
     int mcols = csv_ncols(mc), lcols = csv_ncols(lc);
     if (csv_nrows(mc) < 1) {
-        fitdata__err(err, errlen, "%s:1: no runs", mixtures);
+        errbuf_set(err, errlen, "%s:1: no runs", mixtures);
         goto out;
     }
     if (!domains)
         d = (size_t)(mcols - 1);
     if (d < 1 || (size_t)(mcols - 1) != d) {
-        fitdata__err(err, errlen, "%s:1: %d mixture columns, expected %zu", mixtures, mcols - 1, d);
+        errbuf_set(err, errlen, "%s:1: %d mixture columns, expected %zu", mixtures, mcols - 1, d);
         goto out;
     }
     rc = -ENOMEM;
@@ -96,7 +87,7 @@ int fitdata_load(const char *mixtures,
         if (domains) {
             mcol[j] = csv_col(mc, domains[j]);
             if (mcol[j] < 0 || mcol[j] == mkey) {
-                fitdata__err(err, errlen, "%s:1: no mixture column '%s'", mixtures, domains[j]);
+                errbuf_set(err, errlen, "%s:1: no mixture column '%s'", mixtures, domains[j]);
                 rc = -EINVAL;
                 goto out;
             }
@@ -119,7 +110,7 @@ int fitdata_load(const char *mixtures,
         /* name the file whose header lacks the column */
         char msg[512];
         snprintf(msg, sizeof msg, "%s:1: %s", losses, err ? err : "bad target");
-        fitdata__err(err, errlen, "%s", msg);
+        errbuf_set(err, errlen, "%s", msg);
         goto out;
     }
     if (!(fd->target = strdup(objective_text(obj)))) {
@@ -136,16 +127,15 @@ int fitdata_load(const char *mixtures,
             if (rc != 0)
                 goto out;
             if (x[j] < 0) {
-                fitdata__err(err, errlen, "%s:%d: column '%s': negative weight %g", mixtures,
-                             csv_line(mc, (int)i), fd->domains[j], x[j]);
+                errbuf_set(err, errlen, "%s:%d: column '%s': negative weight %g", mixtures,
+                           csv_line(mc, (int)i), fd->domains[j], x[j]);
                 rc = -EINVAL;
                 goto out;
             }
             sum += x[j];
         }
         if (!(sum > 0)) {
-            fitdata__err(err, errlen, "%s:%d: the weights sum to 0", mixtures,
-                         csv_line(mc, (int)i));
+            errbuf_set(err, errlen, "%s:%d: the weights sum to 0", mixtures, csv_line(mc, (int)i));
             rc = -EINVAL;
             goto out;
         }
@@ -196,7 +186,7 @@ int fitdata_load_prior(const char *path,
     rc = -EINVAL;
     int dc = csv_col(pc, "domain"), wc = csv_col(pc, "weight");
     if (dc < 0 || wc < 0) {
-        fitdata__err(err, errlen, "%s:1: the header must have columns 'domain' and 'weight'", path);
+        errbuf_set(err, errlen, "%s:1: the header must have columns 'domain' and 'weight'", path);
         goto out;
     }
     for (int r = 0; r < csv_nrows(pc); r++) {
@@ -205,13 +195,12 @@ int fitdata_load_prior(const char *path,
         while (j < d && strcmp(domains[j], name) != 0)
             j++;
         if (j == d) {
-            fitdata__err(err, errlen, "%s:%d: domain '%s' is not a mixture column", path,
-                         csv_line(pc, r), name);
+            errbuf_set(err, errlen, "%s:%d: domain '%s' is not a mixture column", path,
+                       csv_line(pc, r), name);
             goto out;
         }
         if (seen[j]) {
-            fitdata__err(err, errlen, "%s:%d: domain '%s' given twice", path, csv_line(pc, r),
-                         name);
+            errbuf_set(err, errlen, "%s:%d: domain '%s' given twice", path, csv_line(pc, r), name);
             goto out;
         }
         seen[j] = 1;
@@ -219,15 +208,15 @@ int fitdata_load_prior(const char *path,
             goto out;
         rc = -EINVAL;
         if (!(a[j] > 0)) {
-            fitdata__err(err, errlen, "%s:%d: weight of '%s' must be positive", path,
-                         csv_line(pc, r), name);
+            errbuf_set(err, errlen, "%s:%d: weight of '%s' must be positive", path, csv_line(pc, r),
+                       name);
             goto out;
         }
     }
     for (size_t j = 0; j < d; j++)
         if (!seen[j]) {
-            fitdata__err(err, errlen, "%s:%d: no weight for domain '%s'", path, csv_nrows(pc) + 2,
-                         domains[j]);
+            errbuf_set(err, errlen, "%s:%d: no weight for domain '%s'", path, csv_nrows(pc) + 2,
+                       domains[j]);
             goto out;
         }
     memcpy(ret_alpha, a, d * sizeof *a);

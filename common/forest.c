@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 /* Rows per cache block: their bins (BLOCK * nfeatures * 2 bytes) and sums stay in L1 while every
  * tree passes over them. */
 #define FOREST_BLOCK 256
@@ -47,16 +49,6 @@ struct forest {
     int *ncuts;
     uint16_t *lut; /* (nfeat, FOREST_LUT): bin of each cell's left edge */
 };
-
-static void forest__err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void forest_destroy(forest_t **self_p)
 {
@@ -157,7 +149,7 @@ int forest_from_xgboost_json(const char *json, size_t len, forest_t **ret, char 
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
     if (!root) {
-        forest__err(err, errlen, "model JSON: line %d: %s", jerr.line, jerr.text);
+        errbuf_set(err, errlen, "model JSON: line %d: %s", jerr.line, jerr.text);
         return -EINVAL;
     }
     int rc = -EINVAL;
@@ -173,16 +165,16 @@ int forest_from_xgboost_json(const char *json, size_t len, forest_t **ret, char 
     if (!learner || !json_is_array(trees) || json_array_size(trees) == 0 ||
         forest__str_number(json_object_get(mp, "base_score"), &base) != 0 ||
         forest__str_number(json_object_get(mp, "num_feature"), &nfeat_d) != 0) {
-        forest__err(err, errlen, "model JSON: not a gbtree model with trees and base_score");
+        errbuf_set(err, errlen, "model JSON: not a gbtree model with trees and base_score");
         goto out;
     }
     json_t *nt = json_object_get(mp, "num_target");
     if (nt && forest__str_number(nt, &ntarget) == 0 && ntarget > 1) {
-        forest__err(err, errlen, "model JSON: %g targets, only one is supported", ntarget);
+        errbuf_set(err, errlen, "model JSON: %g targets, only one is supported", ntarget);
         goto out;
     }
     if (nfeat_d < 1 || nfeat_d > 255) {
-        forest__err(err, errlen, "model JSON: %g features (1..255 supported)", nfeat_d);
+        errbuf_set(err, errlen, "model JSON: %g features (1..255 supported)", nfeat_d);
         goto out;
     }
     rc = -ENOMEM;
@@ -198,10 +190,10 @@ int forest_from_xgboost_json(const char *json, size_t len, forest_t **ret, char 
     for (int t = 0; t < f->ntrees; t++) {
         forest__tree_json_t tj;
         if (forest__tree_arrays(json_array_get(trees, (size_t)t), &tj) != 0) {
-            forest__err(err, errlen,
-                        "model JSON: tree %d lacks its node arrays or has "
-                        "categorical splits",
-                        t);
+            errbuf_set(err, errlen,
+                       "model JSON: tree %d lacks its node arrays or has "
+                       "categorical splits",
+                       t);
             goto out;
         }
         total += tj.n;
@@ -272,7 +264,7 @@ int forest_from_xgboost_json(const char *json, size_t len, forest_t **ret, char 
             if (l <= 0 || r <= 0 || (size_t)l >= tj.n || (size_t)r >= tj.n || newid[l] != -1 ||
                 newid[r] != -1 || feat < 0 || feat >= f->nfeat || dl == LONG_MIN ||
                 !isfinite(cond)) {
-                forest__err(err, errlen, "model JSON: tree %d node %zu is malformed", t, u);
+                errbuf_set(err, errlen, "model JSON: tree %d node %zu is malformed", t, u);
                 free(depth);
                 goto out;
             }
@@ -290,7 +282,7 @@ int forest_from_xgboost_json(const char *json, size_t len, forest_t **ret, char 
         }
         free(depth);
         if (maxdepth > 255) {
-            forest__err(err, errlen, "model JSON: tree %d is deeper than 255", t);
+            errbuf_set(err, errlen, "model JSON: tree %d is deeper than 255", t);
             goto out;
         }
         f->depth[t] = (uint8_t)maxdepth;
@@ -311,7 +303,7 @@ int forest_from_xgboost_json(const char *json, size_t len, forest_t **ret, char 
                 c[u++] = c[i];
         f->ncuts[j] = u;
         if (u > 65534) {
-            forest__err(err, errlen, "model: feature %d has %d thresholds (65534 at most)", j, u);
+            errbuf_set(err, errlen, "model: feature %d has %d thresholds (65534 at most)", j, u);
             rc = -E2BIG;
             goto out;
         }

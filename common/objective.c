@@ -8,21 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 struct objective {
     int ncols;
     double *w; /* (ncols) */
     char *text;
 };
-
-static void objective__err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void objective_destroy(objective_t **self_p)
 {
@@ -82,7 +74,7 @@ int objective_from_terms(const char *const *term_names,
                          size_t errlen)
 {
     if (nterms < 1) {
-        objective__err(err, errlen, "target: no terms");
+        errbuf_set(err, errlen, "target: no terms");
         return -EINVAL;
     }
     objective_t *o = objective__new(ncols);
@@ -100,13 +92,13 @@ int objective_from_terms(const char *const *term_names,
             if (strcmp(names[j], term_names[t]) == 0)
                 col = j;
         if (col < 0) {
-            objective__err(err, errlen, "target: no loss column named '%s'", term_names[t]);
+            errbuf_set(err, errlen, "target: no loss column named '%s'", term_names[t]);
             rc = -EINVAL;
         } else if (seen[col]) {
-            objective__err(err, errlen, "target: column '%s' given twice", term_names[t]);
+            errbuf_set(err, errlen, "target: column '%s' given twice", term_names[t]);
             rc = -EINVAL;
         } else if (!isfinite(term_weights[t])) {
-            objective__err(err, errlen, "target: weight of '%s' is not finite", term_names[t]);
+            errbuf_set(err, errlen, "target: weight of '%s' is not finite", term_names[t]);
             rc = -EINVAL;
         } else {
             seen[col] = 1;
@@ -132,7 +124,7 @@ int objective_parse(const char *spec,
                     size_t errlen)
 {
     if (!spec || !*spec) {
-        objective__err(err, errlen, "target: empty");
+        errbuf_set(err, errlen, "target: empty");
         return -EINVAL;
     }
     for (int j = 0; j < ncols; j++)
@@ -142,7 +134,7 @@ int objective_parse(const char *spec,
         }
     if (strcmp(spec, "mean") == 0) {
         if (ncols < 1) {
-            objective__err(err, errlen, "target: 'mean' of no loss columns");
+            errbuf_set(err, errlen, "target: 'mean' of no loss columns");
             return -EINVAL;
         }
         objective_t *o = objective__new(ncols);
@@ -156,7 +148,7 @@ int objective_parse(const char *spec,
         return 0;
     }
     if (!strchr(spec, '=')) {
-        objective__err(err, errlen, "target: no loss column named '%s'", spec);
+        errbuf_set(err, errlen, "target: no loss column named '%s'", spec);
         return -EINVAL;
     }
     /* name=w,name=w */
@@ -180,7 +172,7 @@ int objective_parse(const char *spec,
             tw[nt] = strtod(eq + 1, &end);
         }
         if (!eq || eq == tok || end == eq + 1 || *end || errno) {
-            objective__err(err, errlen, "target: '%s' is not name=weight", tok);
+            errbuf_set(err, errlen, "target: '%s' is not name=weight", tok);
             rc = -EINVAL;
             break;
         }

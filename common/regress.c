@@ -11,6 +11,8 @@
 #include <string.h>
 #include <xgboost/c_api.h>
 
+#include "errbuf.h"
+
 struct regress {
     regress_kind_t kind;
     size_t d;
@@ -20,16 +22,6 @@ struct regress {
     BoosterHandle booster;
     forest_t *forest;
 };
-
-static void regress__err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void regress_params_default(regress_params_t *p)
 {
@@ -149,7 +141,7 @@ static int regress__fit_linear(regress_t *m,
         lapack_int info = LAPACKE_dgelsd(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)d, 1, Xc,
                                          (lapack_int)d, yc, 1, s, 1e-10, &rank);
         if (info != 0) {
-            regress__err(err, errlen, "linear fit: dgelsd failed (info %d)", (int)info);
+            errbuf_set(err, errlen, "linear fit: dgelsd failed (info %d)", (int)info);
             rc = -EINVAL;
             goto out;
         }
@@ -157,7 +149,7 @@ static int regress__fit_linear(regress_t *m,
     } else {
         double alpha = p->ridge_alpha;
         if (!(alpha > 0) || !isfinite(alpha)) {
-            regress__err(err, errlen, "ridge fit: alpha must be positive, got %g", alpha);
+            errbuf_set(err, errlen, "ridge fit: alpha must be positive, got %g", alpha);
             rc = -EINVAL;
             goto out;
         }
@@ -175,7 +167,7 @@ static int regress__fit_linear(regress_t *m,
         lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)d, 1, A, (lapack_int)d,
                                         m->coef, 1);
         if (info != 0) {
-            regress__err(err, errlen, "ridge fit: dposv failed (info %d)", (int)info);
+            errbuf_set(err, errlen, "ridge fit: dposv failed (info %d)", (int)info);
             rc = -EINVAL;
             goto out;
         }
@@ -196,7 +188,7 @@ out:
 #define REGRESS_XGB(call)                                                                          \
     do {                                                                                           \
         if ((call) != 0) {                                                                         \
-            regress__err(err, errlen, "XGBoost: %s", XGBGetLastError());                           \
+            errbuf_set(err, errlen, "XGBoost: %s", XGBGetLastError());                             \
             rc = -EIO;                                                                             \
             goto out;                                                                              \
         }                                                                                          \
@@ -226,8 +218,8 @@ static int regress__fit_gbdt(regress_t *m,
     }
     ym /= (double)n;
     if (p->trees < 1 || p->max_leaves < 2 || !(p->learning_rate > 0) || p->max_bin < 2) {
-        regress__err(err, errlen, "gbdt fit: bad parameters (trees %d, leaves %d, rate %g)",
-                     p->trees, p->max_leaves, p->learning_rate);
+        errbuf_set(err, errlen, "gbdt fit: bad parameters (trees %d, leaves %d, rate %g)", p->trees,
+                   p->max_leaves, p->learning_rate);
         rc = -EINVAL;
         goto out;
     }
@@ -294,17 +286,17 @@ int regress_fit(regress_kind_t kind,
         params = &defaults;
     }
     if (n < 2 || d < 1) {
-        regress__err(err, errlen, "fit: need at least 2 rows and 1 feature (got %zu x %zu)", n, d);
+        errbuf_set(err, errlen, "fit: need at least 2 rows and 1 feature (got %zu x %zu)", n, d);
         return -EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(y[i])) {
-            regress__err(err, errlen, "fit: target of row %zu is not finite", i);
+            errbuf_set(err, errlen, "fit: target of row %zu is not finite", i);
             return -EINVAL;
         }
         for (size_t j = 0; j < d; j++)
             if (!isfinite(X[i * d + j])) {
-                regress__err(err, errlen, "fit: feature %zu of row %zu is not finite", j, i);
+                errbuf_set(err, errlen, "fit: feature %zu of row %zu is not finite", j, i);
                 return -EINVAL;
             }
     }
@@ -324,7 +316,7 @@ int regress_fit(regress_kind_t kind,
         rc = regress__fit_gbdt(m, params, X, y, n, d, err, errlen);
         break;
     default:
-        regress__err(err, errlen, "fit: unknown model kind %d", (int)kind);
+        errbuf_set(err, errlen, "fit: unknown model kind %d", (int)kind);
         rc = -EINVAL;
     }
     if (rc != 0) {
@@ -441,7 +433,7 @@ int regress_cv(regress_kind_t kind,
                size_t errlen)
 {
     if (k < 2 || (size_t)k > n) {
-        regress__err(err, errlen, "cross-validation: %d folds for %zu rows", k, n);
+        errbuf_set(err, errlen, "cross-validation: %d folds for %zu rows", k, n);
         return -EINVAL;
     }
     regress_params_t defaults;
@@ -470,7 +462,7 @@ int regress_cv(regress_kind_t kind,
                                   ERRLEN);
     for (int f = 0; f < k; f++)
         if (frc[f] != 0) {
-            regress__err(err, errlen, "%s", ferr + (size_t)f * ERRLEN);
+            errbuf_set(err, errlen, "%s", ferr + (size_t)f * ERRLEN);
             rc = frc[f];
             goto out;
         }

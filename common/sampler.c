@@ -9,20 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "rng.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void sampler_params_from_spec(const spec_t *spec, sampler_params_t *ret)
 {
@@ -77,26 +65,26 @@ uint64_t sampler_run_seed(uint64_t sweep_seed, int run_index)
 static int check_params(const sampler_params_t *p, char *err, size_t errlen)
 {
     if (p->k < 1 || p->k > SPEC_MAX_DOMAINS) {
-        set_err(err, errlen, "sampler: %d domains (1..%d)", p->k, SPEC_MAX_DOMAINS);
+        errbuf_set(err, errlen, "sampler: %d domains (1..%d)", p->k, SPEC_MAX_DOMAINS);
         return -EINVAL;
     }
     for (int i = 0; i < p->k; i++)
         if (!(p->tokens[i] > 0) || !isfinite(p->tokens[i])) {
-            set_err(err, errlen, "sampler: domain %d has %g tokens (must be positive)", i,
-                    p->tokens[i]);
+            errbuf_set(err, errlen, "sampler: domain %d has %g tokens (must be positive)", i,
+                       p->tokens[i]);
             return -EINVAL;
         }
     if (p->runs < 1 || p->runs > SPEC_MAX_RUNS) {
-        set_err(err, errlen, "sampler: runs %d (1..%d)", p->runs, SPEC_MAX_RUNS);
+        errbuf_set(err, errlen, "sampler: runs %d (1..%d)", p->runs, SPEC_MAX_RUNS);
         return -EINVAL;
     }
     if (!(p->temperature > 0) || !isfinite(p->temperature) || !(p->strength_min > 0) ||
         !(p->strength_max >= p->strength_min) || !isfinite(p->strength_max) ||
         p->strength_steps < 1 || !(p->max_epochs > 0) || !(p->target_tokens >= 0) ||
         !isfinite(p->target_tokens) || !(p->min_weight >= 0) || !(p->min_weight < 1)) {
-        set_err(err, errlen,
-                "sampler: temperature, strengths, max_epochs, target_tokens or "
-                "min_weight out of range");
+        errbuf_set(err, errlen,
+                   "sampler: temperature, strengths, max_epochs, target_tokens or "
+                   "min_weight out of range");
         return -EINVAL;
     }
     return 0;
@@ -210,7 +198,7 @@ int sampler_sample(const sampler_params_t *params,
     dedup_t dd;
     int have_dd = 0;
     if (!q || !alpha || !bound || !x || !strengths || dedup_init(&dd, params->runs, k) < 0) {
-        set_err(err, errlen, "sampler: out of memory");
+        errbuf_set(err, errlen, "sampler: out of memory");
         rc = -ENOMEM;
         goto out;
     }
@@ -234,7 +222,8 @@ int sampler_sample(const sampler_params_t *params,
     int kept = 0;
     while (kept < params->runs) {
         if (st.draws >= cap) {
-            set_err(err, errlen,
+            errbuf_set(
+                    err, errlen,
                     "sampler: gave up after %ld draws with %d of %d mixtures: %ld over the epoch "
                     "bound (max_epochs %g%s), %ld with every weight below min_weight %g, %ld "
                     "near-duplicates; raise max_epochs or ask for fewer runs",
@@ -250,7 +239,7 @@ int sampler_sample(const sampler_params_t *params,
             alpha[i] = q[i] * s;
         if (rng_dirichlet(&rng, alpha, k, x) < 0) {
             /* q_i * s can only underflow to 0 for absurd strengths; check_params bounds them. */
-            set_err(err, errlen, "sampler: Dirichlet parameter underflow (strength %g)", s);
+            errbuf_set(err, errlen, "sampler: Dirichlet parameter underflow (strength %g)", s);
             rc = -EINVAL;
             break;
         }

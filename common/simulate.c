@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "rng.h"
 
 /* One candidate in a top-k heap. */
@@ -85,16 +86,6 @@ static void simulate__push(simulate__heap_t *h, double value, uint64_t index, co
         return;
     }
     memcpy(h->w + (size_t)h->slot[i] * h->d, w, h->d * sizeof *w);
-}
-
-static void simulate__err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 void simulate_params_default(simulate_params_t *p)
@@ -246,18 +237,18 @@ int simulate_run(const regress_t *model,
         p = &defaults;
     }
     if (d < 2 || d != regress_nfeatures(model)) {
-        simulate__err(err, errlen, "simulate: %zu domains for a model of %zu features", d,
-                      regress_nfeatures(model));
+        errbuf_set(err, errlen, "simulate: %zu domains for a model of %zu features", d,
+                   regress_nfeatures(model));
         return -EINVAL;
     }
     for (size_t j = 0; j < d; j++)
         if (!isfinite(alpha[j]) || !(alpha[j] > 0)) {
-            simulate__err(err, errlen, "simulate: prior weight %zu is %g, must be positive", j,
-                          alpha[j]);
+            errbuf_set(err, errlen, "simulate: prior weight %zu is %g, must be positive", j,
+                       alpha[j]);
             return -EINVAL;
         }
     if (p->candidates < 1 || p->top_k < 1 || (size_t)p->top_k > p->candidates) {
-        simulate__err(err, errlen, "simulate: top_k %d must be in 1..%zu", p->top_k, p->candidates);
+        errbuf_set(err, errlen, "simulate: top_k %d must be in 1..%zu", p->top_k, p->candidates);
         return -EINVAL;
     }
     const forest_t *f = regress_forest(model);

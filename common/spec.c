@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
+
 /* Parse state: the first error wins and stops the parse. */
 typedef struct pctx {
     const char *file;
@@ -965,31 +967,18 @@ void spec_free(spec_t *s)
     free(s);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int spec_parse_string(
         const char *name, const char *text, size_t len, spec_t **ret, char *err, size_t errlen)
 {
     if (!name)
         name = "(spec)";
     if (len > SPEC_MAX_BYTES) {
-        set_err(err, errlen, "%s: spec is %zu bytes, more than the limit %u", name, len,
-                SPEC_MAX_BYTES);
+        errbuf_set(err, errlen, "%s: spec is %zu bytes, more than the limit %u", name, len,
+                   SPEC_MAX_BYTES);
         return -EFBIG;
     }
     if (memchr(text, '\0', len)) {
-        set_err(err, errlen, "%s: NUL byte in spec", name);
+        errbuf_set(err, errlen, "%s: NUL byte in spec", name);
         return -EINVAL;
     }
     pctx_t p = {.file = name, .err = err, .errlen = errlen};
@@ -1017,16 +1006,16 @@ int spec_parse_string(
         void *it = NULL;
         struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
         if (e)
-            set_err(err, errlen, "%s:%d:%d: YAML syntax: %s", name, e->line, e->column,
-                    e->msg ? e->msg : "error");
+            errbuf_set(err, errlen, "%s:%d:%d: YAML syntax: %s", name, e->line, e->column,
+                       e->msg ? e->msg : "error");
         else
-            set_err(err, errlen, "%s:1:1: empty document", name);
+            errbuf_set(err, errlen, "%s:1:1: empty document", name);
         p.rc = -EINVAL;
         goto out;
     }
     p.root = fy_document_root(doc);
     if (!p.root) {
-        set_err(err, errlen, "%s:1:1: empty document", name);
+        errbuf_set(err, errlen, "%s:1:1: empty document", name);
         p.rc = -EINVAL;
         goto out;
     }
@@ -1050,7 +1039,7 @@ int spec_parse_file(const char *path, spec_t **ret, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        set_err(err, errlen, "%s: %s", path, strerror(e));
+        errbuf_set(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
     /* Read at most one byte past the limit so an oversized file is recognised. */
@@ -1058,7 +1047,7 @@ int spec_parse_file(const char *path, spec_t **ret, char *err, size_t errlen)
     char *text = malloc(cap);
     if (!text) {
         close(fd);
-        set_err(err, errlen, "%s: out of memory", path);
+        errbuf_set(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
     while (len < cap) {
@@ -1069,7 +1058,7 @@ int spec_parse_file(const char *path, spec_t **ret, char *err, size_t errlen)
             int e = errno;
             free(text);
             close(fd);
-            set_err(err, errlen, "%s: %s", path, strerror(e));
+            errbuf_set(err, errlen, "%s: %s", path, strerror(e));
             return -e;
         }
         if (n == 0)

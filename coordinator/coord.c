@@ -205,6 +205,20 @@ void coord_send_error(coord_t *c,
     coord_send(c, sock, rid, rlen, &env, 0);
 }
 
+void coord_reject_malformed(coord_t *c, void *sock, const char *endpoint, const frame_msg_t *msg)
+{
+    const char *why = msg->why ? msg->why : "bad message";
+    if (msg->routing_len == 0) {
+        log_error("socket_error", "endpoint=%s error=%d why=\"%s\"", endpoint, msg->err, why);
+        return;
+    }
+    coord_log_bad(c, endpoint, msg->routing_id, msg->routing_len, why);
+    coord_send_error(c, sock, msg->routing_id, msg->routing_len, msg->id,
+                     msg->err == -EPROTONOSUPPORT ? REGMIX__ERROR_CODE__ERROR_CODE_BAD_VERSION
+                                                  : REGMIX__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+                     "%s", why);
+}
+
 void coord_kick(coord_t *c)
 {
     c->sched_dirty = 1;

@@ -217,6 +217,11 @@ void coord_fatal(coord_t *c, const char *what);
 void coord_log_bad(
         coord_t *c, const char *endpoint, const uint8_t *rid, size_t rlen, const char *why);
 
+/* Handles a message that frame_recv() rejected (msg->err set) on `endpoint` ("workers",
+ * "clients"): logs it and answers the peer with BAD_VERSION or BAD_MESSAGE when it has a routing
+ * id; a socket-level error is logged only. */
+void coord_reject_malformed(coord_t *c, void *sock, const char *endpoint, const frame_msg_t *msg);
+
 /* Run state names (Regmix__RunState <-> "queued" …). */
 const char *coord_run_state_name(int state);
 int coord_run_state_parse(const char *s);

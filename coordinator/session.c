@@ -486,16 +486,7 @@ void session_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
     if (c->stopping || c->fatal)
         return;
     if (msg->err) {
-        if (msg->routing_len == 0) {
-            log_error("socket_error", "endpoint=workers error=%d why=\"%s\"", msg->err,
-                      msg->why ? msg->why : "");
-            return;
-        }
-        coord_log_bad(c, "workers", msg->routing_id, msg->routing_len, msg->why);
-        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
-                         msg->err == -EPROTONOSUPPORT ? REGMIX__ERROR_CODE__ERROR_CODE_BAD_VERSION
-                                                      : REGMIX__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-                         "%s", msg->why ? msg->why : "bad message");
+        coord_reject_malformed(c, c->wsock, "workers", msg);
         return;
     }
     Regmix__Envelope *env = msg->env;

@@ -13,7 +13,7 @@ packages=(
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3 libuv1-dev
   libopenblas-dev liblapacke-dev libxgboost-dev libfyaml-dev libjansson-dev
   libopenmpi-dev openmpi-bin libsystemd-dev libmicrohttpd-dev
-  python3 groff-base xz-utils
+  python3 groff-base xz-utils jq
 )
 # shellcheck disable=SC2206
 packages+=(${REGMIX_EXTRA_PACKAGES:-})

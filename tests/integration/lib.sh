@@ -14,8 +14,8 @@ CTL_BIN=$3
 HB_MS=${HB_MS:-100}
 LEASE_MS=${LEASE_MS:-1500}
 
-command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 CLI not found"; exit 77; }
-command -v jq >/dev/null || { echo "SKIP: jq not found"; exit 77; }
+command -v sqlite3 >/dev/null || { echo "FAIL: sqlite3 CLI not found (scripts/setup.sh installs it)" >&2; exit 1; }
+command -v jq >/dev/null || { echo "FAIL: jq not found (scripts/setup.sh installs it)" >&2; exit 1; }
 
 T=$(mktemp -d /tmp/regmix-test-XXXXXX)
 DB=$T/regmix.db

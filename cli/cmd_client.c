@@ -30,6 +30,7 @@
 
 typedef struct client {
     const char *endpoint;
+    const curve_client_t *curve;
     const char *cmd;
     double timeout_s;
     int json;
@@ -167,6 +168,8 @@ static int client_open(client_t *c)
     if (!c->sock)
         return -errno;
     int rc = frame_socket_setup(c->sock, 0);
+    if (rc == 0)
+        rc = curve_client_apply(c->curve, c->sock);
     if (rc < 0)
         return rc;
     if (zmq_connect(c->sock, c->endpoint) != 0)
@@ -182,6 +185,16 @@ static void client_close(client_t *c)
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     c->sock = c->zctx = NULL;
+}
+
+/* Why a coordinator may stay silent: a CURVE handshake it refused looks like no answer at all. */
+static const char *client_hint(const client_t *c)
+{
+    return c->curve && c->curve->enabled
+                   ? "is it running? is our CURVE public key on its --curve-allow list, and is "
+                     "--curve-server-key its public key? see also --coordinator, --timeout"
+                   : "is it running? does it require CURVE keys (--curve-server-key, "
+                     "--curve-secret-key)? see also --coordinator, --timeout";
 }
 
 /* Sends a request body; returns its message id (0 on failure, with a message printed). */
@@ -264,10 +277,8 @@ static int client_call(client_t *c,
     Regmix__Envelope *env = NULL;
     int rc = client_wait(c, id, c->timeout_s, &env);
     if (rc == -ETIMEDOUT) {
-        fprintf(stderr,
-                "regmixctl %s: no reply from the coordinator at %s within %.3g s "
-                "(is it running? see --coordinator, --timeout)\n",
-                c->cmd, c->endpoint, c->timeout_s);
+        fprintf(stderr, "regmixctl %s: no reply from the coordinator at %s within %.3g s (%s)\n",
+                c->cmd, c->endpoint, c->timeout_s, client_hint(c));
         return 1;
     }
     if (rc < 0) {
@@ -920,7 +931,7 @@ static int parse_u64(const char *s, uint64_t *ret)
     return 0;
 }
 
-int cmd_client(const char *endpoint, int argc, char **argv)
+int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char **argv)
 {
     int idx = -1;
     for (size_t i = 0; i < sizeof client_cmds / sizeof *client_cmds; i++)
@@ -930,7 +941,7 @@ int cmd_client(const char *endpoint, int argc, char **argv)
         fprintf(stderr, "regmixctl: unknown command '%s' (see regmixctl --help)\n", argv[0]);
         return 2;
     }
-    client_t c = {.endpoint = endpoint, .cmd = argv[0], .timeout_s = 5.0};
+    client_t c = {.endpoint = endpoint, .curve = curve, .cmd = argv[0], .timeout_s = 5.0};
     const char *pos[2] = {NULL, NULL};
     int npos = 0, has_run = 0, priority = 0;
     uint64_t run = 0;

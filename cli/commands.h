@@ -3,17 +3,22 @@
  * (argv[0] is the command name) and returns the process exit status: 0 success, 2 bad usage or
  * input, 1 any other failure. Results go to stdout, errors to stderr.
  *
- * Offline commands need no daemon: sample (cmd_sample.c), fit (cmd_fit.c). The others talk to a
- * coordinator (cmd_client.c); `endpoint` is the coordinator's client endpoint.
+ * Offline commands need no daemon: sample (cmd_sample.c), fit (cmd_fit.c), keygen
+ * (cmd_keygen.c). The others talk to a coordinator (cmd_client.c); `endpoint` is the
+ * coordinator's client endpoint and `curve` its CURVE keys (curve.h; disabled: plain).
  */
 #ifndef REGMIX_CLI_COMMANDS_H
 #define REGMIX_CLI_COMMANDS_H
 
+#include "curve.h"
+
 int cmd_sample(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
+/* keygen [--out PREFIX] [--force] [--json]: a CURVE key pair in PREFIX.key and PREFIX.pub. */
+int cmd_keygen(int argc, char **argv);
 
 /* Client commands: submit, list, status, watch, cancel, results, fits, mixture, launch, target,
  * workers, drain. */
-int cmd_client(const char *endpoint, int argc, char **argv);
+int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * regmixctl: the command-line client of regmix. Offline commands (sample, fit) work on files
- * alone; the rest send requests to a coordinator's client endpoint.
+ * regmixctl: the command-line client of regmix. Offline commands (sample, fit, keygen) work on
+ * files alone; the rest send requests to a coordinator's client endpoint, CURVE-encrypted when
+ * keys are given (curve.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +9,12 @@
 
 #include "commands.h"
 #include "config.h"
+#include "curve.h"
 
 static void usage(FILE *f)
 {
-    fputs("usage: regmixctl [--coordinator ENDPOINT] COMMAND [ARGS...]\n"
+    fputs("usage: regmixctl [--coordinator ENDPOINT] [--curve-server-key FILE]\n"
+          "                 [--curve-secret-key FILE] COMMAND [ARGS...]\n"
           "\n"
           "Drive a RegMix data-mixture sweep: sample mixtures, fit the regression, and talk to a\n"
           "regmix-coordinator.\n"
@@ -19,6 +22,7 @@ static void usage(FILE *f)
           "Offline commands (no daemon needed):\n"
           "  sample    sample a sweep's mixtures from a spec into CSV\n"
           "  fit       fit mixture -> loss regression on CSV results and propose a mixture\n"
+          "  keygen    write a CURVE key pair (PREFIX.key, PREFIX.pub) for --curve-* options\n"
           "\n"
           "Coordinator commands:\n"
           "  submit SPEC.yaml        submit a sweep\n"
@@ -37,13 +41,21 @@ static void usage(FILE *f)
           "Options:\n"
           "  --coordinator ENDPOINT  client endpoint (default $REGMIX_COORDINATOR, else\n"
           "                          tcp://127.0.0.1:5556)\n"
+          "  --curve-server-key FILE the coordinator's CURVE public key (Z85): encrypt the\n"
+          "                          connection (default $REGMIX_CURVE_SERVER_KEY)\n"
+          "  --curve-secret-key FILE this client's CURVE secret key (Z85, from keygen); its\n"
+          "                          public key must be on the coordinator's --curve-allow\n"
+          "                          list. Without it, with a server key, a fresh key pair is\n"
+          "                          used (default $REGMIX_CURVE_SECRET_KEY)\n"
           "  -h, --help              show this help\n"
           "  --version               show the version\n"
           "Every command takes --json and --help.\n"
           "\n"
           "Example:\n"
           "  regmixctl fit --mixtures train_mixture.csv --losses train_loss.csv \\\n"
-          "      --target metric/the_pile_pile_cc_val_loss --prior prior.csv --json\n",
+          "      --target metric/the_pile_pile_cc_val_loss --prior prior.csv --json\n"
+          "  regmixctl keygen --out alice\n"
+          "  regmixctl --curve-server-key coordinator.pub --curve-secret-key alice.key list\n",
           f);
 }
 
@@ -52,6 +64,8 @@ int main(int argc, char **argv)
     const char *endpoint = getenv("REGMIX_COORDINATOR");
     if (!endpoint || !*endpoint)
         endpoint = "tcp://127.0.0.1:5556";
+    const char *curve_server = getenv("REGMIX_CURVE_SERVER_KEY");
+    const char *curve_secret = getenv("REGMIX_CURVE_SECRET_KEY");
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--coordinator") == 0) {
@@ -62,6 +76,20 @@ int main(int argc, char **argv)
             endpoint = argv[++i];
         } else if (strncmp(argv[i], "--coordinator=", 14) == 0) {
             endpoint = argv[i] + 14;
+        } else if (strcmp(argv[i], "--curve-server-key") == 0 ||
+                   strcmp(argv[i], "--curve-secret-key") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "regmixctl: %s needs a key file\n", argv[i]);
+                return 2;
+            }
+            if (strcmp(argv[i], "--curve-server-key") == 0)
+                curve_server = argv[++i];
+            else
+                curve_secret = argv[++i];
+        } else if (strncmp(argv[i], "--curve-server-key=", 19) == 0) {
+            curve_server = argv[i] + 19;
+        } else if (strncmp(argv[i], "--curve-secret-key=", 19) == 0) {
+            curve_secret = argv[i] + 19;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -81,9 +109,19 @@ int main(int argc, char **argv)
         return cmd_sample(argc - i, argv + i);
     if (strcmp(cmd, "fit") == 0)
         return cmd_fit(argc - i, argv + i);
+    if (strcmp(cmd, "keygen") == 0)
+        return cmd_keygen(argc - i, argv + i);
     if (cmd[0] == '-') {
         fprintf(stderr, "regmixctl: unknown option '%s' (see regmixctl --help)\n", cmd);
         return 2;
     }
-    return cmd_client(endpoint, argc - i, argv + i);
+    curve_client_t curve;
+    char err[512];
+    if (curve_client_load(&curve, curve_server && *curve_server ? curve_server : NULL,
+                          curve_secret && *curve_secret ? curve_secret : NULL, err,
+                          sizeof err) < 0) {
+        fprintf(stderr, "regmixctl: %s\n", err);
+        return 2;
+    }
+    return cmd_client(endpoint, &curve, argc - i, argv + i);
 }

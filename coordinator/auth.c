@@ -7,6 +7,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "log.h"
 #include "zloop.h"
 
@@ -24,22 +25,6 @@ struct auth {
     unsigned long denied;
 };
 
-/* Reads the first 40-character Z85 word of a line; returns 0 or -EINVAL. */
-static int auth__key(const char *line, char out[41])
-{
-    while (*line == ' ' || *line == '\t')
-        line++;
-    size_t n = 0;
-    while (line[n] && line[n] != '\n' && line[n] != '\r' && line[n] != ' ' && line[n] != '\t')
-        n++;
-    if (n != 40)
-        return -EINVAL;
-    memcpy(out, line, 40);
-    out[40] = '\0';
-    uint8_t bin[32];
-    return zmq_z85_decode(bin, out) ? 0 : -EINVAL;
-}
-
 int auth_new(
         const char *secret_path, const char *allow_path, auth_t **ret, char *err, size_t errlen)
 {
@@ -49,18 +34,17 @@ int auth_new(
     auth_t *a = calloc(1, sizeof *a);
     if (!a)
         return -ENOMEM;
-    char line[512];
-    FILE *f = fopen(secret_path, "re");
-    if (!f || !fgets(line, sizeof line, f) || auth__key(line, a->secret) < 0 ||
-        zmq_curve_public(a->public_, a->secret) != 0) {
-        snprintf(err, errlen, "%s: %s", secret_path,
-                 f ? "not a Z85 CURVE secret key (40 characters)" : strerror(errno));
-        if (f)
-            fclose(f);
+    int r = curve_key_read(secret_path, "CURVE secret key", a->secret, err, errlen);
+    if (r == 0 && zmq_curve_public(a->public_, a->secret) != 0) {
+        snprintf(err, errlen, "%s: not a Z85 CURVE secret key (40 characters)", secret_path);
+        r = -EINVAL;
+    }
+    if (r < 0) {
         free(a);
         return -EINVAL;
     }
-    fclose(f);
+    char line[512];
+    FILE *f;
     if (allow_path) {
         a->have_allow = 1;
         f = fopen(allow_path, "re");
@@ -79,7 +63,7 @@ int auth_new(
                 continue;
             char z[41];
             void *grown = NULL;
-            if (auth__key(p, z) < 0 || a->nallow >= AUTH_MAX_KEYS ||
+            if (curve_key_parse(p, z) < 0 || a->nallow >= AUTH_MAX_KEYS ||
                 !(grown = realloc(a->allow, (a->nallow + 1) * sizeof *a->allow))) {
                 snprintf(err, errlen, "%s:%d: not a Z85 CURVE public key (40 characters)",
                          allow_path, lineno);

@@ -34,6 +34,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "curve.h"
 #include "frame.h"
 #include "gpu.h"
 #include "job.h"
@@ -63,6 +64,7 @@ typedef struct queued {
 typedef struct worker {
     uv_loop_t *loop;
     const char *endpoint;
+    curve_client_t curve; /* CURVE keys for every socket opened (curve.h) */
     char worker_id[512];
     char host[256];
     char boot_id[33];
@@ -657,6 +659,8 @@ static int worker_open(worker_t *w)
                     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) != 0 ||
                     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) != 0))
         rc = -errno;
+    if (rc == 0)
+        rc = curve_client_apply(&w->curve, w->sock);
     if (rc == 0 && zmq_connect(w->sock, w->endpoint) != 0)
         rc = -errno;
     if (rc == 0)
@@ -771,13 +775,21 @@ static void usage(FILE *f)
           "  --trainer PATH          regmix-train to run for builtin jobs (default next to this\n"
           "                          program in ../train/, else on PATH)\n"
           "  --kill-grace-ms MS      SIGTERM to SIGKILL delay when cancelling (default 5000)\n"
+          "  --curve-server-key FILE the coordinator's CURVE public key (Z85): encrypt the\n"
+          "                          connection (default $REGMIX_CURVE_SERVER_KEY)\n"
+          "  --curve-secret-key FILE this worker's CURVE secret key (Z85, e.g. from regmixctl\n"
+          "                          keygen); its public key must be on the coordinator's\n"
+          "                          --curve-allow list. Without it, with a server key, a\n"
+          "                          fresh key pair is used (default $REGMIX_CURVE_SECRET_KEY)\n"
           "  --log-level L           debug, info, warn or error (default info)\n"
           "  -h, --help              show this help\n"
           "  --version               show the version\n"
           "\n"
           "Example:\n"
           "  regmix-worker --coordinator tcp://10.0.0.1:5555 --slots 8 --gpus auto \\\n"
-          "      --workdir /scratch/regmix --name node17\n",
+          "      --workdir /scratch/regmix --name node17 \\\n"
+          "      --curve-server-key /etc/regmix/coordinator.pub \\\n"
+          "      --curve-secret-key /etc/regmix/node17.key\n",
           f);
 }
 
@@ -819,6 +831,8 @@ int main(int argc, char **argv)
         OPT_TRAINER,
         OPT_LOG,
         OPT_GRACE,
+        OPT_CURVE_SERVER,
+        OPT_CURVE_SECRET,
         OPT_VERSION
     };
     static const struct option opts[] = {
@@ -830,12 +844,16 @@ int main(int argc, char **argv)
             {"trainer", required_argument, NULL, OPT_TRAINER},
             {"log-level", required_argument, NULL, OPT_LOG},
             {"kill-grace-ms", required_argument, NULL, OPT_GRACE},
+            {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER},
+            {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, OPT_VERSION},
             {NULL, 0, NULL, 0},
     };
     const char *endpoint = getenv("REGMIX_WORKER_ENDPOINT");
     const char *gpus = "auto", *workdir = NULL, *name = "worker", *trainer = NULL;
+    const char *curve_server = getenv("REGMIX_CURVE_SERVER_KEY");
+    const char *curve_secret = getenv("REGMIX_CURVE_SECRET_KEY");
     unsigned slots = 0, grace = 5000;
     log_level_t level = LOG_LEVEL_INFO;
     int c;
@@ -862,6 +880,12 @@ int main(int argc, char **argv)
             break;
         case OPT_TRAINER:
             trainer = optarg;
+            break;
+        case OPT_CURVE_SERVER:
+            curve_server = optarg;
+            break;
+        case OPT_CURVE_SECRET:
+            curve_secret = optarg;
             break;
         case OPT_GRACE:
             if (parse_uint(optarg, 3600000, &grace) < 0) {
@@ -905,6 +929,13 @@ int main(int argc, char **argv)
     static worker_t wk;
     worker_t *w = &wk;
     w->endpoint = endpoint;
+    char err[512];
+    if (curve_client_load(&w->curve, curve_server && *curve_server ? curve_server : NULL,
+                          curve_secret && *curve_secret ? curve_secret : NULL, err,
+                          sizeof err) < 0) {
+        fprintf(stderr, "regmix-worker: %s\n", err);
+        return 2;
+    }
     w->n_gpus = gpu_discover(gpus, w->gpus, GPU_MAX);
     if (w->n_gpus < 0) {
         fprintf(stderr, "regmix-worker: bad --gpus '%s' (auto, none or e.g. 0,1)\n", gpus);
@@ -990,9 +1021,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_info("started",
-             "worker=%s boot=%s pid=%d slots=%u gpus=%d workdir=%s trainer=%s recovered=%u",
+             "worker=%s boot=%s pid=%d slots=%u gpus=%d workdir=%s trainer=%s recovered=%u "
+             "curve=%s",
              w->worker_id, w->boot_id, (int)getpid(), w->slots, w->n_gpus, workdir, trainer,
-             w->n_held);
+             w->n_held, w->curve.enabled ? w->curve.public_ : "off");
     uv_timer_init(w->loop, &w->tick);
     uv_timer_init(w->loop, &w->flush);
     w->tick.data = w;

@@ -5,12 +5,18 @@
 #   bash -n, shellcheck      deploy/slurm/workers.sbatch
 #   python3 + PyYAML         every deploy/kubernetes/*.yaml parses, with the expected kinds
 #   kubectl kustomize        deploy/kubernetes renders
-# Usage: check-deploy.sh SOURCE_DEPLOY_DIR BUILD_DEPLOY_DIR   (meson passes both)
+#   python3 + the programs   every --option given to regmix-coordinator, regmix-worker,
+#                            regmixctl, regmix-train or regmix-build-corpus in these files (or in
+#                            REGMIX_COORDINATOR_OPTS, REGMIX_CURVE_OPTS, REGMIX_WORKER_OPTS) is
+#                            one that program's --help lists
+# Usage: check-deploy.sh SOURCE_DEPLOY_DIR BUILD_DEPLOY_DIR [COORDINATOR WORKER REGMIXCTL [TRAIN]]
+# (meson passes them all)
 # The checks are functions called through check(), which shellcheck cannot follow (SC2317).
 # shellcheck disable=SC2317
 set -u
 src=${1:?usage: check-deploy.sh SOURCE_DEPLOY_DIR BUILD_DEPLOY_DIR}
 build=${2:?usage: check-deploy.sh SOURCE_DEPLOY_DIR BUILD_DEPLOY_DIR}
+coordinator=${3:-} worker=${4:-} regmixctl=${5:-} train=${6:-}
 fail=0 ran=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -68,6 +74,100 @@ sys.exit(bad)
 PY
 }
 
+# Every --option given to one of regmix's programs in the deployment files is in that program's
+# --help. An invocation is the program's name (optionally after a .../bin/ or $bindir/ path) or
+# one of the OPTS variables, up to the end of its logical line (continuations joined; YAML is
+# parsed, so folded scalars are one string), a '|', ';', '&&' or a backtick. Fewer than 40
+# checked options means the parsing went wrong: a failure too.
+options_match_help() {
+    python3 - "$src" "$coordinator" "$worker" "$regmixctl" "$train" <<'PY'
+import glob, os, re, subprocess, sys
+import yaml
+src, coord, worker, ctl, train = sys.argv[1:6]
+OPT = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+def help_opts(argv):
+    out = subprocess.run(argv + ["--help"], capture_output=True, text=True, timeout=30).stdout
+    return set(OPT.findall(out)), out
+
+progs = {}
+progs["regmix-coordinator"] = help_opts([coord])[0]
+progs["regmix-worker"] = help_opts([worker])[0]
+opts, text = help_opts([ctl])
+subcommands = set(re.findall(r"^  ([a-z]+) ", text, re.M))
+for cmd in subcommands:
+    opts |= help_opts([ctl, cmd])[0]
+progs["regmixctl"] = opts
+if train:
+    progs["regmix-train"] = help_opts([train])[0]
+corpus = os.path.join(src, "..", "scripts", "build-corpus.py")
+if os.path.exists(corpus):
+    progs["regmix-build-corpus"] = help_opts([sys.executable, corpus])[0]
+alias = {"REGMIX_COORDINATOR_OPTS": "regmix-coordinator", "REGMIX_CURVE_OPTS": "regmix-coordinator",
+         "REGMIX_WORKER_OPTS": "regmix-worker"}
+names = "|".join(re.escape(n) for n in sorted(list(progs) + list(alias), key=len, reverse=True))
+INV = re.compile(r"(?:(?<=[\s\"'`(=])|^)(?:[^\s\"'`]*bin[^\s/\"'`]*/)?(" + names +
+                 r")(?=[\s\"'=:]|$)")
+STOP = re.compile(r"\||;|&&|`")
+
+checked, bad = 0, []
+def check_text(path, text, owner=None):
+    global checked
+    spans = []
+    for m in INV.finditer(text):
+        prog = alias.get(m.group(1), m.group(1))
+        nxt = (text[m.end():].split() or [""])[0].strip("\"'")
+        # A program's name in prose ("regmixctl users") is not an invocation.
+        if m.group(1) in alias or nxt[:1] in ("-", "$", "\\", "") or nxt in subcommands:
+            spans.append((m.start(), m.end(), prog))
+    if owner:
+        spans.insert(0, (0, 0, owner))
+    for i, (_, end, prog) in enumerate(spans):
+        if prog not in progs:
+            continue
+        stop = spans[i + 1][0] if i + 1 < len(spans) else len(text)
+        m = STOP.search(text, end, stop)
+        for opt in OPT.findall(text[end:m.start() if m else stop]):
+            checked += 1
+            if opt not in progs[prog]:
+                bad.append("%s: %s has no option %s" % (path, prog, opt))
+
+def walk(path, node, key=None):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            walk(path, v, k)
+    elif isinstance(node, list):
+        for v in node:
+            walk(path, v, key)
+    elif isinstance(node, str):
+        for line in node.splitlines() or [node]:
+            check_text(path, line, alias.get(key))
+
+files = sorted(glob.glob(os.path.join(src, "*")) + glob.glob(os.path.join(src, "*", "*")))
+for path in files:
+    if not os.path.isfile(path) or path.endswith("check-deploy.sh") or path.endswith("meson.build"):
+        continue
+    with open(path) as f:
+        text = f.read()
+    rel = os.path.relpath(path, src)
+    if path.endswith(".yaml"):
+        for doc in yaml.safe_load_all(text):
+            walk(rel, doc)
+        text = "\n".join(l for l in text.splitlines() if l.lstrip().startswith("#"))
+    for line in re.sub(r"\\\n\s*(#\s*)?", " ", text).splitlines():
+        check_text(rel, line)
+for b in bad:
+    print(b)
+print("%d options checked against --help" % checked)
+sys.exit(1 if bad or checked < 40 else 0)
+PY
+}
+
+if [ -n "$regmixctl" ] && python3 -c 'import yaml' 2>/dev/null; then
+    check "options in deploy/ match the programs' --help" options_match_help
+else
+    echo "skip: options vs --help (no programs given, or no PyYAML)"
+fi
 if command -v systemd-analyze >/dev/null; then
     check "systemd-analyze verify (units)" verify_units
 else

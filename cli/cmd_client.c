@@ -3,7 +3,10 @@
  *
  * Each command opens a DEALER to the client endpoint, sends one request Envelope and waits for
  * the reply whose reply_to matches, at most --timeout seconds (default 5): an unreachable
- * coordinator is a clear error and exit 1, never a hang. `watch` reads WatchEvents until the
+ * coordinator is a clear error and exit 1, never a hang. The DEALER is a CURVE client when keys
+ * are given (curve.h); since a refused handshake looks like silence, the socket's connection
+ * events then say why no reply came (nothing listening, CURVE required or not used, our key
+ * refused, the handshake failed). `watch` reads WatchEvents until the
  * final one; when the stream goes quiet for a timeout it probes with a StatusRequest, so a dead
  * coordinator ends the watch with an error too.
  *
@@ -36,6 +39,7 @@ typedef struct client {
     int json;
     void *zctx;
     void *sock;
+    void *mon; /* PAIR receiving the DEALER's connection events, or NULL */
     uint64_t next_id;
 } client_t;
 
@@ -172,6 +176,20 @@ static int client_open(client_t *c)
         rc = curve_client_apply(c->curve, c->sock);
     if (rc < 0)
         return rc;
+    /* Connection events, to say why a coordinator stays silent (client_why_silent); without
+     * them the message is only less precise. */
+    const int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(c->sock, "inproc://regmixctl-monitor", events) == 0) {
+        int zero = 0;
+        c->mon = zmq_socket(c->zctx, ZMQ_PAIR);
+        if (c->mon && (zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+                       zmq_connect(c->mon, "inproc://regmixctl-monitor") != 0)) {
+            zmq_close(c->mon);
+            c->mon = NULL;
+        }
+    }
     if (zmq_connect(c->sock, c->endpoint) != 0)
         return -errno;
     c->next_id = (uint64_t)clock_unix_ms() << 8;
@@ -180,6 +198,11 @@ static int client_open(client_t *c)
 
 static void client_close(client_t *c)
 {
+    if (c->mon) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->mon);
+        c->mon = NULL;
+    }
     if (c->sock)
         zmq_close(c->sock);
     if (c->zctx)
@@ -187,14 +210,75 @@ static void client_close(client_t *c)
     c->sock = c->zctx = NULL;
 }
 
-/* Why a coordinator may stay silent: a CURVE handshake it refused looks like no answer at all. */
-static const char *client_hint(const client_t *c)
+/*
+ * Why the coordinator stayed silent, from the connection events seen so far: a CURVE handshake
+ * it refused looks like no answer at all to the request itself. Returns a static string.
+ */
+static const char *client_why_silent(client_t *c)
 {
-    return c->curve && c->curve->enabled
-                   ? "is it running? is our CURVE public key on its --curve-allow list, and is "
-                     "--curve-server-key its public key? see also --coordinator, --timeout"
-                   : "is it running? does it require CURVE keys (--curve-server-key, "
-                     "--curve-secret-key)? see also --coordinator, --timeout";
+    static char why[256];
+    int curve = c->curve && c->curve->enabled;
+    int connected = 0, ok = 0, closed = 0, no_detail = 0, auth = 0, proto = 0;
+    unsigned auth_status = 0, proto_err = 0;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (!c->mon || zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        uint16_t ev = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&m) >= 6) {
+            memcpy(&ev, zmq_msg_data(&m), 2);
+            memcpy(&value, (const char *)zmq_msg_data(&m) + 2, 4);
+        }
+        int more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&m);
+            more = zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        connected |= ev == ZMQ_EVENT_CONNECTED;
+        ok |= ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+        closed |= ev == ZMQ_EVENT_DISCONNECTED;
+        no_detail |= ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+        if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            auth = 1;
+            auth_status = value;
+        }
+        if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+            proto = 1;
+            proto_err = value;
+        }
+    }
+    if (auth)
+        snprintf(why, sizeof why,
+                 "it refused our CURVE key (status %u): is our public key on its --curve-allow "
+                 "list?",
+                 auth_status);
+    else if (proto && proto_err == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        snprintf(why, sizeof why, "%s",
+                 curve ? "it does not use CURVE: connect without --curve-server-key and "
+                         "$REGMIX_CURVE_SERVER_KEY"
+                       : "it requires CURVE: give --curve-server-key and --curve-secret-key (or "
+                         "$REGMIX_CURVE_SERVER_KEY and $REGMIX_CURVE_SECRET_KEY)");
+    else if (proto || no_detail || (curve && connected && closed && !ok))
+        snprintf(why, sizeof why, "%s",
+                 curve ? "the CURVE handshake failed: is --curve-server-key its public key?"
+                       : "the handshake failed: is this a regmix-coordinator's client endpoint?");
+    else if (ok)
+        snprintf(why, sizeof why, "connected, but no answer: is it overloaded? (see --timeout)");
+    else if (c->mon && !connected)
+        snprintf(why, sizeof why,
+                 "nothing accepted the connection: is it running? (see "
+                 "--coordinator)");
+    else
+        snprintf(why, sizeof why,
+                 "is it running? does it require CURVE keys? see --coordinator, "
+                 "--curve-server-key, --curve-secret-key, --timeout");
+    return why;
 }
 
 /* Sends a request body; returns its message id (0 on failure, with a message printed). */
@@ -277,8 +361,8 @@ static int client_call(client_t *c,
     Regmix__Envelope *env = NULL;
     int rc = client_wait(c, id, c->timeout_s, &env);
     if (rc == -ETIMEDOUT) {
-        fprintf(stderr, "regmixctl %s: no reply from the coordinator at %s within %.3g s (%s)\n",
-                c->cmd, c->endpoint, c->timeout_s, client_hint(c));
+        fprintf(stderr, "regmixctl %s: no reply from the coordinator at %s within %.3g s: %s\n",
+                c->cmd, c->endpoint, c->timeout_s, client_why_silent(c));
         return 1;
     }
     if (rc < 0) {
@@ -991,6 +1075,12 @@ int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char
             }
             priority = (int)p;
             i++;
+        } else if (strncmp(a, "--curve-", 8) == 0 || strncmp(a, "--coordinator", 13) == 0) {
+            fprintf(stderr,
+                    "regmixctl %s: %s is an option of regmixctl itself: put it before the "
+                    "command (regmixctl %s ... %s)\n",
+                    c.cmd, a, a, c.cmd);
+            return 2;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "regmixctl %s: unknown option '%s' (see regmixctl %s --help)\n", c.cmd,
                     a, c.cmd);

@@ -2,8 +2,8 @@
 # CURVE end to end (DESIGN.md §9): keys from `regmixctl keygen`; a coordinator with
 # --curve-secret-key and --curve-allow; workers with allowed keys (options, or the environment)
 # complete a synthetic sweep, and another after a coordinator restart; regmixctl with allowed keys gets `list`; a client without keys,
-# with a key pair not on the allow list, or with only the server's key gets no answer and exits
-# 1 after its --timeout with a message naming CURVE; a worker with a key not on the list is never
+# with a key pair not on the allow list, with only the server's key, or with a wrong server key
+# gets no answer and exits 1 after its --timeout with a message saying which of these it is; a worker with a key not on the list is never
 # admitted; bad key files are usage errors (exit 2).
 . "$(dirname "$0")/lib.sh" "$@"
 
@@ -98,12 +98,16 @@ refused() { # WHAT HINT ARGS...
         fail "$what: message: $(cat "$T/refused.err")"
     [ "$ms" -ge 900 ] && [ "$ms" -lt 5000 ] || fail "$what: took $ms ms, want about 1 s"
 }
-refused "client without keys" "does it require CURVE keys"
-refused "client with a key pair not allowed" "curve-allow" \
+refused "client without keys" "it requires CURVE: give --curve-server-key"
+refused "client with a key pair not allowed" "refused our CURVE key (status 400).*--curve-allow" \
     --curve-server-key "$K/coordinator.pub" --curve-secret-key "$K/mallory.key"
-refused "client with only the server's key" "curve-allow" --curve-server-key "$K/coordinator.pub"
-refused "client with the wrong server key" "curve-server-key" \
+refused "client with only the server's key" "refused our CURVE key (status 400)" \
+    --curve-server-key "$K/coordinator.pub"
+refused "client with the wrong server key" "CURVE handshake failed: is --curve-server-key" \
     --curve-server-key "$K/alice.pub" --curve-secret-key "$K/bob.key"
+plain list --curve-secret-key "$K/bob.key" >/dev/null 2>"$T/bad.err"
+expect_eq "a global option after the command exits" $? 2
+grep -q 'put it before the command' "$T/bad.err" || fail "message: $(cat "$T/bad.err")"
 
 denied=$(grep -c 'event=auth_denied' "$T/coordinator.log")
 [ "$denied" -ge 3 ] || fail "coordinator logged $denied auth_denied, want >= 3"

@@ -21,6 +21,8 @@
 #   REGMIX_DEMO_DIR    output folder (default ./demo): logs, database, corpus, summary.json
 #   REGMIX_BUILD_DIR   build folder (default build)
 #   REGMIX_CORPUS_DIR  corpus folder (default $REGMIX_DEMO_DIR/corpus)
+#   REGMIX_DEMO_SPEC   the sweep settings (default scripts/demo-spec.yaml; name and domains are
+#                      prepended)
 #   REGMIX_DEMO_TIMEOUT_S  give up after this many seconds in the sweep (default 1200); the
 #                      target runs get another 900
 set -euo pipefail
@@ -87,7 +89,7 @@ spec=$demo_dir/spec.yaml
 {
     echo "name: demo-$(date -u +%Y%m%d-%H%M%S)"
     grep -v '^#' "$corpus_dir/spec-domains.yaml"
-    cat scripts/demo-spec.yaml
+    cat "${REGMIX_DEMO_SPEC:-scripts/demo-spec.yaml}"
 } >"$spec"
 "$ctl_bin" sample --spec "$spec" --runs 1 >/dev/null || die "the demo spec $spec is not valid"
 

@@ -18,6 +18,10 @@
  *            stops those it no longer wants.
  * The client decides how often to heartbeat, the server decides when it has expired: the
  * coordinator's WELCOME sets the interval, and it alone expires leases.
+ *
+ * With CURVE keys (curve.h) every socket opened is a CURVE client. A refused handshake looks
+ * like silence, so the socket's connection events are watched too and each kind of failure
+ * (key refused, CURVE required or not used, handshake failed) is logged once until a WELCOME.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -76,6 +80,12 @@ typedef struct worker {
     void *zctx;
     void *sock;
     zloop_watch_t *watch;
+    void *mon; /* PAIR receiving the socket's handshake events (worker_monitor_cb), or NULL */
+    zloop_watch_t *mon_watch;
+    unsigned mon_seq;
+    int mon_connected, mon_handshook, mon_failed; /* this connection: state, a failure seen */
+    unsigned mon_hangups; /* connections in a row closed during the handshake, unexplained */
+    unsigned hs_logged;   /* handshake problems logged since the last WELCOME (bits) */
     uint64_t msg_id;
 
     int welcomed;
@@ -496,6 +506,7 @@ static void worker_stop_attempt(worker_t *w, uint64_t attempt_id, const char *wh
 static void worker_on_welcome(worker_t *w, const Regmix__Welcome *wel)
 {
     w->welcomed = 1;
+    w->hs_logged = 0;
     w->heartbeat_ms = wel->heartbeat_ms ? wel->heartbeat_ms : WORKER_DEFAULT_HB_MS;
     if (w->heartbeat_ms < 10)
         w->heartbeat_ms = 10;
@@ -647,6 +658,116 @@ static void worker_hello(worker_t *w)
              w->endpoint, w->slots, w->n_gpus, n);
 }
 
+/* Logs a handshake problem once until the next WELCOME. */
+static void worker_log_handshake(worker_t *w, unsigned bit, const char *why, unsigned value)
+{
+    if (w->hs_logged & bit)
+        return;
+    w->hs_logged |= bit;
+    log_error("handshake_failed", "worker=%s endpoint=%s curve=%s value=%u why=\"%s\"",
+              w->worker_id, w->endpoint, w->curve.enabled ? w->curve.public_ : "off", value, why);
+}
+
+/* One event of the DEALER's monitor: [event u16, value u32][endpoint]. */
+static void worker_monitor_cb(zloop_watch_t *wt, void *s, void *data)
+{
+    (void)wt;
+    worker_t *w = data;
+    uint16_t ev = 0;
+    uint32_t value = 0;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return;
+    }
+    if (zmq_msg_size(&m) >= 6) {
+        memcpy(&ev, zmq_msg_data(&m), 2);
+        memcpy(&value, (const char *)zmq_msg_data(&m) + 2, 4);
+    }
+    int more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    while (more) {
+        zmq_msg_init(&m);
+        more = zmq_msg_recv(&m, s, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    int curve = w->curve.enabled;
+    switch (ev) {
+    case ZMQ_EVENT_CONNECTED:
+        w->mon_connected = 1;
+        w->mon_handshook = w->mon_failed = 0;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        w->mon_handshook = 1;
+        w->mon_hangups = 0;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        w->mon_failed = 1;
+        worker_log_handshake(w, 1,
+                             "the coordinator refused our CURVE key: is our public key on its "
+                             "--curve-allow list?",
+                             value);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        w->mon_failed = 1;
+        if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            worker_log_handshake(w, 2,
+                                 curve ? "the coordinator does not use CURVE: start without "
+                                         "--curve-server-key and $REGMIX_CURVE_SERVER_KEY"
+                                       : "the coordinator requires CURVE: give "
+                                         "--curve-server-key and --curve-secret-key",
+                                 value);
+        else
+            worker_log_handshake(w, 4, "handshake protocol error", value);
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        /* A CURVE server that cannot open our HELLO (a wrong server key) just hangs up, every
+         * time; once could be a coordinator going away, twice in a row is worth a line. (A
+         * HANDSHAKE_FAILED_NO_DETAIL is any broken transport: not logged.) */
+        if (curve && w->mon_connected && !w->mon_handshook && !w->mon_failed &&
+            ++w->mon_hangups >= 2)
+            worker_log_handshake(w, 8,
+                                 "the connection closed during the CURVE handshake: is "
+                                 "--curve-server-key the coordinator's public key?",
+                                 value);
+        w->mon_connected = 0;
+        break;
+    default:
+        break;
+    }
+}
+
+static void worker_close_monitor(worker_t *w)
+{
+    zloop_watch_close(&w->mon_watch);
+    if (w->mon) {
+        if (w->sock)
+            zmq_socket_monitor(w->sock, NULL, 0);
+        zmq_close(w->mon);
+        w->mon = NULL;
+    }
+    w->mon_connected = w->mon_handshook = w->mon_failed = 0;
+}
+
+/* Watches the handshakes of w->sock (before its connect); failing that only costs the logs. */
+static void worker_open_monitor(worker_t *w)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://regmix-worker-monitor-%u", ++w->mon_seq);
+    const int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    int zero = 0;
+    if (zmq_socket_monitor(w->sock, ep, events) != 0)
+        return;
+    w->mon = zmq_socket(w->zctx, ZMQ_PAIR);
+    if (!w->mon || zmq_setsockopt(w->mon, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_connect(w->mon, ep) != 0 ||
+        zloop_watch_new_raw(w->loop, w->mon, worker_monitor_cb, w, &w->mon_watch) < 0)
+        worker_close_monitor(w);
+}
+
 static int worker_open(worker_t *w)
 {
     w->sock = zmq_socket(w->zctx, ZMQ_DEALER);
@@ -661,11 +782,14 @@ static int worker_open(worker_t *w)
         rc = -errno;
     if (rc == 0)
         rc = curve_client_apply(&w->curve, w->sock);
+    if (rc == 0)
+        worker_open_monitor(w);
     if (rc == 0 && zmq_connect(w->sock, w->endpoint) != 0)
         rc = -errno;
     if (rc == 0)
         rc = zloop_watch_new(w->loop, w->sock, 0, worker_recv_cb, w, &w->watch);
     if (rc < 0) {
+        worker_close_monitor(w);
         zmq_close(w->sock);
         w->sock = NULL;
     }
@@ -674,6 +798,7 @@ static int worker_open(worker_t *w)
 
 static void worker_close_socket(worker_t *w)
 {
+    worker_close_monitor(w);
     zloop_watch_close(&w->watch);
     if (w->sock) {
         zmq_close(w->sock);

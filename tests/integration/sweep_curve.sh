@@ -4,7 +4,8 @@
 # complete a synthetic sweep, and another after a coordinator restart; regmixctl with allowed keys gets `list`; a client without keys,
 # with a key pair not on the allow list, with only the server's key, or with a wrong server key
 # gets no answer and exits 1 after its --timeout with a message saying which of these it is; a worker with a key not on the list is never
-# admitted; bad key files are usage errors (exit 2).
+# admitted, and workers that are refused (key not allowed, wrong server key, no keys) log why;
+# bad key files are usage errors (exit 2).
 . "$(dirname "$0")/lib.sh" "$@"
 
 K=$T/keys
@@ -60,6 +61,8 @@ start_worker w1 4 --curve-server-key "$K/coordinator.pub" --curve-secret-key "$K
 REGMIX_CURVE_SECRET_KEY=$K/alice.key start_worker w2 4
 start_worker intruder 4 --curve-secret-key "$K/mallory.key"
 INTRUDER_PID=$WORKER_PID
+start_worker wrongkey 1 --curve-server-key "$K/alice.pub" --curve-secret-key "$K/alice.key"
+REGMIX_CURVE_SERVER_KEY= REGMIX_CURVE_SECRET_KEY= start_worker nokeys 1
 
 synthetic_spec "$T/spec.yaml" it-curve 24 10 0 3
 SW=$(submit "$T/spec.yaml")
@@ -113,8 +116,21 @@ denied=$(grep -c 'event=auth_denied' "$T/coordinator.log")
 [ "$denied" -ge 3 ] || fail "coordinator logged $denied auth_denied, want >= 3"
 note "ok: auth_denied logged $denied times"
 grep -q 'event=hello ' "$T/worker-intruder.log" || fail "intruder never said hello"
-grep -q 'event=welcome ' "$T/worker-intruder.log" && fail "intruder was welcomed"
 kill -0 "$INTRUDER_PID" 2>/dev/null || fail "intruder worker exited (it should keep retrying)"
+# Refused workers say why in their logs, once each (until a WELCOME).
+for w in intruder wrongkey nokeys; do
+    grep -q 'event=welcome ' "$T/worker-$w.log" && fail "worker $w was welcomed"
+done
+worker_says() { # NAME TEXT
+    grep 'event=handshake_failed' "$T/worker-$1.log" | grep -q -- "$2" ||
+        fail "worker $1 does not log '$2': $(grep -v 'event=hello\|event=reconnect' "$T/worker-$1.log" | tail -n 3)"
+    expect_eq "handshake_failed lines of worker $1" "$(grep -c 'event=handshake_failed' "$T/worker-$1.log")" 1
+}
+worker_says intruder "refused our CURVE key: is our public key on its --curve-allow list"
+worker_says wrongkey "closed during the CURVE handshake: is --curve-server-key"
+worker_says nokeys "requires CURVE: give --curve-server-key"
+grep -q 'event=handshake_failed' "$T/worker-w1.log" "$T/worker-w2.log" &&
+    fail "an allowed worker logged a handshake failure"
 
 stop_coord
 read -r done dead canc <<<"$(check_store "$SW")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one-command demo of regmix (README's main command): the whole RegMix loop on a real corpus,
-# on this machine, in about ten minutes on two cores.
+# on this machine: about 2 minutes on two quiet cores, 5-7 when they are busy.
 #
 #   1. installs what is missing and builds (scripts/setup.sh),
 #   2. builds a six-domain byte-level corpus from Debian packages (scripts/build-corpus.py, cached),
@@ -109,7 +109,7 @@ rm -rf "$demo_dir/regmix.db" "$demo_dir/regmix.db-wal" "$demo_dir/regmix.db-shm"
 # on creating its session directory (TMP/ompi.HOST.UID: "File exists", orte_init fails). Give it
 # one that exists already.
 rm -rf "$demo_dir/mpi"
-mkdir -p "$demo_dir/mpi/ompi.$(hostname).$(id -u)"
+mkdir -p "$demo_dir/mpi/ompi.$(uname -n).$(id -u)"
 ctl() { "$ctl_bin" --coordinator "$cep" "$@"; }
 started=0
 for attempt in 1 2 3; do

@@ -664,7 +664,7 @@ static void worker_log_handshake(worker_t *w, unsigned bit, const char *why, uns
     if (w->hs_logged & bit)
         return;
     w->hs_logged |= bit;
-    log_error("handshake_failed", "worker=%s endpoint=%s curve=%s value=%u why=\"%s\"",
+    log_error("handshake_failed", "worker=%s endpoint=%s curve=\"%s\" value=%u why=\"%s\"",
               w->worker_id, w->endpoint, w->curve.enabled ? w->curve.public_ : "off", value, why);
 }
 
@@ -1147,7 +1147,7 @@ int main(int argc, char **argv)
     }
     log_info("started",
              "worker=%s boot=%s pid=%d slots=%u gpus=%d workdir=%s trainer=%s recovered=%u "
-             "curve=%s",
+             "curve=\"%s\"",
              w->worker_id, w->boot_id, (int)getpid(), w->slots, w->n_gpus, workdir, trainer,
              w->n_held, w->curve.enabled ? w->curve.public_ : "off");
     uv_timer_init(w->loop, &w->tick);

@@ -1130,7 +1130,10 @@ char *spec_train_json(const spec_t *spec, spec_stage_t stage)
     jset(jm, "context", json_integer(m->context), &ok);
     jset(jm, "vocab", json_integer(m->vocab), &ok);
     jset(jt, "batch", json_integer(t->batch), &ok);
-    jset(jt, "micro_batch", json_integer(t->micro_batch), &ok);
+    /* 0 means "the trainer decides" for these two: leave them out rather than pass a 0 the
+     * trainer would reject as a flag value. */
+    if (t->micro_batch > 0)
+        jset(jt, "micro_batch", json_integer(t->micro_batch), &ok);
     jset(jt, "steps", json_integer(t->steps), &ok);
     jset(jt, "lr", json_real(t->lr), &ok);
     jset(jt, "warmup", json_integer(t->warmup), &ok);
@@ -1139,7 +1142,8 @@ char *spec_train_json(const spec_t *spec, spec_stage_t stage)
     jset(jt, "weight_decay", json_real(t->weight_decay), &ok);
     jset(jt, "clip", json_real(t->clip), &ok);
     jset(jt, "eval_batches", json_integer(t->eval_batches), &ok);
-    jset(jt, "threads", json_integer(t->threads), &ok);
+    if (t->threads > 0)
+        jset(jt, "threads", json_integer(t->threads), &ok);
     jset(root, "model", jm, &ok);
     jset(root, "train", jt, &ok);
     char *out = ok ? json_dumps(root, JSON_COMPACT) : NULL;

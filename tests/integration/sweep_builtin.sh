@@ -26,7 +26,7 @@ proxy:
   max_attempts: 2
   backoff_ms: 20
   model: {layers: 1, heads: 2, dim: 16, ffn: 32, context: 16, vocab: 256}
-  train: {batch: 4, micro_batch: 4, steps: 6, lr: 1.0e-3, warmup: 1, eval_batches: 1, threads: 1}
+  train: {batch: 4, steps: 6, lr: 1.0e-3, warmup: 1, eval_batches: 1, threads: 1}
 regression: {target: licA, model: linear, simulate: 100, top_k: 10, refit_every: 1000}
 YAML
 

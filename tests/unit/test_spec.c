@@ -180,6 +180,10 @@ static void test_defaults(void)
     CHECK(t->batch == 512 && t->micro_batch == 0 && t->steps == 1000 && t->lr == 4.0e-4);
     CHECK(t->warmup == 100 && t->schedule == SPEC_SCHEDULE_CONSTANT && t->min_lr == 0);
     CHECK(t->weight_decay == 0.1 && t->clip == 1.0 && t->eval_batches == 8 && t->threads == 0);
+    /* Defaults of 0 ("the trainer decides") are left out of the trainer settings, never sent. */
+    char *tj = spec_train_json(s, SPEC_STAGE_PROXY);
+    CHECK(tj && !strstr(tj, "micro_batch") && !strstr(tj, "threads") && strstr(tj, "\"batch\""));
+    free(tj);
     CHECK(s->proxy.ncommand == 0 && s->proxy.command == NULL);
     CHECK_INT_EQ(s->proxy.synthetic.optimum_given, 0);
     CHECK(s->proxy.synthetic.optimum[0] == 0.75); /* the prior */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
@@ -851,6 +852,8 @@ struct launcher_run {
     launcher__buf_t line;
     int dropping; /* inside an over-long line */
     launcher_outcome_t out;
+    char mpi_tmp[32]; /* this launch's own Open MPI session directory base ("" if none) */
+    char **envp;      /* the child's environment (environ plus OMPI_MCA_orte_tmpdir_base) */
 };
 
 static void launcher__log(launcher_run_t *r, const char *s, size_t n)
@@ -939,8 +942,23 @@ static void launcher__line(launcher_run_t *r, const char *s, size_t n)
     json_decref(o);
 }
 
+static int launcher__rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 static void launcher__free(launcher_run_t *r)
 {
+    if (r->mpi_tmp[0])
+        nftw(r->mpi_tmp, launcher__rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (r->envp)
+        for (char **e = r->envp; *e; e++)
+            free(*e);
+    free(r->envp);
     for (int i = 0; i < r->out.nlosses; i++)
         free(r->out.loss_names[i]);
     free(r->out.loss_names);
@@ -1037,6 +1055,43 @@ static void launcher__exit(uv_process_t *p, int64_t status, int sig)
     launcher__maybe_finish(r);
 }
 
+extern char **environ;
+
+/* A copy of environ with OMPI_MCA_orte_tmpdir_base set to a new directory (written to tmp), or
+ * NULL (inherit environ) when that cannot be made. */
+static char **launcher__child_env(char *tmp, size_t tmplen)
+{
+    snprintf(tmp, tmplen, "/tmp/regmix-mpi-XXXXXX");
+    if (!mkdtemp(tmp)) {
+        tmp[0] = '\0';
+        return NULL;
+    }
+    static const char key[] = "OMPI_MCA_orte_tmpdir_base=";
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **envp = calloc(n + 2, sizeof *envp);
+    if (!envp)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], key, sizeof key - 1) == 0)
+            continue;
+        if (!(envp[k++] = strdup(environ[i])))
+            goto fail;
+    }
+    if (asprintf(&envp[k], "%s%s", key, tmp) < 0) {
+        envp[k] = NULL;
+        goto fail;
+    }
+    return envp;
+fail:
+    for (size_t i = 0; envp[i]; i++)
+        free(envp[i]);
+    free(envp);
+    return NULL;
+}
+
 int launcher_run_start(uv_loop_t *loop,
                        char *const *argv,
                        int progress_fd,
@@ -1093,10 +1148,15 @@ int launcher_run_start(uv_loop_t *loop,
         io[progress_fd].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
         io[progress_fd].data.stream = (uv_stream_t *)&r->pipe;
     }
+    /* Open MPI 4 keeps a session directory under one shared base (/tmp); two mpiruns started
+     * together (target and baseline) race creating it and one fails in orte_init. Each launch
+     * gets its own short base, removed when the run is freed. Other launchers ignore it. */
+    r->envp = launcher__child_env(r->mpi_tmp, sizeof r->mpi_tmp);
     uv_process_options_t opt = {
             .exit_cb = launcher__exit,
             .file = argv[0],
             .args = (char **)argv,
+            .env = r->envp,
             .cwd = cwd,
             .stdio_count = nio,
             .stdio = io,

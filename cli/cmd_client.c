@@ -104,11 +104,18 @@ static json_t *sweep_json(const Regmix__SweepInfo *s)
                      (int)s->converged_after_runs);
 }
 
+/* A number, or null where it is not finite (jansson refuses NaN and would drop the whole object:
+ * a fit's first l1_moved, a target that has not reported yet). */
+static json_t *num_json(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
 static json_t *weights_json(Regmix__DomainWeight **w, size_t n)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < n; i++)
-        json_object_set_new(o, str_or(w[i]->domain, "?"), json_real(w[i]->weight));
+        json_object_set_new(o, str_or(w[i]->domain, "?"), num_json(w[i]->weight));
     return o;
 }
 
@@ -116,7 +123,7 @@ static json_t *values_json(Regmix__DomainValue **v, size_t n)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < n; i++)
-        json_object_set_new(o, str_or(v[i]->name, "?"), json_real(v[i]->value));
+        json_object_set_new(o, str_or(v[i]->name, "?"), num_json(v[i]->value));
     return o;
 }
 
@@ -124,28 +131,31 @@ static json_t *metrics_json(const Regmix__Metrics *m)
 {
     if (!m)
         return json_null();
-    return json_pack("{s:f, s:f, s:f, s:f, s:i}", "spearman", m->spearman, "pearson", m->pearson,
-                     "mse", m->mse, "r2", m->r2, "folds", (int)m->folds);
+    return json_pack("{s:o, s:o, s:o, s:o, s:i}", "spearman", num_json(m->spearman), "pearson",
+                     num_json(m->pearson), "mse", num_json(m->mse), "r2", num_json(m->r2), "folds",
+                     (int)m->folds);
 }
 
 static json_t *fit_json(const Regmix__FitInfo *f)
 {
-    return json_pack("{s:i, s:i, s:s, s:o, s:o, s:f, s:f, s:f, s:I}", "fit", (int)f->fit_no,
+    return json_pack("{s:i, s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:I}", "fit", (int)f->fit_no,
                      "runs_used", (int)f->runs_used, "model", str_or(f->model, ""), "cv",
                      metrics_json(f->cv), "proposal", weights_json(f->proposal, f->n_proposal),
-                     "predicted", f->predicted, "l1_moved", f->l1_moved, "seconds", f->seconds,
-                     "created_unix_ms", (json_int_t)f->created_unix_ms);
+                     "predicted", num_json(f->predicted), "l1_moved", num_json(f->l1_moved),
+                     "seconds", num_json(f->seconds), "created_unix_ms",
+                     (json_int_t)f->created_unix_ms);
 }
 
 static json_t *target_json(const Regmix__TargetInfo *t)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:o, s:o, s:f, s:I, s:f, s:s}", "sweep",
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:o, s:o, s:o, s:I, s:o, s:s}", "sweep",
                      str_or(t->sweep_id, ""), "role", str_or(t->role, ""), "state",
                      str_or(t->state, ""), "launcher", str_or(t->launcher, ""), "ranks",
                      (int)t->ranks, "pid", (json_int_t)t->pid, "log", str_or(t->log_path, ""),
                      "weights", weights_json(t->weights, t->n_weights), "losses",
-                     values_json(t->losses, t->n_losses), "objective", t->objective, "step",
-                     (json_int_t)t->step, "loss", t->loss, "detail", str_or(t->detail, ""));
+                     values_json(t->losses, t->n_losses), "objective", num_json(t->objective),
+                     "step", (json_int_t)t->step, "loss", num_json(t->loss), "detail",
+                     str_or(t->detail, ""));
 }
 
 static void print_json(json_t *o)
@@ -552,10 +562,11 @@ static int do_results(client_t *c, const char *sweep)
         for (size_t i = 0; i < r->n_results; i++) {
             const Regmix__RunResult *x = r->results[i];
             json_array_append_new(
-                    a, json_pack("{s:I, s:i, s:s, s:o, s:o, s:f}", "run", (json_int_t)x->run_index,
+                    a, json_pack("{s:I, s:i, s:s, s:o, s:o, s:o}", "run", (json_int_t)x->run_index,
                                  "attempt", (int)x->attempt_no, "worker", str_or(x->worker_id, ""),
                                  "weights", weights_json(x->weights, x->n_weights), "losses",
-                                 values_json(x->losses, x->n_losses), "seconds", x->seconds));
+                                 values_json(x->losses, x->n_losses), "seconds",
+                                 num_json(x->seconds)));
         }
         print_json(json_pack("{s:s, s:o}", "sweep", sweep, "results", a));
         frame_free(&rep);

@@ -401,7 +401,10 @@ void coord_sweep_info(const sweep_t *sw, Regmix__SweepInfo *info, Regmix__RunCou
     info->priority = sw->priority;
     info->created_unix_ms = sw->created_ms;
     info->updated_unix_ms = sw->updated_ms;
-    info->converged = sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
+    info->fits = (uint32_t)sw->nfits;
+    /* A converged sweep whose kept runs then finished is done, and still converged. */
+    info->converged =
+            sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED || sw->converged_after_runs > 0;
     info->converged_after_runs = (uint32_t)sw->converged_after_runs;
 }
 

@@ -175,8 +175,10 @@ void coord_send(coord_t *c,
     o->len = len;
     o->attempt_id = attempt_id;
     /* Once stopping, the handles are closed: what is queued now is never sent, and writes are
-     * committed by coord_destroy(). */
-    if (!c->stopping)
+     * committed by coord_destroy(). Before coord_init() has made the handle (while loading the
+     * store: an orphaned target is persisted as failed), there is no loop running to wake: the
+     * first iteration flushes anyway. */
+    if (!c->stopping && c->flush_idle.loop)
         uv_idle_start(&c->flush_idle, coord__idle_noop);
 }
 
@@ -223,8 +225,10 @@ void coord_kick(coord_t *c)
 {
     c->sched_dirty = 1;
     /* Once stopping, the handles are closed: what is queued now is never sent, and writes are
-     * committed by coord_destroy(). */
-    if (!c->stopping)
+     * committed by coord_destroy(). Before coord_init() has made the handle (while loading the
+     * store: an orphaned target is persisted as failed), there is no loop running to wake: the
+     * first iteration flushes anyway. */
+    if (!c->stopping && c->flush_idle.loop)
         uv_idle_start(&c->flush_idle, coord__idle_noop);
 }
 

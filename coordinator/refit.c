@@ -18,44 +18,55 @@ typedef struct refit_ctx {
     int64_t results; /* results in the snapshot */
 } refit_ctx_t;
 
+/* The loss a synthetic job reports (worker/job.c). It is the objective of a synthetic sweep
+ * whose results carry it, whatever regression.target says: such results have no per-domain
+ * losses. The snapshot's loss columns are the domains and then this one. */
+#define REFIT_SYNTHETIC "synthetic"
+
 typedef struct {
     sweep_t *sw;
     size_t n, cap;
-    double *X;      /* (n, d) */
-    double *losses; /* (n, d): per-domain losses, NAN where missing */
+    size_t m;                 /* loss columns: the domains, then REFIT_SYNTHETIC */
+    const char *const *names; /* (m) */
+    size_t nsynthetic;        /* rows with a finite REFIT_SYNTHETIC loss */
+    double *X;                /* (n, d) */
+    double *losses;           /* (n, m): losses by name, NAN where missing */
     int err;
 } refit_snap_t;
 
 static int refit__row(const store_result_row_t *row, void *data)
 {
     refit_snap_t *s = data;
-    size_t d = (size_t)s->sw->ndomains;
+    size_t d = (size_t)s->sw->ndomains, m = s->m;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 256;
         double *X = realloc(s->X, cap * d * sizeof *X);
         if (X)
             s->X = X;
-        double *L = realloc(s->losses, cap * d * sizeof *L);
+        double *L = realloc(s->losses, cap * m * sizeof *L);
         if (L)
             s->losses = L;
         if (!X || !L)
             return -ENOMEM;
         s->cap = cap;
     }
-    double *x = s->X + s->n * d, *l = s->losses + s->n * d;
-    for (size_t i = 0; i < d; i++) {
+    double *x = s->X + s->n * d, *l = s->losses + s->n * m;
+    for (size_t i = 0; i < d; i++)
         x[i] = (int)i < row->nweights ? row->weights[i] : 0.0;
+    for (size_t i = 0; i < m; i++)
         l[i] = NAN;
-    }
     json_t *o = json_loads(row->losses_json, 0, NULL);
     const char *key;
     json_t *v;
     if (json_is_object(o)) {
         json_object_foreach(o, key, v)
         {
-            for (size_t i = 0; i < d; i++)
-                if (strcmp(s->sw->domains[i], key) == 0 && json_is_number(v))
+            for (size_t i = 0; i < m; i++)
+                if (strcmp(s->names[i], key) == 0 && json_is_number(v))
                     l[i] = json_number_value(v);
+            if (strcmp(key, REFIT_SYNTHETIC) == 0 && json_is_number(v) &&
+                isfinite(json_number_value(v)))
+                s->nsynthetic++;
         }
     }
     json_decref(o);
@@ -189,12 +200,20 @@ void refit_maybe(coord_t *c, sweep_t *sw)
     if (!fitter_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
                              (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))
         return;
-    refit_snap_t snap = {.sw = sw};
-    int r = store_results_foreach(c->store, sw->id, refit__row, &snap);
+    const char **names = calloc((size_t)sw->ndomains + 1, sizeof *names);
+    if (names) {
+        for (int i = 0; i < sw->ndomains; i++)
+            names[i] = sw->domains[i];
+        names[sw->ndomains] = REFIT_SYNTHETIC;
+    }
+    refit_snap_t snap = {.sw = sw, .m = (size_t)sw->ndomains + 1, .names = names};
+    int r = names ? store_results_foreach(c->store, sw->id, refit__row, &snap) : -ENOMEM;
     refit_ctx_t *x = calloc(1, sizeof *x);
     double *prior = calloc((size_t)sw->ndomains, sizeof *prior);
-    char target[1024];
-    if (r < 0 || !x || !prior || fitter_target_text(spec, target, sizeof target) < 0) {
+    char target[1024] = REFIT_SYNTHETIC;
+    int synthetic = spec->proxy.trainer == SPEC_TRAINER_SYNTHETIC && snap.nsynthetic > 0;
+    if (r < 0 || !x || !prior ||
+        (!synthetic && fitter_target_text(spec, target, sizeof target) < 0)) {
         log_warn("fit_not_started", "sweep=%s why=\"snapshot, memory or target\"", sw->sweep_id);
         sw->results_at_last_fit = results;
         goto out;
@@ -205,8 +224,8 @@ void refit_maybe(coord_t *c, sweep_t *sw)
             .n = snap.n,
             .d = (size_t)sw->ndomains,
             .X = snap.X,
-            .m = sw->ndomains,
-            .loss_names = (const char *const *)sw->domains,
+            .m = (int)snap.m,
+            .loss_names = snap.names,
             .losses = snap.losses,
             .target = target,
             .prior = prior,
@@ -230,6 +249,7 @@ void refit_maybe(coord_t *c, sweep_t *sw)
 out:
     free(x);
     free(prior);
+    free(names);
     free(snap.X);
     free(snap.losses);
 }

@@ -1,0 +1,101 @@
+#!/bin/bash
+# The closed loop on synthetic jobs: refits as results arrive, convergence, and the automatic
+# target launch, exactly once.
+#   1. A sweep whose synthetic loss is sum_i (w_i - optimum_i)^2 + noise converges; the proposed
+#      mixture lands within L1 0.1 of the optimum; `fits` and `status` agree on the number of
+#      fits; the target (launcher: command) runs once and its losses are recorded. The token
+#      prior (0.6, 0.3, 0.1) is L1 0.2 from the optimum (0.5, 0.3, 0.2): the proposal must move.
+#   2. The same sweep again, with the coordinator killed -9 right after it converged and
+#      restarted: the target has still been launched exactly once.
+. "$(dirname "$0")/lib.sh" "$@"
+
+# converge_spec FILE NAME: quadratic refits every 8 results; the target is a command that counts
+# its launches in $T/launches-NAME and reports a result on the progress fd after a short while.
+converge_spec() {
+    cat >"$1" <<YAML
+name: $2
+domains:
+  - {name: web, tokens: 6.0e9, train: "data/web_*.bin"}
+  - {name: code, tokens: 3.0e9, train: "data/code_*.bin"}
+  - {name: books, tokens: 1.0e9, train: "data/books_*.bin"}
+sampling: {runs: 96, seed: 5}
+proxy:
+  trainer: synthetic
+  synthetic: {optimum: {web: 0.5, code: 0.3, books: 0.2}, noise: 0.001, delay_ms: 20}
+regression:
+  target: mean
+  model: quadratic
+  simulate: 20000
+  top_k: 100
+  refit_every: 8
+  seed: 3
+  convergence: {min_runs: 24, min_spearman: 0.8, stable_refits: 2, l1_tol: 0.05}
+  on_converge: cancel
+target:
+  launch: auto
+  launcher: command
+  command: ["sh", "-c", "echo {weights_json} >> $T/launches-$2; sleep 1; echo '{\"event\": \"result\", \"losses\": {\"web\": 1.5}}' >&{progress_fd}"]
+YAML
+}
+
+l1_to_optimum() {
+    ctl mixture "$1" --json | jq -r '.fit.proposal | [.web - 0.5, .code - 0.3, .books - 0.2]
+        | map(if . < 0 then -. else . end) | add'
+}
+
+start_coord
+start_worker w1 4
+start_worker w2 4
+
+# ---- 1: converge and launch ------------------------------------------------------------------
+converge_spec "$T/a.yaml" conv-a
+SW=$(submit "$T/a.yaml")
+[ -n "$SW" ] || fail "no sweep id"
+wait_state "$SW" 60 converged done cancelled
+note "status: $(ctl status "$SW" --json)"
+expect_eq "converged" "$(status_field "$SW" .converged)" true
+ctl mixture "$SW" --json >"$T/mixture.json" || fail "mixture --json failed"
+note "mixture: $(cat "$T/mixture.json")"
+l1=$(l1_to_optimum "$SW")
+awk -v l="$l1" 'BEGIN { exit !(l < 0.1) }' || fail "proposal is $l1 (L1) from the optimum, want < 0.1"
+note "ok: proposal within L1 $l1 of the optimum"
+fits=$(status_field "$SW" .fits)
+ctl fits "$SW" --json >"$T/fits.json" || fail "fits --json failed"
+expect_eq "fits listed = fits in status" "$(jq '.fits | length' "$T/fits.json")" "$fits"
+[ "$fits" -ge 2 ] || fail "only $fits fits"
+expect_eq "first fit has no previous proposal to move from" "$(jq -r '.fits[0].l1_moved' "$T/fits.json")" null
+after=$(status_field "$SW" .converged_after_runs)
+[ "$after" -ge 24 ] || fail "converged after $after runs, below min_runs 24"
+# The target finishes (its command sleeps 1 s) and its losses are stored.
+end=$((SECONDS + 30))
+until ctl target "$SW" --json | jq -e '.targets[] | select(.role == "target" and .state == "done")' >/dev/null; do
+    [ $SECONDS -lt $end ] || { ctl target "$SW" >&2; fail "target not done within 30 s"; }
+    sleep 0.2
+done
+expect_eq "target loss" "$(ctl target "$SW" --json | jq -r '.targets[] | select(.role == "target") | .losses.web')" 1.5
+expect_eq "launches of sweep 1" "$(wc -l <"$T/launches-conv-a")" 1
+
+# ---- 2: kill -9 right after convergence, restart ---------------------------------------------
+converge_spec "$T/b.yaml" conv-b
+SW2=$(submit "$T/b.yaml")
+end=$((SECONDS + 60))
+while :; do
+    st=$(status_field "$SW2" .state 2>/dev/null)
+    [ "$st" = converged ] || [ "$st" = done ] && break
+    [ $SECONDS -lt $end ] || fail "sweep 2 did not converge within 60 s (last: $st)"
+    sleep 0.05
+done
+kill9_coord
+note "coordinator killed -9 in state $st"
+start_coord
+sleep 3 # a relaunch, if there were one, would have happened by now
+expect_eq "sweep 2 still converged after the restart" "$(status_field "$SW2" .converged)" true
+expect_eq "launches of sweep 2" "$(wc -l <"$T/launches-conv-b" 2>/dev/null || echo 0)" 1
+ctl target "$SW2" --json | jq -e '.targets | length == 1' >/dev/null ||
+    fail "sweep 2 should have one target row: $(ctl target "$SW2")"
+expect_eq "launches of sweep 1, after the restart" "$(wc -l <"$T/launches-conv-a")" 1
+
+stop_coord
+check_store "$SW" >/dev/null
+check_store "$SW2" >/dev/null
+note "PASS"

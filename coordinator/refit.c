@@ -218,6 +218,14 @@ void refit_maybe(coord_t *c, sweep_t *sw)
         sw->results_at_last_fit = results;
         goto out;
     }
+    if (!synthetic) {
+        /* The synthetic column only where it is the objective (`mean` is over the domains):
+         * drop it, compacting the rows from stride d + 1 to d in place. */
+        size_t d = (size_t)sw->ndomains;
+        for (size_t row = 0; row < snap.n; row++)
+            memmove(snap.losses + row * d, snap.losses + row * (d + 1), d * sizeof(double));
+        snap.m = d;
+    }
     for (int i = 0; i < sw->ndomains; i++)
         prior[i] = spec->domains[i].prior;
     fitter_input_t in = {

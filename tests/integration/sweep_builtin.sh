@@ -27,7 +27,7 @@ proxy:
   backoff_ms: 20
   model: {layers: 1, heads: 2, dim: 16, ffn: 32, context: 16, vocab: 256}
   train: {batch: 4, steps: 6, lr: 1.0e-3, warmup: 1, eval_batches: 1, threads: 1}
-regression: {target: licA, model: linear, simulate: 100, top_k: 10, refit_every: 1000}
+regression: {target: mean, model: linear, simulate: 100, top_k: 10, refit_every: 4, cv_folds: 2}
 YAML
 
 start_coord
@@ -42,6 +42,13 @@ bad=$(tail -n +2 "$T/results.csv" | awk -F, '{ if (!($6 > 3 && $6 < 8 && $7 > 3 
         END { print n + 0 }')
 expect_eq "rows whose losses are not near ln 256 = 5.55" "$bad" 0
 ls "$T"/work-w1/*/*/stderr.log >/dev/null 2>&1 || fail "no job directories"
+# The objective `mean` is over the domains' validation losses: the refits use them.
+end=$((SECONDS + 20))
+until [ "$(status_field "$SW" .fits)" -ge 1 ] 2>/dev/null; do
+    [ $SECONDS -lt $end ] || fail "no fit of the mean loss: $(grep fit_failed "$T/coordinator.log" | tail -n 1)"
+    sleep 0.2
+done
+note "ok: $(status_field "$SW" .fits) fits of the mean loss"
 stop_coord
 read -r done dead canc <<<"$(check_store "$SW")"
 expect_eq "done runs" "$done" 6

@@ -9,6 +9,7 @@
 #ifndef REGMIX_TEST_H
 #define REGMIX_TEST_H
 
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,28 @@ static inline int test_finish(void)
     if (test__failures)
         return 1;
     return test__skipped ? 77 : 0;
+}
+
+static int test__rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path) == 0 ? 0 : -1;
+}
+
+/*
+ * Ends a test that worked in the temporary directory `dir`: removes it when every check passed,
+ * keeps it (and says so, with `what` it holds) for a look when one failed. Returns test_finish().
+ */
+static inline int test_finish_tmpdir(const char *dir, const char *what)
+{
+    int rc = test_finish();
+    if (rc == 1)
+        fprintf(stderr, "%s kept in %s\n", what, dir);
+    else if (nftw(dir, test__rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return rc;
 }
 
 /* Path of a file in the shared RegMix data folder (REGMIX_PAPER_DIR is set by meson). */

@@ -242,14 +242,5 @@ int main(int argc, char **argv)
         zmq_close(dealer);
     zmq_ctx_term(ctx);
     wire_cleanup();
-    int rc = test_finish();
-    if (rc == 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", tmpdir);
-    } else {
-        fprintf(stderr, "coordinator log and database kept in %s\n", tmpdir);
-    }
-    return rc;
+    return test_finish_tmpdir(tmpdir, "coordinator log and database");
 }

@@ -660,14 +660,5 @@ int main(int argc, char **argv)
     wire_cleanup();
     zmq_close(router);
     zmq_ctx_term(ctx);
-    int rc = test_finish();
-    if (rc == 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", tmpdir);
-    } else {
-        fprintf(stderr, "worker log and workdir kept in %s\n", tmpdir);
-    }
-    return rc;
+    return test_finish_tmpdir(tmpdir, "worker log and workdir");
 }

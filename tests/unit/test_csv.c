@@ -369,9 +369,5 @@ int main(void)
     TEST_RUN(test_join);
     TEST_RUN(test_writer_round_trip);
     TEST_RUN(test_paper_files);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
-    return test_finish();
+    return test_finish_tmpdir(tmpdir, "test files");
 }

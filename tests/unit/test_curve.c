@@ -257,9 +257,5 @@ int main(void)
     TEST_RUN(test_client_load);
     TEST_RUN(test_keypair_write);
     TEST_RUN(test_handshake);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
-    return test_finish();
+    return test_finish_tmpdir(tmpdir, "test files");
 }

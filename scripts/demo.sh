@@ -103,13 +103,8 @@ free_port() { # a port below the ephemeral range that nothing listens on
     done
 }
 rm -rf "$demo_dir/regmix.db" "$demo_dir/regmix.db-wal" "$demo_dir/regmix.db-shm" \
-    "$demo_dir/targets" "$demo_dir"/worker-* "$demo_dir/summary.json"
+    "$demo_dir/targets" "$demo_dir"/worker-* "$demo_dir/summary.json" "$demo_dir/mpi"
 : >"$demo_dir/coordinator.log"
-# The coordinator starts the target and the baseline mpirun at the same moment; Open MPI 4 races
-# on creating its session directory (TMP/ompi.HOST.UID: "File exists", orte_init fails). Give it
-# one that exists already.
-rm -rf "$demo_dir/mpi"
-mkdir -p "$demo_dir/mpi/ompi.$(uname -n).$(id -u)"
 ctl() { "$ctl_bin" --coordinator "$cep" "$@"; }
 started=0
 for attempt in 1 2 3; do
@@ -119,7 +114,7 @@ for attempt in 1 2 3; do
     wep=tcp://127.0.0.1:$wport
     cep=tcp://127.0.0.1:$cport
     stage "coordinator on $cep (workers: $wep), log $demo_dir/coordinator.log"
-    OMPI_MCA_orte_tmpdir_base=$demo_dir/mpi "$coord_bin" --db "$demo_dir/regmix.db" --workers "$wep" --clients "$cep" \
+    "$coord_bin" --db "$demo_dir/regmix.db" --workers "$wep" --clients "$cep" \
         --targets-dir "$demo_dir/targets" --trainer "$trainer_bin" \
         >>"$demo_dir/coordinator.log" 2>&1 &
     coord_pid=$!

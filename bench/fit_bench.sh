@@ -10,12 +10,12 @@
 # env:   THREADS (2), N (1000000), TOP_K (100), REPEAT (1: best of REPEAT runs each),
 #        REF_FIT_THREADS (the reference's XGBoost fit threads; default THREADS, 1 fits the way
 #        regmixctl does on small data),
-#        REGMIX_PAPER_DIR (../shared/data/regmix-paper), PYTHON (/usr/bin/python3: needs numpy,
+#        REGMIX_PAPER_DIR (data/regmix-paper), PYTHON (/usr/bin/python3: needs numpy,
 #        scipy and Debian's python3-xgboost)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 regmixctl=${1:-${REGMIX_BUILD_ROOT:-$here/../build}/cli/regmixctl}
-data=${REGMIX_PAPER_DIR:-$here/../../shared/data/regmix-paper}
+data=${REGMIX_PAPER_DIR:-$here/../data/regmix-paper}
 py=${PYTHON:-/usr/bin/python3}
 if [ ! -x "$regmixctl" ]; then
     echo "fit_bench: no regmixctl at $regmixctl (pass its path)" >&2

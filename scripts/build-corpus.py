@@ -2,7 +2,7 @@
 """build-corpus.py: a real multi-domain text corpus from Debian packages, as llm.c token shards.
 
 Each domain (C code, Python code, kernel docs, man pages, a dictionary, an encyclopedia, quotes,
-legal texts, scripture) is built from the Debian 12 packages named in ../shared/CORPUS.md: the
+legal texts, scripture) is built from the Debian 12 packages named in docs/corpus.md: the
 .deb files are fetched with `apt-get download` into a cache (a second run downloads nothing),
 read with `dpkg-deb --fsys-tarfile` (nothing is installed, except groff-base when `groff` is
 missing), and cut into documents (one file, one man page, one dictionary entry, one quote...).
@@ -273,7 +273,7 @@ def fetch_packages(pkgs, cache, log):
                                                   or err or ["apt-get download failed"])[-1]))
             if failed:
                 raise CorpusError("cannot fetch %d package(s) with apt-get download (the names "
-                                  "are Debian 12's; see ../shared/CORPUS.md):\n  %s"
+                                  "are Debian 12's; see docs/corpus.md):\n  %s"
                                   % (len(failed), "\n  ".join(failed)))
         log("fetched in %.1f s" % (time.time() - t0))
     out = {}
@@ -667,7 +667,7 @@ def build_scripture(debs, log):
 
 
 # ---------------------------------------------------------------------------------------------
-# The domains of ../shared/CORPUS.md (Debian 12 package names)
+# The domains of docs/corpus.md (Debian 12 package names)
 
 
 class Domain:

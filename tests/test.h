@@ -116,12 +116,12 @@ static inline int test_finish_tmpdir(const char *dir, const char *what)
     return rc;
 }
 
-/* Path of a file in the shared RegMix data folder (REGMIX_PAPER_DIR is set by meson). */
+/* Path of a file in the RegMix authors' released data (data/regmix-paper) (REGMIX_PAPER_DIR is set by meson). */
 static inline const char *test_paper_path(const char *name)
 {
     static char buf[4096];
     const char *dir = getenv("REGMIX_PAPER_DIR");
-    snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "../shared/data/regmix-paper", name);
+    snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "data/regmix-paper", name);
     return buf;
 }
 

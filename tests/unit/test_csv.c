@@ -302,7 +302,7 @@ static void test_paper_files(void)
     csv_t *loss = NULL, *mix = NULL;
     /* CRLF line ends and no final line end. */
     int rc = csv_read_file(test_paper_path("test_pile_loss_1B.csv"), &loss, err, sizeof err);
-    CHECK_MSG(rc == 0, "%s (the paper data is ../shared/data/regmix-paper)", err);
+    CHECK_MSG(rc == 0, "%s (the paper data is data/regmix-paper)", err);
     if (rc != 0)
         return;
     CHECK_INT_EQ(csv_read_file(test_paper_path("test_mixture_1B.csv"), &mix, err, sizeof err), 0);

@@ -9,7 +9,7 @@
 #include "sampler.h"
 #include "test.h"
 
-/* The 17-domain Pile prior of the RegMix paper (../shared/data/regmix-paper/README.md). */
+/* The 17-domain Pile prior of the RegMix paper (data/regmix-paper/README.md). */
 static const double pile_prior[17] = {
         0.113285273, 0.079608651, 0.003913491, 0.185375901, 0.051081359, 0.015962925,
         0.101750772, 0.003707518, 0.066529351, 0.001750772, 0.027085479, 0.236869207,

@@ -699,7 +699,7 @@ DOMAINS = [
            "World English Bible, one chapter per document, and two commentaries"),
 ]
 DOMAIN_BY_NAME = {d.name: d for d in DOMAINS}
-DEFAULT_DOMAINS = [d.name for d in DOMAINS]  # the eight of CORPUS.md and scripture (cheap)
+DEFAULT_DOMAINS = [d.name for d in DOMAINS]  # the eight of docs/corpus.md and scripture (cheap)
 
 
 def from_dir_domain(root, name):

@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "commands.h"
 #include "frame.h"
+#include "states.h"
 
 #define CLIENT_SPEC_MAX (1024 * 1024)
 
@@ -45,29 +46,16 @@ typedef struct client {
 
 /* ---- names and JSON helpers ------------------------------------------------------------------- */
 
+/* Sweep states print by common/states.h's table, the same words the coordinator stores. */
 static const char *sweep_state_name(Regmix__SweepState s)
 {
-    switch (s) {
-    case REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING:
-        return "running";
-    case REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED:
-        return "converged";
-    case REGMIX__SWEEP_STATE__SWEEP_STATE_DONE:
-        return "done";
-    case REGMIX__SWEEP_STATE__SWEEP_STATE_CANCELLED:
-        return "cancelled";
-    case REGMIX__SWEEP_STATE__SWEEP_STATE_FAILED:
-        return "failed";
-    default:
-        return "unknown";
-    }
+    return states_sweep_name((sweep_state_t)s);
 }
 
 static int sweep_state_final(Regmix__SweepState s)
 {
-    return s == REGMIX__SWEEP_STATE__SWEEP_STATE_DONE ||
-           s == REGMIX__SWEEP_STATE__SWEEP_STATE_CANCELLED ||
-           s == REGMIX__SWEEP_STATE__SWEEP_STATE_FAILED;
+    return s != REGMIX__SWEEP_STATE__SWEEP_STATE_UNSPECIFIED &&
+           !states_sweep_open((sweep_state_t)s);
 }
 
 static const char *str_or(const char *s, const char *dflt)

@@ -29,12 +29,6 @@ static void client__reply(coord_t *c, const frame_msg_t *msg, Regmix__Envelope *
     coord_send(c, c->csock, msg->routing_id, msg->routing_len, env, 0);
 }
 
-static int client__sweep_open(const sweep_t *sw)
-{
-    return sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING ||
-           sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
-}
-
 /* ---- submit ------------------------------------------------------------------------------------ */
 
 typedef struct client_submit {
@@ -158,14 +152,14 @@ static int client__submit_store(coord_t *c, client_submit_t *s, sweep_t **ret)
         if (!(sw->domains[i] = strdup(spec->domains[i].name)))
             goto fail;
     int64_t now = clock_unix_ms();
-    sw->state = REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING;
+    sw->state = SWEEP_STATE_RUNNING;
     sw->priority = s->priority;
     sw->gpus = spec->proxy.gpus;
     sw->max_attempts = spec->proxy.max_attempts > 0 ? spec->proxy.max_attempts : 1;
     sw->backoff_ms = spec->proxy.backoff_ms;
     sw->nruns = runs;
     sw->created_ms = sw->updated_ms = now;
-    sw->counts[REGMIX__RUN_STATE__RUN_STATE_QUEUED] = runs;
+    sw->counts[RUN_STATE_QUEUED] = runs;
 
     r = coord_write(c);
     if (r < 0)
@@ -177,7 +171,7 @@ static int client__submit_store(coord_t *c, client_submit_t *s, sweep_t **ret)
             .name = spec->name,
             .spec_yaml = s->yaml,
             .spec_name = s->spec_name,
-            .state = "running",
+            .state = SWEEP_STATE_RUNNING,
             .priority = s->priority,
             .gpus = sw->gpus,
             .max_attempts = sw->max_attempts,
@@ -277,7 +271,7 @@ static void client__submit(coord_t *c, const frame_msg_t *msg, const Regmix__Sub
     }
     int open = 0;
     for (int i = 0; i < c->nsweeps; i++)
-        open += client__sweep_open(c->sweeps[i]);
+        open += states_sweep_open(c->sweeps[i]->state);
     if (open >= c->cfg.max_sweeps) {
         CLIENT_ERR(c, msg, LIMIT, "%d sweeps are running; the limit is %d", open,
                    c->cfg.max_sweeps);
@@ -373,7 +367,7 @@ static void client__watch(coord_t *c, const frame_msg_t *msg, const Regmix__Watc
     memcpy(me.rid, msg->routing_id, msg->routing_len);
     me.rlen = msg->routing_len;
     me.req_id = msg->id;
-    if (client__sweep_open(sw)) {
+    if (states_sweep_open(sw->state)) {
         if (sw->nwatchers >= COORD_MAX_WATCHERS) {
             CLIENT_ERR(c, msg, LIMIT, "sweep %s has %d watchers; the limit", sw->sweep_id,
                        COORD_MAX_WATCHERS);
@@ -387,13 +381,13 @@ static void client__watch(coord_t *c, const frame_msg_t *msg, const Regmix__Watc
         sw->watchers = ws;
     }
     /* The first event goes to this watcher only: the current status (final if it ended). */
-    int final = !client__sweep_open(sw);
+    int final = !states_sweep_open(sw->state);
     coord_watcher_t *saved = sw->watchers;
     int nsaved = sw->nwatchers;
     sw->watchers = &me;
     sw->nwatchers = 1;
     char text[160];
-    snprintf(text, sizeof text, "sweep %s is %s", sw->sweep_id, coord_sweep_state_name(sw->state));
+    snprintf(text, sizeof text, "sweep %s is %s", sw->sweep_id, states_sweep_name(sw->state));
     coord_sweep_event(c, sw, final ? "end" : "status", text, final);
     sw->watchers = saved;
     sw->nwatchers = nsaved;
@@ -432,9 +426,9 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
     sweep_t *sw = client__sweep(c, msg, req->sweep_id);
     if (!sw)
         return;
-    if (!client__sweep_open(sw) && !req->has_run) {
+    if (!states_sweep_open(sw->state) && !req->has_run) {
         CLIENT_ERR(c, msg, CONFLICT, "sweep %s already ended (%s)", sw->sweep_id,
-                   coord_sweep_state_name(sw->state));
+                   states_sweep_name(sw->state));
         return;
     }
     if (coord_write(c) < 0) {
@@ -450,26 +444,23 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
             return;
         }
         int64_t run = 0, live = 0;
-        char state[16];
-        if (store_run_lookup(c->store, sw->id, (int)req->run_index, &run, state, &live) < 0) {
+        run_state_t st = RUN_STATE_UNSPECIFIED;
+        if (store_run_lookup(c->store, sw->id, (int)req->run_index, &run, &st, &live) < 0) {
             CLIENT_ERR(c, msg, NOT_FOUND, "sweep %s has no run %llu", sw->sweep_id,
                        (unsigned long long)req->run_index);
             return;
         }
-        int st = coord_run_state_parse(state);
-        if (st == REGMIX__RUN_STATE__RUN_STATE_QUEUED ||
-            st == REGMIX__RUN_STATE__RUN_STATE_FAILED) {
-            int r = store_run_set_state(c->store, run, state, "cancelled", now);
+        if (st == RUN_STATE_QUEUED || st == RUN_STATE_FAILED) {
+            int r = store_run_set_state(c->store, run, st, RUN_STATE_CANCELLED, now);
             if (r < 0) {
                 coord_fatal(c, "run_cancel");
                 return;
             }
             if (r == 1) {
                 cancelled = 1;
-                coord_sweep_count(c, sw, st, REGMIX__RUN_STATE__RUN_STATE_CANCELLED, 1);
+                coord_sweep_count(c, sw, st, RUN_STATE_CANCELLED, 1);
             }
-        } else if (st == REGMIX__RUN_STATE__RUN_STATE_LEASED ||
-                   st == REGMIX__RUN_STATE__RUN_STATE_RUNNING) {
+        } else if (st == RUN_STATE_LEASED || st == RUN_STATE_RUNNING) {
             attempt_t *a = attempt_table_get(c->attempts, live);
             if (a) {
                 coord_attempt_cancel(c, a, "cancelled by a client");
@@ -477,7 +468,7 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
             }
         } else {
             CLIENT_ERR(c, msg, CONFLICT, "run %llu of %s is %s", (unsigned long long)req->run_index,
-                       sw->sweep_id, state);
+                       sw->sweep_id, states_run_name(st));
             return;
         }
         log_info("run_cancelled", "sweep=%s idx=%llu cancelled=%u", sw->sweep_id,
@@ -486,8 +477,8 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
         return;
     }
     /* The whole sweep: mark it cancelled first so the counts below do not end it as done. */
-    sw->state = REGMIX__SWEEP_STATE__SWEEP_STATE_CANCELLED;
-    if (store_sweep_set_state(c->store, sw->id, "cancelled", now) < 0) {
+    sw->state = SWEEP_STATE_CANCELLED;
+    if (store_sweep_set_state(c->store, sw->id, SWEEP_STATE_CANCELLED, now) < 0) {
         coord_fatal(c, "sweep_cancel");
         return;
     }
@@ -756,7 +747,7 @@ static void client__fits(coord_t *c, const frame_msg_t *msg, const char *sweep_i
             rep.sweep_id = sw->sweep_id;
             rep.has_fit = acc.n > 0;
             rep.fit = acc.n > 0 ? acc.fits[0] : NULL;
-            rep.converged = sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
+            rep.converged = sw->state == SWEEP_STATE_CONVERGED;
             rep.n_prior = sw->spec ? (size_t)k : 0;
             rep.prior = dwp;
             frame_envelope_init(&env, 0);
@@ -841,7 +832,7 @@ static void client__workers(coord_t *c, const frame_msg_t *msg)
         wi->free_slots = (uint32_t)(w->alive && free_slots > 0 ? free_slots : 0);
         (void)credit;
         wi->running = (uint32_t)w->outstanding;
-        wi->state = (char *)coord_worker_state(w);
+        wi->state = (char *)states_worker_name(coord_worker_state(w));
         wi->consecutive_failures = (uint32_t)w->consecutive_failures;
         wi->last_seen_unix_ms = w->last_seen_ms;
         wi->done = (uint64_t)w->done;

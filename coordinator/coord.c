@@ -47,39 +47,6 @@ void coord_config_defaults(coord_config_t *cfg)
     cfg->commit_window_ms = 0;
 }
 
-/* ---- names ----------------------------------------------------------------------------------- */
-
-static const char *const coord__run_states[8] = {"unspecified", "queued", "leased", "running",
-                                                 "done",        "failed", "dead",   "cancelled"};
-static const char *const coord__sweep_states[6] = {"unspecified", "running",   "converged",
-                                                   "done",        "cancelled", "failed"};
-
-const char *coord_run_state_name(int state)
-{
-    return state >= 0 && state < 8 ? coord__run_states[state] : "unspecified";
-}
-
-int coord_run_state_parse(const char *s)
-{
-    for (int i = 1; i < 8; i++)
-        if (strcmp(s, coord__run_states[i]) == 0)
-            return i;
-    return 0;
-}
-
-const char *coord_sweep_state_name(int state)
-{
-    return state >= 0 && state < 6 ? coord__sweep_states[state] : "unspecified";
-}
-
-int coord_sweep_state_parse(const char *s)
-{
-    for (int i = 1; i < 6; i++)
-        if (strcmp(s, coord__sweep_states[i]) == 0)
-            return i;
-    return 0;
-}
-
 /* ---- errors and logging ---------------------------------------------------------------------- */
 
 void coord_fatal(coord_t *c, const char *what)
@@ -376,8 +343,7 @@ void coord_gpu_classes_update(coord_t *c)
     c->ngpu_classes = 0;
     for (int i = 0; i < c->nsweeps; i++) {
         sweep_t *sw = c->sweeps[i];
-        if (sw->state != REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING &&
-            sw->state != REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED)
+        if (sw->state != SWEEP_STATE_RUNNING && sw->state != SWEEP_STATE_CONVERGED)
             continue;
         int seen = 0;
         for (int j = 0; j < c->ngpu_classes; j++)
@@ -394,21 +360,20 @@ void coord_sweep_info(const sweep_t *sw, Regmix__SweepInfo *info, Regmix__RunCou
     info->sweep_id = (char *)sw->sweep_id;
     info->name = sw->name;
     info->state = (Regmix__SweepState)sw->state;
-    counts->queued = (uint32_t)sw->counts[REGMIX__RUN_STATE__RUN_STATE_QUEUED];
-    counts->leased = (uint32_t)sw->counts[REGMIX__RUN_STATE__RUN_STATE_LEASED];
-    counts->running = (uint32_t)sw->counts[REGMIX__RUN_STATE__RUN_STATE_RUNNING];
-    counts->done = (uint32_t)sw->counts[REGMIX__RUN_STATE__RUN_STATE_DONE];
-    counts->failed = (uint32_t)sw->counts[REGMIX__RUN_STATE__RUN_STATE_FAILED];
-    counts->dead = (uint32_t)sw->counts[REGMIX__RUN_STATE__RUN_STATE_DEAD];
-    counts->cancelled = (uint32_t)sw->counts[REGMIX__RUN_STATE__RUN_STATE_CANCELLED];
+    counts->queued = (uint32_t)sw->counts[RUN_STATE_QUEUED];
+    counts->leased = (uint32_t)sw->counts[RUN_STATE_LEASED];
+    counts->running = (uint32_t)sw->counts[RUN_STATE_RUNNING];
+    counts->done = (uint32_t)sw->counts[RUN_STATE_DONE];
+    counts->failed = (uint32_t)sw->counts[RUN_STATE_FAILED];
+    counts->dead = (uint32_t)sw->counts[RUN_STATE_DEAD];
+    counts->cancelled = (uint32_t)sw->counts[RUN_STATE_CANCELLED];
     info->runs = counts;
     info->priority = sw->priority;
     info->created_unix_ms = sw->created_ms;
     info->updated_unix_ms = sw->updated_ms;
     info->fits = (uint32_t)sw->nfits;
     /* A converged sweep whose kept runs then finished is done, and still converged. */
-    info->converged =
-            sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED || sw->converged_after_runs > 0;
+    info->converged = sw->state == SWEEP_STATE_CONVERGED || sw->converged_after_runs > 0;
     info->converged_after_runs = (uint32_t)sw->converged_after_runs;
 }
 
@@ -437,26 +402,20 @@ void coord_sweep_event(coord_t *c, sweep_t *sw, const char *kind, const char *te
         sw->nwatchers = 0;
 }
 
-static int coord__sweep_open(const sweep_t *sw)
-{
-    return sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING ||
-           sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
-}
-
-void coord_sweep_count_only(coord_t *c, sweep_t *sw, int from, int to, int64_t n)
+void coord_sweep_count_only(coord_t *c, sweep_t *sw, run_state_t from, run_state_t to, int64_t n)
 {
     if (n <= 0 || from == to)
         return;
     sw->counts[from] -= n;
     sw->counts[to] += n;
     sw->updated_ms = clock_unix_ms();
-    if (to == REGMIX__RUN_STATE__RUN_STATE_QUEUED) {
+    if (to == RUN_STATE_QUEUED) {
         c->queue_maybe_nonempty = 1;
         coord_kick(c);
     }
 }
 
-void coord_sweep_count(coord_t *c, sweep_t *sw, int from, int to, int64_t n)
+void coord_sweep_count(coord_t *c, sweep_t *sw, run_state_t from, run_state_t to, int64_t n)
 {
     if (n <= 0 || from == to)
         return;
@@ -467,34 +426,29 @@ void coord_sweep_count(coord_t *c, sweep_t *sw, int from, int to, int64_t n)
 void coord_sweep_check_end(coord_t *c, sweep_t *sw)
 {
     int64_t now = clock_unix_ms();
-    if (!coord__sweep_open(sw))
+    if (!states_sweep_open(sw->state))
         return;
-    int64_t left = sw->counts[REGMIX__RUN_STATE__RUN_STATE_QUEUED] +
-                   sw->counts[REGMIX__RUN_STATE__RUN_STATE_LEASED] +
-                   sw->counts[REGMIX__RUN_STATE__RUN_STATE_RUNNING] +
-                   sw->counts[REGMIX__RUN_STATE__RUN_STATE_FAILED];
+    int64_t left = sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
+                   sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
     if (left > 0)
         return;
-    int converged = sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
-    int state = sw->counts[REGMIX__RUN_STATE__RUN_STATE_DONE] > 0 || sw->nruns == 0
-                        ? REGMIX__SWEEP_STATE__SWEEP_STATE_DONE
-                        : REGMIX__SWEEP_STATE__SWEEP_STATE_FAILED;
+    int converged = sw->state == SWEEP_STATE_CONVERGED;
+    sweep_state_t state = sw->counts[RUN_STATE_DONE] > 0 || sw->nruns == 0 ? SWEEP_STATE_DONE
+                                                                           : SWEEP_STATE_FAILED;
     if (converged)
-        state = REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
+        state = SWEEP_STATE_CONVERGED;
     if (coord_write(c) < 0)
         return;
-    if (store_sweep_set_state(c->store, sw->id, coord_sweep_state_name(state), now) < 0) {
+    if (store_sweep_set_state(c->store, sw->id, state, now) < 0) {
         coord_fatal(c, "sweep_set_state");
         return;
     }
     sw->state = state;
     log_info("sweep_ended", "sweep=%s state=%s done=%lld dead=%lld cancelled=%lld", sw->sweep_id,
-             coord_sweep_state_name(state),
-             (long long)sw->counts[REGMIX__RUN_STATE__RUN_STATE_DONE],
-             (long long)sw->counts[REGMIX__RUN_STATE__RUN_STATE_DEAD],
-             (long long)sw->counts[REGMIX__RUN_STATE__RUN_STATE_CANCELLED]);
+             states_sweep_name(state), (long long)sw->counts[RUN_STATE_DONE],
+             (long long)sw->counts[RUN_STATE_DEAD], (long long)sw->counts[RUN_STATE_CANCELLED]);
     char text[160];
-    snprintf(text, sizeof text, "sweep %s ended: %s", sw->sweep_id, coord_sweep_state_name(state));
+    snprintf(text, sizeof text, "sweep %s ended: %s", sw->sweep_id, states_sweep_name(state));
     coord_sweep_event(c, sw, "end", text, 1);
     coord_gpu_classes_update(c);
 }
@@ -504,16 +458,14 @@ uint32_t coord_sweep_cancel_runs(coord_t *c, sweep_t *sw, const char *why)
     if (coord_write(c) < 0)
         return 0;
     int64_t now = clock_unix_ms();
-    int nq = store_runs_move(c->store, sw->id, "queued", "cancelled", now);
-    int nf = store_runs_move(c->store, sw->id, "failed", "cancelled", now);
+    int nq = store_runs_move(c->store, sw->id, RUN_STATE_QUEUED, RUN_STATE_CANCELLED, now);
+    int nf = store_runs_move(c->store, sw->id, RUN_STATE_FAILED, RUN_STATE_CANCELLED, now);
     if (nq < 0 || nf < 0) {
         coord_fatal(c, "runs_cancel");
         return 0;
     }
-    coord_sweep_count_only(c, sw, REGMIX__RUN_STATE__RUN_STATE_QUEUED,
-                           REGMIX__RUN_STATE__RUN_STATE_CANCELLED, nq);
-    coord_sweep_count_only(c, sw, REGMIX__RUN_STATE__RUN_STATE_FAILED,
-                           REGMIX__RUN_STATE__RUN_STATE_CANCELLED, nf);
+    coord_sweep_count_only(c, sw, RUN_STATE_QUEUED, RUN_STATE_CANCELLED, nq);
+    coord_sweep_count_only(c, sw, RUN_STATE_FAILED, RUN_STATE_CANCELLED, nf);
     uint32_t cancelled = (uint32_t)(nq + nf);
     int n = attempt_table_count(c->attempts);
     attempt_t **live = calloc((size_t)(n ? n : 1), sizeof *live);
@@ -550,13 +502,13 @@ worker_t *coord_worker_by_id(coord_t *c, const char *worker_id)
     return NULL;
 }
 
-const char *coord_worker_state(const worker_t *w)
+worker_state_t coord_worker_state(const worker_t *w)
 {
     if (w->quarantined)
-        return "quarantined";
+        return WORKER_STATE_QUARANTINED;
     if (w->draining)
-        return "draining";
-    return w->alive ? "connected" : "lost";
+        return WORKER_STATE_DRAINING;
+    return w->alive ? WORKER_STATE_CONNECTED : WORKER_STATE_LOST;
 }
 
 void coord_worker_persist(coord_t *c, worker_t *w)
@@ -604,22 +556,20 @@ void coord_attempt_lost(coord_t *c, attempt_t *a, const char *why)
         return;
     int64_t now = clock_unix_ms();
     sweep_t *sw = a->sweep;
-    int to = a->attempt_no >= sw->max_attempts ? REGMIX__RUN_STATE__RUN_STATE_DEAD
-                                               : REGMIX__RUN_STATE__RUN_STATE_QUEUED;
-    int from =
-            a->running ? REGMIX__RUN_STATE__RUN_STATE_RUNNING : REGMIX__RUN_STATE__RUN_STATE_LEASED;
-    if (store_attempt_set_state(c->store, a->id, "lost", now) < 0) {
+    run_state_t to = a->attempt_no >= sw->max_attempts ? RUN_STATE_DEAD : RUN_STATE_QUEUED;
+    run_state_t from = a->running ? RUN_STATE_RUNNING : RUN_STATE_LEASED;
+    if (store_attempt_set_state(c->store, a->id, ATTEMPT_STATE_LOST, now) < 0) {
         coord_fatal(c, "attempt_lost");
         return;
     }
-    int r = store_run_finish(c->store, a->run, a->id, coord_run_state_name(to), now, now);
+    int r = store_run_finish(c->store, a->run, a->id, to, now, now);
     if (r < 0) {
         coord_fatal(c, "run_requeue");
         return;
     }
     log_info("attempt_lost", "attempt=%lld run=%lld sweep=%s worker=%s why=\"%s\" run_state=%s",
              (long long)a->id, (long long)a->run, sw->sweep_id, a->worker_id, why,
-             coord_run_state_name(to));
+             states_run_name(to));
     coord_attempt_drop(c, a);
     if (r == 1)
         coord_sweep_count(c, sw, from, to, 1);
@@ -631,13 +581,12 @@ void coord_attempt_cancel(coord_t *c, attempt_t *a, const char *why)
         return;
     int64_t now = clock_unix_ms();
     sweep_t *sw = a->sweep;
-    int from =
-            a->running ? REGMIX__RUN_STATE__RUN_STATE_RUNNING : REGMIX__RUN_STATE__RUN_STATE_LEASED;
-    if (store_attempt_set_state(c->store, a->id, "cancelled", now) < 0) {
+    run_state_t from = a->running ? RUN_STATE_RUNNING : RUN_STATE_LEASED;
+    if (store_attempt_set_state(c->store, a->id, ATTEMPT_STATE_CANCELLED, now) < 0) {
         coord_fatal(c, "attempt_cancel");
         return;
     }
-    int r = store_run_finish(c->store, a->run, a->id, "cancelled", 0, now);
+    int r = store_run_finish(c->store, a->run, a->id, RUN_STATE_CANCELLED, 0, now);
     if (r < 0) {
         coord_fatal(c, "run_cancel");
         return;
@@ -655,7 +604,7 @@ void coord_attempt_cancel(coord_t *c, attempt_t *a, const char *why)
     }
     coord_attempt_drop(c, a);
     if (r == 1)
-        coord_sweep_count(c, sw, from, REGMIX__RUN_STATE__RUN_STATE_CANCELLED, 1);
+        coord_sweep_count(c, sw, from, RUN_STATE_CANCELLED, 1);
 }
 
 /* ---- the periodic tick: expiry, leases, retries, watchdog ------------------------------------ */
@@ -665,8 +614,7 @@ static void coord__retry_counted(int64_t sweep, void *data)
     coord_t *c = data;
     sweep_t *sw = coord_sweep_by_id(c, sweep);
     if (sw)
-        coord_sweep_count(c, sw, REGMIX__RUN_STATE__RUN_STATE_FAILED,
-                          REGMIX__RUN_STATE__RUN_STATE_QUEUED, 1);
+        coord_sweep_count(c, sw, RUN_STATE_FAILED, RUN_STATE_QUEUED, 1);
 }
 
 static void coord__tick(uv_timer_t *t)
@@ -762,7 +710,7 @@ static int coord__load_sweep(const store_sweep_row_t *row, void *data)
     sw->id = row->id;
     snprintf(sw->sweep_id, sizeof sw->sweep_id, "%s", row->sweep_id);
     sw->name = strdup(row->name);
-    sw->state = coord_sweep_state_parse(row->state);
+    sw->state = row->state;
     sw->priority = row->priority;
     sw->gpus = row->gpus;
     sw->max_attempts = row->max_attempts > 0 ? row->max_attempts : 1;
@@ -799,13 +747,12 @@ static int coord__load_sweep(const store_sweep_row_t *row, void *data)
     return 0;
 }
 
-static int coord__load_count(int64_t sweep, const char *state, int64_t count, void *data)
+static int coord__load_count(int64_t sweep, run_state_t state, int64_t count, void *data)
 {
     coord_t *c = data;
     sweep_t *sw = coord_sweep_by_id(c, sweep);
-    int st = coord_run_state_parse(state);
-    if (sw && st > 0)
-        sw->counts[st] += count;
+    if (sw && state > 0)
+        sw->counts[state] += count;
     return 0;
 }
 
@@ -834,8 +781,8 @@ static int coord__load_worker(const store_worker_row_t *row, void *data)
     w->software_version = coord__strdup0(row->software_version);
     w->gpus_json = coord__strdup0(row->gpus_json);
     w->slots = row->slots;
-    w->quarantined = strcmp(row->state, "quarantined") == 0;
-    w->draining = strcmp(row->state, "draining") == 0;
+    w->quarantined = row->state == WORKER_STATE_QUARANTINED;
+    w->draining = row->state == WORKER_STATE_DRAINING;
     w->consecutive_failures = row->consecutive_failures;
     w->done = row->done;
     w->failed = row->failed;
@@ -859,7 +806,7 @@ static int coord__load_attempt(const store_attempt_row_t *row, void *data)
     a->sweep = sw;
     a->run_idx = row->run_idx;
     a->attempt_no = row->attempt_no;
-    a->running = strcmp(row->state, "running") == 0;
+    a->running = row->state == ATTEMPT_STATE_RUNNING;
     a->leased_mono = clock_mono_ms();
     snprintf(a->worker_id, sizeof a->worker_id, "%s", row->worker);
     /* gpu_indices ("0,2") are re-marked when the worker re-adopts the attempt. */

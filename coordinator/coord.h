@@ -24,6 +24,7 @@
 #include "attempt.h"
 #include "frame.h"
 #include "spec.h"
+#include "states.h"
 #include "store.h"
 #include "zloop.h"
 
@@ -64,7 +65,7 @@ typedef struct sweep {
     int64_t id; /* rowid in sweeps */
     char sweep_id[32];
     char *name;
-    int state; /* Regmix__SweepState */
+    sweep_state_t state;
     int priority;
     int gpus;
     int max_attempts;
@@ -73,7 +74,7 @@ typedef struct sweep {
     char **domains;
     Regmix__Assign *job; /* the sweep-wide part of every ASSIGN */
     int nruns;
-    int64_t counts[8]; /* runs per Regmix__RunState */
+    int64_t counts[RUN_STATE__COUNT]; /* runs per state */
     int64_t created_ms;
     int64_t updated_ms;
     int converged_after_runs;
@@ -222,20 +223,14 @@ void coord_log_bad(
  * id; a socket-level error is logged only. */
 void coord_reject_malformed(coord_t *c, void *sock, const char *endpoint, const frame_msg_t *msg);
 
-/* Run state names (Regmix__RunState <-> "queued" …). */
-const char *coord_run_state_name(int state);
-int coord_run_state_parse(const char *s);
-const char *coord_sweep_state_name(int state);
-int coord_sweep_state_parse(const char *s);
-
 /* Sweeps: lookup by "sw000001" or by name (the newest with that name). */
 sweep_t *coord_sweep_find(coord_t *c, const char *key);
 sweep_t *coord_sweep_by_id(coord_t *c, int64_t id);
 /* Moves `n` runs of `sw` from one state to another in the in-memory counts and, when the sweep
  * has nothing left to do, ends it (store write and final watch events). */
-void coord_sweep_count(coord_t *c, sweep_t *sw, int from, int to, int64_t n);
+void coord_sweep_count(coord_t *c, sweep_t *sw, run_state_t from, run_state_t to, int64_t n);
 /* The two halves of coord_sweep_count(), for callers that send an event in between. */
-void coord_sweep_count_only(coord_t *c, sweep_t *sw, int from, int to, int64_t n);
+void coord_sweep_count_only(coord_t *c, sweep_t *sw, run_state_t from, run_state_t to, int64_t n);
 void coord_sweep_check_end(coord_t *c, sweep_t *sw);
 /* Fills a SweepInfo (counts point into `counts`, which the caller provides). */
 void coord_sweep_info(const sweep_t *sw, Regmix__SweepInfo *info, Regmix__RunCounts *counts);
@@ -253,7 +248,8 @@ void coord_gpu_classes_update(coord_t *c);
 /* Workers. */
 worker_t *coord_worker_by_rid(coord_t *c, const uint8_t *rid, size_t rlen);
 worker_t *coord_worker_by_id(coord_t *c, const char *worker_id);
-const char *coord_worker_state(const worker_t *w);
+/* What the flags of `w` say: quarantined, draining, connected (alive) or lost. */
+worker_state_t coord_worker_state(const worker_t *w);
 void coord_worker_persist(coord_t *c, worker_t *w);
 
 /* Ends a live attempt: removes it from its worker (freeing its GPUs and slot) or from the

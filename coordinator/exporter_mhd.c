@@ -52,33 +52,30 @@ static void exporter__metrics(const coord_t *c, exporter_text_t *t)
 {
     exporter__printf(t, "# HELP regmix_up The coordinator serves.\n# TYPE regmix_up gauge\n"
                         "regmix_up 1\n");
-    int64_t runs[8] = {0};
-    int sweeps[6] = {0};
+    int64_t runs[RUN_STATE__COUNT] = {0};
+    int sweeps[SWEEP_STATE__COUNT] = {0};
     for (int i = 0; i < c->nsweeps; i++) {
         const sweep_t *sw = c->sweeps[i];
-        if (sw->state >= 0 && sw->state < 6)
+        if (sw->state >= 0 && sw->state < SWEEP_STATE__COUNT)
             sweeps[sw->state]++;
-        for (int s = 1; s < 8; s++)
+        for (int s = 1; s < RUN_STATE__COUNT; s++)
             runs[s] += sw->counts[s];
     }
     exporter__printf(t, "# HELP regmix_sweeps Sweeps by state.\n# TYPE regmix_sweeps gauge\n");
-    for (int s = 1; s < 6; s++)
-        exporter__printf(t, "regmix_sweeps{state=\"%s\"} %d\n", coord_sweep_state_name(s),
+    for (int s = 1; s < SWEEP_STATE__COUNT; s++)
+        exporter__printf(t, "regmix_sweeps{state=\"%s\"} %d\n", states_sweep_name((sweep_state_t)s),
                          sweeps[s]);
     exporter__printf(t, "# HELP regmix_runs Proxy runs by state.\n# TYPE regmix_runs gauge\n");
-    for (int s = 1; s < 8; s++)
-        exporter__printf(t, "regmix_runs{state=\"%s\"} %lld\n", coord_run_state_name(s),
+    for (int s = 1; s < RUN_STATE__COUNT; s++)
+        exporter__printf(t, "regmix_runs{state=\"%s\"} %lld\n", states_run_name((run_state_t)s),
                          (long long)runs[s]);
-    const char *wstates[4] = {"connected", "lost", "draining", "quarantined"};
-    int workers[4] = {0};
-    for (int i = 0; i < c->nworkers; i++) {
-        const char *st = coord_worker_state(c->workers[i]);
-        for (int k = 0; k < 4; k++)
-            workers[k] += strcmp(st, wstates[k]) == 0;
-    }
+    int workers[WORKER_STATE__COUNT] = {0};
+    for (int i = 0; i < c->nworkers; i++)
+        workers[coord_worker_state(c->workers[i])]++;
     exporter__printf(t, "# HELP regmix_workers Workers by state.\n# TYPE regmix_workers gauge\n");
-    for (int k = 0; k < 4; k++)
-        exporter__printf(t, "regmix_workers{state=\"%s\"} %d\n", wstates[k], workers[k]);
+    for (int k = 1; k < WORKER_STATE__COUNT; k++)
+        exporter__printf(t, "regmix_workers{state=\"%s\"} %d\n",
+                         states_worker_name((worker_state_t)k), workers[k]);
     exporter__printf(t,
                      "# HELP regmix_live_attempts Attempts leased or running.\n"
                      "# TYPE regmix_live_attempts gauge\nregmix_live_attempts %d\n",

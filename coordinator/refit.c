@@ -152,13 +152,12 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
                  fitter_verdict_name(rec->verdict));
     /* A sweep whose runs all finished before its last refit may still converge on it. */
     if (rec->verdict == FITTER_CONVERGED &&
-        (sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING ||
-         sw->state == REGMIX__SWEEP_STATE__SWEEP_STATE_DONE)) {
+        (sw->state == SWEEP_STATE_RUNNING || sw->state == SWEEP_STATE_DONE)) {
         if (store_sweep_converged(c->store, sw->id, (int)rec->runs_used, now) < 0) {
             coord_fatal(c, "sweep_converged");
             return;
         }
-        sw->state = REGMIX__SWEEP_STATE__SWEEP_STATE_CONVERGED;
+        sw->state = SWEEP_STATE_CONVERGED;
         sw->converged_after_runs = (int)rec->runs_used;
         sw->updated_ms = now;
         log_info("sweep_converged", "sweep=%s runs=%zu fit=%d", sw->sweep_id, rec->runs_used,
@@ -191,12 +190,10 @@ void refit_maybe(coord_t *c, sweep_t *sw)
     if (!sw->spec || sw->fit_job || c->stopping || c->fatal)
         return;
     const spec_t *spec = sw->spec;
-    int64_t results = sw->counts[REGMIX__RUN_STATE__RUN_STATE_DONE];
+    int64_t results = sw->counts[RUN_STATE_DONE];
     /* The sweep's last result: what can still finish is queued, leased, running or failed. */
-    int64_t total = results + sw->counts[REGMIX__RUN_STATE__RUN_STATE_QUEUED] +
-                    sw->counts[REGMIX__RUN_STATE__RUN_STATE_LEASED] +
-                    sw->counts[REGMIX__RUN_STATE__RUN_STATE_RUNNING] +
-                    sw->counts[REGMIX__RUN_STATE__RUN_STATE_FAILED];
+    int64_t total = results + sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
+                    sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
     if (!fitter_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
                              (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))
         return;

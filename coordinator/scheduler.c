@@ -95,8 +95,7 @@ static int scheduler__assign(coord_t *c, worker_t *w, sweep_t *sw, const store_q
     w->gpu_used |= mask;
     w->assigned_since_ready++;
     c->n_assigned++;
-    coord_sweep_count(c, sw, REGMIX__RUN_STATE__RUN_STATE_QUEUED,
-                      REGMIX__RUN_STATE__RUN_STATE_LEASED, 1);
+    coord_sweep_count(c, sw, RUN_STATE_QUEUED, RUN_STATE_LEASED, 1);
 
     Regmix__Assign as = *sw->job; /* shallow: the template's strings are only read */
     as.attempt_id = (uint64_t)aid;

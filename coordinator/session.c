@@ -293,8 +293,7 @@ static void session__started(coord_t *c, worker_t *w, const Regmix__Started *s)
     }
     a->running = 1;
     if (r == 1)
-        coord_sweep_count(c, a->sweep, REGMIX__RUN_STATE__RUN_STATE_LEASED,
-                          REGMIX__RUN_STATE__RUN_STATE_RUNNING, 1);
+        coord_sweep_count(c, a->sweep, RUN_STATE_LEASED, RUN_STATE_RUNNING, 1);
 }
 
 static void session__progress(coord_t *c, worker_t *w, const Regmix__Progress *p)
@@ -352,29 +351,29 @@ static void session__attempt_failed(
 {
     int64_t now = clock_unix_ms();
     sweep_t *sw = a->sweep;
-    int from =
-            a->running ? REGMIX__RUN_STATE__RUN_STATE_RUNNING : REGMIX__RUN_STATE__RUN_STATE_LEASED;
-    int to;
+    run_state_t from = a->running ? RUN_STATE_RUNNING : RUN_STATE_LEASED;
+    run_state_t to;
     int64_t next = now;
     if (a->attempt_no >= sw->max_attempts) {
-        to = REGMIX__RUN_STATE__RUN_STATE_DEAD;
+        to = RUN_STATE_DEAD;
     } else if (sw->backoff_ms <= 0) {
-        to = REGMIX__RUN_STATE__RUN_STATE_QUEUED;
+        to = RUN_STATE_QUEUED;
     } else {
         int shift = a->attempt_no - 1 < 20 ? a->attempt_no - 1 : 20;
         next = now + ((int64_t)sw->backoff_ms << shift);
-        to = REGMIX__RUN_STATE__RUN_STATE_FAILED;
+        to = RUN_STATE_FAILED;
     }
-    if (store_attempt_failed(c->store, a->id, "failed", exit_code, sig, reason, now) < 0) {
+    if (store_attempt_failed(c->store, a->id, ATTEMPT_STATE_FAILED, exit_code, sig, reason, now) <
+        0) {
         coord_fatal(c, "attempt_failed");
         return;
     }
-    int r = store_run_finish(c->store, a->run, a->id, coord_run_state_name(to), next, now);
+    int r = store_run_finish(c->store, a->run, a->id, to, next, now);
     if (r < 0) {
         coord_fatal(c, "run_failed");
         return;
     }
-    if (to == REGMIX__RUN_STATE__RUN_STATE_FAILED && next < c->next_retry_ms)
+    if (to == RUN_STATE_FAILED && next < c->next_retry_ms)
         c->next_retry_ms = next;
     w->failed++;
     w->consecutive_failures++;
@@ -383,7 +382,7 @@ static void session__attempt_failed(
              "attempt=%lld run=%lld sweep=%s idx=%d worker=%s attempt_no=%d exit=%d signal=%d "
              "run_state=%s reason=%s",
              (long long)a->id, (long long)a->run, sw->sweep_id, a->run_idx, w->worker_id,
-             a->attempt_no, exit_code, sig, coord_run_state_name(to),
+             a->attempt_no, exit_code, sig, states_run_name(to),
              log_quote(reason ? reason : "", rq, sizeof rq));
     if (!w->quarantined && w->consecutive_failures >= c->cfg.quarantine_after) {
         w->quarantined = 1;
@@ -393,7 +392,7 @@ static void session__attempt_failed(
     coord_worker_persist(c, w);
     char text[200];
     snprintf(text, sizeof text, "run %d attempt %d failed on %s: %s", a->run_idx, a->attempt_no,
-             w->worker_id, coord_run_state_name(to));
+             w->worker_id, states_run_name(to));
     coord_attempt_drop(c, a);
     if (r == 1)
         coord_sweep_count_only(c, sw, from, to, 1);
@@ -426,15 +425,14 @@ session__result(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__R
     }
     int64_t now = clock_unix_ms();
     sweep_t *sw = a->sweep;
-    int from =
-            a->running ? REGMIX__RUN_STATE__RUN_STATE_RUNNING : REGMIX__RUN_STATE__RUN_STATE_LEASED;
+    run_state_t from = a->running ? RUN_STATE_RUNNING : RUN_STATE_LEASED;
     int accepted = 0;
-    int r = store_run_finish(c->store, a->run, a->id, "done", 0, now);
+    int r = store_run_finish(c->store, a->run, a->id, RUN_STATE_DONE, 0, now);
     if (r == 1)
         r = store_result_insert(c->store, a->run, a->id, sw->id, w->worker_id, losses, bpb,
                                 res->tokens, res->seconds, now);
     if (r == 1)
-        r = store_attempt_set_state(c->store, a->id, "done", now);
+        r = store_attempt_set_state(c->store, a->id, ATTEMPT_STATE_DONE, now);
     free(losses);
     free(bpb);
     if (r < 0) {
@@ -449,7 +447,7 @@ session__result(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__R
     int idx = a->run_idx, no = a->attempt_no;
     coord_attempt_drop(c, a);
     if (accepted) {
-        coord_sweep_count_only(c, sw, from, REGMIX__RUN_STATE__RUN_STATE_DONE, 1);
+        coord_sweep_count_only(c, sw, from, RUN_STATE_DONE, 1);
         if (sw->nwatchers) {
             char text[200];
             snprintf(text, sizeof text, "run %d done (attempt %d on %s)", idx, no, w->worker_id);

@@ -10,6 +10,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "states.h"
+
 /* Numbered migrations: entry i brings user_version from i to i + 1. Never edit one that shipped;
  * append a new one. */
 static const char *const store__migrations[] = {
@@ -502,7 +504,7 @@ int store_sweep_insert(store_t *s,
     sqlite3_bind_text(st, 1, row->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, row->spec_yaml, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, row->spec_name ? row->spec_name : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, row->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, states_sweep_name(row->state), -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, row->priority);
     sqlite3_bind_int(st, 6, row->gpus);
     sqlite3_bind_int(st, 7, row->max_attempts);
@@ -528,11 +530,11 @@ int store_sweep_insert(store_t *s,
     return 0;
 }
 
-int store_sweep_set_state(store_t *s, int64_t id, const char *state, int64_t now_ms)
+int store_sweep_set_state(store_t *s, int64_t id, sweep_state_t state, int64_t now_ms)
 {
     sqlite3_stmt *st = store__stmt(s, ST_SWEEP_SET_STATE);
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, states_sweep_name(state), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now_ms);
     return store__exec(s, st);
 }
@@ -554,7 +556,7 @@ int store_sweeps_foreach(store_t *s, store_sweep_cb cb, void *data)
                 .name = store__text(st, 2),
                 .spec_yaml = store__text(st, 3),
                 .spec_name = store__text(st, 4),
-                .state = store__text(st, 5),
+                .state = states_sweep_parse(store__text(st, 5)),
                 .priority = sqlite3_column_int(st, 6),
                 .gpus = sqlite3_column_int(st, 7),
                 .max_attempts = sqlite3_column_int(st, 8),
@@ -636,7 +638,8 @@ int store_run_counts(store_t *s, store_count_cb cb, void *data)
     sqlite3_stmt *st = store__stmt(s, ST_RUN_COUNTS);
     int rc, r = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        r = cb(sqlite3_column_int64(st, 0), store__text(st, 1), sqlite3_column_int64(st, 2), data);
+        r = cb(sqlite3_column_int64(st, 0), states_run_parse(store__text(st, 1)),
+               sqlite3_column_int64(st, 2), data);
         if (r < 0)
             break;
     }
@@ -696,14 +699,14 @@ int store_run_claim(store_t *s, int64_t run, int64_t attempt, int64_t now_ms)
 int store_run_finish(store_t *s,
                      int64_t run,
                      int64_t attempt,
-                     const char *state,
+                     run_state_t state,
                      int64_t next_try_at,
                      int64_t now_ms)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RUN_FINISH);
     sqlite3_bind_int64(st, 1, run);
     sqlite3_bind_int64(st, 2, attempt);
-    sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, states_run_name(state), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, next_try_at);
     sqlite3_bind_int64(st, 5, now_ms);
     return store__exec(s, st);
@@ -718,18 +721,22 @@ int store_run_started(store_t *s, int64_t run, int64_t attempt, int64_t now_ms)
     return store__exec(s, st);
 }
 
-int store_runs_move(store_t *s, int64_t sweep, const char *from, const char *to, int64_t now_ms)
+int store_runs_move(store_t *s, int64_t sweep, run_state_t from, run_state_t to, int64_t now_ms)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RUNS_MOVE);
     sqlite3_bind_int64(st, 1, sweep);
-    sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, to, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, states_run_name(from), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, states_run_name(to), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now_ms);
     return store__exec(s, st);
 }
 
-int store_run_lookup(
-        store_t *s, int64_t sweep, int idx, int64_t *ret_run, char *state_buf, int64_t *ret_live)
+int store_run_lookup(store_t *s,
+                     int64_t sweep,
+                     int idx,
+                     int64_t *ret_run,
+                     run_state_t *ret_state,
+                     int64_t *ret_live)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RUN_LOOKUP);
     sqlite3_bind_int64(st, 1, sweep);
@@ -737,7 +744,7 @@ int store_run_lookup(
     int r = -ENOENT;
     if (sqlite3_step(st) == SQLITE_ROW) {
         *ret_run = sqlite3_column_int64(st, 0);
-        snprintf(state_buf, 16, "%s", store__text(st, 1));
+        *ret_state = states_run_parse(store__text(st, 1));
         *ret_live = sqlite3_column_int64(st, 2);
         r = 0;
     }
@@ -745,12 +752,12 @@ int store_run_lookup(
     return r;
 }
 
-int store_run_set_state(store_t *s, int64_t run, const char *from, const char *to, int64_t now_ms)
+int store_run_set_state(store_t *s, int64_t run, run_state_t from, run_state_t to, int64_t now_ms)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RUN_SET_STATE);
     sqlite3_bind_int64(st, 1, run);
-    sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, to, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, states_run_name(from), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, states_run_name(to), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now_ms);
     return store__exec(s, st);
 }
@@ -809,11 +816,11 @@ int store_attempt_insert(store_t *s,
     return r < 0 ? r : 0;
 }
 
-int store_attempt_set_state(store_t *s, int64_t id, const char *state, int64_t now_ms)
+int store_attempt_set_state(store_t *s, int64_t id, attempt_state_t state, int64_t now_ms)
 {
     sqlite3_stmt *st = store__stmt(s, ST_ATTEMPT_SET_STATE);
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, states_attempt_name(state), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now_ms);
     return store__exec(s, st);
 }
@@ -828,7 +835,7 @@ int store_attempt_started(store_t *s, int64_t id, int64_t now_ms)
 
 int store_attempt_failed(store_t *s,
                          int64_t id,
-                         const char *state,
+                         attempt_state_t state,
                          int exit_code,
                          int sig,
                          const char *reason,
@@ -836,7 +843,7 @@ int store_attempt_failed(store_t *s,
 {
     sqlite3_stmt *st = store__stmt(s, ST_ATTEMPT_FAILED);
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, states_attempt_name(state), -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, exit_code);
     sqlite3_bind_int(st, 4, sig);
     sqlite3_bind_text(st, 5, reason ? reason : "", -1, SQLITE_STATIC);
@@ -856,7 +863,7 @@ int store_attempts_live(store_t *s, store_attempt_cb cb, void *data)
                 .run_idx = sqlite3_column_int(st, 3),
                 .attempt_no = sqlite3_column_int(st, 4),
                 .worker = store__text(st, 5),
-                .state = store__text(st, 6),
+                .state = states_attempt_parse(store__text(st, 6)),
                 .gpu_indices = store__text(st, 7),
         };
         r = cb(&row, data);
@@ -960,7 +967,7 @@ int store_worker_upsert(store_t *s, const store_worker_row_t *row, int64_t now_m
     sqlite3_bind_text(st, 3, row->boot_id ? row->boot_id : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 4, row->slots);
     sqlite3_bind_text(st, 5, row->gpus_json ? row->gpus_json : "[]", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, row->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, states_worker_name(row->state), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, row->software_version ? row->software_version : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 8, row->consecutive_failures);
     sqlite3_bind_int64(st, 9, row->done);
@@ -981,7 +988,7 @@ int store_workers_foreach(store_t *s, store_worker_cb cb, void *data)
                 .host = store__text(st, 1),
                 .boot_id = store__text(st, 2),
                 .gpus_json = store__text(st, 3),
-                .state = store__text(st, 4),
+                .state = states_worker_parse(store__text(st, 4)),
                 .software_version = store__text(st, 5),
                 .slots = sqlite3_column_int(st, 6),
                 .consecutive_failures = sqlite3_column_int(st, 7),
@@ -1075,7 +1082,7 @@ int store_target_upsert(store_t *s, const store_target_row_t *row)
     sqlite3_stmt *st = store__stmt(s, ST_TARGET_UPSERT);
     sqlite3_bind_int64(st, 1, row->sweep);
     sqlite3_bind_text(st, 2, row->role, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, row->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, states_target_name(row->state), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, row->launcher ? row->launcher : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, row->ranks);
     sqlite3_bind_int64(st, 6, row->pid);
@@ -1100,7 +1107,7 @@ int store_targets_foreach(store_t *s, store_target_cb cb, void *data)
         store_target_row_t row = {
                 .sweep = sqlite3_column_int64(st, 0),
                 .role = store__text(st, 1),
-                .state = store__text(st, 2),
+                .state = states_target_parse(store__text(st, 2)),
                 .launcher = store__text(st, 3),
                 .ranks = sqlite3_column_int(st, 4),
                 .pid = sqlite3_column_int64(st, 5),

@@ -8,9 +8,8 @@
  * (a no-op otherwise), and the caller commits once per loop iteration (group commit) with
  * store_commit(); nothing is acknowledged to a peer before that commit returns 0.
  *
- * Run states are the words of RunState: queued, leased, running, done, failed (waiting for a
- * retry at next_try_at), dead, cancelled. Attempt states: leased, running, done, failed, lost
- * (lease passed), cancelled, fenced.
+ * States are enums here (common/states.h) and words in the database (the names of states.h's
+ * table: queued, leased, ...); this file is the only place that converts between the two.
  *
  * Weights are stored as a BLOB of native doubles in domain order; losses as a JSON object.
  * All functions return 0 (or a count) or a negative errno (-EIO for an SQLite failure, whose text
@@ -21,6 +20,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "states.h"
 
 #define STORE_SCHEMA_VERSION 2
 
@@ -59,7 +60,7 @@ typedef struct store_sweep_row {
     const char *name;
     const char *spec_yaml;
     const char *spec_name;
-    const char *state;
+    sweep_state_t state;
     int priority;
     int gpus;
     int max_attempts;
@@ -79,7 +80,7 @@ int store_sweep_insert(store_t *s,
                        const store_sweep_row_t *row,
                        int64_t *ret_id,
                        char *ret_sweep_id);
-int store_sweep_set_state(store_t *s, int64_t id, const char *state, int64_t now_ms);
+int store_sweep_set_state(store_t *s, int64_t id, sweep_state_t state, int64_t now_ms);
 typedef int (*store_sweep_cb)(const store_sweep_row_t *row, void *data);
 int store_sweeps_foreach(store_t *s, store_sweep_cb cb, void *data);
 
@@ -101,7 +102,7 @@ int store_run_insert(store_t *s,
                      int64_t now_ms);
 
 /* Calls cb for every (sweep, state, count) group; used once at start. */
-typedef int (*store_count_cb)(int64_t sweep, const char *state, int64_t count, void *data);
+typedef int (*store_count_cb)(int64_t sweep, run_state_t state, int64_t count, void *data);
 int store_run_counts(store_t *s, store_count_cb cb, void *data);
 
 typedef struct store_queued {
@@ -130,21 +131,25 @@ int store_run_claim(store_t *s, int64_t run, int64_t attempt, int64_t now_ms);
 int store_run_finish(store_t *s,
                      int64_t run,
                      int64_t attempt,
-                     const char *state,
+                     run_state_t state,
                      int64_t next_try_at,
                      int64_t now_ms);
 /* leased -> running for the live attempt; returns 1 or 0. */
 int store_run_started(store_t *s, int64_t run, int64_t attempt, int64_t now_ms);
 
 /* Sets all runs of `sweep` in state `from` to `to`; returns the count changed. */
-int store_runs_move(store_t *s, int64_t sweep, const char *from, const char *to, int64_t now_ms);
+int store_runs_move(store_t *s, int64_t sweep, run_state_t from, run_state_t to, int64_t now_ms);
 
-/* A run of a sweep by index: its rowid, state (copied into state_buf, size >= 16) and live
- * attempt (0 if none). -ENOENT when absent. */
-int store_run_lookup(
-        store_t *s, int64_t sweep, int idx, int64_t *ret_run, char *state_buf, int64_t *ret_live);
+/* A run of a sweep by index: its rowid, state and live attempt (0 if none). -ENOENT when
+ * absent. */
+int store_run_lookup(store_t *s,
+                     int64_t sweep,
+                     int idx,
+                     int64_t *ret_run,
+                     run_state_t *ret_state,
+                     int64_t *ret_live);
 /* Sets one run's state unconditionally from `from` (returns 1 or 0). */
-int store_run_set_state(store_t *s, int64_t run, const char *from, const char *to, int64_t now_ms);
+int store_run_set_state(store_t *s, int64_t run, run_state_t from, run_state_t to, int64_t now_ms);
 
 /* Moves failed runs whose retry time has come back to queued; cb per run moved. Returns count. */
 typedef void (*store_retry_cb)(int64_t sweep, void *data);
@@ -164,11 +169,11 @@ int store_attempt_insert(store_t *s,
                          const char *gpu_indices,
                          int64_t now_ms,
                          int64_t lease_deadline_ms);
-int store_attempt_set_state(store_t *s, int64_t id, const char *state, int64_t now_ms);
+int store_attempt_set_state(store_t *s, int64_t id, attempt_state_t state, int64_t now_ms);
 int store_attempt_started(store_t *s, int64_t id, int64_t now_ms);
 int store_attempt_failed(store_t *s,
                          int64_t id,
-                         const char *state,
+                         attempt_state_t state,
                          int exit_code,
                          int sig,
                          const char *reason,
@@ -181,7 +186,7 @@ typedef struct store_attempt_row {
     int run_idx;
     int attempt_no;
     const char *worker;
-    const char *state;
+    attempt_state_t state;
     const char *gpu_indices;
 } store_attempt_row_t;
 typedef int (*store_attempt_cb)(const store_attempt_row_t *row, void *data);
@@ -250,8 +255,8 @@ int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms);
 
 typedef struct store_target_row {
     int64_t sweep;
-    const char *role;  /* "target" or "baseline" */
-    const char *state; /* pending, running, submitted, done, failed */
+    const char *role; /* "target" or "baseline" */
+    target_state_t state;
     const char *launcher;
     int ranks;
     int64_t pid;
@@ -278,7 +283,7 @@ typedef struct store_worker_row {
     const char *host;
     const char *boot_id;
     const char *gpus_json;
-    const char *state;
+    worker_state_t state;
     const char *software_version;
     int slots;
     int consecutive_failures;

@@ -15,14 +15,13 @@
 #include "launcher.h"
 #include "log.h"
 #include "objective.h"
-#include "refit.h"
 
 struct target {
     struct target *next;
     coord_t *c;
     int64_t sweep;
     char role[16];
-    char state[16];
+    target_state_t state;
     char launcher[16];
     int ranks;
     int64_t pid;
@@ -106,7 +105,7 @@ static int target__load_row(const store_target_row_t *row, void *data)
     target_t *t = target__new(c, row->sweep, row->role);
     if (!t)
         return -ENOMEM;
-    snprintf(t->state, sizeof t->state, "%s", row->state);
+    t->state = row->state;
     snprintf(t->launcher, sizeof t->launcher, "%s", row->launcher);
     t->ranks = row->ranks;
     t->pid = row->pid;
@@ -119,9 +118,9 @@ static int target__load_row(const store_target_row_t *row, void *data)
     t->loss = row->loss;
     t->created_ms = row->created_ms;
     t->updated_ms = row->updated_ms;
-    if (strcmp(t->state, "running") == 0) {
+    if (t->state == TARGET_STATE_RUNNING) {
         /* Its process belonged to the previous coordinator: never launched twice on our own. */
-        snprintf(t->state, sizeof t->state, "failed");
+        t->state = TARGET_STATE_FAILED;
         target__set(&t->detail, "the coordinator restarted while it ran; launch again to resume "
                                 "from its checkpoint");
         target__persist(t);
@@ -157,17 +156,17 @@ static void target__on_exit(launcher_run_t *run, const launcher_outcome_t *o, vo
     target_t *t = data;
     coord_t *c = t->c;
     t->run = NULL;
-    int submits = strcmp(t->state, "submitting") == 0;
+    int submits = t->state == TARGET_STATE_SUBMITTING;
     char detail[256];
     if (o->exit_status == 0 && submits) {
-        snprintf(t->state, sizeof t->state, "submitted");
+        t->state = TARGET_STATE_SUBMITTED;
         snprintf(detail, sizeof detail, "%s", t->detail ? t->detail : "");
     } else if (o->exit_status == 0 && o->has_result) {
-        snprintf(t->state, sizeof t->state, "done");
+        t->state = TARGET_STATE_DONE;
         snprintf(detail, sizeof detail, "finished after %llu progress lines",
                  (unsigned long long)o->progress_lines);
     } else {
-        snprintf(t->state, sizeof t->state, "failed");
+        t->state = TARGET_STATE_FAILED;
         snprintf(detail, sizeof detail, "exit status %lld, signal %d%s", (long long)o->exit_status,
                  o->term_signal, o->has_result ? "" : ", no result line");
     }
@@ -194,13 +193,14 @@ static void target__on_exit(launcher_run_t *run, const launcher_outcome_t *o, vo
         }
     }
     log_info("target_exited", "sweep=%lld role=%s state=%s exit=%lld signal=%d objective=%g",
-             (long long)t->sweep, t->role, t->state, (long long)o->exit_status, o->term_signal,
-             t->objective);
+             (long long)t->sweep, t->role, states_target_name(t->state), (long long)o->exit_status,
+             o->term_signal, t->objective);
     target__persist(t);
     sweep_t *sw = coord_sweep_by_id(c, t->sweep);
     if (sw) {
         char text[200];
-        snprintf(text, sizeof text, "%s run %s (%s)", t->role, t->state, t->detail);
+        snprintf(text, sizeof text, "%s run %s (%s)", t->role, states_target_name(t->state),
+                 t->detail);
         coord_sweep_event(c, sw, "target", text, 0);
     }
 }
@@ -210,9 +210,7 @@ static int target__launch_role(
         coord_t *c, sweep_t *sw, const char *role, const double *weights, char *err, size_t errlen)
 {
     target_t *t = target__find(c, sw->id, role);
-    if (t && (t->run || strcmp(t->state, "running") == 0 || strcmp(t->state, "submitted") == 0 ||
-              strcmp(t->state, "submitting") == 0 || strcmp(t->state, "done") == 0 ||
-              strcmp(t->state, "pending") == 0))
+    if (t && (t->run || states_target_launched(t->state)))
         return 0;
     char workdir[1100];
     snprintf(workdir, sizeof workdir, "%s/%s/%s", c->targets_dir, sw->sweep_id, role);
@@ -240,7 +238,7 @@ static int target__launch_role(
     char logp[1200];
     snprintf(logp, sizeof logp, "%s/%s.log", workdir, role);
     char *wj = launcher_weights_json(sw->spec, weights);
-    snprintf(t->state, sizeof t->state, "pending");
+    t->state = TARGET_STATE_PENDING;
     snprintf(t->launcher, sizeof t->launcher, "%s", spec_launcher_name(sw->spec->target.launcher));
     t->ranks = sw->spec->target.ranks;
     t->pid = 0;
@@ -267,18 +265,18 @@ static int target__launch_role(
             snprintf(err, errlen, "spawning %s: %s", plan.argv[0], strerror(-r));
     }
     if (r < 0) {
-        snprintf(t->state, sizeof t->state, "failed");
+        t->state = TARGET_STATE_FAILED;
         target__set(&t->detail, err);
         target__persist(t);
     } else if (plan.argv) {
-        snprintf(t->state, sizeof t->state, "%s", plan.submits ? "submitting" : "running");
+        t->state = plan.submits ? TARGET_STATE_SUBMITTING : TARGET_STATE_RUNNING;
         t->pid = launcher_run_pid(t->run);
         target__persist(t);
     }
     log_info("target_launched", "sweep=%s role=%s launcher=%s state=%s pid=%lld", sw->sweep_id,
-             role, t->launcher, t->state, (long long)t->pid);
+             role, t->launcher, states_target_name(t->state), (long long)t->pid);
     char text[300];
-    snprintf(text, sizeof text, "%s launched (%s): %s", role, t->state,
+    snprintf(text, sizeof text, "%s launched (%s): %s", role, states_target_name(t->state),
              plan.message ? plan.message : "");
     coord_sweep_event(c, sw, "target", text, 0);
     launcher_plan_clear(&plan);
@@ -362,7 +360,7 @@ int target_infos(coord_t *c, const sweep_t *sw, Regmix__TargetInfo ***ret, size_
         v[i++] = ti;
         ti->sweep_id = strdup(sw->sweep_id);
         ti->role = strdup(t->role);
-        ti->state = strdup(t->state);
+        ti->state = strdup(states_target_name(t->state));
         ti->launcher = strdup(t->launcher);
         ti->ranks = (uint32_t)t->ranks;
         ti->pid = t->pid;

@@ -25,7 +25,7 @@ static int64_t add_sweep(store_t *s, const char *name, int priority, int gpus, i
             .name = name,
             .spec_yaml = "name: x\n",
             .spec_name = "x.yaml",
-            .state = "running",
+            .state = SWEEP_STATE_RUNNING,
             .priority = priority,
             .gpus = gpus,
             .max_attempts = 3,
@@ -118,16 +118,16 @@ static void test_claim_result_fencing(void)
     /* A stale attempt cannot finish the run; the live one can, once. */
     CHECK_INT_EQ(store_run_started(s, run, a1 + 1, 2100), 0);
     CHECK_INT_EQ(store_run_started(s, run, a1, 2100), 1);
-    CHECK_INT_EQ(store_run_finish(s, run, a1 + 1, "done", 0, 2200), 0);
+    CHECK_INT_EQ(store_run_finish(s, run, a1 + 1, RUN_STATE_DONE, 0, 2200), 0);
     /* Lease lost: requeue, then a second attempt claims it. */
-    CHECK_INT_EQ(store_run_finish(s, run, a1, "queued", 2300, 2300), 1);
+    CHECK_INT_EQ(store_run_finish(s, run, a1, RUN_STATE_QUEUED, 2300, 2300), 1);
     int64_t a2 = a1 + 1;
     CHECK_INT_EQ(store_run_claim(s, run, a2, 2400), 1);
     CHECK(store_attempt_insert(s, a2, run, 2, "w2", "0", 2400, 5000) == 0);
     /* The first attempt's late result is fenced at the run: the run is not live with it. */
-    CHECK_INT_EQ(store_run_finish(s, run, a1, "done", 0, 2500), 0);
-    CHECK_INT_EQ(store_run_finish(s, run, a2, "done", 0, 2500), 1);
-    CHECK_INT_EQ(store_run_finish(s, run, a2, "done", 0, 2600), 0); /* done already */
+    CHECK_INT_EQ(store_run_finish(s, run, a1, RUN_STATE_DONE, 0, 2500), 0);
+    CHECK_INT_EQ(store_run_finish(s, run, a2, RUN_STATE_DONE, 0, 2500), 1);
+    CHECK_INT_EQ(store_run_finish(s, run, a2, RUN_STATE_DONE, 0, 2600), 0); /* done already */
     CHECK_INT_EQ(store_result_insert(s, run, a2, sweep, "w2", "{\"a\":1.5}", NULL, 10, 1.0, 2500),
                  1);
     /* Stored once: the same (run, attempt) again changes nothing. */
@@ -136,11 +136,11 @@ static void test_claim_result_fencing(void)
     CHECK(store_commit(s) == 0);
     CHECK_INT_EQ(store_results_count(s, sweep), 1);
     int64_t r = 0, live = 0;
-    char state[16];
-    CHECK(store_run_lookup(s, sweep, 0, &r, state, &live) == 0);
-    CHECK_STR_EQ(state, "done");
+    run_state_t state = RUN_STATE_UNSPECIFIED;
+    CHECK(store_run_lookup(s, sweep, 0, &r, &state, &live) == 0);
+    CHECK_INT_EQ(state, RUN_STATE_DONE);
     CHECK_INT_EQ(live, a2);
-    CHECK_INT_EQ(store_run_lookup(s, sweep, 5, &r, state, &live), -ENOENT);
+    CHECK_INT_EQ(store_run_lookup(s, sweep, 5, &r, &state, &live), -ENOENT);
     store_close(&s);
 }
 
@@ -156,7 +156,7 @@ static void test_queue_order_and_gpus(void)
     CHECK(store_begin(s) == 0);
     int n = store_queue_fetch(s, 0, 64, q);
     for (int i = 0; i < n; i++)
-        store_run_set_state(s, q[i].run, "queued", "cancelled", 1);
+        store_run_set_state(s, q[i].run, RUN_STATE_QUEUED, RUN_STATE_CANCELLED, 1);
     CHECK(store_commit(s) == 0);
     int64_t low = add_sweep(s, "low", 0, 0, 2);
     int64_t high = add_sweep(s, "high", 5, 0, 2);
@@ -176,11 +176,11 @@ static void test_queue_order_and_gpus(void)
     CHECK_INT_EQ(q[0].sweep, gpu);
     /* Moving runs in bulk and the retry queue. */
     CHECK(store_begin(s) == 0);
-    CHECK_INT_EQ(store_runs_move(s, low, "queued", "cancelled", 10), 2);
+    CHECK_INT_EQ(store_runs_move(s, low, RUN_STATE_QUEUED, RUN_STATE_CANCELLED, 10), 2);
     n = store_queue_fetch(s, 0, 64, q);
     CHECK_INT_EQ(n, 2);
     CHECK_INT_EQ(store_run_claim(s, q[0].run, 900, 10), 1);
-    CHECK_INT_EQ(store_run_finish(s, q[0].run, 900, "failed", 5000, 10), 1);
+    CHECK_INT_EQ(store_run_finish(s, q[0].run, 900, RUN_STATE_FAILED, 5000, 10), 1);
     CHECK_INT_EQ(store_runs_next_retry(s), 5000);
     CHECK(store_commit(s) == 0);
     store_close(&s);
@@ -208,10 +208,10 @@ static void test_retry_and_savepoint(void)
     CHECK_INT_EQ(store_runs_next_retry(s), INT64_MAX);
     /* A savepoint rolled back leaves the rest of the group transaction intact. */
     CHECK(store_savepoint(s) == 0);
-    store_worker_row_t w = {.worker_id = "gone", .state = "connected", .slots = 1};
+    store_worker_row_t w = {.worker_id = "gone", .state = WORKER_STATE_CONNECTED, .slots = 1};
     CHECK(store_worker_upsert(s, &w, 1) == 0);
     store_savepoint_rollback(s);
-    store_worker_row_t w2 = {.worker_id = "kept", .state = "connected", .slots = 2};
+    store_worker_row_t w2 = {.worker_id = "kept", .state = WORKER_STATE_CONNECTED, .slots = 2};
     CHECK(store_worker_upsert(s, &w2, 1) == 0);
     CHECK(store_commit(s) == 0);
     store_close(&s);

@@ -432,6 +432,22 @@ int regress_cv(regress_kind_t kind,
                char *err,
                size_t errlen)
 {
+    return regress_cv_predict(kind, params, X, y, n, d, k, seed, ret, NULL, err, errlen);
+}
+
+int regress_cv_predict(regress_kind_t kind,
+                       const regress_params_t *params,
+                       const double *X,
+                       const double *y,
+                       size_t n,
+                       size_t d,
+                       int k,
+                       uint64_t seed,
+                       metrics_t *ret,
+                       double *ret_oof,
+                       char *err,
+                       size_t errlen)
+{
     if (k < 2 || (size_t)k > n) {
         errbuf_set(err, errlen, "cross-validation: %d folds for %zu rows", k, n);
         return -EINVAL;
@@ -469,6 +485,8 @@ int regress_cv(regress_kind_t kind,
     rc = metrics_compute(y, oof, n, ret);
     if (rc == 0)
         ret->folds = k;
+    if (rc == 0 && ret_oof)
+        memcpy(ret_oof, oof, n * sizeof *oof);
 out:
     free(fold);
     free(frc);

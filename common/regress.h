@@ -102,4 +102,20 @@ int regress_cv(regress_kind_t kind,
                char *err,
                size_t errlen);
 
+/* regress_cv() that also writes the out-of-fold prediction of every row to ret_oof (n), the
+ * numbers behind the scores (the dashboard's predicted-against-actual plot). ret_oof is
+ * untouched on failure. */
+int regress_cv_predict(regress_kind_t kind,
+                       const regress_params_t *params,
+                       const double *X,
+                       const double *y,
+                       size_t n,
+                       size_t d,
+                       int k,
+                       uint64_t seed,
+                       metrics_t *ret,
+                       double *ret_oof,
+                       char *err,
+                       size_t errlen);
+
 #endif

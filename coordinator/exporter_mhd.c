@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "coord.h"
+#include "dashboard.h"
 #include "exporter.h"
 
 struct exporter {
@@ -93,6 +94,11 @@ static void exporter__metrics(const coord_t *c, exporter_text_t *t)
                      (unsigned long long)c->n_fenced, (unsigned long long)c->n_bad_input);
 }
 
+static const char *exporter__arg(void *ctx, const char *key)
+{
+    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
+}
+
 static enum MHD_Result exporter__answer(void *cls,
                                         struct MHD_Connection *conn,
                                         const char *url,
@@ -121,9 +127,10 @@ static enum MHD_Result exporter__answer(void *cls,
         exporter__metrics(e->c, &t);
     } else if (strcmp(url, "/healthz") == 0) {
         exporter__printf(&t, "ok\n");
-    } else {
+    } else if ((status = (unsigned)dashboard_get(e->c, url, exporter__arg, conn, &t.buf, &t.len,
+                                                 &type)) == 0) {
         status = MHD_HTTP_NOT_FOUND;
-        exporter__printf(&t, "not found; try /metrics or /healthz\n");
+        exporter__printf(&t, "not found; try /, /api/sweeps, /metrics or /healthz\n");
     }
     struct MHD_Response *r = MHD_create_response_from_buffer(t.len, t.buf ? t.buf : (char *)"",
                                                              MHD_RESPMEM_MUST_COPY);
@@ -131,6 +138,10 @@ static enum MHD_Result exporter__answer(void *cls,
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
+    /* Read-only views: never cached, never framed, never sniffed as something else. */
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -182,6 +193,7 @@ int exporter_start(struct coord *c, const char *addr, exporter_t **ret, char *er
     e->d = MHD_start_daemon(MHD_USE_EPOLL, (uint16_t)port, NULL, NULL, exporter__answer, e,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)16,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
     if (!e->d) {
         snprintf(err, errlen, "--metrics %s: cannot listen", addr);

@@ -162,6 +162,12 @@ void fitter_record_clear(fitter_record_t *rec)
         return;
     free(rec->proposal);
     rec->proposal = NULL;
+    free(rec->oof_rows);
+    rec->oof_rows = NULL;
+    free(rec->oof_actual);
+    rec->oof_actual = NULL;
+    free(rec->oof_predicted);
+    rec->oof_predicted = NULL;
 }
 
 size_t fitter_quadratic_features(size_t d)
@@ -338,8 +344,10 @@ int fitter_run(const fitter_input_t *in,
     double *X = malloc((in->n ? in->n : 1) * d * sizeof *X), *F = NULL;
     double *y = malloc((in->n ? in->n : 1) * sizeof *y);
     double *proposal = calloc(d, sizeof *proposal);
+    size_t *rows = malloc((in->n ? in->n : 1) * sizeof *rows);
+    double *oof = malloc((in->n ? in->n : 1) * sizeof *oof);
     regress_t *model = NULL;
-    if (!X || !y || !proposal) {
+    if (!X || !y || !proposal || !rows || !oof) {
         rc = -ENOMEM;
         goto out;
     }
@@ -359,6 +367,7 @@ int fitter_run(const fitter_input_t *in,
         if (!isfinite(v))
             continue;
         memcpy(X + used * d, w, d * sizeof *w);
+        rows[used] = i;
         y[used++] = v;
     }
     size_t least = s->cv_folds > 2 ? (size_t)s->cv_folds : 2;
@@ -391,7 +400,8 @@ int fitter_run(const fitter_input_t *in,
     }
     const double *feat = quad ? F : X;
     metrics_t cv;
-    rc = regress_cv(s->kind, &rp, feat, y, used, nf, s->cv_folds, s->seed, &cv, err, errlen);
+    rc = regress_cv_predict(s->kind, &rp, feat, y, used, nf, s->cv_folds, s->seed, &cv, oof, err,
+                            errlen);
     if (rc < 0)
         goto out;
     rc = regress_fit(s->kind, &rp, feat, y, used, nf, &model, err, errlen);
@@ -440,6 +450,12 @@ int fitter_run(const fitter_input_t *in,
                                 in->nhistory, d, &ret->l1_window);
     ret->proposal = proposal;
     proposal = NULL;
+    ret->oof_rows = rows;
+    ret->oof_actual = y;
+    ret->oof_predicted = oof;
+    rows = NULL;
+    y = NULL;
+    oof = NULL;
     ret->seconds = fitter__now() - t0;
 out:
     regress_destroy(&model);
@@ -448,6 +464,8 @@ out:
     free(X);
     free(F);
     free(y);
+    free(rows);
+    free(oof);
     return rc;
 }
 

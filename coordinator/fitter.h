@@ -98,6 +98,12 @@ typedef struct fitter_record {
     double l1_window;        /* max L1 to the last stable_refits proposals; NAN if fewer exist */
     double seconds;          /* wall time of the refit */
     fitter_verdict_t verdict;
+    /* (runs_used) the out-of-fold predictions behind cv: oof_rows[i] is the input row,
+     * oof_actual[i] its objective, oof_predicted[i] the prediction of the fold model that did
+     * not see it. Owned by the record. */
+    size_t *oof_rows;
+    double *oof_actual;
+    double *oof_predicted;
 } fitter_record_t;
 
 /* Most domains for quadratic features (d(d+1)/2 of them: 2080 at 64). */
@@ -167,7 +173,8 @@ int fitter_should_refit(int refit_every,
 /* L1 distance of two d-vectors. */
 double fitter_l1(const double *a, const double *b, size_t d);
 
-/* Frees the record's proposal; a zeroed or cleared record is a harmless no-op. */
+/* Frees the record's proposal and out-of-fold arrays; a zeroed or cleared record is a harmless
+ * no-op. */
 void fitter_record_clear(fitter_record_t *rec);
 
 /* The record's metrics as compact JSON {"n":..,"folds":..,"spearman":..,"pearson":..,"mse":..,

@@ -10,12 +10,15 @@
 #include "clock.h"
 #include "fitter.h"
 #include "log.h"
+#include "store_view.h"
 #include "target.h"
 
 typedef struct refit_ctx {
     coord_t *c;
     sweep_t *sw;
     int64_t results; /* results in the snapshot */
+    int *runs;       /* (nruns) run index of each snapshot row, for the out-of-fold record */
+    int64_t nruns;
 } refit_ctx_t;
 
 /* The loss a synthetic job reports (worker/job.c). It is the objective of a synthetic sweep
@@ -31,6 +34,7 @@ typedef struct {
     size_t nsynthetic;        /* rows with a finite REFIT_SYNTHETIC loss */
     double *X;                /* (n, d) */
     double *losses;           /* (n, m): losses by name, NAN where missing */
+    int *runs;                /* (n) run indices */
     int err;
 } refit_snap_t;
 
@@ -46,11 +50,15 @@ static int refit__row(const store_result_row_t *row, void *data)
         double *L = realloc(s->losses, cap * m * sizeof *L);
         if (L)
             s->losses = L;
-        if (!X || !L)
+        int *R = realloc(s->runs, cap * sizeof *R);
+        if (R)
+            s->runs = R;
+        if (!X || !L || !R)
             return -ENOMEM;
         s->cap = cap;
     }
     double *x = s->X + s->n * d, *l = s->losses + s->n * m;
+    s->runs[s->n] = row->run_idx;
     for (size_t i = 0; i < d; i++)
         x[i] = (int)i < row->nweights ? row->weights[i] : 0.0;
     for (size_t i = 0; i < m; i++)
@@ -86,6 +94,35 @@ static void refit__event(coord_t *c, sweep_t *sw, const char *kind, const char *
     coord_sweep_event(c, sw, kind, text, 0);
 }
 
+/* Most points of the stored out-of-fold record (evenly thinned beyond). */
+#define REFIT_OOF_MAX 5000
+
+/* Stores the fit's out-of-fold predictions, for the dashboard (store_view.h, docs/dashboard.md):
+ * {"fit_no", "runs": [run index], "actual": [objective], "predicted": [out of fold]}. */
+static int refit__store_oof(
+        coord_t *c, sweep_t *sw, const fitter_record_t *rec, const int *runs, int64_t nruns)
+{
+    json_t *o = json_object(), *r = json_array(), *a = json_array(), *p = json_array();
+    size_t n = rec->runs_used,
+           step = n > REFIT_OOF_MAX ? (n + REFIT_OOF_MAX - 1) / REFIT_OOF_MAX : 1;
+    for (size_t i = 0; rec->oof_rows && i < n; i += step) {
+        size_t row = rec->oof_rows[i];
+        json_array_append_new(r, json_integer(runs && (int64_t)row < nruns ? runs[row] : -1));
+        json_array_append_new(a, json_real(rec->oof_actual[i]));
+        json_array_append_new(p, isfinite(rec->oof_predicted[i]) ? json_real(rec->oof_predicted[i])
+                                                                 : json_null());
+    }
+    json_object_set_new(o, "fit_no", json_integer(sw->nfits));
+    json_object_set_new(o, "runs", r);
+    json_object_set_new(o, "actual", a);
+    json_object_set_new(o, "predicted", p);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(o);
+    int rc = text ? store_view_oof_set(c->store, sw->id, sw->nfits, text) : -ENOMEM;
+    free(text);
+    return rc;
+}
+
 static void
 refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const char *err, void *data)
 {
@@ -94,19 +131,26 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
     coord_t *c = x->c;
     sweep_t *sw = x->sw;
     int64_t results = x->results;
+    int *runs = x->runs;
+    int64_t nruns = x->nruns;
     free(x);
     sw->fit_job = NULL;
-    if (c->stopping || c->fatal || status == -ECANCELED)
+    if (c->stopping || c->fatal || status == -ECANCELED) {
+        free(runs);
         return;
+    }
     sw->results_at_last_fit = results;
     if (status < 0) {
         char q[300];
         log_warn("fit_failed", "sweep=%s results=%lld error=%d why=%s", sw->sweep_id,
                  (long long)results, status, log_quote(err ? err : "", q, sizeof q));
+        free(runs);
         return;
     }
-    if (coord_write(c) < 0)
+    if (coord_write(c) < 0) {
+        free(runs);
         return;
+    }
     size_t d = (size_t)sw->ndomains;
     char *metrics = fitter_record_metrics_json(rec);
     char *proposal = fitter_record_proposal_json(rec, (const char *const *)sw->domains);
@@ -117,6 +161,7 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
         if (h)
             sw->history = h;
         log_error("fit_dropped", "sweep=%s why=\"out of memory or bad record\"", sw->sweep_id);
+        free(runs);
         return;
     }
     sw->history = h;
@@ -137,11 +182,18 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
     free(metrics);
     free(proposal);
     if (r < 0) {
+        free(runs);
         coord_fatal(c, "fit_insert");
         return;
     }
     memcpy(sw->history + (size_t)sw->nfits * d, rec->proposal, d * sizeof(double));
     sw->nfits++;
+    r = refit__store_oof(c, sw, rec, runs, nruns);
+    free(runs);
+    if (r == -EIO) {
+        coord_fatal(c, "fit_oof");
+        return;
+    }
     log_info("fit",
              "sweep=%s fit=%d runs=%zu model=%s spearman=%.4f l1_moved=%.4f verdict=%s "
              "seconds=%.3f",
@@ -242,6 +294,8 @@ void refit_maybe(coord_t *c, sweep_t *sw)
     x->c = c;
     x->sw = sw;
     x->results = results;
+    x->runs = snap.runs;
+    x->nruns = (int64_t)snap.n;
     fitter_job_t *job = NULL;
     r = fitter_queue(c->loop, &in, &settings, refit__done, x, &job);
     if (r < 0) {
@@ -249,7 +303,8 @@ void refit_maybe(coord_t *c, sweep_t *sw)
         sw->results_at_last_fit = results;
         goto out;
     }
-    x = NULL; /* refit__done frees it */
+    x = NULL; /* refit__done frees it and the run indices */
+    snap.runs = NULL;
     sw->fit_job = job;
 out:
     free(x);
@@ -257,6 +312,7 @@ out:
     free(names);
     free(snap.X);
     free(snap.losses);
+    free(snap.runs);
 }
 
 typedef struct {

@@ -142,6 +142,20 @@ static const char *const store__migrations[] = {
         "  updated_ms INTEGER NOT NULL,"
         "  UNIQUE (sweep, role));"
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        /* 2 -> 3: what the dashboard and the report draw (store_view.h): the latest fit's
+         * out-of-fold predictions per sweep, and the target runs' loss curves (thinned as
+         * progress is). */
+        "CREATE TABLE fit_oof ("
+        "  sweep INTEGER PRIMARY KEY REFERENCES sweeps(id),"
+        "  fit_no INTEGER NOT NULL,"
+        "  data TEXT NOT NULL);"
+        "CREATE TABLE target_progress ("
+        "  sweep INTEGER NOT NULL REFERENCES sweeps(id),"
+        "  role TEXT NOT NULL,"
+        "  step INTEGER NOT NULL,"
+        "  loss REAL NOT NULL,"
+        "  created_ms INTEGER NOT NULL);"
+        "CREATE INDEX target_progress_of ON target_progress (sweep, role, step);",
 };
 
 enum {
@@ -290,6 +304,11 @@ struct store {
     int in_txn;
     int version;
 };
+
+sqlite3 *store__db(store_t *s)
+{
+    return s->db;
+}
 
 const char *store_errmsg(store_t *s)
 {

@@ -23,7 +23,7 @@
 
 #include "states.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store_t;
 
@@ -36,6 +36,10 @@ void store_close(store_t **s_p);
 
 /* The last SQLite error text of this connection. */
 const char *store_errmsg(store_t *s);
+
+/* The connection, for store_view.c (the dashboard's reads, prepared per call). */
+struct sqlite3;
+struct sqlite3 *store__db(store_t *s);
 
 /* PRAGMA user_version as found after migrations. */
 int store_schema_version(store_t *s);

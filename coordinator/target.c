@@ -15,6 +15,7 @@
 #include "launcher.h"
 #include "log.h"
 #include "objective.h"
+#include "store_view.h"
 
 struct target {
     struct target *next;
@@ -147,6 +148,11 @@ static void target__on_progress(launcher_run_t *run, const launcher_progress_t *
     if (mono - t->last_progress_mono >= t->c->cfg.progress_every_ms) {
         t->last_progress_mono = mono;
         target__persist(t);
+        /* The loss curve the dashboard draws, thinned as the row itself. */
+        if (p->step >= 0 && isfinite(p->loss) && !t->c->fatal &&
+            store_view_target_point(t->c->store, t->sweep, t->role, p->step, p->loss,
+                                    t->updated_ms) < 0)
+            coord_fatal(t->c, "target_progress");
     }
 }
 

@@ -568,11 +568,13 @@ char *launcher_slurm_script(const launcher_ctx_t *ctx, char *err, size_t errlen)
                ctx->role ? ctx->role : "target", ctx->sweep_id ? ctx->sweep_id : "?");
     buf_puts(&b,
              "# Progress (JSON lines from rank 0) goes to the .out file; the checkpoint makes a\n"
-             "# resubmitted job continue where it stopped.\n");
+             "# resubmitted job continue where it stopped. The ranks are one MPI job through\n"
+             "# Slurm's PMIx plugin (Open MPI 4 links PMIx); REGMIX_SRUN_MPI in the submitting\n"
+             "# environment names another (`srun --mpi=list` shows this cluster's).\n");
     buf_puts(&b, "set -euo pipefail\n");
     buf_printf(&b, "mkdir -p ");
     buf_shell_quote(&b, ctx->workdir);
-    buf_puts(&b, "\nexec srun");
+    buf_puts(&b, "\nexec srun --mpi=\"${REGMIX_SRUN_MPI:-pmix}\"");
     for (char **p = tr; *p; p++) {
         buf_puts(&b, " \\\n    ");
         buf_shell_quote(&b, *p);

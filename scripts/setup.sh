@@ -14,7 +14,7 @@ packages=(
   libopenblas-dev liblapacke-dev libxgboost-dev libfyaml-dev libjansson-dev
   libopenmpi-dev openmpi-bin libsystemd-dev libmicrohttpd-dev
   python3 groff-base xz-utils jq
-  slurmctld slurmd slurm-client munge
+  slurmctld slurmd slurm-client munge python3-yaml python3-jsonschema
 )
 # shellcheck disable=SC2206
 packages+=(${REGMIX_EXTRA_PACKAGES:-})

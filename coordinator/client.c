@@ -13,9 +13,10 @@
 #include "scheduler.h"
 #include "spec.h"
 #include "target.h"
+#include "transition.h"
 
 #define CLIENT_ERR(c, msg, code, ...)                                                              \
-    coord_send_error((c), (c)->csock, (msg)->routing_id, (msg)->routing_len, (msg)->id,            \
+    coord_send_error((c), COORD_CLIENTS, (msg)->routing_id, (msg)->routing_len, (msg)->id,         \
                      REGMIX__ERROR_CODE__ERROR_CODE_##code, __VA_ARGS__)
 
 static void client__reply(coord_t *c, const frame_msg_t *msg, Regmix__Envelope *env)
@@ -26,7 +27,7 @@ static void client__reply(coord_t *c, const frame_msg_t *msg, Regmix__Envelope *
                    FRAME_MAX_BYTES);
         return;
     }
-    coord_send(c, c->csock, msg->routing_id, msg->routing_len, env, 0);
+    coord_send(c, COORD_CLIENTS, msg->routing_id, msg->routing_len, env, 0);
 }
 
 /* ---- submit ------------------------------------------------------------------------------------ */
@@ -196,21 +197,22 @@ static int client__submit_store(coord_t *c, client_submit_t *s, sweep_t **ret)
     r = store_savepoint_release(c->store);
     if (r < 0)
         goto fail_db;
-    r = coord_sweep_add(c, sw);
+    sweep_t *added = sw;
+    r = coord_sweep_add(c, &sw);
     if (r < 0) {
         /* The rows are in the transaction: without the sweep in memory they must not commit. */
         coord_fatal(c, "out of memory");
         goto fail;
     }
     free(job);
-    *ret = sw;
+    *ret = added;
     return 0;
 fail_db:
     snprintf(s->err, sizeof s->err, "storing the sweep: %s", store_errmsg(c->store));
     r = -EIO;
 fail:
     free(job);
-    coord_sweep_free(sw);
+    coord_sweep_destroy(&sw);
     return r;
 }
 
@@ -224,7 +226,7 @@ static void client__sample_done(uv_work_t *req, int status)
     }
     const uint8_t *rid = s->rid;
     if (s->r < 0) {
-        coord_send_error(c, c->csock, rid, s->rlen, s->req_id,
+        coord_send_error(c, COORD_CLIENTS, rid, s->rlen, s->req_id,
                          s->r == -ENOMEM ? REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL
                                          : REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
                          "sampling the mixtures: %s", s->err[0] ? s->err : strerror(-s->r));
@@ -234,7 +236,7 @@ static void client__sample_done(uv_work_t *req, int status)
     sweep_t *sw = NULL;
     int r = client__submit_store(c, s, &sw);
     if (r < 0) {
-        coord_send_error(c, c->csock, rid, s->rlen, s->req_id,
+        coord_send_error(c, COORD_CLIENTS, rid, s->rlen, s->req_id,
                          REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "%s",
                          s->err[0] ? s->err : strerror(-r));
         client__submit_free(s);
@@ -255,7 +257,7 @@ static void client__sample_done(uv_work_t *req, int status)
     env.reply_to = s->req_id;
     env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT_REPLY;
     env.submit_reply = &rep;
-    coord_send(c, c->csock, rid, s->rlen, &env, 0);
+    coord_send(c, COORD_CLIENTS, rid, s->rlen, &env, 0);
     client__submit_free(s);
 }
 
@@ -431,63 +433,36 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
                    states_sweep_name(sw->state));
         return;
     }
-    if (coord_write(c) < 0) {
-        CLIENT_ERR(c, msg, INTERNAL, "storage failure");
-        return;
-    }
-    int64_t now = clock_unix_ms();
-    uint32_t cancelled = 0;
     if (req->has_run) {
-        if (req->run_index >= (uint64_t)sw->nruns) {
-            CLIENT_ERR(c, msg, NOT_FOUND, "sweep %s has no run %llu", sw->sweep_id,
-                       (unsigned long long)req->run_index);
-            return;
-        }
-        int64_t run = 0, live = 0;
         run_state_t st = RUN_STATE_UNSPECIFIED;
-        if (store_run_lookup(c->store, sw->id, (int)req->run_index, &run, &st, &live) < 0) {
+        int r = req->run_index < (uint64_t)sw->nruns
+                        ? transition_run_cancel(c, sw, (int)req->run_index, &st)
+                        : -ENOENT;
+        if (r == -ENOENT) {
             CLIENT_ERR(c, msg, NOT_FOUND, "sweep %s has no run %llu", sw->sweep_id,
                        (unsigned long long)req->run_index);
             return;
         }
-        if (st == RUN_STATE_QUEUED || st == RUN_STATE_FAILED) {
-            int r = store_run_set_state(c->store, run, st, RUN_STATE_CANCELLED, now);
-            if (r < 0) {
-                coord_fatal(c, "run_cancel");
-                return;
-            }
-            if (r == 1) {
-                cancelled = 1;
-                coord_sweep_count(c, sw, st, RUN_STATE_CANCELLED, 1);
-            }
-        } else if (st == RUN_STATE_LEASED || st == RUN_STATE_RUNNING) {
-            attempt_t *a = attempt_table_get(c->attempts, live);
-            if (a) {
-                coord_attempt_cancel(c, a, "cancelled by a client");
-                cancelled = 1;
-            }
-        } else {
+        if (r == -EINVAL) {
             CLIENT_ERR(c, msg, CONFLICT, "run %llu of %s is %s", (unsigned long long)req->run_index,
                        sw->sweep_id, states_run_name(st));
             return;
         }
-        log_info("run_cancelled", "sweep=%s idx=%llu cancelled=%u", sw->sweep_id,
-                 (unsigned long long)req->run_index, cancelled);
-        client__cancel_reply(c, msg, cancelled);
+        if (r < 0) {
+            CLIENT_ERR(c, msg, INTERNAL, "storage failure");
+            return;
+        }
+        log_info("run_cancelled", "sweep=%s idx=%llu cancelled=%d", sw->sweep_id,
+                 (unsigned long long)req->run_index, r);
+        client__cancel_reply(c, msg, (uint32_t)r);
         return;
     }
-    /* The whole sweep: mark it cancelled first so the counts below do not end it as done. */
-    sw->state = SWEEP_STATE_CANCELLED;
-    if (store_sweep_set_state(c->store, sw->id, SWEEP_STATE_CANCELLED, now) < 0) {
-        coord_fatal(c, "sweep_cancel");
+    int n = transition_sweep_cancel(c, sw, "sweep cancelled by a client");
+    if (n < 0) {
+        CLIENT_ERR(c, msg, INTERNAL, "storage failure");
         return;
     }
-    cancelled = coord_sweep_cancel_runs(c, sw, "sweep cancelled by a client");
-    log_info("sweep_cancelled", "sweep=%s runs=%u", sw->sweep_id, cancelled);
-    char text[160];
-    snprintf(text, sizeof text, "sweep %s cancelled (%u runs)", sw->sweep_id, cancelled);
-    coord_sweep_event(c, sw, "end", text, 1);
-    coord_gpu_classes_update(c);
+    uint32_t cancelled = (uint32_t)n;
     client__cancel_reply(c, msg, cancelled);
 }
 
@@ -879,7 +854,7 @@ static void client__drain(coord_t *c, const frame_msg_t *msg, const Regmix__Drai
         d.reason = (char *)"drained by an operator";
         env.body_case = REGMIX__ENVELOPE__BODY_DRAIN;
         env.drain = &d;
-        coord_send(c, c->wsock, w->rid, w->rlen, &env, 0);
+        coord_send(c, COORD_WORKERS, w->rid, w->rlen, &env, 0);
     }
     log_info("worker_draining", "worker=%s running=%d", w->worker_id, w->outstanding);
     Regmix__Envelope env;
@@ -900,7 +875,7 @@ void client_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
     if (c->stopping || c->fatal)
         return;
     if (msg->err) {
-        coord_reject_malformed(c, c->csock, "clients", msg);
+        coord_reject_malformed(c, COORD_CLIENTS, msg);
         return;
     }
     Regmix__Envelope *env = msg->env;

@@ -1,18 +1,22 @@
 /*
- * coord: the coordinator daemon's state and the pieces every module shares (DESIGN.md §4–5).
+ * coord: the coordinator's shared state, the bottom layer every other coordinator module uses
+ * (docs/coordinator.md). It calls nothing above it: not the handlers, not the daemon.
  *
- * One coord_t lives on the loop thread and owns: the store (SQLite), the two ROUTER sockets and
- * their zloop watches, the sweeps (all of them, in memory: few and small), the workers seen, and
- * the live attempts (leased or running; bounded by workers × slots). Runs stay in SQLite.
+ * One coord_t lives on the loop thread and owns: the store (SQLite), the sweeps (all of them, in
+ * memory: few and small), the workers seen, the live attempts (leased or running; bounded by
+ * workers × slots), the target launch records, and the outbox. Runs stay in SQLite. It does not
+ * own sockets, handles or signals: those are the daemon's (daemon.h), which builds a coord_t with
+ * coord_new() and drains its outbox; a unit test builds one the same way on a store of its own
+ * and reads the outbox instead of a socket.
  *
- * Group commit and "persist before send": every reply, ack and ASSIGN is packed and queued with
- * coord_send(); a uv_check handle runs once per loop iteration: it runs the scheduler if needed,
- * commits the open transaction, and only then sends what was queued. An idle handle is started
- * while anything is queued, so the loop never blocks with work pending. Under load the commit
- * happens at most once per commit window (default 2 ms, a timer closes it), so one WAL write
- * covers many messages; an idle coordinator commits at once. A failed commit is fatal:
- * the loop stops and main exits 1; what was queued is never sent, and the supervisor's restart
- * recovers from the database (nothing acknowledged was lost).
+ * Persist before send: every reply, ack and ASSIGN is packed and queued with coord_send() for an
+ * endpoint (workers or clients); the daemon commits the open transaction first and only then
+ * sends what was queued. Writes join the open transaction through coord_write(); a storage
+ * failure is fatal (coord_fatal(): the loop stops, nothing queued is sent, the restart recovers
+ * from the database).
+ *
+ * State changes of sweeps, runs, attempts and targets are not made here: they all go through
+ * transition.h. This layer gives the records, their lookups and their memory.
  */
 #ifndef REGMIX_COORD_H
 #define REGMIX_COORD_H
@@ -55,6 +59,22 @@ typedef struct coord_config {
     const char *trainer;           /* regmix-train as launch hosts see it; NULL: "regmix-train" */
 } coord_config_t;
 
+/* Where a queued message goes. */
+typedef enum coord_endpoint {
+    COORD_WORKERS = 0,
+    COORD_CLIENTS = 1,
+} coord_endpoint_t;
+
+/* One queued message: packed, waiting for the commit. */
+typedef struct coord_out {
+    coord_endpoint_t ep;
+    uint8_t rid[FRAME_MAX_ROUTING_ID];
+    size_t rlen;
+    uint8_t *buf;
+    size_t len;
+    uint64_t attempt_id; /* the attempt an ASSIGN carries, else 0 */
+} coord_out_t;
+
 typedef struct coord_watcher {
     uint8_t rid[FRAME_MAX_ROUTING_ID];
     size_t rlen;
@@ -88,6 +108,29 @@ typedef struct sweep {
     struct fitter_job *fit_job; /* in flight, or NULL */
 } sweep_t;
 
+/* A target launch (target.h): the row of (sweep, role) in `targets`, and its process. */
+typedef struct target {
+    struct target *next;
+    struct coord *c; /* the coordinator it belongs to (for the launcher's callbacks) */
+    int64_t sweep;
+    char role[16];
+    target_state_t state;
+    char launcher[16];
+    int ranks;
+    int64_t pid;
+    char *log_path;
+    char *weights_json;
+    char *losses_json;
+    char *detail;
+    double objective;
+    int64_t step;
+    double loss;
+    int64_t created_ms;
+    int64_t updated_ms;
+    struct launcher_run *run; /* the live process (launcher.h), or NULL */
+    int64_t last_progress_mono;
+} target_t;
+
 typedef struct worker {
     char worker_id[COORD_WORKER_ID_MAX + 1];
     char *host;
@@ -120,14 +163,7 @@ typedef struct coord {
     uv_loop_t *loop;
     coord_config_t cfg;
     store_t *store;
-    void *zctx;
-    void *wsock; /* ROUTER for workers */
-    void *csock; /* ROUTER for clients */
-    zloop_watch_t *wwatch;
-    zloop_watch_t *cwatch;
-    struct auth *auth;         /* NULL without CURVE */
-    struct exporter *exporter; /* NULL without --metrics */
-    struct target *targets;    /* target launches (target.h) */
+    target_t *targets; /* target launches (target.h) */
     char targets_dir[1024];
 
     sweep_t **sweeps; /* by ascending id */
@@ -140,16 +176,13 @@ typedef struct coord {
     attempt_t *orphans;        /* live attempts whose worker has not said HELLO since start */
     int64_t orphan_deadline_mono;
 
-    struct coord_out *out;
+    coord_out_t *out; /* the outbox, in queue order */
     int nout;
     int out_cap;
-    uv_check_t flush_check;
-    uv_idle_t flush_idle;
-    uv_timer_t flush_timer;
-    int64_t last_flush_mono;
-    uv_timer_t tick;
-    uv_signal_t sigterm;
-    uv_signal_t sigint;
+    /* Called when there is work for the loop (something queued, a scheduling pass asked for):
+     * the daemon wakes its flush here. NULL: nobody to wake (a test drains the outbox itself). */
+    void (*on_work)(struct coord *c);
+    void *owner; /* the daemon that set on_work */
 
     int64_t next_attempt_id;
     int64_t next_retry_ms; /* wall time of the earliest failed run's retry */
@@ -159,7 +192,6 @@ typedef struct coord {
     int gpu_classes[COORD_GPU_CLASSES_MAX];
     int ngpu_classes;
     int64_t last_persist_mono;
-    int64_t last_tick_mono;
     int stopping;
     int fatal;
     char coordinator_id[48];
@@ -176,22 +208,21 @@ typedef struct coord {
 /* Fills the defaults of every option. */
 void coord_config_defaults(coord_config_t *cfg);
 
-/* Opens the store, loads state, binds the sockets, starts the watches, timers and signals.
- * On failure writes one line to err; the caller still calls coord_destroy(). */
-int coord_init(coord_t *c, uv_loop_t *loop, const coord_config_t *cfg, char *err, size_t errlen);
+/* Builds the shared state on `loop` with `cfg` (copied; its strings must outlive the coord_t)
+ * and takes the store (*store_p is NULLed, also on failure, where it is closed). Loads nothing:
+ * the daemon loads the store's rows. Returns 0 or -ENOMEM. */
+int coord_new(uv_loop_t *loop, const coord_config_t *cfg, store_t **store_p, coord_t **ret);
 
-/* Starts a graceful stop: finish the open transaction, close sockets (bounded linger), close
- * handles; the loop then ends. */
-void coord_stop(coord_t *c);
+/* Frees the sweeps, workers, live attempts, target records and the outbox (never sent), commits
+ * the open transaction unless fatal (then rolls back) and closes the store; NULL and *c_p NULL
+ * are harmless no-ops; *c_p is NULLed. Target processes must have exited (target_stop_all()). */
+void coord_destroy(coord_t **c_p);
 
-/* Frees what coord_init() built (after the loop ended). */
-void coord_destroy(coord_t *c);
-
-/* Queues `env` (packed now; the caller keeps ownership of env) for sending after the next
- * commit. `attempt_id` is the attempt an ASSIGN carries (0 otherwise): if the ASSIGN cannot be
- * delivered the attempt is requeued. */
+/* Queues `env` (packed now; the caller keeps ownership of env) for `ep` after the next commit.
+ * `attempt_id` is the attempt an ASSIGN carries (0 otherwise): if the ASSIGN cannot be delivered
+ * the daemon requeues the attempt. */
 void coord_send(coord_t *c,
-                void *sock,
+                coord_endpoint_t ep,
                 const uint8_t *rid,
                 size_t rlen,
                 Regmix__Envelope *env,
@@ -199,7 +230,7 @@ void coord_send(coord_t *c,
 
 /* Queues an Error reply. */
 void coord_send_error(coord_t *c,
-                      void *sock,
+                      coord_endpoint_t ep,
                       const uint8_t *rid,
                       size_t rlen,
                       uint64_t reply_to,
@@ -207,63 +238,65 @@ void coord_send_error(coord_t *c,
                       const char *fmt,
                       ...) __attribute__((format(printf, 7, 8)));
 
+/* Hands the outbox to the caller (a malloc'd array of *ret_n messages, NULL when empty; free
+ * each buf, then the array) and starts an empty one. */
+void coord_outbox_take(coord_t *c, coord_out_t **ret, int *ret_n);
+
 /* Opens a write transaction (lazily); on failure marks the coordinator fatal. Returns 0 or
  * -errno. */
 int coord_write(coord_t *c);
 
-/* Marks a storage failure: logs, stops the loop; main exits 1. */
+/* Marks a storage failure: logs, rolls back, stops the loop; main exits 1. */
 void coord_fatal(coord_t *c, const char *what);
 
 /* Logs bad input once (rate-limited) as key=value. */
 void coord_log_bad(
         coord_t *c, const char *endpoint, const uint8_t *rid, size_t rlen, const char *why);
 
-/* Handles a message that frame_recv() rejected (msg->err set) on `endpoint` ("workers",
- * "clients"): logs it and answers the peer with BAD_VERSION or BAD_MESSAGE when it has a routing
- * id; a socket-level error is logged only. */
-void coord_reject_malformed(coord_t *c, void *sock, const char *endpoint, const frame_msg_t *msg);
+/* Handles a message that frame_recv() rejected (msg->err set) on `ep`: logs it and answers the
+ * peer with BAD_VERSION or BAD_MESSAGE when it has a routing id; a socket-level error is logged
+ * only. */
+void coord_reject_malformed(coord_t *c, coord_endpoint_t ep, const frame_msg_t *msg);
 
-/* Sweeps: lookup by "sw000001" or by name (the newest with that name). */
+/* Asks for a scheduling pass before the next commit. */
+void coord_kick(coord_t *c);
+
+/* ---- sweeps ---------------------------------------------------------------------------------- */
+
+/* Lookup by "sw000001" or by name (the newest with that name); NULL when none. */
 sweep_t *coord_sweep_find(coord_t *c, const char *key);
 sweep_t *coord_sweep_by_id(coord_t *c, int64_t id);
-/* Moves `n` runs of `sw` from one state to another in the in-memory counts and, when the sweep
- * has nothing left to do, ends it (store write and final watch events). */
-void coord_sweep_count(coord_t *c, sweep_t *sw, run_state_t from, run_state_t to, int64_t n);
-/* The two halves of coord_sweep_count(), for callers that send an event in between. */
-void coord_sweep_count_only(coord_t *c, sweep_t *sw, run_state_t from, run_state_t to, int64_t n);
-void coord_sweep_check_end(coord_t *c, sweep_t *sw);
+/* Adds a sweep to the in-memory table (takes ownership on success: *sw_p is NULLed). Its id
+ * must be larger than every id in the table. */
+int coord_sweep_add(coord_t *c, sweep_t **sw_p);
+/* Frees a sweep not in the table (or the table's at coord_destroy()); NULL is a no-op. */
+void coord_sweep_destroy(sweep_t **sw_p);
 /* Fills a SweepInfo (counts point into `counts`, which the caller provides). */
 void coord_sweep_info(const sweep_t *sw, Regmix__SweepInfo *info, Regmix__RunCounts *counts);
-/* Sends a WatchEvent of `kind` with `text` to every watcher of `sw`. */
+/* Sends a WatchEvent of `kind` with `text` to every watcher of `sw`; `final` drops them. */
 void coord_sweep_event(coord_t *c, sweep_t *sw, const char *kind, const char *text, int final);
-/* Cancels every run of `sw` not yet finished (queued and failed in the store, live attempts with
- * CANCEL to their workers); the sweep's own state is the caller's. Returns how many. */
-uint32_t coord_sweep_cancel_runs(coord_t *c, sweep_t *sw, const char *why);
-/* Adds a sweep to the in-memory table (takes ownership). */
-int coord_sweep_add(coord_t *c, sweep_t *sw);
-void coord_sweep_free(sweep_t *sw);
-/* Rebuilds the set of GPU needs of running sweeps (the scheduler's queue classes). */
+/* Rebuilds the set of GPU needs of open sweeps (the scheduler's queue classes). */
 void coord_gpu_classes_update(coord_t *c);
 
-/* Workers. */
+/* ---- workers --------------------------------------------------------------------------------- */
+
+/* A new worker record in the table (empty strings, nothing connected). NULL: out of memory. */
+worker_t *coord_worker_new(coord_t *c, const char *worker_id);
 worker_t *coord_worker_by_rid(coord_t *c, const uint8_t *rid, size_t rlen);
 worker_t *coord_worker_by_id(coord_t *c, const char *worker_id);
 /* What the flags of `w` say: quarantined, draining, connected (alive) or lost. */
 worker_state_t coord_worker_state(const worker_t *w);
+/* Writes the workers row of `w` in the open transaction. */
 void coord_worker_persist(coord_t *c, worker_t *w);
 
-/* Ends a live attempt: removes it from its worker (freeing its GPUs and slot) or from the
- * orphans, and from the table; frees it. Store writes are the caller's. */
+/* ---- attempts and targets ------------------------------------------------------------------ */
+
+/* Forgets a live attempt: removes it from its worker (freeing its GPUs and slot) or from the
+ * orphans, and from the table; frees it. Store writes and counts are transition.h's. */
 void coord_attempt_drop(coord_t *c, attempt_t *a);
 
-/* The attempt's lease passed or its worker lost it: attempt -> lost, run -> queued (or dead when
- * its attempts are spent). */
-void coord_attempt_lost(coord_t *c, attempt_t *a, const char *why);
-
-/* Cancels a live attempt (run -> cancelled, CANCEL to its worker). */
-void coord_attempt_cancel(coord_t *c, attempt_t *a, const char *why);
-
-/* Asks for a scheduling pass before the next commit. */
-void coord_kick(coord_t *c);
+/* A new target record of (sweep, role) in c->targets (state UNSPECIFIED). NULL: no memory. */
+target_t *coord_target_new(coord_t *c, int64_t sweep, const char *role);
+target_t *coord_target_find(coord_t *c, int64_t sweep, const char *role);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * regmix-coordinator: keeps sweeps in SQLite and hands proxy-training jobs to workers over
  * ZeroMQ (DESIGN.md §4–5). This file is options, the config file, and the loop's life; the
- * daemon itself is coord.c and the modules it names.
+ * daemon itself is daemon.c and the modules below it (docs/coordinator.md).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,7 +12,7 @@
 #include <uv.h>
 
 #include "config.h"
-#include "coord.h"
+#include "daemon.h"
 #include "log.h"
 #include "notify.h"
 
@@ -267,34 +267,28 @@ int main(int argc, char **argv)
     log_init("regmix-coordinator", level);
 
     uv_loop_t *loop = uv_default_loop();
-    coord_t *co = calloc(1, sizeof *co);
-    if (!co)
-        return 1;
+    daemon_t *d = NULL;
     char err[512] = "";
-    int r = coord_init(co, loop, &cfg, err, sizeof err);
+    int r = daemon_new(loop, &cfg, &d, err, sizeof err);
     if (r < 0) {
         char q[600];
         log_error("start_failed", "error=%s", log_quote(err[0] ? err : strerror(-r), q, sizeof q));
-        coord_stop(co);
-        uv_run(loop, UV_RUN_DEFAULT);
-        coord_destroy(co);
-        free(co);
         uv_loop_close(loop);
         return 1;
     }
     notify_ready("serving");
     uv_run(loop, UV_RUN_DEFAULT);
+    coord_t *co = daemon_coord(d);
     int fatal = co->fatal;
     if (fatal) {
         /* Storage failed: close what we can without committing. */
-        coord_stop(co);
+        daemon_stop(d);
         uv_run(loop, UV_RUN_DEFAULT);
     }
     log_info("coordinator_stopped", "assigned=%llu results=%llu fenced=%llu bad_input=%llu",
              (unsigned long long)co->n_assigned, (unsigned long long)co->n_results,
              (unsigned long long)co->n_fenced, (unsigned long long)co->n_bad_input);
-    coord_destroy(co);
-    free(co);
+    daemon_destroy(&d);
     uv_loop_close(loop);
     return fatal ? 1 : 0;
 }

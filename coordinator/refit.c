@@ -12,6 +12,7 @@
 #include "log.h"
 #include "store_view.h"
 #include "target.h"
+#include "transition.h"
 
 typedef struct refit_ctx {
     coord_t *c;
@@ -205,19 +206,10 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
     /* A sweep whose runs all finished before its last refit may still converge on it. */
     if (rec->verdict == FITTER_CONVERGED &&
         (sw->state == SWEEP_STATE_RUNNING || sw->state == SWEEP_STATE_DONE)) {
-        if (store_sweep_converged(c->store, sw->id, (int)rec->runs_used, now) < 0) {
-            coord_fatal(c, "sweep_converged");
+        if (transition_sweep_converged(c, sw, (int)rec->runs_used) < 0)
             return;
-        }
-        sw->state = SWEEP_STATE_CONVERGED;
-        sw->converged_after_runs = (int)rec->runs_used;
-        sw->updated_ms = now;
-        log_info("sweep_converged", "sweep=%s runs=%zu fit=%d", sw->sweep_id, rec->runs_used,
-                 sw->nfits);
-        refit__event(c, sw, "converged", "sweep %s converged after %zu runs (fit %d)", sw->sweep_id,
-                     rec->runs_used, sw->nfits);
         if (sw->spec && sw->spec->regression.on_converge == SPEC_ON_CONVERGE_CANCEL) {
-            uint32_t n = coord_sweep_cancel_runs(c, sw, "sweep converged");
+            uint32_t n = transition_sweep_cancel_runs(c, sw, "sweep converged");
             log_info("runs_cancelled_on_converge", "sweep=%s runs=%u", sw->sweep_id, n);
         }
         if (sw->spec && sw->spec->target.launch == SPEC_LAUNCH_AUTO) {
@@ -229,7 +221,7 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
                          log_quote(lerr, q, sizeof q));
             }
         }
-        coord_sweep_check_end(c, sw);
+        transition_sweep_check_end(c, sw);
     }
     /* Results that arrived while this refit ran (the sweep's last one included) may call for
      * the next refit now. */

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "transition.h"
 
 int scheduler_credit(const worker_t *w)
 {
@@ -31,21 +32,11 @@ static int scheduler__cmp(const void *pa, const void *pb)
     return a->run < b->run ? -1 : a->run > b->run;
 }
 
-/* Claims run `q` for worker `w` and queues the ASSIGN. Returns 0, -EAGAIN when someone else
- * claimed the run first, or -EIO (fatal already marked). */
+/* Leases run `q` to worker `w` (transition.h) on free GPUs chosen here and queues the ASSIGN.
+ * Returns 0, -EAGAIN when someone else claimed the run first, -ENOMEM (nothing claimed), or -EIO
+ * (fatal already marked). */
 static int scheduler__assign(coord_t *c, worker_t *w, sweep_t *sw, const store_queued_t *q)
 {
-    int64_t now = clock_unix_ms();
-    int64_t aid = c->next_attempt_id;
-    int r = store_run_claim(c->store, q->run, aid, now);
-    if (r < 0) {
-        coord_fatal(c, "run_claim");
-        return -EIO;
-    }
-    if (r == 0)
-        return -EAGAIN;
-    c->next_attempt_id++;
-
     uint64_t mask = 0;
     uint32_t gidx[COORD_MAX_GPUS];
     int ng = 0;
@@ -59,49 +50,25 @@ static int scheduler__assign(coord_t *c, worker_t *w, sweep_t *sw, const store_q
         glen += (size_t)snprintf(gstr + glen, sizeof gstr - glen, "%s%u", ng > 1 ? "," : "",
                                  w->gpu_index[i]);
     }
-    int attempt_no = q->attempts + 1;
-    if (store_attempt_insert(c->store, aid, q->run, attempt_no, w->worker_id, gstr, now,
-                             now + c->cfg.lease_ms) < 0) {
-        coord_fatal(c, "attempt_insert");
-        return -EIO;
-    }
     int nd = sw->ndomains;
     double *wts = calloc((size_t)(nd > 0 ? nd : 1), sizeof *wts);
     Regmix__DomainWeight *dw = calloc((size_t)(nd > 0 ? nd : 1), sizeof *dw);
     Regmix__DomainWeight **dwp = calloc((size_t)(nd > 0 ? nd : 1), sizeof *dwp);
-    attempt_t *a = calloc(1, sizeof *a);
-    if (!wts || !dw || !dwp || !a) {
-        free(wts);
-        free(dw);
-        free(dwp);
-        free(a);
-        coord_fatal(c, "out of memory");
-        return -EIO;
-    }
+    attempt_t *a = NULL;
+    int r = -ENOMEM;
+    if (!wts || !dw || !dwp)
+        goto out; /* nothing claimed yet: the run stays queued */
+    r = transition_attempt_lease(c, w, sw, q, mask, gstr, &a);
+    if (r < 0)
+        goto out;
+    w->assigned_since_ready++;
     store_run_weights(c->store, q->run, wts, nd);
 
-    a->id = aid;
-    a->run = q->run;
-    a->sweep = sw;
-    a->worker = w;
-    snprintf(a->worker_id, sizeof a->worker_id, "%s", w->worker_id);
-    a->run_idx = q->idx;
-    a->attempt_no = attempt_no;
-    a->gpu_mask = mask;
-    a->leased_mono = clock_mono_ms();
-    attempt_table_put(c->attempts, a);
-    attempt_list_push(&w->attempts, a);
-    w->outstanding++;
-    w->gpu_used |= mask;
-    w->assigned_since_ready++;
-    c->n_assigned++;
-    coord_sweep_count(c, sw, RUN_STATE_QUEUED, RUN_STATE_LEASED, 1);
-
     Regmix__Assign as = *sw->job; /* shallow: the template's strings are only read */
-    as.attempt_id = (uint64_t)aid;
+    as.attempt_id = (uint64_t)a->id;
     as.run_id = (uint64_t)q->run;
     as.sweep_id = sw->sweep_id;
-    as.attempt_no = (uint32_t)attempt_no;
+    as.attempt_no = (uint32_t)a->attempt_no;
     as.seed = q->seed;
     for (int i = 0; i < nd; i++) {
         regmix__domain_weight__init(&dw[i]);
@@ -119,13 +86,15 @@ static int scheduler__assign(coord_t *c, worker_t *w, sweep_t *sw, const store_q
     frame_envelope_init(&env, 0);
     env.body_case = REGMIX__ENVELOPE__BODY_ASSIGN;
     env.assign = &as;
-    coord_send(c, c->wsock, w->rid, w->rlen, &env, (uint64_t)aid);
+    coord_send(c, COORD_WORKERS, w->rid, w->rlen, &env, (uint64_t)a->id);
     log_debug("assigned", "attempt=%lld run=%lld sweep=%s idx=%d worker=%s attempt_no=%d",
-              (long long)aid, (long long)q->run, sw->sweep_id, q->idx, w->worker_id, attempt_no);
+              (long long)a->id, (long long)q->run, sw->sweep_id, q->idx, w->worker_id,
+              a->attempt_no);
+out:
     free(wts);
     free(dw);
     free(dwp);
-    return 0;
+    return r;
 }
 
 /* Assigns to one worker; returns 1 when its fetch covered every GPU class and found nothing

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "log.h"
 #include "refit.h"
+#include "transition.h"
 
 #define SESSION_NAME_MAX   128
 #define SESSION_LOSSES_MAX 4096
@@ -19,9 +20,9 @@ session__reply(coord_t *c, const worker_t *w, const frame_msg_t *msg, Regmix__En
 {
     env->reply_to = msg->id;
     if (w)
-        coord_send(c, c->wsock, w->rid, w->rlen, env, 0);
+        coord_send(c, COORD_WORKERS, w->rid, w->rlen, env, 0);
     else
-        coord_send(c, c->wsock, msg->routing_id, msg->routing_len, env, 0);
+        coord_send(c, COORD_WORKERS, msg->routing_id, msg->routing_len, env, 0);
 }
 
 static int session__name_ok(const char *s)
@@ -72,32 +73,10 @@ static uint64_t session__gpu_positions(const worker_t *w, uint64_t index_bits)
     return mask;
 }
 
-static worker_t *session__worker_new(coord_t *c, const char *worker_id)
-{
-    if (c->nworkers == c->workers_cap) {
-        int cap = c->workers_cap ? c->workers_cap * 2 : 16;
-        worker_t **ws = realloc(c->workers, (size_t)cap * sizeof *ws);
-        if (!ws)
-            return NULL;
-        c->workers = ws;
-        c->workers_cap = cap;
-    }
-    worker_t *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
-    snprintf(w->worker_id, sizeof w->worker_id, "%s", worker_id);
-    w->host = strdup("");
-    w->boot_id = strdup("");
-    w->software_version = strdup("");
-    w->gpus_json = strdup("[]");
-    c->workers[c->nworkers++] = w;
-    return w;
-}
-
 static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hello *h)
 {
     if (!session__name_ok(h->worker_id)) {
-        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+        coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
                          REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
                          "worker_id must be 1-%d printable characters without spaces",
                          SESSION_NAME_MAX);
@@ -105,7 +84,7 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
     }
     if (h->slots == 0 || h->slots > COORD_MAX_SLOTS || h->n_gpus > COORD_MAX_GPUS ||
         h->n_attempts > COORD_MAX_HELD) {
-        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+        coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
                          REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
                          "slots must be 1-%d, gpus at most %d, held attempts at most %d",
                          COORD_MAX_SLOTS, COORD_MAX_GPUS, COORD_MAX_HELD);
@@ -114,14 +93,14 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
     worker_t *w = coord_worker_by_id(c, h->worker_id);
     if (!w) {
         if (c->nworkers >= c->cfg.max_workers) {
-            coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+            coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
                              REGMIX__ERROR_CODE__ERROR_CODE_LIMIT, "too many workers (limit %d)",
                              c->cfg.max_workers);
             return;
         }
-        w = session__worker_new(c, h->worker_id);
+        w = coord_worker_new(c, h->worker_id);
         if (!w) {
-            coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+            coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
                              REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
             return;
         }
@@ -167,7 +146,7 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
     if (!held || !abandon) {
         free(held);
         free(abandon);
-        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+        coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
                          REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
         return;
     }
@@ -198,12 +177,12 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
         next = a->lnext;
         uint64_t key = (uint64_t)a->id;
         if (!bsearch(&key, held, nheld, sizeof *held, session__cmp_u64))
-            coord_attempt_lost(c, a, "not held by the worker at hello");
+            transition_attempt_lost(c, a, "not held by the worker at hello");
     }
     for (attempt_t *a = c->orphans, *next; a && !c->fatal; a = next) {
         next = a->lnext;
         if (strcmp(a->worker_id, w->worker_id) == 0)
-            coord_attempt_lost(c, a, "not held by the worker at hello");
+            transition_attempt_lost(c, a, "not held by the worker at hello");
     }
     w->gpu_used = 0;
     for (attempt_t *a = w->attempts; a; a = a->lnext)
@@ -227,7 +206,7 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
         d.reason = (char *)"drained by an operator";
         env.body_case = REGMIX__ENVELOPE__BODY_DRAIN;
         env.drain = &d;
-        coord_send(c, c->wsock, w->rid, w->rlen, &env, 0);
+        coord_send(c, COORD_WORKERS, w->rid, w->rlen, &env, 0);
     }
     char hq[160];
     log_info("worker_hello",
@@ -256,7 +235,7 @@ static void session__ping(coord_t *c, worker_t *w, const frame_msg_t *msg, const
         cm.reason = (char *)"attempt is not live (lease passed, cancelled or fenced)";
         env.body_case = REGMIX__ENVELOPE__BODY_CANCEL;
         env.cancel = &cm;
-        coord_send(c, c->wsock, w->rid, w->rlen, &env, 0);
+        coord_send(c, COORD_WORKERS, w->rid, w->rlen, &env, 0);
     }
     Regmix__Envelope env;
     Regmix__Pong pong = REGMIX__PONG__INIT;
@@ -279,21 +258,7 @@ static void session__started(coord_t *c, worker_t *w, const Regmix__Started *s)
     attempt_t *a = attempt_table_get(c->attempts, (int64_t)s->attempt_id);
     if (!a || a->worker != w || a->running)
         return;
-    if (coord_write(c) < 0)
-        return;
-    int64_t now = clock_unix_ms();
-    if (store_attempt_started(c->store, a->id, now) < 0) {
-        coord_fatal(c, "attempt_started");
-        return;
-    }
-    int r = store_run_started(c->store, a->run, a->id, now);
-    if (r < 0) {
-        coord_fatal(c, "run_started");
-        return;
-    }
-    a->running = 1;
-    if (r == 1)
-        coord_sweep_count(c, a->sweep, RUN_STATE_LEASED, RUN_STATE_RUNNING, 1);
+    transition_attempt_started(c, a);
 }
 
 static void session__progress(coord_t *c, worker_t *w, const Regmix__Progress *p)
@@ -345,59 +310,20 @@ session__ack_result(coord_t *c, worker_t *w, const frame_msg_t *msg, uint64_t id
     session__reply(c, w, msg, &env);
 }
 
-/* The attempt failed (FAILED, or a result that cannot be stored): retry with backoff or dead. */
+/* The attempt failed (FAILED, or a result that cannot be stored): the worker's failure count
+ * (quarantine after quarantine_after in a row), then the attempt ends (transition.h). */
 static void session__attempt_failed(
         coord_t *c, worker_t *w, attempt_t *a, int exit_code, int sig, const char *reason)
 {
-    int64_t now = clock_unix_ms();
-    sweep_t *sw = a->sweep;
-    run_state_t from = a->running ? RUN_STATE_RUNNING : RUN_STATE_LEASED;
-    run_state_t to;
-    int64_t next = now;
-    if (a->attempt_no >= sw->max_attempts) {
-        to = RUN_STATE_DEAD;
-    } else if (sw->backoff_ms <= 0) {
-        to = RUN_STATE_QUEUED;
-    } else {
-        int shift = a->attempt_no - 1 < 20 ? a->attempt_no - 1 : 20;
-        next = now + ((int64_t)sw->backoff_ms << shift);
-        to = RUN_STATE_FAILED;
-    }
-    if (store_attempt_failed(c->store, a->id, ATTEMPT_STATE_FAILED, exit_code, sig, reason, now) <
-        0) {
-        coord_fatal(c, "attempt_failed");
-        return;
-    }
-    int r = store_run_finish(c->store, a->run, a->id, to, next, now);
-    if (r < 0) {
-        coord_fatal(c, "run_failed");
-        return;
-    }
-    if (to == RUN_STATE_FAILED && next < c->next_retry_ms)
-        c->next_retry_ms = next;
     w->failed++;
     w->consecutive_failures++;
-    char rq[256];
-    log_info("attempt_failed",
-             "attempt=%lld run=%lld sweep=%s idx=%d worker=%s attempt_no=%d exit=%d signal=%d "
-             "run_state=%s reason=%s",
-             (long long)a->id, (long long)a->run, sw->sweep_id, a->run_idx, w->worker_id,
-             a->attempt_no, exit_code, sig, states_run_name(to),
-             log_quote(reason ? reason : "", rq, sizeof rq));
     if (!w->quarantined && w->consecutive_failures >= c->cfg.quarantine_after) {
         w->quarantined = 1;
         log_warn("worker_quarantined", "worker=%s consecutive_failures=%d", w->worker_id,
                  w->consecutive_failures);
     }
     coord_worker_persist(c, w);
-    char text[200];
-    snprintf(text, sizeof text, "run %d attempt %d failed on %s: %s", a->run_idx, a->attempt_no,
-             w->worker_id, states_run_name(to));
-    coord_attempt_drop(c, a);
-    if (r == 1)
-        coord_sweep_count_only(c, sw, from, to, 1);
-    coord_sweep_event(c, sw, "failed", text, 0);
-    coord_sweep_check_end(c, sw);
+    transition_attempt_failed(c, a, exit_code, sig, reason);
 }
 
 static void
@@ -423,39 +349,18 @@ session__result(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__R
         session__ack_result(c, w, msg, res->attempt_id, 0);
         return;
     }
-    int64_t now = clock_unix_ms();
     sweep_t *sw = a->sweep;
-    run_state_t from = a->running ? RUN_STATE_RUNNING : RUN_STATE_LEASED;
-    int accepted = 0;
-    int r = store_run_finish(c->store, a->run, a->id, RUN_STATE_DONE, 0, now);
-    if (r == 1)
-        r = store_result_insert(c->store, a->run, a->id, sw->id, w->worker_id, losses, bpb,
-                                res->tokens, res->seconds, now);
-    if (r == 1)
-        r = store_attempt_set_state(c->store, a->id, ATTEMPT_STATE_DONE, now);
+    int r = transition_attempt_done(c, a, losses, bpb, res->tokens, res->seconds);
     free(losses);
     free(bpb);
-    if (r < 0) {
-        coord_fatal(c, "result_store");
+    if (r < 0)
         return;
-    }
-    accepted = r == 1;
-    c->n_results += (uint64_t)accepted;
+    int accepted = r == 1;
     w->done++;
     w->consecutive_failures = 0;
     w->dirty = 1;
-    int idx = a->run_idx, no = a->attempt_no;
-    coord_attempt_drop(c, a);
-    if (accepted) {
-        coord_sweep_count_only(c, sw, from, RUN_STATE_DONE, 1);
-        if (sw->nwatchers) {
-            char text[200];
-            snprintf(text, sizeof text, "run %d done (attempt %d on %s)", idx, no, w->worker_id);
-            coord_sweep_event(c, sw, "result", text, 0);
-        }
-        coord_sweep_check_end(c, sw);
+    if (accepted)
         refit_maybe(c, sw);
-    }
     session__ack_result(c, w, msg, res->attempt_id, accepted);
 }
 
@@ -484,7 +389,7 @@ void session_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
     if (c->stopping || c->fatal)
         return;
     if (msg->err) {
-        coord_reject_malformed(c, c->wsock, "workers", msg);
+        coord_reject_malformed(c, COORD_WORKERS, msg);
         return;
     }
     Regmix__Envelope *env = msg->env;
@@ -494,7 +399,7 @@ void session_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
         snprintf(why, sizeof why, "body %s is not valid on the worker endpoint",
                  frame_body_name(env->body_case));
         coord_log_bad(c, "workers", msg->routing_id, msg->routing_len, why);
-        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+        coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
                          REGMIX__ERROR_CODE__ERROR_CODE_BAD_MESSAGE, "%s", why);
         return;
     }
@@ -506,7 +411,7 @@ void session_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
     if (!w) {
         coord_log_bad(c, "workers", msg->routing_id, msg->routing_len,
                       "worker message before HELLO");
-        coord_send_error(c, c->wsock, msg->routing_id, msg->routing_len, msg->id,
+        coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
                          REGMIX__ERROR_CODE__ERROR_CODE_UNKNOWN_WORKER,
                          "unknown worker: send HELLO first");
         return;

@@ -16,28 +16,7 @@
 #include "log.h"
 #include "objective.h"
 #include "store_view.h"
-
-struct target {
-    struct target *next;
-    coord_t *c;
-    int64_t sweep;
-    char role[16];
-    target_state_t state;
-    char launcher[16];
-    int ranks;
-    int64_t pid;
-    char *log_path;
-    char *weights_json;
-    char *losses_json;
-    char *detail;
-    double objective;
-    int64_t step;
-    double loss;
-    int64_t created_ms;
-    int64_t updated_ms;
-    launcher_run_t *run;
-    int64_t last_progress_mono;
-};
+#include "transition.h"
 
 static void target__set(char **field, const char *v)
 {
@@ -48,62 +27,10 @@ static void target__set(char **field, const char *v)
     }
 }
 
-static void target__persist(target_t *t)
-{
-    coord_t *c = t->c;
-    if (coord_write(c) < 0)
-        return;
-    t->updated_ms = clock_unix_ms();
-    store_target_row_t row = {
-            .sweep = t->sweep,
-            .role = t->role,
-            .state = t->state,
-            .launcher = t->launcher,
-            .ranks = t->ranks,
-            .pid = t->pid,
-            .log_path = t->log_path,
-            .weights_json = t->weights_json,
-            .losses_json = t->losses_json,
-            .objective = t->objective,
-            .step = t->step,
-            .loss = t->loss,
-            .detail = t->detail,
-            .created_ms = t->created_ms,
-            .updated_ms = t->updated_ms,
-    };
-    if (store_target_upsert(c->store, &row) < 0)
-        coord_fatal(c, "target_upsert");
-    coord_kick(c);
-}
-
-static target_t *target__find(coord_t *c, int64_t sweep, const char *role)
-{
-    for (target_t *t = c->targets; t; t = t->next)
-        if (t->sweep == sweep && strcmp(t->role, role) == 0)
-            return t;
-    return NULL;
-}
-
-static target_t *target__new(coord_t *c, int64_t sweep, const char *role)
-{
-    target_t *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    t->c = c;
-    t->sweep = sweep;
-    snprintf(t->role, sizeof t->role, "%s", role);
-    t->objective = NAN;
-    t->loss = NAN;
-    t->created_ms = clock_unix_ms();
-    t->next = c->targets;
-    c->targets = t;
-    return t;
-}
-
 static int target__load_row(const store_target_row_t *row, void *data)
 {
     coord_t *c = data;
-    target_t *t = target__new(c, row->sweep, row->role);
+    target_t *t = coord_target_new(c, row->sweep, row->role);
     if (!t)
         return -ENOMEM;
     t->state = row->state;
@@ -121,10 +48,9 @@ static int target__load_row(const store_target_row_t *row, void *data)
     t->updated_ms = row->updated_ms;
     if (t->state == TARGET_STATE_RUNNING) {
         /* Its process belonged to the previous coordinator: never launched twice on our own. */
-        t->state = TARGET_STATE_FAILED;
-        target__set(&t->detail, "the coordinator restarted while it ran; launch again to resume "
-                                "from its checkpoint");
-        target__persist(t);
+        transition_target(c, t, TARGET_STATE_FAILED,
+                          "the coordinator restarted while it ran; launch again to resume from "
+                          "its checkpoint");
         log_warn("target_orphaned", "sweep=%lld role=%s pid=%lld", (long long)t->sweep, t->role,
                  (long long)t->pid);
     }
@@ -147,7 +73,7 @@ static void target__on_progress(launcher_run_t *run, const launcher_progress_t *
     int64_t mono = clock_mono_ms();
     if (mono - t->last_progress_mono >= t->c->cfg.progress_every_ms) {
         t->last_progress_mono = mono;
-        target__persist(t);
+        transition_target_save(t->c, t);
         /* The loss curve the dashboard draws, thinned as the row itself. */
         if (p->step >= 0 && isfinite(p->loss) && !t->c->fatal &&
             store_view_target_point(t->c->store, t->sweep, t->role, p->step, p->loss,
@@ -164,19 +90,19 @@ static void target__on_exit(launcher_run_t *run, const launcher_outcome_t *o, vo
     t->run = NULL;
     int submits = t->state == TARGET_STATE_SUBMITTING;
     char detail[256];
+    target_state_t to;
     if (o->exit_status == 0 && submits) {
-        t->state = TARGET_STATE_SUBMITTED;
+        to = TARGET_STATE_SUBMITTED;
         snprintf(detail, sizeof detail, "%s", t->detail ? t->detail : "");
     } else if (o->exit_status == 0 && o->has_result) {
-        t->state = TARGET_STATE_DONE;
+        to = TARGET_STATE_DONE;
         snprintf(detail, sizeof detail, "finished after %llu progress lines",
                  (unsigned long long)o->progress_lines);
     } else {
-        t->state = TARGET_STATE_FAILED;
+        to = TARGET_STATE_FAILED;
         snprintf(detail, sizeof detail, "exit status %lld, signal %d%s", (long long)o->exit_status,
                  o->term_signal, o->has_result ? "" : ", no result line");
     }
-    target__set(&t->detail, detail);
     if (o->has_result && o->nlosses > 0) {
         json_t *obj = json_object();
         for (int i = 0; obj && i < o->nlosses; i++)
@@ -198,10 +124,11 @@ static void target__on_exit(launcher_run_t *run, const launcher_outcome_t *o, vo
             objective_destroy(&ob);
         }
     }
+    if (transition_target(c, t, to, detail) == -EINVAL)
+        transition_target_save(c, t); /* keep the losses of a run in a state we did not expect */
     log_info("target_exited", "sweep=%lld role=%s state=%s exit=%lld signal=%d objective=%g",
              (long long)t->sweep, t->role, states_target_name(t->state), (long long)o->exit_status,
              o->term_signal, t->objective);
-    target__persist(t);
     sweep_t *sw = coord_sweep_by_id(c, t->sweep);
     if (sw) {
         char text[200];
@@ -215,7 +142,7 @@ static void target__on_exit(launcher_run_t *run, const launcher_outcome_t *o, vo
 static int target__launch_role(
         coord_t *c, sweep_t *sw, const char *role, const double *weights, char *err, size_t errlen)
 {
-    target_t *t = target__find(c, sw->id, role);
+    target_t *t = coord_target_find(c, sw->id, role);
     if (t && (t->run || states_target_launched(t->state)))
         return 0;
     char workdir[1100];
@@ -236,7 +163,7 @@ static int target__launch_role(
     if (r < 0)
         return r;
     if (!t)
-        t = target__new(c, sw->id, role);
+        t = coord_target_new(c, sw->id, role);
     if (!t) {
         launcher_plan_clear(&plan);
         return -ENOMEM;
@@ -244,7 +171,6 @@ static int target__launch_role(
     char logp[1200];
     snprintf(logp, sizeof logp, "%s/%s.log", workdir, role);
     char *wj = launcher_weights_json(sw->spec, weights);
-    t->state = TARGET_STATE_PENDING;
     snprintf(t->launcher, sizeof t->launcher, "%s", spec_launcher_name(sw->spec->target.launcher));
     t->ranks = sw->spec->target.ranks;
     t->pid = 0;
@@ -254,10 +180,14 @@ static int target__launch_role(
     target__set(&t->log_path, logp);
     target__set(&t->weights_json, wj ? wj : "{}");
     target__set(&t->losses_json, "{}");
-    target__set(&t->detail, plan.message);
     free(wj);
     /* Persist before act: the pending row is committed before anything is spawned. */
-    target__persist(t);
+    r = transition_target(c, t, TARGET_STATE_PENDING, plan.message ? plan.message : "");
+    if (r == -EINVAL) {
+        snprintf(err, errlen, "%s of %s is %s", role, sw->sweep_id, states_target_name(t->state));
+        launcher_plan_clear(&plan);
+        return r;
+    }
     if (c->fatal || store_commit(c->store) < 0) {
         coord_fatal(c, "target_commit");
         launcher_plan_clear(&plan);
@@ -271,13 +201,11 @@ static int target__launch_role(
             snprintf(err, errlen, "spawning %s: %s", plan.argv[0], strerror(-r));
     }
     if (r < 0) {
-        t->state = TARGET_STATE_FAILED;
-        target__set(&t->detail, err);
-        target__persist(t);
+        transition_target(c, t, TARGET_STATE_FAILED, err);
     } else if (plan.argv) {
-        t->state = plan.submits ? TARGET_STATE_SUBMITTING : TARGET_STATE_RUNNING;
         t->pid = launcher_run_pid(t->run);
-        target__persist(t);
+        transition_target(c, t, plan.submits ? TARGET_STATE_SUBMITTING : TARGET_STATE_RUNNING,
+                          NULL);
     }
     log_info("target_launched", "sweep=%s role=%s launcher=%s state=%s pid=%lld", sw->sweep_id,
              role, t->launcher, states_target_name(t->state), (long long)t->pid);
@@ -434,19 +362,4 @@ void target_stop_all(coord_t *c)
     for (target_t *t = c->targets; t; t = t->next)
         if (t->run)
             launcher_run_kill(t->run, SIGTERM);
-}
-
-void target_free_all(coord_t *c)
-{
-    target_t *t = c->targets;
-    while (t) {
-        target_t *next = t->next;
-        free(t->log_path);
-        free(t->weights_json);
-        free(t->losses_json);
-        free(t->detail);
-        free(t);
-        t = next;
-    }
-    c->targets = NULL;
 }

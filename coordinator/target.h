@@ -17,8 +17,6 @@
 
 #include "coord.h"
 
-typedef struct target target_t;
-
 /* Loads the targets table at start (running rows become failed). */
 int target_load(coord_t *c);
 
@@ -34,8 +32,5 @@ void target_infos_free(Regmix__TargetInfo **infos, size_t n);
 
 /* SIGTERM to running launches (shutdown). */
 void target_stop_all(coord_t *c);
-
-/* Frees the in-memory records (after the loop ended). */
-void target_free_all(coord_t *c);
 
 #endif

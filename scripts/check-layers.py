@@ -56,7 +56,8 @@ def main():
     files = sorted(os.listdir(cdir))
     headers = {f[:-2] for f in files if f.endswith(".h")}
     owner = {}  # function name -> module
-    for h in headers:
+    # longest name first, so store_view_x() belongs to store_view.h, not store.h
+    for h in sorted(headers, key=len, reverse=True):
         with open(os.path.join(cdir, h + ".h")) as fh:
             text = strip(fh.read())
         for m in DECL.finditer(text):

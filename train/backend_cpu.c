@@ -10,9 +10,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #include "kernels.h"
+
+/* Phase timers, on when REGMIX_TRAIN_PROFILE is set: wall seconds per phase, printed to stderr
+ * as shares when the backend is destroyed (each kernel call is synchronous, so timing around it
+ * is exact). */
+enum {
+    PH_EMBED,
+    PH_NORM,
+    PH_LINEAR,
+    PH_ROPE,
+    PH_ATTN,
+    PH_SWIGLU,
+    PH_LMHEAD,
+    PH_RESID,
+    PH_ADAMW,
+    PH_COUNT
+};
+static const char *const backend__phase_names[PH_COUNT] = {
+        "embedding", "rmsnorm",    "linear gemm", "rope",           "attention",
+        "swiglu",    "lm head+ce", "residual",    "adamw+norm+zero"};
+static int backend__prof = -1;
+static double backend__prof_s[PH_COUNT];
+
+static double backend__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+#define PROF(ph, stmt)                                                                             \
+    do {                                                                                           \
+        double prof_t0_ = backend__prof ? backend__now() : 0.0;                                    \
+        stmt;                                                                                      \
+        if (backend__prof)                                                                         \
+            backend__prof_s[ph] += backend__now() - prof_t0_;                                      \
+    } while (0)
 
 typedef struct cpu_backend {
     model_config_t cfg;
@@ -62,6 +99,8 @@ static int cpu_create(const model_config_t *cfg,
     int rc = model_config_check(cfg, err, errlen);
     if (rc < 0)
         return rc;
+    if (backend__prof < 0)
+        backend__prof = getenv("REGMIX_TRAIN_PROFILE") != NULL;
     if (micro_batch < 1) {
         snprintf(err, errlen, "micro-batch must be >= 1");
         return -EINVAL;
@@ -136,6 +175,15 @@ static void cpu_destroy(void *impl)
     cpu_backend_t *b = impl;
     if (!b)
         return;
+    if (backend__prof > 0) {
+        double tot = 0.0;
+        for (int i = 0; i < PH_COUNT; i++)
+            tot += backend__prof_s[i];
+        for (int i = 0; i < PH_COUNT; i++)
+            fprintf(stderr, "regmix-train: profile %-16s %6.1f%% %8.3f s\n",
+                    backend__phase_names[i], 100.0 * backend__prof_s[i] / (tot > 0 ? tot : 1),
+                    backend__prof_s[i]);
+    }
     float *bufs[] = {
             b->params,      b->grads,      b->m,        b->v,        b->res,   b->resmid,
             b->ln1,         b->ln2,        b->rstd1,    b->rstd2,    b->qkv,   b->att,
@@ -180,7 +228,7 @@ static void cpu_get_state(const void *impl, float *params, float *m, float *v)
 static void cpu_zero_grad(void *impl)
 {
     cpu_backend_t *b = impl;
-    memset(b->grads, 0, b->np * sizeof(float));
+    PROF(PH_ADAMW, memset(b->grads, 0, b->np * sizeof(float)));
 }
 
 static float *cpu_grads_get(void *impl)
@@ -217,29 +265,34 @@ static void cpu_forward_backward(void *impl,
         }
 
     /* ---- forward ---- */
-    kern_embed_forward(b->res, b->inputs, p + lay->wte, n, D);
+    PROF(PH_EMBED, kern_embed_forward(b->res, b->inputs, p + lay->wte, n, D));
     for (int l = 0; l < L; l++) {
         const size_t *o = lay->layer[l];
         float *x = b->res + l * NDl, *mid = b->resmid + l * NDl, *y = b->res + (l + 1) * NDl;
         float *ln1 = b->ln1 + l * NDl, *ln2 = b->ln2 + l * NDl, *att = b->att + l * NDl;
         float *qkv = b->qkv + l * 3 * NDl, *h13 = b->h13 + l * 2 * NT * F;
         float *hh = b->hh + l * NT * F, *lse = b->lse + (long)l * b->mb * H * T;
-        kern_rmsnorm_forward(ln1, b->rstd1 + l * NT, x, p + o[MODEL_T_ATTN_NORM], n, D);
-        kern_gemm(0, 1, n, 3 * D, D, 1.0f, ln1, D, p + o[MODEL_T_WQKV], D, 0.0f, qkv, 3 * D);
-        kern_rope_apply(qkv, b->rope_cos, b->rope_sin, m, T, D, H, 0);
-        kern_attention_forward(att, lse, qkv, m, T, D, H, b->att_scratch);
-        memcpy(mid, x, nd * sizeof(float));
-        kern_gemm(0, 1, n, D, D, 1.0f, att, D, p + o[MODEL_T_WO], D, 1.0f, mid, D);
-        kern_rmsnorm_forward(ln2, b->rstd2 + l * NT, mid, p + o[MODEL_T_MLP_NORM], n, D);
-        kern_gemm(0, 1, n, 2 * F, D, 1.0f, ln2, D, p + o[MODEL_T_W13], D, 0.0f, h13, 2 * F);
-        kern_swiglu_forward(hh, h13, n, F);
-        memcpy(y, mid, nd * sizeof(float));
-        kern_gemm(0, 1, n, D, F, 1.0f, hh, F, p + o[MODEL_T_W2], F, 1.0f, y, D);
+        PROF(PH_NORM,
+             kern_rmsnorm_forward(ln1, b->rstd1 + l * NT, x, p + o[MODEL_T_ATTN_NORM], n, D));
+        PROF(PH_LINEAR,
+             kern_gemm(0, 1, n, 3 * D, D, 1.0f, ln1, D, p + o[MODEL_T_WQKV], D, 0.0f, qkv, 3 * D));
+        PROF(PH_ROPE, kern_rope_apply(qkv, b->rope_cos, b->rope_sin, m, T, D, H, 0));
+        PROF(PH_ATTN, kern_attention_forward(att, lse, qkv, m, T, D, H, b->att_scratch));
+        PROF(PH_RESID, memcpy(mid, x, nd * sizeof(float)));
+        PROF(PH_LINEAR, kern_gemm(0, 1, n, D, D, 1.0f, att, D, p + o[MODEL_T_WO], D, 1.0f, mid, D));
+        PROF(PH_NORM,
+             kern_rmsnorm_forward(ln2, b->rstd2 + l * NT, mid, p + o[MODEL_T_MLP_NORM], n, D));
+        PROF(PH_LINEAR,
+             kern_gemm(0, 1, n, 2 * F, D, 1.0f, ln2, D, p + o[MODEL_T_W13], D, 0.0f, h13, 2 * F));
+        PROF(PH_SWIGLU, kern_swiglu_forward(hh, h13, n, F));
+        PROF(PH_RESID, memcpy(y, mid, nd * sizeof(float)));
+        PROF(PH_LINEAR, kern_gemm(0, 1, n, D, F, 1.0f, hh, F, p + o[MODEL_T_W2], F, 1.0f, y, D));
     }
     float *xl = b->res + L * NDl;
-    kern_rmsnorm_forward(b->lnf, b->rstdf, xl, p + lay->final_norm, n, D);
-    kern_lmhead_ce(b->losses, backward ? b->dln : NULL, g + lay->lm_head, b->lnf, p + lay->lm_head,
-                   b->targets, n, D, V, b->chunk, grad_scale, b->lm_scratch);
+    PROF(PH_NORM, kern_rmsnorm_forward(b->lnf, b->rstdf, xl, p + lay->final_norm, n, D));
+    PROF(PH_LMHEAD, kern_lmhead_ce(b->losses, backward ? b->dln : NULL, g + lay->lm_head, b->lnf,
+                                   p + lay->lm_head, b->targets, n, D, V, b->chunk, grad_scale,
+                                   b->lm_scratch));
     for (int s = 0; s < m; s++) {
         double sum = 0.0;
         for (int i = 0; i < T; i++)
@@ -250,9 +303,9 @@ static void cpu_forward_backward(void *impl,
         return;
 
     /* ---- backward ---- */
-    memset(b->dres, 0, nd * sizeof(float));
-    kern_rmsnorm_backward(b->dres, g + lay->final_norm, b->dln, xl, p + lay->final_norm, b->rstdf,
-                          n, D, b->norm_scratch);
+    PROF(PH_RESID, memset(b->dres, 0, nd * sizeof(float)));
+    PROF(PH_NORM, kern_rmsnorm_backward(b->dres, g + lay->final_norm, b->dln, xl,
+                                        p + lay->final_norm, b->rstdf, n, D, b->norm_scratch));
     for (int l = L - 1; l >= 0; l--) {
         const size_t *o = lay->layer[l];
         float *x = b->res + l * NDl, *mid = b->resmid + l * NDl;
@@ -260,29 +313,41 @@ static void cpu_forward_backward(void *impl,
         float *qkv = b->qkv + l * 3 * NDl, *h13 = b->h13 + l * 2 * NT * F;
         float *hh = b->hh + l * NT * F, *lse = b->lse + (long)l * b->mb * H * T;
         /* MLP: y = mid + swiglu(ln2 W13^T) W2^T */
-        kern_gemm(0, 0, n, F, D, 1.0f, b->dres, D, p + o[MODEL_T_W2], F, 0.0f, b->dh, F);
-        kern_gemm(1, 0, D, F, n, 1.0f, b->dres, D, hh, F, 1.0f, g + o[MODEL_T_W2], F);
-        kern_swiglu_backward(b->dh13, b->dh, h13, n, F);
-        kern_gemm(0, 0, n, D, 2 * F, 1.0f, b->dh13, 2 * F, p + o[MODEL_T_W13], D, 0.0f, b->dln, D);
-        kern_gemm(1, 0, 2 * F, D, n, 1.0f, b->dh13, 2 * F, ln2, D, 1.0f, g + o[MODEL_T_W13], D);
-        kern_rmsnorm_backward(b->dres, g + o[MODEL_T_MLP_NORM], b->dln, mid,
-                              p + o[MODEL_T_MLP_NORM], b->rstd2 + l * NT, n, D, b->norm_scratch);
+        PROF(PH_LINEAR,
+             kern_gemm(0, 0, n, F, D, 1.0f, b->dres, D, p + o[MODEL_T_W2], F, 0.0f, b->dh, F));
+        PROF(PH_LINEAR,
+             kern_gemm(1, 0, D, F, n, 1.0f, b->dres, D, hh, F, 1.0f, g + o[MODEL_T_W2], F));
+        PROF(PH_SWIGLU, kern_swiglu_backward(b->dh13, b->dh, h13, n, F));
+        PROF(PH_LINEAR, kern_gemm(0, 0, n, D, 2 * F, 1.0f, b->dh13, 2 * F, p + o[MODEL_T_W13], D,
+                                  0.0f, b->dln, D));
+        PROF(PH_LINEAR, kern_gemm(1, 0, 2 * F, D, n, 1.0f, b->dh13, 2 * F, ln2, D, 1.0f,
+                                  g + o[MODEL_T_W13], D));
+        PROF(PH_NORM, kern_rmsnorm_backward(b->dres, g + o[MODEL_T_MLP_NORM], b->dln, mid,
+                                            p + o[MODEL_T_MLP_NORM], b->rstd2 + l * NT, n, D,
+                                            b->norm_scratch));
         /* attention: mid = x + attn(rope(ln1 Wqkv^T)) Wo^T */
-        kern_gemm(0, 0, n, D, D, 1.0f, b->dres, D, p + o[MODEL_T_WO], D, 0.0f, b->datt, D);
-        kern_gemm(1, 0, D, D, n, 1.0f, b->dres, D, att, D, 1.0f, g + o[MODEL_T_WO], D);
-        kern_attention_backward(b->dqkv, b->datt, qkv, att, lse, m, T, D, H, b->att_scratch);
-        kern_rope_apply(b->dqkv, b->rope_cos, b->rope_sin, m, T, D, H, 1);
-        kern_gemm(0, 0, n, D, 3 * D, 1.0f, b->dqkv, 3 * D, p + o[MODEL_T_WQKV], D, 0.0f, b->dln, D);
-        kern_gemm(1, 0, 3 * D, D, n, 1.0f, b->dqkv, 3 * D, ln1, D, 1.0f, g + o[MODEL_T_WQKV], D);
-        kern_rmsnorm_backward(b->dres, g + o[MODEL_T_ATTN_NORM], b->dln, x,
-                              p + o[MODEL_T_ATTN_NORM], b->rstd1 + l * NT, n, D, b->norm_scratch);
+        PROF(PH_LINEAR,
+             kern_gemm(0, 0, n, D, D, 1.0f, b->dres, D, p + o[MODEL_T_WO], D, 0.0f, b->datt, D));
+        PROF(PH_LINEAR,
+             kern_gemm(1, 0, D, D, n, 1.0f, b->dres, D, att, D, 1.0f, g + o[MODEL_T_WO], D));
+        PROF(PH_ATTN,
+             kern_attention_backward(b->dqkv, b->datt, qkv, att, lse, m, T, D, H, b->att_scratch));
+        PROF(PH_ROPE, kern_rope_apply(b->dqkv, b->rope_cos, b->rope_sin, m, T, D, H, 1));
+        PROF(PH_LINEAR, kern_gemm(0, 0, n, D, 3 * D, 1.0f, b->dqkv, 3 * D, p + o[MODEL_T_WQKV], D,
+                                  0.0f, b->dln, D));
+        PROF(PH_LINEAR, kern_gemm(1, 0, 3 * D, D, n, 1.0f, b->dqkv, 3 * D, ln1, D, 1.0f,
+                                  g + o[MODEL_T_WQKV], D));
+        PROF(PH_NORM, kern_rmsnorm_backward(b->dres, g + o[MODEL_T_ATTN_NORM], b->dln, x,
+                                            p + o[MODEL_T_ATTN_NORM], b->rstd1 + l * NT, n, D,
+                                            b->norm_scratch));
     }
-    kern_embed_backward(g + lay->wte, b->dres, b->inputs, n, D);
+    PROF(PH_EMBED, kern_embed_backward(g + lay->wte, b->dres, b->inputs, n, D));
 }
 
 static double cpu_adamw_step(void *impl, const backend_adamw_t *hp, int t)
 {
     cpu_backend_t *b = impl;
+    double prof_t0 = backend__prof ? backend__now() : 0.0;
     double norm = sqrt(kern_sumsq(b->grads, (long)b->np));
     float gs = 1.0f;
     if (hp->clip > 0.0f && norm > hp->clip)
@@ -311,6 +376,8 @@ static double cpu_adamw_step(void *impl, const backend_adamw_t *hp, int t)
             }
         }
     }
+    if (backend__prof)
+        backend__prof_s[PH_ADAMW] += backend__now() - prof_t0;
     return norm;
 }
 

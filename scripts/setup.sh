@@ -11,7 +11,7 @@ shift || true
 packages=(
   build-essential pkg-config meson ninja-build
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3 libuv1-dev
-  libopenblas-dev liblapacke-dev libxgboost-dev libfyaml-dev libjansson-dev
+  libopenblas-dev liblapacke-dev libdnnl-dev libxgboost-dev libfyaml-dev libjansson-dev
   libopenmpi-dev openmpi-bin libsystemd-dev libmicrohttpd-dev
   python3 groff-base xz-utils jq
   slurmctld slurmd slurm-client munge python3-yaml python3-jsonschema

@@ -1,8 +1,9 @@
 /*
- * backend_cpu.c: the CPU backend (see backend.h): fp32 everywhere, OpenBLAS sgemm for every
- * matrix product, OpenMP for the rest (kernels.h). Forward saves each layer's activations; the
- * attention probabilities are recomputed in backward from the saved log-sum-exp, so memory grows
- * with T, not T^2.
+ * backend_cpu.c: the CPU backend (see backend.h): fp32 everywhere, kernels.h for the arithmetic
+ * (oneDNN or OpenBLAS sgemm for matrix products, run-time-chosen vector kernels and OpenMP for
+ * the rest). Forward saves each layer's activations; the attention probabilities are recomputed
+ * in backward from the saved log-sum-exp, so memory grows with T, not T^2. Every buffer is
+ * allocated and touched in create(), so no step pays for first-touch page faults.
  */
 #include <errno.h>
 #include <math.h>
@@ -68,7 +69,8 @@ typedef struct cpu_backend {
     float *norm_scratch, *att_scratch, *lm_scratch, *rope_cos, *rope_sin, *losses;
     int32_t *inputs, *targets;
     int ndecay;
-    model_decay_range_t decay[2 * MODEL_MAX_LAYERS + 2];
+    size_t decay[2 * (2 * MODEL_MAX_LAYERS + 2)]; /* [begin, end) pairs */
+    int grads_zero; /* the gradients are known to be all zero (after create and AdamW) */
 } cpu_backend_t;
 
 static int cpu_probe(char *err, size_t errlen)
@@ -78,11 +80,16 @@ static int cpu_probe(char *err, size_t errlen)
     return 0;
 }
 
+/* A zeroed buffer of n floats on 64-byte lines, every page touched now (not in the first step). */
 static float *backend__alloc(size_t n, int *failed)
 {
-    float *p = calloc(n ? n : 1, sizeof(float));
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    bytes = (bytes + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
     if (!p)
         *failed = 1;
+    else
+        memset(p, 0, bytes);
     return p;
 }
 
@@ -105,6 +112,9 @@ static int cpu_create(const model_config_t *cfg,
         snprintf(err, errlen, "micro-batch must be >= 1");
         return -EINVAL;
     }
+    rc = kern_init(NULL, err, errlen);
+    if (rc < 0)
+        return rc;
     cpu_backend_t *b = calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;
@@ -115,12 +125,17 @@ static int cpu_create(const model_config_t *cfg,
     b->threads = omp_get_max_threads();
     model_layout(cfg, &b->lay);
     b->np = b->lay.total;
-    b->ndecay = model_decay_ranges(cfg, b->decay, 2 * MODEL_MAX_LAYERS + 2);
+    model_decay_range_t dr[2 * MODEL_MAX_LAYERS + 2];
+    b->ndecay = model_decay_ranges(cfg, dr, 2 * MODEL_MAX_LAYERS + 2);
+    for (int i = 0; i < b->ndecay; i++) {
+        b->decay[2 * i] = dr[i].begin;
+        b->decay[2 * i + 1] = dr[i].end;
+    }
+    b->grads_zero = 1;
 
     size_t L = (size_t)cfg->layers, T = (size_t)cfg->context, D = (size_t)cfg->dim;
     size_t F = (size_t)cfg->ffn, V = (size_t)cfg->vocab, H = (size_t)cfg->heads;
     size_t N = (size_t)micro_batch * T, nt = (size_t)b->threads;
-    size_t blk = T < 128 ? T : 128;
     /* LM head chunk: about 4M logits at a time, at least 16 rows. */
     size_t chunk = ((size_t)1 << 22) / V;
     chunk = chunk < 16 ? 16 : chunk;
@@ -152,7 +167,7 @@ static int cpu_create(const model_config_t *cfg,
     b->dh13 = backend__alloc(N * 2 * F, &failed);
     b->dh = backend__alloc(N * F, &failed);
     b->norm_scratch = backend__alloc(nt * D, &failed);
-    b->att_scratch = backend__alloc(nt * 2 * blk * T, &failed);
+    b->att_scratch = backend__alloc(nt * kern_attention_scratch((int)T, (int)(D / H)), &failed);
     b->lm_scratch = backend__alloc(chunk * V, &failed);
     b->rope_cos = backend__alloc(T * D / H / 2, &failed);
     b->rope_sin = backend__alloc(T * D / H / 2, &failed);
@@ -228,12 +243,15 @@ static void cpu_get_state(const void *impl, float *params, float *m, float *v)
 static void cpu_zero_grad(void *impl)
 {
     cpu_backend_t *b = impl;
-    PROF(PH_ADAMW, memset(b->grads, 0, b->np * sizeof(float)));
+    if (!b->grads_zero)
+        PROF(PH_ADAMW, memset(b->grads, 0, b->np * sizeof(float)));
+    b->grads_zero = 1;
 }
 
 static float *cpu_grads_get(void *impl)
 {
     cpu_backend_t *b = impl;
+    b->grads_zero = 0;
     return b->grads;
 }
 
@@ -301,6 +319,7 @@ static void cpu_forward_backward(void *impl,
     }
     if (!backward)
         return;
+    b->grads_zero = 0;
 
     /* ---- backward ---- */
     PROF(PH_RESID, memset(b->dres, 0, nd * sizeof(float)));
@@ -347,37 +366,16 @@ static void cpu_forward_backward(void *impl,
 static double cpu_adamw_step(void *impl, const backend_adamw_t *hp, int t)
 {
     cpu_backend_t *b = impl;
-    double prof_t0 = backend__prof ? backend__now() : 0.0;
-    double norm = sqrt(kern_sumsq(b->grads, (long)b->np));
-    float gs = 1.0f;
-    if (hp->clip > 0.0f && norm > hp->clip)
-        gs = (float)(hp->clip / (norm + 1e-6));
-    float bc1 = 1.0f - powf(hp->beta1, (float)t), bc2 = 1.0f - powf(hp->beta2, (float)t);
-    float *p = b->params, *g = b->grads, *m = b->m, *v = b->v;
-    for (int r = 0; r <= b->ndecay; r++) {
-        /* Alternate runs: [prev end, decay begin) without decay, then the decay range. */
-        size_t lo = r == 0 ? 0 : b->decay[r - 1].end;
-        size_t hi = r < b->ndecay ? b->decay[r].begin : b->np;
-        for (int pass = 0; pass < 2; pass++) {
-            float wd = pass == 0 ? 0.0f : hp->weight_decay;
-            if (pass == 1) {
-                if (r == b->ndecay)
-                    break;
-                lo = b->decay[r].begin;
-                hi = b->decay[r].end;
-            }
-#pragma omp parallel for schedule(static)
-            for (long i = (long)lo; i < (long)hi; i++) {
-                float gi = g[i] * gs;
-                m[i] = hp->beta1 * m[i] + (1.0f - hp->beta1) * gi;
-                v[i] = hp->beta2 * v[i] + (1.0f - hp->beta2) * gi * gi;
-                float mh = m[i] / bc1, vh = v[i] / bc2;
-                p[i] -= hp->lr * (mh / (sqrtf(vh) + hp->eps) + wd * p[i]);
-            }
-        }
-    }
-    if (backend__prof)
-        backend__prof_s[PH_ADAMW] += backend__now() - prof_t0;
+    kern_adamw_t k = {.lr = hp->lr,
+                      .beta1 = hp->beta1,
+                      .beta2 = hp->beta2,
+                      .eps = hp->eps,
+                      .weight_decay = hp->weight_decay,
+                      .clip = hp->clip};
+    double norm;
+    PROF(PH_ADAMW, norm = kern_adamw(b->params, b->grads, b->m, b->v, (long)b->np, b->decay,
+                                     b->ndecay, &k, t));
+    b->grads_zero = 1;
     return norm;
 }
 

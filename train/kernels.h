@@ -4,8 +4,10 @@
  * Each kernel is a plain function over caller-owned float buffers (shapes in the comments, row
  * major, N = micro-batch * context rows); nothing here allocates, logs or keeps state, except
  * scratch the caller passes in. Matrix products go through kern_gemm(), which splits the output
- * among OpenMP threads and calls single-threaded OpenBLAS sgemm on each block, so the result for a
- * given thread count is deterministic. Backward kernels *accumulate* into parameter gradients
+ * among OpenMP threads and calls a single-threaded sgemm on each block (oneDNN's when the build
+ * has it, else OpenBLAS's), so the result for a given thread count is deterministic. The other
+ * kernels run the instruction-set path kern_init() picked from cpuid (AVX-512, AVX2 or the
+ * generic build; kernels_vec.h). Backward kernels *accumulate* into parameter gradients
  * (dweight +=) and *overwrite* activation gradients unless the comment says otherwise, so gradient
  * accumulation over micro-batches needs no copies. Reductions over rows are done per thread and
  * summed in thread order, never with atomics.
@@ -17,10 +19,23 @@
 #ifndef REGMIX_TRAIN_KERNELS_H
 #define REGMIX_TRAIN_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define KERN_RMS_EPS   1e-5f
 #define KERN_ROPE_BASE 10000.0
+
+/* Picks the instruction-set path: isa "avx512", "avx2", "generic" ("scalar" is the same) or
+ * "auto"/NULL/"" for the widest this CPU runs; NULL reads REGMIX_TRAIN_ISA. The matrix-product
+ * library is oneDNN (capped at the same instruction set) unless REGMIX_TRAIN_GEMM=openblas.
+ * Call before any kernel (the first kernel call does it when nobody did). Returns 0, -EINVAL
+ * for an unknown name or -ENOTSUP for a path this CPU (or build) lacks, with a message in err. */
+int kern_init(const char *isa, char *err, size_t errlen);
+
+/* The path in use ("avx512", "avx2", "generic") and the matrix-product library ("onednn",
+ * "openblas"). */
+const char *kern_isa_name(void);
+const char *kern_gemm_name(void);
 
 /* Selects how kern_gemm uses threads: 0 = split among OpenMP threads, each calling sgemm with
  * one OpenBLAS thread (default); 1 = one call, OpenBLAS threads. Set once at start-up. */
@@ -72,11 +87,16 @@ void kern_rope_apply(float *qkv,
                      int heads,
                      int inverse);
 
-/* Causal attention. qkv (B,T,3D) after RoPE; out (B,T,D); lse (B,H,T) saved for backward;
- * scratch: threads * T * T floats. */
+/* Floats of attention scratch per thread for context t and head size hd (any path). */
+size_t kern_attention_scratch(int t, int hd);
+
+/* Causal attention, flash-style: only the output and each row's log-sum-exp are kept; tiles of
+ * a few query rows never compute a key block past their last row. qkv (B,T,3D) after RoPE;
+ * out (B,T,D); lse (B,H,T) saved for backward; scratch: threads * kern_attention_scratch(). */
 void kern_attention_forward(
         float *out, float *lse, const float *qkv, int b, int t, int d, int heads, float *scratch);
-/* dqkv (B,T,3D) overwritten from dout (B,T,D); scratch: threads * 2 * T * T floats. */
+/* dqkv (B,T,3D) overwritten from dout (B,T,D), recomputing the probabilities from lse;
+ * scratch as the forward. */
 void kern_attention_backward(float *dqkv,
                              const float *dout,
                              const float *qkv,
@@ -112,5 +132,30 @@ void kern_lmhead_ce(float *losses,
 
 /* Sum of squares of x (n), deterministic for a thread count. */
 double kern_sumsq(const float *x, long n);
+
+typedef struct kern_adamw {
+    float lr, beta1, beta2, eps, weight_decay, clip;
+} kern_adamw_t;
+
+/* One AdamW step over p, g, m, v (n) in one parallel region: the global norm of g, clipping to
+ * hp->clip (when > 0), the update with bias correction for step t (1-based), decoupled weight
+ * decay on the ranges [decay_ranges[2k], decay_ranges[2k+1]) (k < ndecay, sorted) only, and g
+ * set to zero. Returns the norm before clipping. */
+double kern_adamw(float *p,
+                  float *g,
+                  float *m,
+                  float *v,
+                  long n,
+                  const size_t *decay_ranges,
+                  int ndecay,
+                  const kern_adamw_t *hp,
+                  int t);
+
+/* sgemm GFLOP/s of kern_gemm on an n x n x n product with the current threads (best of 3, after
+ * a warm-up); allocates and frees 3 n^2 floats. 0 when the memory is not there. */
+double kern_gemm_peak_gflops(int n);
+
+/* y (n) = exp(x) by the vector polynomial the kernels use (for its error test). */
+void kern_exp_array(float *y, const float *x, long n);
 
 #endif

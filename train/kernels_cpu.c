@@ -1,18 +1,115 @@
 /*
- * kernels_cpu.c: CPU layer kernels (see kernels.h). Matrix products use OpenBLAS sgemm; the rest
- * is OpenMP over rows with a static split, so results depend only on the thread count.
+ * kernels_cpu.c: CPU layer kernels (see kernels.h). Matrix products go to oneDNN's sgemm when the
+ * build has it (it picks AVX-512, AVX2 or SSE4.1 code from cpuid at run time) or to OpenBLAS;
+ * the elementwise and attention kernels go through the kern_vec_ops_t table (kernels_vec.h) that
+ * kern_init() fills from cpuid. OpenMP splits rows statically, so results depend only on the
+ * thread count and the instruction-set path.
  */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#if KERN_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 #include "kernels.h"
-
-#define KERN_MAX_THREADS 256
-#define ATT_BLOCK        128
+#include "kernels_vec.h"
 
 static int kern__gemm_mode;
+static int kern__use_dnnl = -1; /* -1: not chosen yet */
+static const kern_vec_ops_t *kern__ops;
+
+/* The table in use, chosen from the environment on first use when kern_init() was not called. */
+static const kern_vec_ops_t *kern__vec(void)
+{
+    if (!kern__ops) {
+        char err[256];
+        if (kern_init(NULL, err, sizeof err) < 0)
+            kern_init("generic", err, sizeof err);
+    }
+    return kern__ops;
+}
+
+static int kern__cpu_has(const char *isa)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (strcmp(isa, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("fma");
+    if (strcmp(isa, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return strcmp(isa, "generic") == 0;
+}
+
+int kern_init(const char *isa, char *err, size_t errlen)
+{
+    static const kern_vec_ops_t *const all[] = {&kern_vec_ops_avx512, &kern_vec_ops_avx2,
+                                                &kern_vec_ops_generic};
+    if (!isa)
+        isa = getenv("REGMIX_TRAIN_ISA");
+    if (isa && strcmp(isa, "scalar") == 0)
+        isa = "generic";
+    const kern_vec_ops_t *pick = NULL;
+    if (!isa || !*isa || strcmp(isa, "auto") == 0) {
+        for (size_t i = 0; i < sizeof all / sizeof all[0] && !pick; i++)
+            if (kern__cpu_has(all[i]->name))
+                pick = all[i];
+    } else {
+        for (size_t i = 0; i < sizeof all / sizeof all[0] && !pick; i++)
+            if (strcmp(isa, all[i]->name) == 0)
+                pick = all[i];
+        if (!pick) {
+            snprintf(err, errlen, "REGMIX_TRAIN_ISA=%s: unknown (auto, avx512, avx2, generic)",
+                     isa);
+            return -EINVAL;
+        }
+        if (!kern__cpu_has(pick->name)) {
+            snprintf(err, errlen, "REGMIX_TRAIN_ISA=%s: this CPU cannot run it", isa);
+            return -ENOTSUP;
+        }
+    }
+    if (kern__use_dnnl < 0) {
+        const char *g = getenv("REGMIX_TRAIN_GEMM");
+        if (g && *g && strcmp(g, "openblas") != 0 && strcmp(g, "onednn") != 0) {
+            snprintf(err, errlen, "REGMIX_TRAIN_GEMM=%s: unknown (onednn, openblas)", g);
+            return -EINVAL;
+        }
+#if KERN_HAVE_DNNL
+        kern__use_dnnl = !(g && strcmp(g, "openblas") == 0);
+        /* oneDNN takes its instruction-set cap once, before its first call: the same as ours. */
+        if (kern__use_dnnl)
+            dnnl_set_max_cpu_isa(strcmp(pick->name, "avx512") == 0 ? dnnl_cpu_isa_avx512_core
+                                 : strcmp(pick->name, "avx2") == 0 ? dnnl_cpu_isa_avx2
+                                                                   : dnnl_cpu_isa_sse41);
+#else
+        if (g && strcmp(g, "onednn") == 0) {
+            snprintf(err, errlen, "REGMIX_TRAIN_GEMM=onednn: this build has no oneDNN");
+            return -ENOTSUP;
+        }
+        kern__use_dnnl = 0;
+#endif
+    }
+    kern__ops = pick;
+    return 0;
+}
+
+const char *kern_isa_name(void)
+{
+    return kern__vec()->name;
+}
+
+const char *kern_gemm_name(void)
+{
+    kern__vec();
+    return kern__use_dnnl ? "onednn" : "openblas";
+}
 
 void kern_set_gemm_mode(int mode, int threads)
 {
@@ -25,6 +122,32 @@ static inline void kern__split(long n, int tid, int nt, long *lo, long *hi)
 {
     *lo = n * tid / nt;
     *hi = n * (tid + 1) / nt;
+}
+
+/* One single-threaded (inside a parallel region) or library-threaded product. */
+static void kern__sgemm(int trans_a,
+                        int trans_b,
+                        int m,
+                        int n,
+                        int k,
+                        float alpha,
+                        const float *a,
+                        int lda,
+                        const float *b,
+                        int ldb,
+                        float beta,
+                        float *c,
+                        int ldc)
+{
+#if KERN_HAVE_DNNL
+    if (kern__use_dnnl) {
+        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta,
+                   c, ldc);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void kern_gemm(int trans_a,
@@ -41,14 +164,13 @@ void kern_gemm(int trans_a,
                float *c,
                int ldc)
 {
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     int nt = omp_get_max_threads();
+    kern__vec();
     if (kern__gemm_mode == 1 || nt == 1 || omp_in_parallel() || (long)m * n * k < 32768) {
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        kern__sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    /* Split the larger output dimension; each block is an independent sgemm. */
+    /* Split the larger output dimension; each block is an independent product. */
     int split_m = m >= n;
 #pragma omp parallel
     {
@@ -58,12 +180,12 @@ void kern_gemm(int trans_a,
         if (hi > lo) {
             if (split_m) {
                 const float *ab = trans_a ? a + lo : a + lo * lda;
-                cblas_sgemm(CblasRowMajor, ta, tb, (int)(hi - lo), n, k, alpha, ab, lda, b, ldb,
-                            beta, c + lo * ldc, ldc);
+                kern__sgemm(trans_a, trans_b, (int)(hi - lo), n, k, alpha, ab, lda, b, ldb, beta,
+                            c + lo * ldc, ldc);
             } else {
                 const float *bb = trans_b ? b + lo * ldb : b + lo;
-                cblas_sgemm(CblasRowMajor, ta, tb, m, (int)(hi - lo), k, alpha, a, lda, bb, ldb,
-                            beta, c + lo, ldc);
+                kern__sgemm(trans_a, trans_b, m, (int)(hi - lo), k, alpha, a, lda, bb, ldb, beta,
+                            c + lo, ldc);
             }
         }
     }
@@ -93,18 +215,7 @@ void kern_embed_backward(float *dwte, const float *dout, const int32_t *tokens, 
 
 void kern_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int n, int d)
 {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (long)i * d;
-        float *oi = out + (long)i * d;
-        float ss = 0.0f;
-        for (int j = 0; j < d; j++)
-            ss += xi[j] * xi[j];
-        float r = 1.0f / sqrtf(ss / d + KERN_RMS_EPS);
-        rstd[i] = r;
-        for (int j = 0; j < d; j++)
-            oi[j] = xi[j] * r * w[j];
-    }
+    kern__vec()->rmsnorm_forward(out, rstd, x, w, n, d);
 }
 
 void kern_rmsnorm_backward(float *dx,
@@ -117,32 +228,7 @@ void kern_rmsnorm_backward(float *dx,
                            int d,
                            float *scratch)
 {
-    int used = 1;
-#pragma omp parallel
-    {
-        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-        used = nt;
-        float *part = scratch + (long)tid * d;
-        memset(part, 0, sizeof(float) * d);
-        long lo, hi;
-        kern__split(n, tid, nt, &lo, &hi);
-        for (long i = lo; i < hi; i++) {
-            const float *xi = x + i * d, *gi = dout + i * d;
-            float *dxi = dx + i * d;
-            float r = rstd[i], dot = 0.0f;
-            for (int j = 0; j < d; j++) {
-                dot += gi[j] * w[j] * xi[j];
-                part[j] += gi[j] * xi[j] * r;
-            }
-            float c = dot * r * r * r / d;
-            for (int j = 0; j < d; j++)
-                dxi[j] += r * gi[j] * w[j] - c * xi[j];
-        }
-    }
-    for (int t = 0; t < used; t++)
-        for (int j = 0; j < d; j++)
-            dw[j] += scratch[(long)t * d + j];
+    kern__vec()->rmsnorm_backward(dx, dw, dout, x, w, rstd, n, d, scratch);
 }
 
 void kern_rope_table(float *cos_t, float *sin_t, int t, int hd)
@@ -165,69 +251,22 @@ void kern_rope_apply(float *qkv,
                      int heads,
                      int inverse)
 {
-    int hd = d / heads, half = hd / 2;
-    float sgn = inverse ? -1.0f : 1.0f;
-#pragma omp parallel for schedule(static)
-    for (long row = 0; row < (long)b * t; row++) {
-        int p = (int)(row % t);
-        const float *c = cos_t + (long)p * half, *s = sin_t + (long)p * half;
-        for (int part = 0; part < 2; part++) /* q, then k */
-            for (int h = 0; h < heads; h++) {
-                float *v = qkv + row * 3 * d + part * d + h * hd;
-                for (int i = 0; i < half; i++) {
-                    float a = v[i], bb = v[i + half];
-                    v[i] = a * c[i] - sgn * bb * s[i];
-                    v[i + half] = bb * c[i] + sgn * a * s[i];
-                }
-            }
-    }
+    kern__vec()->rope_apply(qkv, cos_t, sin_t, b, t, d, heads, inverse);
 }
 
-/* Row blocks for the causal products: rows [r0, r1) only see columns [0, r1). */
-static inline int kern__att_block(int t)
+size_t kern_attention_scratch(int t, int hd)
 {
-    return t < ATT_BLOCK ? t : ATT_BLOCK;
+    /* The widest table's size, so a buffer fits whichever path is chosen later. */
+    size_t a = kern_vec_ops_avx512.attention_scratch(t, hd);
+    size_t b = kern_vec_ops_avx2.attention_scratch(t, hd);
+    size_t c = kern_vec_ops_generic.attention_scratch(t, hd);
+    return a > b ? (a > c ? a : c) : (b > c ? b : c);
 }
 
 void kern_attention_forward(
         float *out, float *lse, const float *qkv, int b, int t, int d, int heads, float *scratch)
 {
-    int hd = d / heads, blk = kern__att_block(t);
-    float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < b * heads; bh++) {
-        int bi = bh / heads, h = bh % heads;
-        float *s = scratch + (long)omp_get_thread_num() * 2 * blk * t;
-        const float *q = qkv + (long)bi * t * 3 * d + h * hd;
-        const float *k = q + d, *v = q + 2 * d;
-        float *o = out + (long)bi * t * d + h * hd;
-        float *l = lse + (long)bh * t;
-        for (int r0 = 0; r0 < t; r0 += blk) {
-            int r1 = r0 + blk < t ? r0 + blk : t, rb = r1 - r0;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hd, scale,
-                        q + (long)r0 * 3 * d, 3 * d, k, 3 * d, 0.0f, s, r1);
-            for (int i = 0; i < rb; i++) {
-                float *si = s + (long)i * r1;
-                int last = r0 + i; /* inclusive */
-                float mx = -INFINITY;
-                for (int j = 0; j <= last; j++)
-                    mx = si[j] > mx ? si[j] : mx;
-                float sum = 0.0f;
-                for (int j = 0; j <= last; j++) {
-                    si[j] = expf(si[j] - mx);
-                    sum += si[j];
-                }
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= last; j++)
-                    si[j] *= inv;
-                for (int j = last + 1; j < r1; j++)
-                    si[j] = 0.0f;
-                l[r0 + i] = mx + logf(sum);
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hd, r1, 1.0f, s, r1, v,
-                        3 * d, 0.0f, o + (long)r0 * d, d);
-        }
-    }
+    kern__vec()->attention_forward(out, lse, qkv, b, t, d, heads, scratch);
 }
 
 void kern_attention_backward(float *dqkv,
@@ -241,80 +280,17 @@ void kern_attention_backward(float *dqkv,
                              int heads,
                              float *scratch)
 {
-    int hd = d / heads, blk = kern__att_block(t);
-    float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < b * heads; bh++) {
-        int bi = bh / heads, h = bh % heads;
-        float *p = scratch + (long)omp_get_thread_num() * 2 * blk * t;
-        float *dp = p + (long)blk * t;
-        long base = (long)bi * t * 3 * d + h * hd;
-        const float *q = qkv + base, *k = q + d, *v = q + 2 * d;
-        float *dq = dqkv + base, *dk = dq + d, *dv = dq + 2 * d;
-        const float *o = out + (long)bi * t * d + h * hd;
-        const float *go = dout + (long)bi * t * d + h * hd;
-        const float *l = lse + (long)bh * t;
-        for (int i = 0; i < t; i++) {
-            memset(dk + (long)i * 3 * d, 0, sizeof(float) * hd);
-            memset(dv + (long)i * 3 * d, 0, sizeof(float) * hd);
-        }
-        for (int r0 = 0; r0 < t; r0 += blk) {
-            int r1 = r0 + blk < t ? r0 + blk : t, rb = r1 - r0;
-            /* Recompute P from the saved log-sum-exp instead of storing (B,H,T,T). */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hd, scale,
-                        q + (long)r0 * 3 * d, 3 * d, k, 3 * d, 0.0f, p, r1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hd, 1.0f,
-                        go + (long)r0 * d, d, v, 3 * d, 0.0f, dp, r1);
-            for (int i = 0; i < rb; i++) {
-                int last = r0 + i;
-                float *pi = p + (long)i * r1, *dpi = dp + (long)i * r1;
-                const float *oi = o + (long)last * d, *goi = go + (long)last * d;
-                float di = 0.0f;
-                for (int j = 0; j < hd; j++)
-                    di += oi[j] * goi[j];
-                float li = l[last];
-                for (int j = 0; j <= last; j++) {
-                    pi[j] = expf(pi[j] - li);
-                    dpi[j] = pi[j] * (dpi[j] - di);
-                }
-                for (int j = last + 1; j < r1; j++)
-                    pi[j] = dpi[j] = 0.0f;
-            }
-            /* dQ rows of this block; dK, dV accumulate over blocks. */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hd, r1, scale, dp, r1, k,
-                        3 * d, 0.0f, dq + (long)r0 * 3 * d, 3 * d);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, rb, scale, dp, r1,
-                        q + (long)r0 * 3 * d, 3 * d, 1.0f, dk, 3 * d);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, rb, 1.0f, p, r1,
-                        go + (long)r0 * d, d, 1.0f, dv, 3 * d);
-        }
-    }
+    kern__vec()->attention_backward(dqkv, dout, qkv, out, lse, b, t, d, heads, scratch);
 }
 
 void kern_swiglu_forward(float *h, const float *h13, int n, int f)
 {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *a = h13 + (long)i * 2 * f, *u = a + f;
-        float *hi = h + (long)i * f;
-        for (int j = 0; j < f; j++)
-            hi[j] = a[j] / (1.0f + expf(-a[j])) * u[j];
-    }
+    kern__vec()->swiglu_forward(h, h13, n, f);
 }
 
 void kern_swiglu_backward(float *dh13, const float *dh, const float *h13, int n, int f)
 {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *a = h13 + (long)i * 2 * f, *u = a + f, *g = dh + (long)i * f;
-        float *da = dh13 + (long)i * 2 * f, *du = da + f;
-        for (int j = 0; j < f; j++) {
-            float sg = 1.0f / (1.0f + expf(-a[j]));
-            float silu = a[j] * sg;
-            du[j] = g[j] * silu;
-            da[j] = g[j] * u[j] * sg * (1.0f + a[j] * (1.0f - sg));
-        }
-    }
+    kern__vec()->swiglu_backward(dh13, dh, h13, n, f);
 }
 
 void kern_lmhead_ce(float *losses,
@@ -334,24 +310,7 @@ void kern_lmhead_ce(float *losses,
         int cn = c0 + chunk <= n ? chunk : n - c0;
         float *lg = scratch; /* (cn, V) */
         kern_gemm(0, 1, cn, v, d, 1.0f, x + (long)c0 * d, d, w, d, 0.0f, lg, v);
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < cn; i++) {
-            float *li = lg + (long)i * v;
-            float mx = -INFINITY;
-            for (int j = 0; j < v; j++)
-                mx = li[j] > mx ? li[j] : mx;
-            float sum = 0.0f;
-            for (int j = 0; j < v; j++)
-                sum += expf(li[j] - mx);
-            float lse = mx + logf(sum);
-            int tg = targets[c0 + i];
-            losses[c0 + i] = lse - li[tg];
-            if (dx) {
-                for (int j = 0; j < v; j++)
-                    li[j] = expf(li[j] - lse) * grad_scale;
-                li[tg] -= grad_scale;
-            }
-        }
+        kern__vec()->ce_rows(lg, losses + c0, targets + c0, cn, v, grad_scale, dx != NULL);
         if (dx) {
             kern_gemm(0, 0, cn, d, v, 1.0f, lg, v, w, d, 0.0f, dx + (long)c0 * d, d);
             kern_gemm(1, 0, v, d, cn, 1.0f, lg, v, x + (long)c0 * d, d, 1.0f, dw, d);
@@ -361,23 +320,50 @@ void kern_lmhead_ce(float *losses,
 
 double kern_sumsq(const float *x, long n)
 {
-    double part[KERN_MAX_THREADS] = {0};
-    int used = 1;
-#pragma omp parallel num_threads(omp_get_max_threads() < KERN_MAX_THREADS ? omp_get_max_threads()  \
-                                                                          : KERN_MAX_THREADS)
-    {
-        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-        used = nt;
-        long lo, hi;
-        kern__split(n, tid, nt, &lo, &hi);
-        double s = 0.0;
-        for (long i = lo; i < hi; i++)
-            s += (double)x[i] * x[i];
-        part[tid] = s;
+    return kern__vec()->sumsq(x, n);
+}
+
+double kern_adamw(float *p,
+                  float *g,
+                  float *m,
+                  float *v,
+                  long n,
+                  const size_t *decay_ranges,
+                  int ndecay,
+                  const kern_adamw_t *hp,
+                  int t)
+{
+    float bc1 = 1.0f - powf(hp->beta1, (float)t), bc2 = 1.0f - powf(hp->beta2, (float)t);
+    return kern__vec()->adamw(p, g, m, v, n, decay_ranges, ndecay, hp->lr, hp->beta1, hp->beta2,
+                              hp->eps, hp->weight_decay, hp->clip, bc1, bc2);
+}
+
+void kern_exp_array(float *y, const float *x, long n)
+{
+    kern__vec()->exp_array(y, x, n);
+}
+
+double kern_gemm_peak_gflops(int n)
+{
+    size_t nn = (size_t)n * n;
+    float *a = malloc(nn * sizeof(float)), *b = malloc(nn * sizeof(float));
+    float *c = malloc(nn * sizeof(float));
+    double best = 0.0;
+    if (a && b && c) {
+        for (size_t i = 0; i < nn; i++) {
+            a[i] = (float)(i % 7) * 0.01f;
+            b[i] = (float)(i % 5) * 0.01f;
+        }
+        for (int r = 0; r < 4; r++) {
+            double t0 = omp_get_wtime();
+            kern_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+            double g = 2.0 * n * (double)n * n / (omp_get_wtime() - t0) / 1e9;
+            if (r > 0 && g > best) /* the first call warms up */
+                best = g;
+        }
     }
-    double total = 0.0;
-    for (int t = 0; t < used; t++)
-        total += part[t];
-    return total;
+    free(a);
+    free(b);
+    free(c);
+    return best;
 }

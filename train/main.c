@@ -23,6 +23,7 @@
 #include "data.h"
 #include "dist.h"
 #include "kernels.h"
+#include "model.h"
 #include "options.h"
 #include "tokenize.h"
 
@@ -79,9 +80,17 @@ static void main__usage(FILE *f)
             "averaged with MPI_Allreduce (NCCL for --device cuda).\n"
             "Idle OpenMP threads sleep (OMP_WAIT_POLICY=passive) unless OMP_WAIT_POLICY is set;\n"
             "on dedicated cores OMP_WAIT_POLICY=active may be slightly faster.\n"
-            "Environment: REGMIX_GEMM_THREADS=1 lets OpenBLAS thread each matrix product instead\n"
-            "of splitting it among OpenMP threads; REGMIX_TRAIN_CUDA_MODULE names the CUDA\n"
-            "backend module (default: beside the executable, then the library directory).\n"
+            "Environment: REGMIX_TRAIN_ISA=auto|avx512|avx2|generic forces the CPU kernels'\n"
+            "instruction set (default auto: the widest this CPU runs); REGMIX_TRAIN_GEMM=openblas\n"
+            "uses OpenBLAS instead of oneDNN for matrix products; REGMIX_GEMM_THREADS=1 lets the\n"
+            "library thread each matrix product instead of splitting it among OpenMP threads;\n"
+            "REGMIX_TRAIN_PROFILE=1 prints each phase's share of the time at exit;\n"
+            "REGMIX_TRAIN_CUDA_MODULE names the CUDA backend module (default: beside the\n"
+            "executable, then the library directory).\n"
+            "The result line has tokens_per_second (whole run), steady_tokens_per_second (after\n"
+            "the first step, evaluations excluded), and on the CPU mfu against the sgemm peak it\n"
+            "measures after training; bits_per_byte per domain when the vocabulary is bytes "
+            "(256).\n"
             "\nExample:\n"
             "  regmix-train --layers 2 --heads 8 --dim 256 --ffn 512 --context 2048 --vocab "
             "50432 \\\n"
@@ -271,6 +280,7 @@ static int main__run(train_options_t *o, dist_t *dist)
                           .clip = (float)o->clip};
     float grad_scale = 1.0f / ((float)o->batch * (float)T);
     double t0 = main__now(), session_tokens = 0.0;
+    double first_end = 0.0, first_tokens = 0.0, eval_seconds = 0.0; /* for the steady state */
     int step = start;
     for (; step < o->steps; step++) {
         hp.lr = (float)main__lr(o, step);
@@ -311,8 +321,14 @@ static int main__run(train_options_t *o, dist_t *dist)
         main__emit(progress, json_pack("{s:s, s:i, s:f, s:f, s:f, s:f}", "event", "step", "step",
                                        done, "loss", loss, "lr", (double)hp.lr, "tokens", tokens,
                                        "tokens_per_second", session_tokens / el));
+        if (step == start) {
+            first_end = el;
+            first_tokens = session_tokens;
+        }
         if (o->eval_every && done % o->eval_every == 0 && done < o->steps) {
+            double e0 = main__now();
             json_t *l = main__evaluate(&run);
+            eval_seconds += main__now() - e0;
             main__emit(progress,
                        json_pack("{s:s, s:i, s:o}", "event", "eval", "step", done, "losses", l));
         }
@@ -348,6 +364,33 @@ static int main__run(train_options_t *o, dist_t *dist)
         json_t *res = json_pack("{s:s, s:O, s:f, s:f, s:f}", "event", "result", "losses", losses,
                                 "tokens", tokens, "seconds", prior_seconds + secs,
                                 "tokens_per_second", secs > 0 ? session_tokens / secs : 0.0);
+        double steady_s = secs - first_end - eval_seconds;
+        double steady = steady_s > 0 && session_tokens > first_tokens
+                                ? (session_tokens - first_tokens) / steady_s
+                                : 0.0;
+        json_object_set_new(res, "steady_tokens_per_second", json_real(steady));
+        if (strcmp(device, "cpu") == 0) {
+            /* MFU of the steady state against this machine's sgemm peak, measured now (after
+             * the run, so it costs the run nothing) with the same library and threads. */
+            double peak = kern_gemm_peak_gflops(1024);
+            double flops = model_flops_per_token(&o->model) * steady * dist->size / 1e9;
+            json_object_set_new(res, "kernels", json_string(kern_isa_name()));
+            json_object_set_new(res, "gemm", json_string(kern_gemm_name()));
+            json_object_set_new(res, "model_gflops", json_real(flops));
+            json_object_set_new(res, "gemm_peak_gflops", json_real(peak * dist->size));
+            json_object_set_new(res, "mfu", json_real(peak > 0 ? flops / (peak * dist->size) : 0));
+        }
+        if (o->model.vocab == 256) {
+            /* Byte-level tokens: nats per token / ln 2 = bits per byte. */
+            json_t *bpb = json_object();
+            const char *k;
+            json_t *val;
+            json_object_foreach(losses, k, val)
+            {
+                json_object_set_new(bpb, k, json_real(json_real_value(val) / M_LN2));
+            }
+            json_object_set_new(res, "bits_per_byte", bpb);
+        }
         if (progress != stdout)
             main__emit(stdout, json_incref(res));
         main__emit(progress, res);
@@ -384,7 +427,12 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0) {
+            char err[256];
             printf("regmix-train %s (backends: %s)\n", REGMIX_VERSION, backend_names());
+            if (kern_init(NULL, err, sizeof err) == 0)
+                printf("cpu kernels: %s, matrix products: %s\n", kern_isa_name(), kern_gemm_name());
+            else
+                printf("cpu kernels: %s\n", err);
             return 0;
         }
     }

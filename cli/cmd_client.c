@@ -196,9 +196,13 @@ static int do_results(ctl_t *c, const char *sweep)
         fputc(',', stdout);
         render_csv_field(stdout, r->domains[d]);
     }
+    /* Loss columns are "loss:NAME": a trainer reports a loss per domain, and a column name
+     * must not repeat (csv.h rejects duplicate names). */
     for (size_t k = 0; k < r->n_loss_names; k++) {
+        char name[512];
+        snprintf(name, sizeof name, "loss:%s", r->loss_names[k]);
         fputc(',', stdout);
-        render_csv_field(stdout, r->loss_names[k]);
+        render_csv_field(stdout, name);
     }
     fputc('\n', stdout);
     for (size_t i = 0; i < r->n_results; i++) {
@@ -210,13 +214,13 @@ static int do_results(ctl_t *c, const char *sweep)
             for (size_t j = 0; j < x->n_weights; j++)
                 if (x->weights[j]->domain && strcmp(x->weights[j]->domain, r->domains[d]) == 0)
                     v = x->weights[j]->weight;
-            printf(",%.10g", v);
+            printf(",%.17g", v);
         }
         for (size_t k = 0; k < r->n_loss_names; k++) {
             int found = 0;
             for (size_t j = 0; j < x->n_losses && !found; j++) {
                 if (x->losses[j]->name && strcmp(x->losses[j]->name, r->loss_names[k]) == 0) {
-                    printf(",%.10g", x->losses[j]->value);
+                    printf(",%.17g", x->losses[j]->value);
                     found = 1;
                 }
             }
@@ -502,7 +506,8 @@ static const struct {
         {"status", "SWEEP", "state and run counts of a sweep"},
         {"watch", "SWEEP", "follow a sweep until it ends (a progress bar on a terminal)"},
         {"cancel", "SWEEP [--run N]", "cancel a sweep, or one run of it"},
-        {"results", "SWEEP [--csv]", "one CSV row per done run: run,attempt,worker,weights,losses"},
+        {"results", "SWEEP [--csv]",
+         "one CSV row per done run: run,attempt,worker,weights,loss:NAME..."},
         {"fits", "SWEEP", "every refit of a sweep with its cross-validated metrics"},
         {"mixture", "SWEEP [--out FILE.yaml]", "the current proposed mixture as YAML"},
         {"launch", "SWEEP", "launch the target training now"},

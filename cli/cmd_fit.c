@@ -1,9 +1,11 @@
 /*
- * regmixctl fit: the offline RegMix fit. Joins a mixtures CSV with a losses CSV, fits the
- * regression (gbdt, linear or ridge), scores it on a held-out test set or by k-fold
- * cross-validation, and simulates Dirichlet(prior) candidates to propose a mixture
- * (DESIGN.md §3.4-3.5). Output: a readable table, or one JSON object with --json; --out writes the
- * proposal as YAML a spec can use.
+ * regmixctl fit: the offline RegMix fit, through the same pipeline as the coordinator's refits
+ * (common/fitpipe.h): every model of its table, k-fold cross-validation, the simulation and its
+ * top-k. Input: a mixtures CSV joined with a losses CSV, or a sweep's `regmixctl results --csv`
+ * with its spec (--results, --spec): with the sweep's settings it proposes exactly what the
+ * coordinator's refit on the same results proposed. Scores on a held-out test set or by k-fold
+ * cross-validation (DESIGN.md §3.4-3.5). Output: a readable table, or one JSON object with --json;
+ * --out writes the proposal as YAML a spec can use.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,42 +15,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "commands.h"
 #include "config.h"
 #include "fitdata.h"
+#include "fitpipe.h"
 #include "metrics.h"
-#include "regress.h"
-#include "simulate.h"
+#include "spec.h"
 
 static void fit_usage(FILE *f)
 {
     fputs("usage: regmixctl fit --mixtures M.csv --losses L.csv --target COLUMN [options]\n"
+          "       regmixctl fit --results R.csv --spec SWEEP.yaml [options]\n"
           "\n"
           "Fit the RegMix regression from mixture weights to a validation loss, score it, and\n"
           "propose the mixture with the lowest predicted loss: draw N candidates from\n"
-          "Dirichlet(prior) and average the weights of the top K.\n"
+          "Dirichlet(prior) and average the weights of the top K. The same pipeline as the\n"
+          "coordinator's refits: a sweep's results with its spec propose what the sweep's last\n"
+          "fit on those results proposed.\n"
           "\n"
           "Input:\n"
           "  --mixtures M.csv       one row per run: the join column and one weight per domain\n"
           "                         (every other column is a domain; rows are renormalised)\n"
           "  --losses L.csv         one row per run: the join column and loss columns\n"
           "  --target SPEC          a loss column name, 'mean' (of all loss columns), or a\n"
-          "                         weighted sum 'name=w,name=w'\n"
+          "                         weighted sum 'name=w,name=w' (default with --spec: its\n"
+          "                         regression.target)\n"
           "  --join COLUMN          the key column of both files (default: index)\n"
+          "  --results R.csv        a sweep's `regmixctl results SWEEP --csv` (needs --spec): the\n"
+          "                         weights as stored, the domains' losses, rows the sweep's\n"
+          "                         order; rows missing a loss the target needs are skipped\n"
+          "  --spec SWEEP.yaml      take the sweep's settings: domains, prior, regression.model,\n"
+          "                         target, cv_folds, seed, simulate, top_k (options given\n"
+          "                         explicitly win)\n"
           "Model and scoring:\n"
-          "  --model KIND           gbdt (default; XGBoost, 1000 trees, learning rate 0.01,\n"
-          "                         31 leaves), linear, or ridge\n"
+          "  --model KIND           one of:\n",
+          f);
+    for (const fitpipe_model_t *m = fitpipe_models; m->name; m++)
+        fprintf(f, "                           %-10s %s\n", m->name, m->about);
+    fputs("                         (default gbdt; gbdt scales min_child_weight down below 320\n"
+          "                         runs, min(20, runs/16), as the coordinator does)\n"
           "  --test-mixtures TM.csv, --test-losses TL.csv\n"
           "                         score on these held-out runs; without them, k-fold CV\n"
           "  --cv K                 folds of the cross-validation (default 5; 0: no scoring)\n"
           "Proposal:\n"
           "  --prior P.csv          Dirichlet concentration, CSV 'domain,weight' naming every\n"
-          "                         domain (default: the mean of the training mixtures)\n"
+          "                         domain (default: the spec's token prior, else the mean of\n"
+          "                         the training mixtures)\n"
           "  --simulate N           candidates to draw (default 1000000; 0: no proposal)\n"
           "  --top-k K              candidates averaged (default 100)\n"
-          "  --seed S               seed of the candidates, the folds and XGBoost (default 42)\n"
-          "  --threads T            threads (default: all cores)\n"
+          "  --seed S               seed of the candidates, the folds and XGBoost (default 42;\n"
+          "                         with --spec its regression.seed)\n"
+          "  --threads T            threads (default: all cores; the result does not depend on "
+          "it)\n"
           "Output:\n"
           "  --json                 print one JSON object instead of the table\n"
           "  --out MIXTURE.yaml     write the proposal as YAML ('mixture: {domain: weight}')\n"
@@ -58,19 +76,24 @@ static void fit_usage(FILE *f)
           "Exit status: 0 success, 2 bad usage or input (one line on stderr naming file and\n"
           "line), 1 other failures.\n"
           "\n"
-          "Example:\n"
+          "Examples:\n"
           "  regmixctl fit --mixtures train_mixture_1m.csv --losses train_pile_loss_1m.csv \\\n"
           "      --target metric/the_pile_pile_cc_val_loss --test-mixtures test_mixture_1m.csv \\\n"
-          "      --test-losses test_pile_loss_1m.csv --prior prior.csv --json\n",
+          "      --test-losses test_pile_loss_1m.csv --prior prior.csv --json\n"
+          "  regmixctl results 1a2b3c --csv > results.csv\n"
+          "  regmixctl fit --results results.csv --spec sweep.yaml --json\n",
           f);
 }
 
 typedef struct fit_opts {
     const char *mixtures, *losses, *target, *join, *test_mixtures, *test_losses, *prior, *out;
-    regress_kind_t kind;
+    const char *results, *spec;
+    const fitpipe_model_t *model;
     int cv, top_k, threads, json;
     size_t simulate;
     uint64_t seed;
+    /* which settings were given explicitly (they win over --spec) */
+    int set_model, set_cv, set_top_k, set_simulate, set_seed;
 } fit_opts_t;
 
 /* Parses a non-negative integer option value; returns 0 or -EINVAL. */
@@ -106,6 +129,8 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
         O_THREADS,
         O_JSON,
         O_OUT,
+        O_RESULTS,
+        O_SPEC,
         O_VERSION
     };
     static const struct option longopts[] = {
@@ -124,12 +149,14 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
             {"threads", required_argument, NULL, O_THREADS},
             {"json", no_argument, NULL, O_JSON},
             {"out", required_argument, NULL, O_OUT},
+            {"results", required_argument, NULL, O_RESULTS},
+            {"spec", required_argument, NULL, O_SPEC},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, O_VERSION},
             {NULL, 0, NULL, 0},
     };
     *o = (fit_opts_t){.join = "index",
-                      .kind = REGRESS_GBDT,
+                      .model = &fitpipe_models[0],
                       .cv = 5,
                       .top_k = 100,
                       .simulate = 1000000,
@@ -164,25 +191,36 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
         case O_OUT:
             o->out = optarg;
             break;
+        case O_RESULTS:
+            o->results = optarg;
+            break;
+        case O_SPEC:
+            o->spec = optarg;
+            break;
         case O_JSON:
             o->json = 1;
             break;
         case O_MODEL:
-            if (regress_kind_parse(optarg, &o->kind) != 0) {
-                fprintf(stderr, "regmixctl fit: --model: '%s' is not gbdt, linear or ridge\n",
-                        optarg);
+            if (!(o->model = fitpipe_model_find(optarg))) {
+                fprintf(stderr, "regmixctl fit: --model: '%s' is not one of", optarg);
+                for (const fitpipe_model_t *m = fitpipe_models; m->name; m++)
+                    fprintf(stderr, " %s", m->name);
+                fputc('\n', stderr);
                 return 2;
             }
+            o->set_model = 1;
             break;
         case O_CV:
             if (fit_parse_count("--cv", optarg, 1000, &v))
                 return 2;
             o->cv = (int)v;
+            o->set_cv = 1;
             break;
         case O_SIM:
             if (fit_parse_count("--simulate", optarg, 1000000000ULL, &v))
                 return 2;
             o->simulate = (size_t)v;
+            o->set_simulate = 1;
             break;
         case O_TOPK:
             if (fit_parse_count("--top-k", optarg, 1000000, &v))
@@ -192,11 +230,13 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
                 return 2;
             }
             o->top_k = (int)v;
+            o->set_top_k = 1;
             break;
         case O_SEED:
             if (fit_parse_count("--seed", optarg, UINT64_MAX, &v))
                 return 2;
             o->seed = v;
+            o->set_seed = 1;
             break;
         case O_THREADS:
             if (fit_parse_count("--threads", optarg, 1024, &v))
@@ -221,18 +261,22 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
         fprintf(stderr, "regmixctl fit: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
-    if (!o->mixtures || !o->losses || !o->target) {
-        fprintf(stderr, "regmixctl fit: --mixtures, --losses and --target are required (see "
-                        "--help)\n");
+    if (o->results && (o->mixtures || o->losses || o->test_mixtures)) {
+        fprintf(stderr, "regmixctl fit: --results replaces --mixtures, --losses and the test "
+                        "files\n");
+        return 2;
+    }
+    if (o->results && !o->spec) {
+        fprintf(stderr, "regmixctl fit: --results needs the sweep's --spec (its domains)\n");
+        return 2;
+    }
+    if (!o->results && (!o->mixtures || !o->losses || (!o->target && !o->spec))) {
+        fprintf(stderr, "regmixctl fit: --mixtures, --losses and --target (or --spec) are "
+                        "required, or --results and --spec (see --help)\n");
         return 2;
     }
     if (!o->test_mixtures != !o->test_losses) {
         fprintf(stderr, "regmixctl fit: --test-mixtures and --test-losses go together\n");
-        return 2;
-    }
-    if (o->simulate && (size_t)o->top_k > o->simulate) {
-        fprintf(stderr, "regmixctl fit: --top-k %d exceeds --simulate %zu\n", o->top_k,
-                o->simulate);
         return 2;
     }
     return -1;
@@ -284,9 +328,9 @@ static void fit_yaml_string(FILE *f, const char *s)
 
 static int fit_write_yaml(const char *path,
                           const fit_opts_t *o,
+                          const char *target,
                           const fitdata_t *tr,
-                          const double *w,
-                          const simulate_result_t *sr)
+                          const fitpipe_record_t *rec)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -294,18 +338,21 @@ static int fit_write_yaml(const char *path,
         return 1;
     }
     fprintf(f, "# Proposed mixture from `regmixctl fit` (RegMix, DESIGN.md 3.5)\n");
-    fprintf(f, "# model %s, target %s, %zu training runs from %s\n", regress_kind_name(o->kind),
-            tr->target, tr->n, o->mixtures);
+    fprintf(f, "# model %s, target %s, %zu training runs from %s\n", rec->model, target,
+            rec->runs_used, o->results ? o->results : o->mixtures);
     fprintf(f,
             "# mean of the top %d of %zu Dirichlet(%s) candidates, seed %llu;"
             " mean predicted %.6f\n",
-            sr->top_k, sr->simulated, o->prior ? o->prior : "mean training mixture",
-            (unsigned long long)o->seed, sr->predicted);
+            rec->top_k, rec->simulated,
+            o->prior  ? o->prior
+            : o->spec ? "token prior"
+                      : "mean training mixture",
+            (unsigned long long)o->seed, rec->predicted_topk);
     fprintf(f, "mixture:\n");
     for (size_t j = 0; j < tr->d; j++) {
         fputs("  ", f);
         fit_yaml_string(f, tr->domains[j]);
-        fprintf(f, ": %.9g\n", w[j]);
+        fprintf(f, ": %.9g\n", rec->proposal[j]);
     }
     if (fclose(f) != 0) {
         fprintf(stderr, "regmixctl fit: %s: %s\n", path, strerror(errno));
@@ -314,33 +361,87 @@ static int fit_write_yaml(const char *path,
     return 0;
 }
 
+/* Takes the sweep's settings from the spec where no option gave them. */
+static void fit_apply_spec(fit_opts_t *o, const spec_t *spec, fitpipe_settings_t *st)
+{
+    fitpipe_settings_from_spec(spec, st);
+    if (!o->set_model)
+        o->model = st->model;
+    if (!o->set_cv)
+        o->cv = spec->regression.cv_folds;
+    if (!o->set_seed)
+        o->seed = spec->regression.seed;
+    if (!o->set_simulate)
+        o->simulate = (size_t)spec->regression.simulate;
+    if (!o->set_top_k)
+        o->top_k = spec->regression.top_k;
+}
+
 int cmd_fit(int argc, char **argv)
 {
     fit_opts_t o;
     int rc = fit_parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    char err[1024] = "";
+    char err[1024] = "", target[1024] = "";
+    spec_t *spec = NULL;
     fitdata_t *tr = NULL, *te = NULL;
-    regress_t *model = NULL;
-    double *alpha = NULL, *w = NULL, *pred = NULL;
+    fitpipe_fitted_t *fitted = NULL;
+    fitpipe_record_t rec = {0};
+    double *alpha = NULL, *pred = NULL;
+    const char **dnames = NULL;
     metrics_t score = {0};
     int scored = 0;
-    simulate_result_t sr = {0};
-    regress_params_t rp;
-    regress_params_default(&rp);
-    rp.seed = o.seed;
-    rp.threads = o.threads;
+    fitpipe_settings_t st;
+    fitpipe_settings_default(&st);
 
-    rc = fitdata_load(o.mixtures, o.losses, o.join, o.target, NULL, 0, &tr, err, sizeof err);
+    if (o.spec) {
+        rc = spec_parse_file(o.spec, &spec, err, sizeof err);
+        if (rc != 0)
+            goto fail;
+        fit_apply_spec(&o, spec, &st);
+        if (!(dnames = calloc((size_t)spec->ndomains, sizeof *dnames))) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        for (int i = 0; i < spec->ndomains; i++)
+            dnames[i] = spec->domains[i].name;
+        if (o.target)
+            snprintf(target, sizeof target, "%s", o.target);
+        else if ((rc = fitpipe_target_text(spec, target, sizeof target)) != 0)
+            goto fail;
+    } else {
+        snprintf(target, sizeof target, "%s", o.target);
+    }
+    if (o.simulate && (size_t)o.top_k > o.simulate) {
+        fprintf(stderr, "regmixctl fit: --top-k %d exceeds --simulate %zu\n", o.top_k, o.simulate);
+        rc = 2;
+        goto done;
+    }
+    st.model = o.model;
+    st.params.seed = o.seed;
+    st.seed = o.seed;
+    st.cv_folds = o.cv;
+    st.candidates = o.simulate;
+    st.top_k = o.top_k;
+    st.threads = o.threads;
+
+    const size_t nd = spec ? (size_t)spec->ndomains : 0;
+    if (o.results)
+        rc = fitdata_load_results(o.results, dnames, nd, dnames, (int)nd, &tr, err, sizeof err);
+    else
+        rc = fitdata_load(o.mixtures, o.losses, o.join, target, dnames, nd, &tr, err, sizeof err);
     if (rc == 0 && o.test_mixtures)
-        rc = fitdata_load(o.test_mixtures, o.test_losses, o.join, o.target,
+        rc = fitdata_load(o.test_mixtures, o.test_losses, o.join, target,
                           (const char *const *)tr->domains, tr->d, &te, err, sizeof err);
     if (rc == 0 && !(alpha = malloc(tr->d * sizeof *alpha)))
         rc = -ENOMEM;
     if (rc == 0 && o.prior) {
         rc = fitdata_load_prior(o.prior, (const char *const *)tr->domains, tr->d, alpha, err,
                                 sizeof err);
+    } else if (rc == 0 && spec) {
+        for (size_t j = 0; j < tr->d; j++)
+            alpha[j] = spec->domains[j].prior;
     } else if (rc == 0) {
         for (size_t j = 0; j < tr->d; j++) {
             alpha[j] = 0;
@@ -357,19 +458,40 @@ int cmd_fit(int argc, char **argv)
     }
     if (rc != 0)
         goto fail;
+    if (te || (o.cv > 0 && (o.cv < 2 || (size_t)o.cv > tr->n))) {
+        if (!te) {
+            snprintf(err, sizeof err, "%s: --cv %d needs 2..%zu folds",
+                     o.results ? o.results : o.mixtures, o.cv, tr->n);
+            rc = -EINVAL;
+            goto fail;
+        }
+        st.cv_folds = 0; /* a held-out test set scores instead */
+    }
 
-    double t0 = clock_mono_s();
-    rc = regress_fit(o.kind, &rp, tr->X, tr->y, tr->n, tr->d, &model, err, sizeof err);
+    fitpipe_input_t in = {
+            .n = tr->n,
+            .d = tr->d,
+            .X = tr->X,
+            .m = tr->m,
+            .loss_names = dnames,
+            .losses = tr->losses,
+            .target = target,
+            .y = tr->losses ? NULL : tr->y,
+            .prior = alpha,
+    };
+    rc = fitpipe_run(&in, &st, &rec, te ? &fitted : NULL, err, sizeof err);
     if (rc != 0)
         goto fail;
-    double t_fit = clock_mono_s() - t0;
-
+    if (st.cv_folds >= 2) {
+        score = rec.cv;
+        scored = 1;
+    }
     if (te) {
         if (!(pred = malloc(te->n * sizeof *pred))) {
             rc = -ENOMEM;
             goto fail;
         }
-        rc = regress_predict(model, te->X, te->n, pred);
+        rc = fitpipe_fitted_predict(fitted, te->X, te->n, pred);
         if (rc == 0)
             rc = metrics_compute(te->y, pred, te->n, &score);
         if (rc == -EINVAL)
@@ -377,60 +499,34 @@ int cmd_fit(int argc, char **argv)
         if (rc != 0)
             goto fail;
         scored = 1;
-    } else if (o.cv > 0) {
-        if (o.cv < 2 || (size_t)o.cv > tr->n) {
-            snprintf(err, sizeof err, "%s: --cv %d needs 2..%zu folds", o.mixtures, o.cv, tr->n);
-            rc = -EINVAL;
-            goto fail;
-        }
-        rc = regress_cv(o.kind, &rp, tr->X, tr->y, tr->n, tr->d, o.cv, o.seed, &score, err,
-                        sizeof err);
-        if (rc != 0)
-            goto fail;
-        scored = 1;
     }
-
-    double t_sim = 0;
-    if (o.simulate) {
-        if (!(w = malloc(tr->d * sizeof *w))) {
-            rc = -ENOMEM;
-            goto fail;
-        }
-        simulate_params_t sp;
-        simulate_params_default(&sp);
-        sp.candidates = o.simulate;
-        sp.top_k = o.top_k;
-        sp.seed = o.seed;
-        sp.threads = o.threads;
-        t0 = clock_mono_s();
-        rc = simulate_run(model, alpha, tr->d, &sp, w, &sr, err, sizeof err);
-        if (rc != 0)
-            goto fail;
-        t_sim = clock_mono_s() - t0;
-    }
+    const double *w = rec.proposal;
 
     if (o.json) {
         json_t *j = json_object();
-        json_object_set_new(j, "model", json_string(regress_kind_name(o.kind)));
-        json_object_set_new(j, "target", json_string(tr->target));
-        json_object_set_new(j, "train_runs", json_integer((json_int_t)tr->n));
+        json_object_set_new(j, "model", json_string(rec.model));
+        json_object_set_new(j, "target", json_string(tr->target ? tr->target : target));
+        json_object_set_new(j, "train_runs", json_integer((json_int_t)rec.runs_used));
+        if (rec.runs_skipped)
+            json_object_set_new(j, "skipped_runs", json_integer((json_int_t)rec.runs_skipped));
         if (scored)
             json_object_set_new(j, te ? "test" : "cv", fit_metrics_json(&score));
-        if (o.simulate) {
+        if (w) {
             json_t *p = json_object(), *ws = json_object();
-            json_object_set_new(p, "simulated", json_integer((json_int_t)sr.simulated));
-            json_object_set_new(p, "top_k", json_integer(sr.top_k));
-            json_object_set_new(p, "predicted", fit_num(sr.predicted));
+            json_object_set_new(p, "simulated", json_integer((json_int_t)rec.simulated));
+            json_object_set_new(p, "top_k", json_integer(rec.top_k));
+            json_object_set_new(p, "predicted", fit_num(rec.predicted_topk));
             for (size_t k = 0; k < tr->d; k++)
                 json_object_set_new(ws, tr->domains[k], json_real(w[k]));
             json_object_set_new(p, "weights", ws);
             json_object_set_new(j, "proposal", p);
         }
         json_t *s = json_object();
-        json_object_set_new(s, "fit", json_real(t_fit));
-        json_object_set_new(s, "simulate", json_real(t_sim));
+        json_object_set_new(s, "fit", json_real(rec.seconds_fit));
+        json_object_set_new(s, "cv", json_real(rec.seconds_cv));
+        json_object_set_new(s, "simulate", json_real(rec.seconds_simulate));
         json_object_set_new(j, "seconds", s);
-        char *text = json_dumps(j, JSON_REAL_PRECISION(10));
+        char *text = json_dumps(j, JSON_REAL_PRECISION(17));
         json_decref(j);
         if (!text) {
             rc = -ENOMEM;
@@ -439,16 +535,19 @@ int cmd_fit(int argc, char **argv)
         puts(text);
         free(text);
     } else {
-        printf("model      %s\n", regress_kind_name(o.kind));
-        printf("target     %s\n", tr->target);
-        printf("train      %zu runs (%s)\n", tr->n, o.mixtures);
+        printf("model      %s\n", rec.model);
+        printf("target     %s\n", tr->target ? tr->target : target);
+        printf("train      %zu runs (%s)", rec.runs_used, o.results ? o.results : o.mixtures);
+        if (rec.runs_skipped)
+            printf(", %zu skipped (a loss missing)", rec.runs_skipped);
+        putchar('\n');
         if (scored)
             printf("%-10s %zu runs%s: spearman %.4f  pearson %.4f  mse %.6g  r2 %.4f\n",
                    te ? "test" : "cv", score.n, te ? "" : " out of fold", score.spearman,
                    score.pearson, score.mse, score.r2);
-        if (o.simulate) {
-            printf("proposal   mean of the top %d of %zu candidates, predicted %.6f\n", sr.top_k,
-                   sr.simulated, sr.predicted);
+        if (w) {
+            printf("proposal   mean of the top %d of %zu candidates, predicted %.6f\n", rec.top_k,
+                   rec.simulated, rec.predicted_topk);
             size_t *ord = malloc(tr->d * sizeof *ord);
             if (!ord) {
                 rc = -ENOMEM;
@@ -462,10 +561,11 @@ int cmd_fit(int argc, char **argv)
                 printf("  %-40s %.6f\n", tr->domains[ord[k]], w[ord[k]]);
             free(ord);
         }
-        printf("seconds    fit %.3f  simulate %.3f\n", t_fit, t_sim);
+        printf("seconds    fit %.3f  cv %.3f  simulate %.3f\n", rec.seconds_fit, rec.seconds_cv,
+               rec.seconds_simulate);
     }
-    if (o.out && o.simulate)
-        rc = fit_write_yaml(o.out, &o, tr, w, &sr) ? -EIO : 0;
+    if (o.out && w)
+        rc = fit_write_yaml(o.out, &o, tr->target ? tr->target : target, tr, &rec) ? -EIO : 0;
     else if (o.out)
         fprintf(stderr, "regmixctl fit: --out ignored: no proposal with --simulate 0\n");
     if (rc == -EIO) {
@@ -482,11 +582,13 @@ fail:
     /* bad input (files, columns, values) is exit 2; XGBoost or system failures are 1 */
     rc = rc == -EINVAL || rc == -ENOENT || rc == -EISDIR || rc == -EFBIG || rc == -EACCES ? 2 : 1;
 done:
+    fitpipe_record_clear(&rec);
+    fitpipe_fitted_destroy(&fitted);
     fitdata_destroy(&tr);
     fitdata_destroy(&te);
-    regress_destroy(&model);
+    spec_free(spec);
+    free(dnames);
     free(alpha);
-    free(w);
     free(pred);
     return rc;
 }

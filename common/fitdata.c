@@ -24,6 +24,7 @@ void fitdata_destroy(fitdata_t **self_p)
     free(fd->X);
     free(fd->y);
     free(fd->target);
+    free(fd->losses);
     free(fd);
     *self_p = NULL;
 }
@@ -225,5 +226,101 @@ out:
     free(a);
     free(seen);
     csv_destroy(&pc);
+    return rc;
+}
+
+int fitdata_load_results(const char *path,
+                         const char *const *domains,
+                         size_t d,
+                         const char *const *loss_names,
+                         int m,
+                         fitdata_t **ret,
+                         char *err,
+                         size_t errlen)
+{
+    static const char *const lead[] = {"run", "attempt", "worker"};
+    csv_t *c = NULL;
+    fitdata_t *fd = NULL;
+    int *lcol = NULL;
+    int rc = csv_read_file(path, &c, err, errlen);
+    if (rc < 0)
+        return rc;
+    const int ncols = csv_ncols(c), nlead = 3;
+    if (ncols < nlead + (int)d) {
+        errbuf_set(err, errlen,
+                   "%s:1: %d columns, a results file has run,attempt,worker and the "
+                   "%zu domains",
+                   path, ncols, d);
+        rc = -EINVAL;
+        goto fail;
+    }
+    for (int j = 0; j < nlead + (int)d; j++) {
+        const char *want = j < nlead ? lead[j] : domains[j - nlead];
+        if (strcmp(csv_col_name(c, j), want) != 0) {
+            errbuf_set(err, errlen, "%s:1: column %d is '%s', expected '%s'", path, j + 1,
+                       csv_col_name(c, j), want);
+            rc = -EINVAL;
+            goto fail;
+        }
+    }
+    size_t n = (size_t)csv_nrows(c);
+    fd = calloc(1, sizeof *fd);
+    lcol = calloc(m > 0 ? (size_t)m : 1, sizeof *lcol);
+    if (!fd || !lcol) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    fd->n = n;
+    fd->d = d;
+    fd->m = m;
+    fd->domains = calloc(d, sizeof *fd->domains);
+    fd->X = malloc((n ? n : 1) * d * sizeof *fd->X);
+    fd->losses = malloc((n ? n : 1) * (m > 0 ? (size_t)m : 1) * sizeof *fd->losses);
+    if (!fd->domains || !fd->X || !fd->losses) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t j = 0; j < d; j++)
+        if (!(fd->domains[j] = strdup(domains[j]))) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+    for (int k = 0; k < m; k++) {
+        lcol[k] = -1;
+        for (int j = nlead + (int)d; j < ncols && lcol[k] < 0; j++)
+            if (strncmp(csv_col_name(c, j), "loss:", 5) == 0 &&
+                strcmp(csv_col_name(c, j) + 5, loss_names[k]) == 0)
+                lcol[k] = j;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < d; j++) {
+            double *x = &fd->X[i * d + j];
+            rc = csv_get_double(c, (int)i, nlead + (int)j, x, err, errlen);
+            if (rc == 0 && !(*x >= 0)) {
+                errbuf_set(err, errlen, "%s:%d: weight of '%s' is negative", path,
+                           csv_line(c, (int)i), domains[j]);
+                rc = -EINVAL;
+            }
+            if (rc < 0)
+                goto fail;
+        }
+        for (int k = 0; k < m; k++) {
+            double *l = &fd->losses[i * (size_t)m + (size_t)k];
+            *l = NAN;
+            if (lcol[k] < 0 || !*csv_get(c, (int)i, lcol[k]))
+                continue;
+            rc = csv_get_double(c, (int)i, lcol[k], l, err, errlen);
+            if (rc < 0)
+                goto fail;
+        }
+    }
+    free(lcol);
+    csv_destroy(&c);
+    *ret = fd;
+    return 0;
+fail:
+    free(lcol);
+    fitdata_destroy(&fd);
+    csv_destroy(&c);
     return rc;
 }

@@ -20,8 +20,10 @@ typedef struct fitdata {
     size_t d;       /* domains */
     char **domains; /* (d) mixture column names, in file order or the order asked for */
     double *X;      /* (n, d) row-major, rows summing to 1 */
-    double *y;      /* (n) target of each run */
-    char *target;   /* the objective's canonical text */
+    double *y;      /* (n) target of each run; NULL from fitdata_load_results() */
+    char *target;   /* the objective's canonical text; NULL from fitdata_load_results() */
+    int m;          /* loss columns of fitdata_load_results(); 0 otherwise */
+    double *losses; /* (n, m) row-major, NAN where a run has no such loss; or NULL */
 } fitdata_t;
 
 /* Loads and joins `mixtures` and `losses` on column `key` (NULL: "index") with target `target`
@@ -39,6 +41,22 @@ int fitdata_load(const char *mixtures,
                  fitdata_t **ret,
                  char *err,
                  size_t errlen);
+
+/* Loads a `regmixctl results --csv` file: a header `run,attempt,worker`, the mixture columns,
+ * then the loss columns "loss:NAME"; one row per done run, in the coordinator's order. The d
+ * mixture columns must be `domains` in that order; the m losses `loss_names` are taken (in that
+ * order) from the columns after them named "loss:NAME", an empty field or a missing column read
+ * as NAN. Weights are used as written (not renormalised: the coordinator fits the stored
+ * weights) and must be finite and >= 0. On success *ret is a new table with X and losses (y and
+ * target NULL). Returns 0, -EINVAL (message naming file and line), -errno, -ENOMEM. */
+int fitdata_load_results(const char *path,
+                         const char *const *domains,
+                         size_t d,
+                         const char *const *loss_names,
+                         int m,
+                         fitdata_t **ret,
+                         char *err,
+                         size_t errlen);
 
 /* Frees the table and sets *self_p to NULL; NULL or *self_p == NULL is a harmless no-op. */
 void fitdata_destroy(fitdata_t **self_p);

@@ -222,6 +222,26 @@ static int simulate__entry_cmp(const void *pa, const void *pb)
     return simulate__after(b, a) ? -1 : 0;
 }
 
+/* The predictor of simulate_run() for models without a forest. */
+static int
+simulate__regress_predict(const void *ctx, const double *W, size_t n, size_t d, double *out)
+{
+    (void)d;
+    return regress_predict(ctx, W, n, out);
+}
+
+/* The simulation: candidates predicted by the forest f (pruned) when non-NULL, else by predict. */
+static int simulate__run(const forest_t *f,
+                         simulate_predict_fn predict,
+                         const void *ctx,
+                         const double *alpha,
+                         size_t d,
+                         const simulate_params_t *p,
+                         double *ret_weights,
+                         simulate_result_t *ret,
+                         char *err,
+                         size_t errlen);
+
 int simulate_run(const regress_t *model,
                  const double *alpha,
                  size_t d,
@@ -231,15 +251,47 @@ int simulate_run(const regress_t *model,
                  char *err,
                  size_t errlen)
 {
+    if (!model || d < 2 || d != regress_nfeatures(model)) {
+        errbuf_set(err, errlen, "simulate: %zu domains for a model of %zu features", d,
+                   model ? regress_nfeatures(model) : 0);
+        return -EINVAL;
+    }
+    return simulate__run(regress_forest(model), simulate__regress_predict, model, alpha, d, p,
+                         ret_weights, ret, err, errlen);
+}
+
+int simulate_run_fn(simulate_predict_fn predict,
+                    const void *ctx,
+                    const double *alpha,
+                    size_t d,
+                    const simulate_params_t *p,
+                    double *ret_weights,
+                    simulate_result_t *ret,
+                    char *err,
+                    size_t errlen)
+{
+    if (!predict || d < 2) {
+        errbuf_set(err, errlen, "simulate: %zu domains (need 2) or no predictor", d);
+        return -EINVAL;
+    }
+    return simulate__run(NULL, predict, ctx, alpha, d, p, ret_weights, ret, err, errlen);
+}
+
+static int simulate__run(const forest_t *f,
+                         simulate_predict_fn predict,
+                         const void *ctx,
+                         const double *alpha,
+                         size_t d,
+                         const simulate_params_t *p,
+                         double *ret_weights,
+                         simulate_result_t *ret,
+                         char *err,
+                         size_t errlen)
+{
     simulate_params_t defaults;
     if (!p) {
         simulate_params_default(&defaults);
         p = &defaults;
-    }
-    if (d < 2 || d != regress_nfeatures(model)) {
-        errbuf_set(err, errlen, "simulate: %zu domains for a model of %zu features", d,
-                   regress_nfeatures(model));
-        return -EINVAL;
     }
     for (size_t j = 0; j < d; j++)
         if (!isfinite(alpha[j]) || !(alpha[j] > 0)) {
@@ -251,7 +303,6 @@ int simulate_run(const regress_t *model,
         errbuf_set(err, errlen, "simulate: top_k %d must be in 1..%zu", p->top_k, p->candidates);
         return -EINVAL;
     }
-    const forest_t *f = regress_forest(model);
     const size_t N = p->candidates;
     const long nblocks = (long)((N + SIMULATE_BLOCK - 1) / SIMULATE_BLOCK);
     const int k = p->top_k;
@@ -311,7 +362,12 @@ int simulate_run(const regress_t *model,
             if (f) {
                 work += simulate__block_forest(&plan, X, nb, d, first, bins, rows, acc, tmp, h);
             } else {
-                regress_predict(model, X, nb, acc);
+                int prc = predict(ctx, X, nb, d, acc);
+                if (prc < 0) {
+#pragma omp atomic write
+                    rc = prc;
+                    continue;
+                }
                 for (size_t i = 0; i < nb; i++)
                     if (acc[i] <= simulate__bound(h))
                         simulate__push(h, acc[i], first + i, X + i * d);

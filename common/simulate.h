@@ -63,4 +63,23 @@ int simulate_run(const regress_t *model,
                  char *err,
                  size_t errlen);
 
+/* A predictor of mixtures: writes the predictions of the n candidate mixtures W (n, d) to out (n).
+ * Called concurrently from several threads on disjoint blocks; returns 0 or a negative errno. */
+typedef int (*simulate_predict_fn)(
+        const void *ctx, const double *W, size_t n, size_t d, double *out);
+
+/* The same simulation for any predictor of mixtures (a model over derived features, say): the
+ * same candidates, the same top_k order and heap, no pruning. simulate_run() on a linear or ridge
+ * model equals simulate_run_fn() with a predictor calling regress_predict(). Same returns as
+ * simulate_run(), plus the predictor's errors. */
+int simulate_run_fn(simulate_predict_fn predict,
+                    const void *ctx,
+                    const double *alpha,
+                    size_t d,
+                    const simulate_params_t *p,
+                    double *ret_weights,
+                    simulate_result_t *ret,
+                    char *err,
+                    size_t errlen);
+
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "errbuf.h"
+#include "fitpipe.h"
 
 /* Parse state: the first error wins and stops the parse. */
 typedef struct pctx {
@@ -448,7 +449,8 @@ static int parse_map(pctx_t *p,
 
 static const char *const trainer_words[] = {"builtin", "command", "synthetic", NULL};
 static const char *const schedule_words[] = {"constant", "cosine", "linear", NULL};
-static const char *const regmodel_words[] = {"gbdt", "linear", "ridge", "quadratic", NULL};
+/* regression.model: the fit pipeline's model table (fitpipe.h). */
+#define regmodel_words fitpipe_model_words
 static const char *const on_converge_words[] = {"keep", "cancel", NULL};
 static const char *const launch_words[] = {"manual", "auto", NULL};
 static const char *const launcher_words[] = {"mpirun", "command", "slurm", "kubernetes", NULL};
@@ -1096,7 +1098,10 @@ const char *spec_schedule_name(spec_schedule_t v)
 
 const char *spec_regmodel_name(spec_regmodel_t v)
 {
-    return word(regmodel_words, 4, (int)v);
+    int n = 0;
+    while (regmodel_words[n])
+        n++;
+    return word(regmodel_words, n, (int)v);
 }
 
 const char *spec_launcher_name(spec_launcher_t v)

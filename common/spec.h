@@ -35,6 +35,8 @@ typedef enum spec_schedule {
     SPEC_SCHEDULE_LINEAR,   /* warm-up then linear decay to min_lr */
 } spec_schedule_t;
 
+/* regression.model: an index into the fit pipeline's model table (fitpipe.h fitpipe_models[]);
+ * the names below are its first entries, a model added there is accepted here by its index. */
 typedef enum spec_regmodel {
     SPEC_REGMODEL_GBDT,
     SPEC_REGMODEL_LINEAR,

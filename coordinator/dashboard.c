@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
-#include "fitter.h"
+#include "fitpipe.h"
 #include "store_view.h"
 #include "webui.h"
 
@@ -157,7 +157,7 @@ static json_t *dashboard__doc(coord_t *c, sweep_t *sw)
     json_object_set_new(doc, "targets", targets);
     char objective[1024] = "synthetic";
     if (sw->spec && sw->spec->proxy.trainer != SPEC_TRAINER_SYNTHETIC &&
-        fitter_target_text(sw->spec, objective, sizeof objective) < 0)
+        fitpipe_target_text(sw->spec, objective, sizeof objective) < 0)
         snprintf(objective, sizeof objective, "?");
     json_object_set_new(doc, "objective", json_string(objective));
     json_object_set_new(doc, "l1_tol",

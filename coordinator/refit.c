@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
-#include "fitter.h"
+#include "fitpipe.h"
 #include "log.h"
 #include "store_view.h"
 #include "target.h"
@@ -22,17 +22,11 @@ typedef struct refit_ctx {
     int64_t nruns;
 } refit_ctx_t;
 
-/* The loss a synthetic job reports (worker/job.c). It is the objective of a synthetic sweep
- * whose results carry it, whatever regression.target says: such results have no per-domain
- * losses. The snapshot's loss columns are the domains and then this one. */
-#define REFIT_SYNTHETIC "synthetic"
-
 typedef struct {
     sweep_t *sw;
     size_t n, cap;
-    size_t m;                 /* loss columns: the domains, then REFIT_SYNTHETIC */
+    size_t m;                 /* loss columns: the domains' losses */
     const char *const *names; /* (m) */
-    size_t nsynthetic;        /* rows with a finite REFIT_SYNTHETIC loss */
     double *X;                /* (n, d) */
     double *losses;           /* (n, m): losses by name, NAN where missing */
     int *runs;                /* (n) run indices */
@@ -73,9 +67,6 @@ static int refit__row(const store_result_row_t *row, void *data)
             for (size_t i = 0; i < m; i++)
                 if (strcmp(s->names[i], key) == 0 && json_is_number(v))
                     l[i] = json_number_value(v);
-            if (strcmp(key, REFIT_SYNTHETIC) == 0 && json_is_number(v) &&
-                isfinite(json_number_value(v)))
-                s->nsynthetic++;
         }
     }
     json_decref(o);
@@ -101,7 +92,7 @@ static void refit__event(coord_t *c, sweep_t *sw, const char *kind, const char *
 /* Stores the fit's out-of-fold predictions, for the dashboard (store_view.h, docs/dashboard.md):
  * {"fit_no", "runs": [run index], "actual": [objective], "predicted": [out of fold]}. */
 static int refit__store_oof(
-        coord_t *c, sweep_t *sw, const fitter_record_t *rec, const int *runs, int64_t nruns)
+        coord_t *c, sweep_t *sw, const fitpipe_record_t *rec, const int *runs, int64_t nruns)
 {
     json_t *o = json_object(), *r = json_array(), *a = json_array(), *p = json_array();
     size_t n = rec->runs_used,
@@ -124,8 +115,8 @@ static int refit__store_oof(
     return rc;
 }
 
-static void
-refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const char *err, void *data)
+static void refit__done(
+        fitpipe_job_t *job, int status, const fitpipe_record_t *rec, const char *err, void *data)
 {
     (void)job;
     refit_ctx_t *x = data;
@@ -153,8 +144,8 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
         return;
     }
     size_t d = (size_t)sw->ndomains;
-    char *metrics = fitter_record_metrics_json(rec);
-    char *proposal = fitter_record_proposal_json(rec, (const char *const *)sw->domains);
+    char *metrics = fitpipe_record_metrics_json(rec);
+    char *proposal = fitpipe_record_proposal_json(rec, (const char *const *)sw->domains);
     double *h = realloc(sw->history, (size_t)(sw->nfits + 1) * d * sizeof *h);
     if (!metrics || !proposal || !h || rec->d != d) {
         free(metrics);
@@ -199,12 +190,12 @@ refit__done(fitter_job_t *job, int status, const fitter_record_t *rec, const cha
              "sweep=%s fit=%d runs=%zu model=%s spearman=%.4f l1_moved=%.4f verdict=%s "
              "seconds=%.3f",
              sw->sweep_id, sw->nfits, rec->runs_used, rec->model, rec->cv.spearman, rec->l1_moved,
-             fitter_verdict_name(rec->verdict), rec->seconds);
+             fitpipe_verdict_name(rec->verdict), rec->seconds);
     refit__event(c, sw, "fit", "fit %d: %zu runs, %s, spearman %.3f, moved %.4f: %s", sw->nfits,
                  rec->runs_used, rec->model, rec->cv.spearman, rec->l1_moved,
-                 fitter_verdict_name(rec->verdict));
+                 fitpipe_verdict_name(rec->verdict));
     /* A sweep whose runs all finished before its last refit may still converge on it. */
-    if (rec->verdict == FITTER_CONVERGED &&
+    if (rec->verdict == FITPIPE_CONVERGED &&
         (sw->state == SWEEP_STATE_RUNNING || sw->state == SWEEP_STATE_DONE)) {
         if (transition_sweep_converged(c, sw, (int)rec->runs_used) < 0)
             return;
@@ -238,38 +229,25 @@ void refit_maybe(coord_t *c, sweep_t *sw)
     /* The sweep's last result: what can still finish is queued, leased, running or failed. */
     int64_t total = results + sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
                     sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
-    if (!fitter_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
-                             (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))
+    if (!fitpipe_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
+                              (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))
         return;
-    const char **names = calloc((size_t)sw->ndomains + 1, sizeof *names);
-    if (names) {
-        for (int i = 0; i < sw->ndomains; i++)
-            names[i] = sw->domains[i];
-        names[sw->ndomains] = REFIT_SYNTHETIC;
-    }
-    refit_snap_t snap = {.sw = sw, .m = (size_t)sw->ndomains + 1, .names = names};
-    int r = names ? store_results_foreach(c->store, sw->id, refit__row, &snap) : -ENOMEM;
+    /* The loss columns are the domains' losses, whatever the trainer (a synthetic job reports
+     * one per domain too); the objective is regression.target over them. */
+    const char *const *names = (const char *const *)sw->domains;
+    refit_snap_t snap = {.sw = sw, .m = (size_t)sw->ndomains, .names = names};
+    int r = store_results_foreach(c->store, sw->id, refit__row, &snap);
     refit_ctx_t *x = calloc(1, sizeof *x);
     double *prior = calloc((size_t)sw->ndomains, sizeof *prior);
-    char target[1024] = REFIT_SYNTHETIC;
-    int synthetic = spec->proxy.trainer == SPEC_TRAINER_SYNTHETIC && snap.nsynthetic > 0;
-    if (r < 0 || !x || !prior ||
-        (!synthetic && fitter_target_text(spec, target, sizeof target) < 0)) {
+    char target[1024];
+    if (r < 0 || !x || !prior || fitpipe_target_text(spec, target, sizeof target) < 0) {
         log_warn("fit_not_started", "sweep=%s why=\"snapshot, memory or target\"", sw->sweep_id);
         sw->results_at_last_fit = results;
         goto out;
     }
-    if (!synthetic) {
-        /* The synthetic column only where it is the objective (`mean` is over the domains):
-         * drop it, compacting the rows from stride d + 1 to d in place. */
-        size_t d = (size_t)sw->ndomains;
-        for (size_t row = 0; row < snap.n; row++)
-            memmove(snap.losses + row * d, snap.losses + row * (d + 1), d * sizeof(double));
-        snap.m = d;
-    }
     for (int i = 0; i < sw->ndomains; i++)
         prior[i] = spec->domains[i].prior;
-    fitter_input_t in = {
+    fitpipe_input_t in = {
             .n = snap.n,
             .d = (size_t)sw->ndomains,
             .X = snap.X,
@@ -281,15 +259,15 @@ void refit_maybe(coord_t *c, sweep_t *sw)
             .nhistory = (size_t)sw->nfits,
             .history = sw->history,
     };
-    fitter_settings_t settings;
-    fitter_settings_from_spec(spec, &settings);
+    fitpipe_settings_t settings;
+    fitpipe_settings_from_spec(spec, &settings);
     x->c = c;
     x->sw = sw;
     x->results = results;
     x->runs = snap.runs;
     x->nruns = (int64_t)snap.n;
-    fitter_job_t *job = NULL;
-    r = fitter_queue(c->loop, &in, &settings, refit__done, x, &job);
+    fitpipe_job_t *job = NULL;
+    r = fitpipe_queue(c->loop, &in, &settings, refit__done, x, &job);
     if (r < 0) {
         log_warn("fit_not_started", "sweep=%s error=%d", sw->sweep_id, r);
         sw->results_at_last_fit = results;
@@ -301,7 +279,6 @@ void refit_maybe(coord_t *c, sweep_t *sw)
 out:
     free(x);
     free(prior);
-    free(names);
     free(snap.X);
     free(snap.losses);
     free(snap.runs);
@@ -346,5 +323,5 @@ void refit_cancel_all(coord_t *c)
 {
     for (int i = 0; i < c->nsweeps; i++)
         if (c->sweeps[i]->fit_job)
-            fitter_cancel(c->sweeps[i]->fit_job);
+            fitpipe_cancel(c->sweeps[i]->fit_job);
 }

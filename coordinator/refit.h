@@ -1,7 +1,7 @@
 /*
- * refit: the coordinator's side of the fitter (fitter.h, DESIGN.md §3.6). After each stored
- * result it asks fitter_should_refit(); when yes it snapshots the sweep's results from the store
- * (loop thread), runs the refit in libuv's thread pool (fitter_queue), and on its completion
+ * refit: the coordinator's side of the fit pipeline (common/fitpipe.h, DESIGN.md §3.6). After
+ * each stored result it asks fitpipe_should_refit(); when yes it snapshots the sweep's results
+ * from the store (loop thread), runs the refit in libuv's thread pool (fitpipe_queue), and on its completion
  * (loop thread) stores the fit as the next fit number, tells the sweep's watchers ("fit"), and
  * when the verdict is converged marks the sweep converged ("converged"; remaining runs cancelled
  * when the spec says on_converge: cancel). At most one refit per sweep is in flight. Target launch

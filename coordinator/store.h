@@ -240,7 +240,7 @@ typedef struct store_fit_row {
     int fit_no;
     int runs_used;
     const char *model;
-    const char *metrics_json;  /* fitter_record_metrics_json() */
+    const char *metrics_json;  /* fitpipe_record_metrics_json() */
     const char *proposal_json; /* {"domain": weight, ...} in domain order */
     double predicted;
     double l1_moved; /* NAN for the first fit (stored as NULL) */

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "fitter.h"
+#include "fitpipe.h"
 #include "launcher.h"
 #include "log.h"
 #include "objective.h"
@@ -117,7 +117,7 @@ static void target__on_exit(launcher_run_t *run, const launcher_outcome_t *o, vo
         sweep_t *sw = coord_sweep_by_id(c, t->sweep);
         char text[1024];
         objective_t *ob = NULL;
-        if (sw && sw->spec && fitter_target_text(sw->spec, text, sizeof text) == 0 &&
+        if (sw && sw->spec && fitpipe_target_text(sw->spec, text, sizeof text) == 0 &&
             objective_parse(text, (const char *const *)o->loss_names, o->nlosses, &ob, NULL, 0) ==
                     0) {
             t->objective = objective_eval(ob, o->losses);

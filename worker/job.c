@@ -758,6 +758,12 @@ static void job__synthetic_cb(uv_timer_t *t)
                 noise * z;
         r->ok = 1;
         report_value_add(&r->losses, &r->n_losses, "synthetic", loss);
+        /* The same value as each domain's loss, as a trainer reports them: any
+         * regression.target over the domains (a domain, mean, weights summing to 1) is then the
+         * synthetic bowl, and the fit pipeline treats a synthetic sweep like any other. */
+        for (size_t i = 0; i < a->n_weights; i++)
+            if (a->weights[i] && a->weights[i]->domain)
+                report_value_add(&r->losses, &r->n_losses, a->weights[i]->domain, loss);
     }
     /* No directory: the worker keeps synthetic reports in its outbox journal (report.h). */
     p->done_cb(job, p->data);

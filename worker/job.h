@@ -5,7 +5,8 @@
  * reads its JSON lines on a pipe (--progress-fd 3); COMMAND spawns any argv after filling the
  * placeholders {run} {attempt} {seed} {weights_json} {workdir} {result} and reads the result
  * file it writes; SYNTHETIC runs no process: after delay_ms it reports
- * `synthetic = Σ_i (w_i − optimum_i)² + N(0, noise²)` or fails with probability fail_rate, drawn
+ * `synthetic = Σ_i (w_i − optimum_i)² + N(0, noise²)` (also as each domain's loss, so that
+ * regression.target applies as to a trainer's losses) or fails with probability fail_rate, drawn
  * from the assignment's seed (the failure also from the attempt number, so a retry may pass).
  *
  * Every job started with job_start() ends with exactly one call of the done callback: with

@@ -4,7 +4,9 @@
  * The JSON object has the documented keys (test set and CV variants), --out writes YAML, --help
  * answers, and every kind of bad input (ragged CSV, non-numeric/NaN/inf cells, a missing join key,
  * an unknown target column, a mismatched prior) exits 2 with ONE stderr line naming the file and
- * the line. Bad files are written to a temporary directory.
+ * the line. Every model of the fit pipeline's table fits offline; a sweep's results file with its
+ * spec (--results, --spec) takes the sweep's settings. Bad files are written to a temporary
+ * directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fitpipe.h"
 #include "test.h"
 
 extern char **environ;
@@ -281,6 +284,116 @@ static void test_bad_inputs(void)
     CHECK_MSG(r.status == 0, "good prior: exit %d: %s", r.status, r.err);
 }
 
+/* `--model M` for every model of the pipeline's table (the spec's regression.model values), on
+ * the paper's 512 training runs scored on its 256 test runs: each fits, scores with a Spearman
+ * above 0.5 on the held-out runs, and proposes a mixture on the simplex. */
+static void test_every_model(void)
+{
+    int n = 0;
+    for (const fitpipe_model_t *m = fitpipe_models; m->name; m++, n++) {
+        run_t r;
+        run_fit(&r, (const char *[]){"--mixtures",      pp(0, "train_mixture_1m.csv"),
+                                     "--losses",        pp(1, "train_pile_loss_1m.csv"),
+                                     "--target",        "metric/the_pile_pile_cc_val_loss",
+                                     "--test-mixtures", pp(2, "test_mixture_1m.csv"),
+                                     "--test-losses",   test_paper_path("test_pile_loss_1m.csv"),
+                                     "--model",         m->name,
+                                     "--simulate",      "4000",
+                                     "--top-k",         "10",
+                                     "--threads",       "2",
+                                     "--json",          NULL});
+        CHECK_MSG(r.status == 0, "%s: exit %d: %s", m->name, r.status, r.err);
+        json_t *j = json_loads(r.out, 0, NULL);
+        CHECK_MSG(j != NULL, "%s: no JSON", m->name);
+        if (!j)
+            continue;
+        CHECK_STR_EQ(json_string_value(json_object_get(j, "model")), m->name);
+        double rho = json_number_value(json_object_get(json_object_get(j, "test"), "spearman"));
+        CHECK_MSG(rho > 0.5, "%s: test spearman %g", m->name, rho);
+        json_t *w = json_object_get(json_object_get(j, "proposal"), "weights");
+        CHECK_INT_EQ(json_object_size(w), 17);
+        double sum = 0, lo = 1;
+        const char *k;
+        json_t *v;
+        json_object_foreach(w, k, v)
+        {
+            sum += json_number_value(v);
+            lo = fmin(lo, json_number_value(v));
+        }
+        CHECK_MSG(fabs(sum - 1) < 1e-9 && lo >= 0, "%s: weights sum %g, min %g", m->name, sum, lo);
+        printf("  %-10s test spearman %.4f\n", m->name, rho);
+        json_decref(j);
+    }
+    CHECK(n >= 4);
+    run_t r;
+    run_fit(&r, (const char *[]){"--mixtures", "m.csv", "--losses", "l.csv", "--target", "x",
+                                 "--model", "cubic", NULL});
+    CHECK_INT_EQ(r.status, 2);
+    CHECK(strstr(r.err, "'cubic'") && strstr(r.err, "quadratic"));
+}
+
+/* --results with --spec: a `regmixctl results --csv` file (loss:NAME columns) and the sweep's
+ * settings; a row without the loss the target needs is skipped, as the coordinator does; a file
+ * whose mixture columns are not the spec's domains is refused naming the column. */
+static void test_results_input(void)
+{
+    write_file(tpath(0, "sweep.yaml"),
+               "name: s\n"
+               "domains:\n"
+               "  - {name: a, tokens: 2}\n"
+               "  - {name: b, tokens: 1}\n"
+               "  - {name: c, tokens: 1}\n"
+               "regression: {target: b, model: quadratic, cv_folds: 2, simulate: 3000, top_k: 7,"
+               " seed: 3}\n");
+    write_file(tpath(1, "results.csv"),
+               "run,attempt,worker,a,b,c,loss:a,loss:b,loss:c,loss:synthetic\n"
+               "0,1,w,0.2,0.3,0.5,1,2.1,1,9\n"
+               "1,1,w,0.6,0.2,0.2,1,1.8,1,9\n"
+               "2,1,w,0.1,0.1,0.8,1,2.6,1,9\n"
+               "3,1,w,0.3,0.3,0.4,1,,1,9\n"
+               "4,2,w,0.5,0.4,0.1,1,1.2,1,9\n"
+               "5,1,w,0.3,0.6,0.1,1,0.9,1,9\n"
+               "6,1,w,0.8,0.1,0.1,1,2.0,1,9\n"
+               "7,1,w,0.4,0.2,0.4,1,1.9,1,9\n");
+    run_t r;
+    run_fit(&r, (const char *[]){"--results", tpath(1, "results.csv"), "--spec",
+                                 tpath(0, "sweep.yaml"), "--json", NULL});
+    CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+    json_t *j = json_loads(r.out, 0, NULL);
+    CHECK(j != NULL);
+    if (j) {
+        CHECK_STR_EQ(json_string_value(json_object_get(j, "model")), "quadratic");
+        CHECK_STR_EQ(json_string_value(json_object_get(j, "target")), "b");
+        CHECK_INT_EQ(json_integer_value(json_object_get(j, "train_runs")), 7);
+        CHECK_INT_EQ(json_integer_value(json_object_get(j, "skipped_runs")), 1);
+        CHECK_INT_EQ(json_integer_value(get(get(j, "cv"), "folds")), 2);
+        json_t *p = get(j, "proposal");
+        CHECK_INT_EQ(json_integer_value(get(p, "simulated")), 3000);
+        CHECK_INT_EQ(json_integer_value(get(p, "top_k")), 7);
+        json_decref(j);
+    }
+    /* an option given explicitly wins over the spec */
+    run_fit(&r,
+            (const char *[]){"--results", tpath(1, "results.csv"), "--spec", tpath(0, "sweep.yaml"),
+                             "--model", "linear", "--top-k", "3", "--json", NULL});
+    CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+    j = json_loads(r.out, 0, NULL);
+    if (j) {
+        CHECK_STR_EQ(json_string_value(json_object_get(j, "model")), "linear");
+        CHECK_INT_EQ(json_integer_value(get(get(j, "proposal"), "top_k")), 3);
+        json_decref(j);
+    }
+    run_fit(&r, (const char *[]){"--results", tpath(1, "results.csv"), NULL});
+    CHECK_INT_EQ(r.status, 2);
+    CHECK(strstr(r.err, "--spec") != NULL);
+    write_file(tpath(2, "bad_results.csv"),
+               "run,attempt,worker,a,c,b,loss:b\n0,1,w,0.2,0.3,0.5,1\n");
+    run_fit(&r, (const char *[]){"--results", tpath(2, "bad_results.csv"), "--spec",
+                                 tpath(0, "sweep.yaml"), NULL});
+    CHECK_INT_EQ(r.status, 2);
+    CHECK_MSG(strstr(r.err, "bad_results.csv:1") && strstr(r.err, "'c'"), "%s", r.err);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -298,6 +411,8 @@ int main(int argc, char **argv)
     TEST_RUN(test_json_test_set);
     TEST_RUN(test_json_cv_and_yaml);
     TEST_RUN(test_bad_inputs);
+    TEST_RUN(test_every_model);
+    TEST_RUN(test_results_input);
     const char *files[] = {"stdout",   "stderr",      "mix.csv",      "loss.csv",
                            "mix.yaml", "bad_mix.csv", "bad_loss.csv", "bad_prior.csv"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)

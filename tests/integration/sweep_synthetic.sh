@@ -22,14 +22,16 @@ jq -e -s 'length >= 1 and all(.[]; has("kind"))' "$T/watch.jsonl" >/dev/null ||
 expect_eq "state in watch's last event" "$(tail -n 1 "$T/watch.jsonl" | jq -r .sweep.state)" done
 
 ctl results "$SW" --csv >"$T/results.csv" || fail "results --csv failed"
-expect_eq "csv header" "$(head -n 1 "$T/results.csv")" "run,attempt,worker,web,code,books,synthetic"
+# A synthetic job reports its loss as `synthetic` and as each domain's loss (worker/job.h).
+expect_eq "csv header" "$(head -n 1 "$T/results.csv")" \
+    "run,attempt,worker,web,code,books,loss:books,loss:code,loss:synthetic,loss:web"
 expect_eq "csv rows" "$(tail -n +2 "$T/results.csv" | wc -l)" 64
 expect_eq "distinct runs in csv" "$(tail -n +2 "$T/results.csv" | cut -d, -f1 | sort -u | wc -l)" 64
 expect_eq "run indices 0..63" "$(tail -n +2 "$T/results.csv" | cut -d, -f1 | sort -n | tr '\n' ' ')" \
     "$(seq 0 63 | tr '\n' ' ')"
 # Each loss is sum (w - optimum)^2 + N(0, 0.001^2): within 0.01 of the closed form.
 bad=$(tail -n +2 "$T/results.csv" | awk -F, '{ l = ($4-0.5)^2 + ($5-0.3)^2 + ($6-0.2)^2;
-        d = $7 - l; if (d < 0) d = -d; if (d > 0.01 || $4 + $5 + $6 < 0.999 || $4 + $5 + $6 > 1.001) n++ }
+        d = $9 - l; if (d < 0) d = -d; if ($7 != $9 || $8 != $9 || $10 != $9) n++; if (d > 0.01 || $4 + $5 + $6 < 0.999 || $4 + $5 + $6 > 1.001) n++ }
         END { print n + 0 }')
 expect_eq "rows whose loss or weights are off" "$bad" 0
 expect_eq "workers used" "$(tail -n +2 "$T/results.csv" | cut -d, -f3 | sort -u | wc -l)" 2

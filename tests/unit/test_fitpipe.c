@@ -1,6 +1,6 @@
 /*
- * test_fitter: the coordinator's refit and convergence verdict (coordinator/fitter.h,
- * DESIGN.md §3.4-3.6).
+ * test_fitpipe: the fit pipeline of the coordinator and regmixctl fit (common/fitpipe.h),
+ * DESIGN.md §3.4-3.6.
  *
  * Synthetic sweep like the worker's synthetic job: 6 domains (tokens 30:25:20:12:8:5), 64
  * mixtures drawn with common/sampler.h (spec defaults: temperature 0.5, strengths 0.1..5),
@@ -27,7 +27,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "fitter.h"
+#include "fitpipe.h"
 #include "rng.h"
 #include "sampler.h"
 #include "spec.h"
@@ -75,14 +75,11 @@ static void make_data(void)
     }
 }
 
-static void settings(fitter_settings_t *st, regress_kind_t kind, int quadratic)
+static void settings(fitpipe_settings_t *st, const char *model)
 {
-    memset(st, 0, sizeof *st);
-    st->kind = kind;
-    regress_params_default(&st->params);
-    st->params.seed = 0;
-    st->small_n_gbdt = 1;
-    st->quadratic = quadratic;
+    fitpipe_settings_default(st);
+    st->model = fitpipe_model_find(model);
+    CHECK(st->model != NULL);
     st->cv_folds = 5;
     st->seed = 0;
     st->candidates = 200000;
@@ -92,64 +89,64 @@ static void settings(fitter_settings_t *st, regress_kind_t kind, int quadratic)
             .min_runs = 32, .min_spearman = 0.8, .stable_refits = 3, .l1_tol = 0.05};
 }
 
-static fitter_input_t input(size_t n, const double *hist, size_t nhist)
+static fitpipe_input_t input(size_t n, const double *hist, size_t nhist)
 {
-    return (fitter_input_t){.n = n,
-                            .d = D,
-                            .X = X,
-                            .m = 2,
-                            .loss_names = names,
-                            .losses = L,
-                            .target = "synthetic",
-                            .prior = prior,
-                            .nhistory = nhist,
-                            .history = hist};
+    return (fitpipe_input_t){.n = n,
+                             .d = D,
+                             .X = X,
+                             .m = 2,
+                             .loss_names = names,
+                             .losses = L,
+                             .target = "synthetic",
+                             .prior = prior,
+                             .nhistory = nhist,
+                             .history = hist};
 }
 
 /* Refits at 16, 24, ..., 64 results: the verdict goes too_few_runs -> moving -> converged, and the
  * proposal at convergence lies within 0.1 (L1) of the optimum. */
 static void test_synthetic_convergence(void)
 {
-    fitter_settings_t st;
-    settings(&st, REGRESS_RIDGE, 1);
+    fitpipe_settings_t st;
+    settings(&st, "quadratic");
     double hist[8 * D];
     size_t nh = 0;
     int converged_at = 0;
     double l1_at = NAN;
     for (int n = 16; n <= NMAX; n += 8) {
-        fitter_input_t in = input((size_t)n, hist, nh);
-        fitter_record_t rec;
+        fitpipe_input_t in = input((size_t)n, hist, nh);
+        fitpipe_record_t rec;
         char err[512];
-        int rc = fitter_run(&in, &st, &rec, err, sizeof err);
+        int rc = fitpipe_run(&in, &st, &rec, NULL, err, sizeof err);
         CHECK_MSG(rc == 0, "n=%d: %s", n, err);
         if (rc)
             return;
-        double l1 = fitter_l1(rec.proposal, optimum, D);
+        double l1 = fitpipe_l1(rec.proposal, optimum, D);
         fprintf(stderr, "  n=%d rho=%.3f r2=%.3f l1_opt=%.3f moved=%.3f window=%.3f %s %.2fs\n", n,
                 rec.cv.spearman, rec.cv.r2, l1, rec.l1_moved, rec.l1_window,
-                fitter_verdict_name(rec.verdict), rec.seconds);
+                fitpipe_verdict_name(rec.verdict), rec.seconds);
         CHECK_INT_EQ(rec.runs_used, n);
         CHECK_INT_EQ(rec.cv.folds, 5);
-        CHECK_STR_EQ(rec.model, "quadratic_ridge");
+        CHECK_STR_EQ(rec.model, "quadratic");
         double sum = 0;
         for (int j = 0; j < D; j++)
             sum += rec.proposal[j];
         CHECK_NEAR(sum, 1.0, 1e-9);
         if (n < 32)
-            CHECK_INT_EQ(rec.verdict, FITTER_TOO_FEW_RUNS);
+            CHECK_INT_EQ(rec.verdict, FITPIPE_TOO_FEW_RUNS);
         if (n >= 32)
             CHECK_MSG(rec.cv.spearman >= 0.95, "n=%d rho %.3f", n, rec.cv.spearman);
         if (nh == 0)
             CHECK(isnan(rec.l1_moved));
         else
-            CHECK_NEAR(rec.l1_moved, fitter_l1(rec.proposal, hist + (nh - 1) * D, D), 1e-12);
-        if (rec.verdict == FITTER_CONVERGED && !converged_at) {
+            CHECK_NEAR(rec.l1_moved, fitpipe_l1(rec.proposal, hist + (nh - 1) * D, D), 1e-12);
+        if (rec.verdict == FITPIPE_CONVERGED && !converged_at) {
             converged_at = n;
             l1_at = l1;
         }
         memcpy(hist + nh * D, rec.proposal, sizeof(double) * D);
         nh++;
-        fitter_record_clear(&rec);
+        fitpipe_record_clear(&rec);
     }
     CHECK_MSG(converged_at > 0 && converged_at <= 64, "converged at %d", converged_at);
     CHECK_MSG(l1_at < 0.1, "L1 to the optimum at convergence %.3f", l1_at);
@@ -159,23 +156,23 @@ static void test_synthetic_convergence(void)
 /* The same input and seed give the same proposal bit for bit (also through a second run). */
 static void test_deterministic(void)
 {
-    fitter_settings_t st;
-    settings(&st, REGRESS_RIDGE, 1);
+    fitpipe_settings_t st;
+    settings(&st, "quadratic");
     st.candidates = 50000;
-    fitter_input_t in = input(40, NULL, 0);
-    fitter_record_t a, b;
+    fitpipe_input_t in = input(40, NULL, 0);
+    fitpipe_record_t a, b;
     char err[512];
-    CHECK(fitter_run(&in, &st, &a, err, sizeof err) == 0);
-    CHECK(fitter_run(&in, &st, &b, err, sizeof err) == 0);
+    CHECK(fitpipe_run(&in, &st, &a, NULL, err, sizeof err) == 0);
+    CHECK(fitpipe_run(&in, &st, &b, NULL, err, sizeof err) == 0);
     CHECK(memcmp(a.proposal, b.proposal, sizeof(double) * D) == 0);
     CHECK(a.cv.spearman == b.cv.spearman && a.predicted == b.predicted);
     st.seed = 1; /* another seed: another CV split and other candidates */
-    fitter_record_t c;
-    CHECK(fitter_run(&in, &st, &c, err, sizeof err) == 0);
+    fitpipe_record_t c;
+    CHECK(fitpipe_run(&in, &st, &c, NULL, err, sizeof err) == 0);
     CHECK(memcmp(a.proposal, c.proposal, sizeof(double) * D) != 0);
-    fitter_record_clear(&a);
-    fitter_record_clear(&b);
-    fitter_record_clear(&c);
+    fitpipe_record_clear(&a);
+    fitpipe_record_clear(&b);
+    fitpipe_record_clear(&c);
 }
 
 /* The other models on the same data: a linear model cannot fit the bowl (checked); gbdt runs with
@@ -183,32 +180,32 @@ static void test_deterministic(void)
 static void test_other_models(void)
 {
     char err[512];
-    fitter_settings_t st;
-    fitter_record_t rec;
-    fitter_input_t in = input(64, NULL, 0);
+    fitpipe_settings_t st;
+    fitpipe_record_t rec;
+    fitpipe_input_t in = input(64, NULL, 0);
 
-    settings(&st, REGRESS_LINEAR, 0);
-    CHECK(fitter_run(&in, &st, &rec, err, sizeof err) == 0);
+    settings(&st, "linear");
+    CHECK(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err) == 0);
     CHECK_STR_EQ(rec.model, "linear");
-    CHECK_MSG(fitter_l1(rec.proposal, optimum, D) > 0.3, "linear L1 %.3f",
-              fitter_l1(rec.proposal, optimum, D));
-    fitter_record_clear(&rec);
+    CHECK_MSG(fitpipe_l1(rec.proposal, optimum, D) > 0.3, "linear L1 %.3f",
+              fitpipe_l1(rec.proposal, optimum, D));
+    fitpipe_record_clear(&rec);
 
-    settings(&st, REGRESS_GBDT, 0);
+    settings(&st, "gbdt");
     st.candidates = 50000;
     st.params.trees = 300;
     st.params.learning_rate = 0.03;
-    CHECK(fitter_run(&in, &st, &rec, err, sizeof err) == 0);
+    CHECK(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err) == 0);
     CHECK_STR_EQ(rec.model, "gbdt");
     CHECK_NEAR(rec.min_child_weight, 4, 0); /* 64 runs / 16 */
     CHECK_MSG(rec.cv.spearman > 0.5, "gbdt rho %.3f", rec.cv.spearman);
     fprintf(stderr,
             "  gbdt (300 trees, lr 0.03, min_child_weight 4) on 64 runs: rho %.3f, L1 %.3f\n",
-            rec.cv.spearman, fitter_l1(rec.proposal, optimum, D));
-    fitter_record_clear(&rec);
+            rec.cv.spearman, fitpipe_l1(rec.proposal, optimum, D));
+    fitpipe_record_clear(&rec);
 }
 
-/* fitter_judge on hand-made histories. */
+/* fitpipe_judge on hand-made histories. */
 static void test_verdict(void)
 {
     spec_convergence_t c = {
@@ -217,56 +214,57 @@ static void test_verdict(void)
     double still[4 * 3] = {0.9, 0.05, 0.05, 0.51, 0.29, 0.2, 0.49, 0.31, 0.2, 0.5, 0.3, 0.2};
     double w;
     /* not enough runs, even with a perfect score and a still proposal */
-    CHECK_INT_EQ(fitter_judge(&c, 31, 0.99, cur, still, 4, 3, &w), FITTER_TOO_FEW_RUNS);
+    CHECK_INT_EQ(fitpipe_judge(&c, 31, 0.99, cur, still, 4, 3, &w), FITPIPE_TOO_FEW_RUNS);
     CHECK_NEAR(w, 0.02, 1e-12); /* the last 3 of the history; the first (far) one is outside */
     /* Spearman too low, or undefined */
-    CHECK_INT_EQ(fitter_judge(&c, 40, 0.79, cur, still, 4, 3, NULL), FITTER_LOW_SPEARMAN);
-    CHECK_INT_EQ(fitter_judge(&c, 40, NAN, cur, still, 4, 3, NULL), FITTER_LOW_SPEARMAN);
+    CHECK_INT_EQ(fitpipe_judge(&c, 40, 0.79, cur, still, 4, 3, NULL), FITPIPE_LOW_SPEARMAN);
+    CHECK_INT_EQ(fitpipe_judge(&c, 40, NAN, cur, still, 4, 3, NULL), FITPIPE_LOW_SPEARMAN);
     /* converged: the last 3 proposals all within 0.05 */
-    CHECK_INT_EQ(fitter_judge(&c, 40, 0.8, cur, still, 4, 3, &w), FITTER_CONVERGED);
+    CHECK_INT_EQ(fitpipe_judge(&c, 40, 0.8, cur, still, 4, 3, &w), FITPIPE_CONVERGED);
     /* too short a history: still moving */
-    CHECK_INT_EQ(fitter_judge(&c, 40, 0.9, cur, still + 6, 2, 3, &w), FITTER_MOVING);
+    CHECK_INT_EQ(fitpipe_judge(&c, 40, 0.9, cur, still + 6, 2, 3, &w), FITPIPE_MOVING);
     CHECK(isnan(w));
     /* a jump 3 refits ago */
     double jump[3 * 3] = {0.6, 0.2, 0.2, 0.5, 0.3, 0.2, 0.5, 0.3, 0.2};
-    CHECK_INT_EQ(fitter_judge(&c, 40, 0.9, cur, jump, 3, 3, &w), FITTER_MOVING);
+    CHECK_INT_EQ(fitpipe_judge(&c, 40, 0.9, cur, jump, 3, 3, &w), FITPIPE_MOVING);
     CHECK_NEAR(w, 0.2, 1e-12);
     /* a slow drift: each step 0.04 < l1_tol, but 0.12 over the window */
     double drift[3 * 3] = {0.56, 0.24, 0.2, 0.54, 0.26, 0.2, 0.52, 0.28, 0.2};
-    CHECK_INT_EQ(fitter_judge(&c, 40, 0.9, cur, drift, 3, 3, &w), FITTER_MOVING);
+    CHECK_INT_EQ(fitpipe_judge(&c, 40, 0.9, cur, drift, 3, 3, &w), FITPIPE_MOVING);
     CHECK_NEAR(w, 0.12, 1e-12);
     /* exactly l1_tol is not "less than" (binary-exact values) */
     spec_convergence_t c2 = c;
     c2.l1_tol = 0.5;
     double cur2[3] = {0.5, 0.5, 0}, edge[3 * 3] = {0.5, 0.5, 0, 0.5, 0.5, 0, 0.75, 0.25, 0};
-    CHECK_INT_EQ(fitter_judge(&c2, 40, 0.9, cur2, edge, 3, 3, &w), FITTER_MOVING);
+    CHECK_INT_EQ(fitpipe_judge(&c2, 40, 0.9, cur2, edge, 3, 3, &w), FITPIPE_MOVING);
     CHECK(w == 0.5);
     edge[6] = 0.625, edge[7] = 0.375;
-    CHECK_INT_EQ(fitter_judge(&c2, 40, 0.9, cur2, edge, 3, 3, &w), FITTER_CONVERGED);
-    CHECK_STR_EQ(fitter_verdict_name(FITTER_CONVERGED), "converged");
-    CHECK_STR_EQ(fitter_verdict_name(FITTER_LOW_SPEARMAN), "low_spearman");
+    CHECK_INT_EQ(fitpipe_judge(&c2, 40, 0.9, cur2, edge, 3, 3, &w), FITPIPE_CONVERGED);
+    CHECK_STR_EQ(fitpipe_verdict_name(FITPIPE_CONVERGED), "converged");
+    CHECK_STR_EQ(fitpipe_verdict_name(FITPIPE_LOW_SPEARMAN), "low_spearman");
 }
 
 static void test_should_refit(void)
 {
     /* refit_every 16, 5 folds, 100 runs */
-    CHECK(!fitter_should_refit(16, 5, 15, 0, 100, 0));
-    CHECK(fitter_should_refit(16, 5, 16, 0, 100, 0));
-    CHECK(!fitter_should_refit(16, 5, 16, 0, 100, 1)); /* one in flight */
-    CHECK(!fitter_should_refit(16, 5, 31, 16, 100, 0));
-    CHECK(fitter_should_refit(16, 5, 33, 16, 100, 0));  /* results arrived while fitting */
-    CHECK(fitter_should_refit(16, 5, 100, 96, 100, 0)); /* the last result */
-    CHECK(!fitter_should_refit(16, 5, 100, 100, 100, 0));
-    CHECK(!fitter_should_refit(2, 5, 4, 0, 100, 0)); /* fewer than the folds */
-    CHECK(fitter_should_refit(2, 5, 5, 0, 100, 0));
-    CHECK_NEAR(fitter_min_child_weight(
-                       &(fitter_settings_t){.params.min_child_weight = 20, .small_n_gbdt = 1}, 32),
+    CHECK(!fitpipe_should_refit(16, 5, 15, 0, 100, 0));
+    CHECK(fitpipe_should_refit(16, 5, 16, 0, 100, 0));
+    CHECK(!fitpipe_should_refit(16, 5, 16, 0, 100, 1)); /* one in flight */
+    CHECK(!fitpipe_should_refit(16, 5, 31, 16, 100, 0));
+    CHECK(fitpipe_should_refit(16, 5, 33, 16, 100, 0));  /* results arrived while fitting */
+    CHECK(fitpipe_should_refit(16, 5, 100, 96, 100, 0)); /* the last result */
+    CHECK(!fitpipe_should_refit(16, 5, 100, 100, 100, 0));
+    CHECK(!fitpipe_should_refit(2, 5, 4, 0, 100, 0)); /* fewer than the folds */
+    CHECK(fitpipe_should_refit(2, 5, 5, 0, 100, 0));
+    CHECK_NEAR(fitpipe_min_child_weight(
+                       &(fitpipe_settings_t){.params.min_child_weight = 20, .small_n_gbdt = 1}, 32),
                2, 0);
-    CHECK_NEAR(fitter_min_child_weight(
-                       &(fitter_settings_t){.params.min_child_weight = 20, .small_n_gbdt = 1}, 512),
-               20, 0);
-    CHECK_NEAR(fitter_min_child_weight(
-                       &(fitter_settings_t){.params.min_child_weight = 20, .small_n_gbdt = 0}, 32),
+    CHECK_NEAR(
+            fitpipe_min_child_weight(
+                    &(fitpipe_settings_t){.params.min_child_weight = 20, .small_n_gbdt = 1}, 512),
+            20, 0);
+    CHECK_NEAR(fitpipe_min_child_weight(
+                       &(fitpipe_settings_t){.params.min_child_weight = 20, .small_n_gbdt = 0}, 32),
                20, 0);
 }
 
@@ -279,36 +277,36 @@ static void test_rows_and_errors(void)
     L2[3 * 2] = NAN;      /* run 3 lacks the target column */
     L2[5 * 2 + 1] = NAN;  /* run 5 lacks the other column: still used */
     L2[7 * 2] = INFINITY; /* run 7: not finite */
-    fitter_settings_t st;
-    settings(&st, REGRESS_RIDGE, 1);
+    fitpipe_settings_t st;
+    settings(&st, "quadratic");
     st.candidates = 10000;
-    fitter_input_t in = input(40, NULL, 0);
+    fitpipe_input_t in = input(40, NULL, 0);
     in.losses = L2;
-    fitter_record_t rec;
+    fitpipe_record_t rec;
     char err[512];
-    CHECK(fitter_run(&in, &st, &rec, err, sizeof err) == 0);
+    CHECK(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err) == 0);
     CHECK_INT_EQ(rec.runs_used, 38);
     CHECK_INT_EQ(rec.runs_skipped, 2);
-    fitter_record_clear(&rec);
+    fitpipe_record_clear(&rec);
 
     in.target = "mean"; /* now run 5 is out too */
-    CHECK(fitter_run(&in, &st, &rec, err, sizeof err) == 0);
+    CHECK(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err) == 0);
     CHECK_INT_EQ(rec.runs_used, 37);
-    fitter_record_clear(&rec);
+    fitpipe_record_clear(&rec);
 
     in.target = "nope";
-    CHECK_INT_EQ(fitter_run(&in, &st, &rec, err, sizeof err), -EINVAL);
+    CHECK_INT_EQ(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err), -EINVAL);
     CHECK(strstr(err, "nope") != NULL);
 
     in.target = "synthetic";
     in.n = 4;
-    CHECK_INT_EQ(fitter_run(&in, &st, &rec, err, sizeof err), -EINVAL);
+    CHECK_INT_EQ(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err), -EINVAL);
     CHECK(strstr(err, "need at least 5") != NULL);
 
     double bad[D] = {0.2, 0.2, 0.2, 0.2, 0.2, 0};
     in.n = 40;
     in.prior = bad;
-    CHECK_INT_EQ(fitter_run(&in, &st, &rec, err, sizeof err), -EINVAL);
+    CHECK_INT_EQ(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err), -EINVAL);
 }
 
 /* Settings and target text from a parsed spec. */
@@ -333,42 +331,42 @@ static void test_from_spec(void)
     CHECK_MSG(rc == 0, "%s", err);
     if (rc)
         return;
-    fitter_settings_t st;
-    fitter_settings_from_spec(spec, &st);
-    CHECK_INT_EQ(st.kind, REGRESS_RIDGE);
+    fitpipe_settings_t st;
+    fitpipe_settings_from_spec(spec, &st);
+    CHECK_STR_EQ(st.model->name, "ridge");
     CHECK_INT_EQ(st.candidates, 5000);
     CHECK_INT_EQ(st.top_k, 20);
     CHECK_INT_EQ(st.cv_folds, 4);
     CHECK_INT_EQ(st.seed, 9);
     CHECK_INT_EQ(st.convergence.stable_refits, 2);
     CHECK_NEAR(st.convergence.l1_tol, 0.1, 0);
-    CHECK(fitter_target_text(spec, buf, sizeof buf) == 0);
+    CHECK(fitpipe_target_text(spec, buf, sizeof buf) == 0);
     CHECK_STR_EQ(buf, "web=2,code=0.5");
-    CHECK_INT_EQ(fitter_target_text(spec, buf, 5), -ENOSPC);
+    CHECK_INT_EQ(fitpipe_target_text(spec, buf, 5), -ENOSPC);
     spec_free(spec);
 
     const char *y2 = "name: t\ndomains:\n  - {name: web, tokens: 3}\n  - {name: code, tokens: 1}\n"
                      "regression: {target: code}\n";
     CHECK(spec_parse_string("t.yaml", y2, strlen(y2), &spec, err, sizeof err) == 0);
-    CHECK(fitter_target_text(spec, buf, sizeof buf) == 0);
+    CHECK(fitpipe_target_text(spec, buf, sizeof buf) == 0);
     CHECK_STR_EQ(buf, "code");
-    fitter_settings_from_spec(spec, &st);
-    CHECK_INT_EQ(st.kind, REGRESS_GBDT);
+    fitpipe_settings_from_spec(spec, &st);
+    CHECK_STR_EQ(st.model->name, "gbdt");
     spec_free(spec);
 }
 
 static void test_json(void)
 {
-    fitter_settings_t st;
-    settings(&st, REGRESS_RIDGE, 1);
+    fitpipe_settings_t st;
+    settings(&st, "quadratic");
     st.candidates = 10000;
-    fitter_input_t in = input(32, NULL, 0);
-    fitter_record_t rec;
+    fitpipe_input_t in = input(32, NULL, 0);
+    fitpipe_record_t rec;
     char err[512];
-    CHECK(fitter_run(&in, &st, &rec, err, sizeof err) == 0);
-    char *m = fitter_record_metrics_json(&rec);
+    CHECK(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err) == 0);
+    char *m = fitpipe_record_metrics_json(&rec);
     const char *dn[D] = {"a", "b", "c", "d", "e", "f"};
-    char *p = fitter_record_proposal_json(&rec, dn);
+    char *p = fitpipe_record_proposal_json(&rec, dn);
     json_error_t je;
     json_t *mj = json_loads(m, 0, &je), *pj = json_loads(p, 0, &je);
     CHECK(mj && pj);
@@ -382,10 +380,10 @@ static void test_json(void)
     json_decref(pj);
     free(m);
     free(p);
-    fitter_record_clear(&rec);
+    fitpipe_record_clear(&rec);
 }
 
-/* fitter_queue in a real loop gives the same record as fitter_run, on the loop thread. */
+/* fitpipe_queue in a real loop gives the same record as fitpipe_run, on the loop thread. */
 typedef struct qstate {
     int calls;
     int status;
@@ -394,7 +392,7 @@ typedef struct qstate {
 } qstate_t;
 
 static void
-on_done(fitter_job_t *job, int status, const fitter_record_t *rec, const char *err, void *data)
+on_done(fitpipe_job_t *job, int status, const fitpipe_record_t *rec, const char *err, void *data)
 {
     qstate_t *q = data;
     q->calls++;
@@ -408,15 +406,15 @@ on_done(fitter_job_t *job, int status, const fitter_record_t *rec, const char *e
 
 static void test_queue(void)
 {
-    fitter_settings_t st;
-    settings(&st, REGRESS_RIDGE, 1);
+    fitpipe_settings_t st;
+    settings(&st, "quadratic");
     st.candidates = 20000;
     double hist[D];
     memcpy(hist, optimum, sizeof hist);
-    fitter_input_t in = input(40, hist, 1);
-    fitter_record_t ref;
+    fitpipe_input_t in = input(40, hist, 1);
+    fitpipe_record_t ref;
     char err[512];
-    CHECK(fitter_run(&in, &st, &ref, err, sizeof err) == 0);
+    CHECK(fitpipe_run(&in, &st, &ref, NULL, err, sizeof err) == 0);
 
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -425,7 +423,7 @@ static void test_queue(void)
     static double Xc[NMAX * D];
     memcpy(Xc, X, sizeof Xc);
     in.X = Xc;
-    CHECK(fitter_queue(&loop, &in, &st, on_done, &q, NULL) == 0);
+    CHECK(fitpipe_queue(&loop, &in, &st, on_done, &q, NULL) == 0);
     memset(Xc, 0, sizeof Xc);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(q.calls, 1);
@@ -438,18 +436,125 @@ static void test_queue(void)
     in.X = X;
     in.target = "missing";
     q.calls = 0;
-    CHECK(fitter_queue(&loop, &in, &st, on_done, &q, NULL) == 0);
+    CHECK(fitpipe_queue(&loop, &in, &st, on_done, &q, NULL) == 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(q.calls, 1);
     CHECK_INT_EQ(q.status, -EINVAL);
-    CHECK_INT_EQ(fitter_queue(&loop, NULL, &st, on_done, &q, NULL), -EINVAL);
+    CHECK_INT_EQ(fitpipe_queue(&loop, NULL, &st, on_done, &q, NULL), -EINVAL);
     uv_loop_close(&loop);
-    fitter_record_clear(&ref);
+    fitpipe_record_clear(&ref);
+}
+
+/* One table: the model names spec.c accepts are the table's, in its order (spec_regmodel_t is
+ * an index into it); every entry fits. */
+static void test_model_table(void)
+{
+    int n = 0;
+    for (; fitpipe_models[n].name; n++) {
+        CHECK_STR_EQ(fitpipe_model_words[n], fitpipe_models[n].name);
+        CHECK_STR_EQ(spec_regmodel_name((spec_regmodel_t)n), fitpipe_models[n].name);
+        CHECK(fitpipe_model_find(fitpipe_models[n].name) == &fitpipe_models[n]);
+        fitpipe_fitted_t *f = NULL;
+        char err[256];
+        double y[NMAX];
+        for (int i = 0; i < NMAX; i++)
+            y[i] = L[i * 2];
+        regress_params_t rp;
+        regress_params_default(&rp);
+        CHECK_MSG(fitpipe_fit(&fitpipe_models[n], &rp, X, y, NMAX, D, &f, err, sizeof err) == 0,
+                  "%s: %s", fitpipe_models[n].name, err);
+        double p = NAN;
+        CHECK(f && fitpipe_fitted_predict(f, X, 1, &p) == 0 && isfinite(p));
+        fitpipe_fitted_destroy(&f);
+        fitpipe_fitted_destroy(&f); /* a harmless no-op */
+    }
+    CHECK(fitpipe_model_words[n] == NULL);
+    CHECK_INT_EQ(n, 4);
+    CHECK(fitpipe_model_find("cubic") == NULL && fitpipe_model_find(NULL) == NULL);
+    CHECK(fitpipe_model_find("quadratic")->featurize == fitpipe_quadratic_expand);
+    const char *yaml =
+            "name: t\ndomains:\n  - {name: web, tokens: 3}\n  - {name: code, tokens: 1}\n"
+            "regression: {model: quadratic}\n";
+    spec_t *spec = NULL;
+    char err[256];
+    CHECK(spec_parse_string("t.yaml", yaml, strlen(yaml), &spec, err, sizeof err) == 0);
+    fitpipe_settings_t st;
+    if (spec)
+        fitpipe_settings_from_spec(spec, &st);
+    CHECK(spec && st.model == fitpipe_model_find("quadratic"));
+    spec_free(spec);
+    const char *bad = "name: t\ndomains:\n  - {name: web, tokens: 3}\n  - {name: code, tokens: 1}\n"
+                      "regression: {model: cubic}\n";
+    CHECK(spec_parse_string("t.yaml", bad, strlen(bad), &spec, err, sizeof err) == -EINVAL);
+}
+
+/* The one top-k: a model with a feature map (quadratic) goes through simulate.h's heap; its
+ * proposal is exactly the brute-force mean of the top_k of the same candidates (block 0's stream
+ * of rng_split(rng_seed(seed), 0)) sorted by (prediction, index). The targets given as y equal the
+ * same targets given as a loss column. */
+static void test_one_topk(void)
+{
+    fitpipe_settings_t st;
+    settings(&st, "quadratic");
+    st.cv_folds = 0;
+    st.candidates = 3000;
+    st.top_k = 17;
+    st.seed = 99;
+    fitpipe_input_t in = input(NMAX, NULL, 0);
+    fitpipe_record_t rec = {0}, rec_y = {0};
+    fitpipe_fitted_t *f = NULL;
+    char err[256];
+    CHECK_MSG(fitpipe_run(&in, &st, &rec, &f, err, sizeof err) == 0, "%s", err);
+    CHECK(isnan(rec.cv.spearman) && rec.simulated == 3000 && rec.top_k == 17);
+    double y[NMAX];
+    for (int i = 0; i < NMAX; i++)
+        y[i] = L[i * 2];
+    fitpipe_input_t iny = in;
+    iny.y = y;
+    iny.losses = NULL;
+    iny.m = 0;
+    CHECK(fitpipe_run(&iny, &st, &rec_y, NULL, err, sizeof err) == 0);
+    CHECK(rec.proposal && rec_y.proposal &&
+          memcmp(rec.proposal, rec_y.proposal, D * sizeof(double)) == 0);
+
+    static double W[3000 * D], P[3000];
+    static int idx[3000];
+    rng_t root, r;
+    rng_seed(&root, 99);
+    rng_split(&root, 0, &r);
+    for (int c = 0; c < 3000; c++) {
+        rng_dirichlet(&r, prior, D, W + c * D);
+        idx[c] = c;
+    }
+    CHECK(f && fitpipe_fitted_predict(f, W, 3000, P) == 0);
+    /* insertion sort by (prediction, index): 3000 entries, fine for a test */
+    for (int i = 1; i < 3000; i++) {
+        int x = idx[i], j = i;
+        while (j > 0 && (P[idx[j - 1]] > P[x] || (P[idx[j - 1]] == P[x] && idx[j - 1] > x))) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = x;
+    }
+    double want[D] = {0};
+    for (int i = 0; i < 17; i++)
+        for (int k = 0; k < D; k++)
+            want[k] += W[idx[i] * D + k];
+    for (int k = 0; k < D; k++) {
+        want[k] /= 17;
+        CHECK_MSG(rec.proposal && rec.proposal[k] == want[k], "weight %d: %.17g vs %.17g", k,
+                  rec.proposal ? rec.proposal[k] : NAN, want[k]);
+    }
+    fitpipe_fitted_destroy(&f);
+    fitpipe_record_clear(&rec);
+    fitpipe_record_clear(&rec_y);
 }
 
 int main(void)
 {
     make_data();
+    TEST_RUN(test_model_table);
+    TEST_RUN(test_one_topk);
     TEST_RUN(test_verdict);
     TEST_RUN(test_should_refit);
     TEST_RUN(test_from_spec);

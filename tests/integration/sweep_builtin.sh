@@ -36,7 +36,7 @@ SW=$(submit "$T/spec.yaml")
 note "sweep $SW"
 wait_state "$SW" 90 done failed
 ctl results "$SW" --csv >"$T/results.csv" || fail "results --csv"
-expect_eq "csv header" "$(head -n 1 "$T/results.csv")" "run,attempt,worker,licA,licB,licA,licB"
+expect_eq "csv header" "$(head -n 1 "$T/results.csv")" "run,attempt,worker,licA,licB,loss:licA,loss:licB"
 expect_eq "csv rows" "$(tail -n +2 "$T/results.csv" | wc -l)" 6
 bad=$(tail -n +2 "$T/results.csv" | awk -F, '{ if (!($6 > 3 && $6 < 8 && $7 > 3 && $7 < 8)) n++ }
         END { print n + 0 }')

@@ -36,7 +36,7 @@ SW=$(submit "$T/spec.yaml")
 note "sweep $SW"
 wait_state "$SW" 60 done
 ctl results "$SW" --csv >"$T/results.csv" || fail "results --csv"
-expect_eq "csv header" "$(head -n 1 "$T/results.csv")" "run,attempt,worker,web,code,books,code,web"
+expect_eq "csv header" "$(head -n 1 "$T/results.csv")" "run,attempt,worker,web,code,books,loss:code,loss:web"
 expect_eq "csv rows" "$(tail -n +2 "$T/results.csv" | wc -l)" 12
 bad=$(tail -n +2 "$T/results.csv" | awk -F, '{ l = 2*$4 + $5 + $6/4; d = $8 - l; if (d < 0) d = -d;
         if (d > 1e-6 || $7 != 1) n++ } END { print n + 0 }')

@@ -272,11 +272,15 @@ static void test_synthetic_result_and_ack(void)
         return;
     CHECK_INT_EQ(r->result->attempt_id, 11);
     CHECK_INT_EQ(r->result->run_id, 1);
-    CHECK_INT_EQ(r->result->n_losses, 1);
-    if (r->result->n_losses == 1) {
-        CHECK_STR_EQ(r->result->losses[0]->name, "synthetic");
-        /* (0.25-0.5)^2 + (0.75-0.5)^2 with zero noise, exactly up to rounding */
-        CHECK_NEAR(r->result->losses[0]->value, 0.125, 1e-12);
+    /* `synthetic`, then the same value as each domain's loss (worker/job.h) */
+    CHECK_INT_EQ(r->result->n_losses, 3);
+    if (r->result->n_losses == 3) {
+        static const char *const want[3] = {"synthetic", "a", "b"};
+        for (int i = 0; i < 3; i++) {
+            CHECK_STR_EQ(r->result->losses[i]->name, want[i]);
+            /* (0.25-0.5)^2 + (0.75-0.5)^2 with zero noise, exactly up to rounding */
+            CHECK_NEAR(r->result->losses[i]->value, 0.125, 1e-12);
+        }
     }
     frame_free(&r);
     /* Synthetic reports live in the outbox journal until acknowledged. */

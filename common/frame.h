@@ -20,6 +20,9 @@
 #define FRAME_VERSION        1u
 #define FRAME_MAX_BYTES      (16u * 1024u * 1024u) /* default ZMQ_MAXMSGSIZE of every socket */
 #define FRAME_MAX_ROUTING_ID 255u
+#define FRAME_MAX_REPEATED   4096u  /* entries of one repeated field a ROUTER accepts */
+#define FRAME_MAX_ELEMENTS   65536u /* repeated entries in one envelope a ROUTER accepts */
+#define FRAME_KEY_LEN        40     /* a Z85 CURVE public key */
 
 /* Sets up `env` as an empty Envelope of the current version with message id `id`. */
 void frame_envelope_init(Regmix__Envelope *env, uint64_t id);
@@ -43,6 +46,17 @@ int frame_unpack(const void *data,
                  uint64_t *ret_id,
                  const char **ret_why);
 
+/*
+ * Walks the wire encoding of an Envelope in `data` without decoding it (nothing is allocated):
+ * no repeated field of any message holds more than `max_repeated` entries (0 means
+ * FRAME_MAX_REPEATED) and the whole envelope at most FRAME_MAX_ELEMENTS, so what
+ * frame_unpack() will allocate is bounded. Returns 0, or -EBADMSG with *ret_why (static text)
+ * for too many entries or a malformed encoding, and *ret_id (may be NULL) the envelope's message
+ * id when it came before the problem (else 0), so the sender can be answered.
+ */
+int frame_check_counts(
+        const void *data, size_t len, size_t max_repeated, uint64_t *ret_id, const char **ret_why);
+
 /* Frees an Envelope from frame_unpack(); NULL is a harmless no-op; nulls the pointer. */
 void frame_free(Regmix__Envelope **env_p);
 
@@ -54,6 +68,13 @@ const char *frame_body_name(Regmix__Envelope__BodyCase c);
  * ROUTER sockets ZMQ_ROUTER_MANDATORY. Returns 0 or -errno.
  */
 int frame_socket_setup(void *sock, int linger_ms);
+
+/*
+ * Sets a socket's per-endpoint limits: ZMQ_MAXMSGSIZE (`max_bytes` of envelope; a peer that
+ * sends more is disconnected) and the send and receive high-water marks (messages per peer).
+ * Returns 0 or -errno.
+ */
+int frame_socket_limit(void *sock, size_t max_bytes, int sndhwm, int rcvhwm);
 
 /*
  * Sends `env` (with the routing id first when `routing_id` is not NULL). `flags` are ZeroMQ's
@@ -69,15 +90,17 @@ int frame_send(void *sock,
 typedef struct frame_msg {
     uint8_t routing_id[FRAME_MAX_ROUTING_ID];
     size_t routing_len;
-    Regmix__Envelope *env; /* NULL when rejected; see err/why */
-    uint64_t id;           /* message id, when known, for an error reply */
-    int err;               /* 0, or the negative errno of the rejection */
-    const char *why;       /* static text of the rejection */
-    size_t bytes;          /* size of the envelope frame */
+    Regmix__Envelope *env;            /* NULL when rejected; see err/why */
+    uint64_t id;                      /* message id, when known, for an error reply */
+    int err;                          /* 0, or the negative errno of the rejection */
+    const char *why;                  /* static text of the rejection */
+    size_t bytes;                     /* size of the envelope frame */
+    char peer_key[FRAME_KEY_LEN + 1]; /* ROUTER with CURVE: the peer's public key (Z85); "" */
 } frame_msg_t;
 
 /*
- * Receives one whole message from `sock` (a ROUTER when `is_router`). Returns 0 when a message
+ * Receives one whole message from `sock` (a ROUTER when `is_router`; a ROUTER's envelopes pass
+ * frame_check_counts() before they are decoded, and msg->peer_key is filled from CURVE). Returns 0 when a message
  * was consumed (check msg->err: a malformed message is consumed and reported, not returned as a
  * failure), -EAGAIN when nothing is pending with ZMQ_DONTWAIT, or another -errno from ZeroMQ.
  * The caller frees msg->env with frame_free().

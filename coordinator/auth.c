@@ -7,30 +7,84 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "curve.h"
 #include "log.h"
 #include "zloop.h"
 
 #define AUTH_MAX_KEYS 65536
 
+typedef struct auth_allow {
+    int have; /* an allow file was given: only its keys pass */
+    uint8_t (*keys)[32];
+    size_t n;
+} auth_allow_t;
+
 struct auth {
     char secret[41]; /* Z85 */
     char public_[41];
-    uint8_t (*allow)[32];
-    size_t nallow;
-    int have_allow;
+    auth_allow_t workers;
+    auth_allow_t clients;
     void *rep;
     zloop_watch_t *watch;
     unsigned long allowed;
     unsigned long denied;
+    int64_t deny_window_mono;
+    int deny_logs;
 };
 
-int auth_new(
-        const char *secret_path, const char *allow_path, auth_t **ret, char *err, size_t errlen)
+static int auth__load_allow(const char *path, auth_allow_t *al, char *err, size_t errlen)
+{
+    if (!path)
+        return 0;
+    al->have = 1;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    char line[512];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '#' || *p == '\n' || *p == '\r')
+            continue;
+        char z[41];
+        void *grown = NULL;
+        if (curve_key_parse(p, z) < 0 || al->n >= AUTH_MAX_KEYS ||
+            !(grown = realloc(al->keys, (al->n + 1) * sizeof *al->keys))) {
+            snprintf(err, errlen, "%s:%d: not a Z85 CURVE public key (40 characters)", path,
+                     lineno);
+            fclose(f);
+            return -EINVAL;
+        }
+        al->keys = grown;
+        zmq_z85_decode(al->keys[al->n++], z);
+    }
+    fclose(f);
+    return 0;
+}
+
+int auth_new(const char *secret_path,
+             const char *allow_workers,
+             const char *allow_clients,
+             auth_t **ret,
+             char *err,
+             size_t errlen)
 {
     *ret = NULL;
-    if (!secret_path)
+    if (!secret_path) {
+        if (allow_workers || allow_clients) {
+            snprintf(err, errlen,
+                     "--curve-allow-workers/--curve-allow-clients need --curve-secret-key");
+            return -EINVAL;
+        }
         return 0;
+    }
     auth_t *a = calloc(1, sizeof *a);
     if (!a)
         return -ENOMEM;
@@ -39,45 +93,46 @@ int auth_new(
         snprintf(err, errlen, "%s: not a Z85 CURVE secret key (40 characters)", secret_path);
         r = -EINVAL;
     }
+    if (r == 0)
+        r = auth__load_allow(allow_workers, &a->workers, err, errlen);
+    if (r == 0)
+        r = auth__load_allow(allow_clients, &a->clients, err, errlen);
     if (r < 0) {
-        free(a);
-        return -EINVAL;
-    }
-    char line[512];
-    FILE *f;
-    if (allow_path) {
-        a->have_allow = 1;
-        f = fopen(allow_path, "re");
-        if (!f) {
-            snprintf(err, errlen, "%s: %s", allow_path, strerror(errno));
-            auth_destroy(&a);
-            return -errno;
-        }
-        int lineno = 0;
-        while (fgets(line, sizeof line, f)) {
-            lineno++;
-            const char *p = line;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (!*p || *p == '#' || *p == '\n' || *p == '\r')
-                continue;
-            char z[41];
-            void *grown = NULL;
-            if (curve_key_parse(p, z) < 0 || a->nallow >= AUTH_MAX_KEYS ||
-                !(grown = realloc(a->allow, (a->nallow + 1) * sizeof *a->allow))) {
-                snprintf(err, errlen, "%s:%d: not a Z85 CURVE public key (40 characters)",
-                         allow_path, lineno);
-                fclose(f);
-                auth_destroy(&a);
-                return -EINVAL;
-            }
-            a->allow = grown;
-            zmq_z85_decode(a->allow[a->nallow++], z);
-        }
-        fclose(f);
+        auth_destroy(&a);
+        return r;
     }
     *ret = a;
     return 0;
+}
+
+int auth_endpoint_is_local(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return 1;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return 0; /* pgm, udp, ws…: not ours to judge, so not local */
+    const char *h = ep + 6;
+    /* "tcp://SOURCE;HOST:PORT" binds are not used for a bind; judge the address bound. */
+    if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
+        strncmp(h, "[::1]:", 6) == 0 || strncmp(h, "lo:", 3) == 0)
+        return 1;
+    return 0;
+}
+
+int auth_check_endpoint(
+        const auth_t *a, const char *domain, const char *ep, char *err, size_t errlen)
+{
+    if (auth_endpoint_is_local(ep))
+        return 0;
+    if (a && (strcmp(domain, AUTH_DOMAIN_WORKERS) == 0 ? a->workers.have : a->clients.have))
+        return 0;
+    snprintf(err, errlen,
+             "refusing to bind the %s endpoint %s: other machines can reach it and %s; give "
+             "--curve-secret-key FILE and --curve-allow-%s FILE (keys from `regmixctl keygen`), "
+             "bind it to loopback (tcp://127.0.0.1:PORT or ipc://PATH), or pass --insecure to "
+             "accept any peer that reaches it",
+             domain, ep, a ? "its peers are not on an allow list" : "CURVE is off", domain);
+    return -EPERM;
 }
 
 static int auth__recv_frame(void *s, char *buf, size_t cap, size_t *ret_len, int *more)
@@ -115,13 +170,25 @@ static void auth__on_request(zloop_watch_t *w, void *s, void *data)
         return; /* not a ZAP request; REP has nothing to answer */
     int ok = 0;
     const char *why = "client key not allowed";
-    if (len[5] == 5 && memcmp(f[5], "CURVE", 5) == 0 && n >= 7 && len[6] == 32) {
-        if (!a->have_allow) {
+    const auth_allow_t *al = NULL;
+    const char *domain = "?";
+    if (len[2] == strlen(AUTH_DOMAIN_WORKERS) && memcmp(f[2], AUTH_DOMAIN_WORKERS, len[2]) == 0)
+        al = &a->workers, domain = AUTH_DOMAIN_WORKERS;
+    else if (len[2] == strlen(AUTH_DOMAIN_CLIENTS) &&
+             memcmp(f[2], AUTH_DOMAIN_CLIENTS, len[2]) == 0)
+        al = &a->clients, domain = AUTH_DOMAIN_CLIENTS;
+    if (!al) {
+        why = "unknown ZAP domain";
+    } else if (len[5] == 5 && memcmp(f[5], "CURVE", 5) == 0 && n >= 7 && len[6] == 32) {
+        if (!al->have) {
             ok = 1;
         } else {
-            for (size_t i = 0; i < a->nallow && !ok; i++)
-                ok = memcmp(a->allow[i], f[6], 32) == 0;
+            for (size_t i = 0; i < al->n && !ok; i++)
+                ok = memcmp(al->keys[i], f[6], 32) == 0;
         }
+        if (!ok)
+            why = strcmp(domain, AUTH_DOMAIN_WORKERS) == 0 ? "key not on the workers allow list"
+                                                           : "key not on the clients allow list";
     } else {
         why = "CURVE required";
     }
@@ -130,10 +197,19 @@ static void auth__on_request(zloop_watch_t *w, void *s, void *data)
         zmq_z85_encode(z, (const uint8_t *)f[6], 32);
     if (ok) {
         a->allowed++;
-        log_debug("auth_allowed", "client_key=%s", z);
+        log_debug("auth_allowed", "endpoint=%s key=%s", domain, z);
     } else {
         a->denied++;
-        log_warn("auth_denied", "client_key=%s why=\"%s\"", z, why);
+        /* A peer can retry handshakes as fast as it likes: log at most 10 denials a second. */
+        int64_t now = clock_mono_ms();
+        if (now - a->deny_window_mono >= 1000) {
+            if (a->deny_logs > 10)
+                log_warn("auth_denied_suppressed", "count=%d", a->deny_logs - 10);
+            a->deny_window_mono = now;
+            a->deny_logs = 0;
+        }
+        if (++a->deny_logs <= 10)
+            log_warn("auth_denied", "endpoint=%s key=%s why=\"%s\"", domain, z, why);
     }
     size_t idlen = len[1] < 256 ? len[1] : 256;
     zmq_send(s, "1.0", 3, ZMQ_SNDMORE);
@@ -162,14 +238,14 @@ int auth_start(auth_t *a, uv_loop_t *loop, void *zctx, char *err, size_t errlen)
     return r;
 }
 
-int auth_server_socket(const auth_t *a, void *sock)
+int auth_server_socket(const auth_t *a, void *sock, const char *domain)
 {
     if (!a)
         return 0;
     int one = 1;
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, a->secret, 41) != 0 ||
-        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "regmix", 6) != 0)
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0)
         return -errno;
     return 0;
 }
@@ -201,6 +277,7 @@ void auth_destroy(auth_t **a_p)
     auth_t *a = *a_p;
     *a_p = NULL;
     auth_stop(a);
-    free(a->allow);
+    free(a->workers.keys);
+    free(a->clients.keys);
     free(a);
 }

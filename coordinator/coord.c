@@ -19,7 +19,7 @@ void coord_config_defaults(coord_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->db_path = "./regmix.db";
-    cfg->workers_ep = "tcp://*:5555";
+    cfg->workers_ep = "tcp://127.0.0.1:5555";
     cfg->clients_ep = "tcp://127.0.0.1:5556";
     cfg->heartbeat_ms = 1000;
     cfg->lease_ms = 30000;
@@ -349,6 +349,24 @@ worker_t *coord_worker_new(coord_t *c, const char *worker_id)
     }
     c->workers[c->nworkers++] = w;
     return w;
+}
+
+int coord_worker_forget(coord_t *c, worker_t *w)
+{
+    if (coord_write(c) < 0)
+        return -EIO;
+    if (store_worker_delete(c->store, w->worker_id) < 0) {
+        coord_fatal(c, "worker_delete");
+        return -EIO;
+    }
+    for (int i = 0; i < c->nworkers; i++) {
+        if (c->workers[i] == w) {
+            c->workers[i] = c->workers[--c->nworkers];
+            break;
+        }
+    }
+    coord__worker_destroy(&w);
+    return 0;
 }
 
 worker_t *coord_worker_by_rid(coord_t *c, const uint8_t *rid, size_t rlen)

@@ -38,6 +38,10 @@
 #define COORD_MAX_HELD        4096
 #define COORD_MAX_WATCHERS    64 /* per sweep */
 #define COORD_GPU_CLASSES_MAX 16
+#define COORD_WORKER_MSG_MAX  (256u * 1024u)        /* a RESULT of 1024 domains fits */
+#define COORD_CLIENT_MSG_MAX  ((1u << 20) + 65536u) /* a spec of 1 MiB and its envelope */
+#define COORD_SNDHWM          10000                 /* messages queued per peer */
+#define COORD_RCVHWM          1000
 
 typedef struct coord_config {
     const char *db_path;
@@ -53,10 +57,14 @@ typedef struct coord_config {
     int progress_every_ms; /* thinning of stored progress, per attempt */
     int commit_window_ms;  /* group commit: at most one commit per window (0: per iteration) */
     const char *curve_secret_path; /* CURVE server secret key (Z85), NULL: plain endpoints */
-    const char *curve_allow_path;  /* allowed client public keys, NULL: any CURVE client */
-    const char *metrics_addr;      /* HTTP /metrics and /healthz ("HOST:PORT"), NULL: none */
-    const char *targets_dir;       /* work directories of target launches; NULL: DB dir/targets */
-    const char *trainer;           /* regmix-train as launch hosts see it; NULL: "regmix-train" */
+    const char *curve_allow_path;  /* allowed keys on both endpoints (--curve-allow, legacy) */
+    const char *curve_allow_workers_path; /* allowed worker keys, NULL: curve_allow_path */
+    const char *curve_allow_clients_path; /* allowed client keys, NULL: curve_allow_path */
+    int insecure;       /* bind non-loopback endpoints without CURVE allow lists */
+    int allow_commands; /* run `launcher: command` targets (the operator's choice, not a spec's) */
+    const char *metrics_addr; /* HTTP /metrics and /healthz ("HOST:PORT"), NULL: none */
+    const char *targets_dir;  /* work directories of target launches; NULL: DB dir/targets */
+    const char *trainer;      /* regmix-train as launch hosts see it; NULL: "regmix-train" */
 } coord_config_t;
 
 /* Where a queued message goes. */
@@ -138,8 +146,9 @@ typedef struct worker {
     char *software_version;
     uint8_t rid[FRAME_MAX_ROUTING_ID];
     size_t rlen;
-    int connected; /* has said HELLO on this routing id (rid valid) */
-    int alive;     /* heard from within 3 heartbeats */
+    char key[FRAME_KEY_LEN + 1]; /* CURVE key bound to this id by its first HELLO ("" none) */
+    int connected;               /* has said HELLO on this routing id (rid valid) */
+    int alive;                   /* heard from within 3 heartbeats */
     int draining;
     int quarantined;
     int slots;
@@ -182,6 +191,9 @@ typedef struct coord {
     /* Called when there is work for the loop (something queued, a scheduling pass asked for):
      * the daemon wakes its flush here. NULL: nobody to wake (a test drains the outbox itself). */
     void (*on_work)(struct coord *c);
+    /* 1 when the route to a worker's connection is still open (the ROUTER would deliver to
+     * it); set by the daemon. NULL: assume open. */
+    int (*route_live)(struct coord *c, const uint8_t *rid, size_t rlen);
     void *owner; /* the daemon that set on_work */
 
     int64_t next_attempt_id;
@@ -288,6 +300,9 @@ worker_t *coord_worker_by_id(coord_t *c, const char *worker_id);
 worker_state_t coord_worker_state(const worker_t *w);
 /* Writes the workers row of `w` in the open transaction. */
 void coord_worker_persist(coord_t *c, worker_t *w);
+/* Forgets `w` (no connection, no live or orphaned attempts: the caller checks): deletes its row
+ * in the open transaction and frees it. Returns 0 or -errno (storage failure: fatal). */
+int coord_worker_forget(coord_t *c, worker_t *w);
 
 /* ---- attempts and targets ------------------------------------------------------------------ */
 

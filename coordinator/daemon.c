@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "auth.h"
@@ -42,6 +43,8 @@ struct daemon {
     uv_signal_t sigint;
     int handles; /* the handles above are initialised */
     int stopping;
+    int64_t undeliv_window_mono; /* rate limit of send_undeliverable lines */
+    int undeliv_logs;
 };
 
 /* ---- outbound queue and group commit ------------------------------------------------------- */
@@ -67,8 +70,18 @@ static void daemon__undeliverable(daemon_t *d, coord_out_t *o, int err)
     coord_t *c = d->c;
     if (o->ep == COORD_WORKERS) {
         worker_t *w = coord_worker_by_rid(c, o->rid, o->rlen);
-        log_info("send_undeliverable", "endpoint=workers worker=%s attempt=%llu error=%d",
-                 w ? w->worker_id : "-", (unsigned long long)o->attempt_id, err);
+        /* A peer that never reads fills its send queue: each further message is undeliverable,
+         * so log at most 10 a second. */
+        int64_t now = clock_mono_ms();
+        if (now - d->undeliv_window_mono >= 1000) {
+            if (d->undeliv_logs > 10)
+                log_warn("send_undeliverable_suppressed", "count=%d", d->undeliv_logs - 10);
+            d->undeliv_window_mono = now;
+            d->undeliv_logs = 0;
+        }
+        if (++d->undeliv_logs <= 10)
+            log_info("send_undeliverable", "endpoint=workers worker=%s attempt=%llu error=%d",
+                     w ? w->worker_id : "-", (unsigned long long)o->attempt_id, err);
         if (w && err == -EHOSTUNREACH)
             w->connected = 0;
         if (o->attempt_id) {
@@ -182,8 +195,12 @@ static void daemon__tick(uv_timer_t *t)
              * is lost: the ASSIGN went astray. */
             for (attempt_t *a = w->attempts, *next; a && !c->fatal; a = next) {
                 next = a->lnext;
-                if (!a->running && !a->reported && mono - a->leased_mono > c->cfg.lease_ms)
+                if (!a->running && !a->reported && mono - a->leased_mono > c->cfg.lease_ms) {
+                    /* A lease taken and never started counts against the worker: a peer that
+                     * claims slots and sits on them is quarantined like one that fails. */
+                    session_worker_strike(c, w, "lease never started");
                     transition_attempt_lost(c, a, "never started");
+                }
             }
         }
         if (w->dirty && mono - c->last_persist_mono > 1000)
@@ -354,23 +371,30 @@ static int daemon__load(coord_t *c, char *err, size_t errlen)
 
 /* ---- sockets ----------------------------------------------------------------------------------- */
 
-static int daemon__socket(daemon_t *d, const char *ep, void **ret, char *err, size_t errlen)
+static int daemon__socket(
+        daemon_t *d, const char *ep, const char *domain, void **ret, char *err, size_t errlen)
 {
     void *s = zmq_socket(d->zctx, ZMQ_ROUTER);
     if (!s) {
         snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
         return -errno;
     }
-    int hwm = 1000000, one = 1;
+    int is_workers = strcmp(domain, AUTH_DOMAIN_WORKERS) == 0;
     int r = frame_socket_setup(s, d->c->cfg.linger_ms);
     if (r == 0)
-        r = auth_server_socket(d->auth, s);
-    if (r == 0 && (zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-                   zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
-                   zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0))
-        r = -errno;
+        r = auth_server_socket(d->auth, s, domain);
+    /* Per-endpoint limits: a worker's largest message is a RESULT of SPEC_MAX_DOMAINS losses;
+     * a client's is a submit of a spec at its limit. What a slow peer does not read stops at
+     * the send high-water mark (then it is undeliverable, never queued without bound). Honest
+     * peers never set a routing id, so no handover: a peer cannot take another's route. */
+    if (r == 0)
+        r = frame_socket_limit(s, is_workers ? COORD_WORKER_MSG_MAX : COORD_CLIENT_MSG_MAX,
+                               COORD_SNDHWM, COORD_RCVHWM);
+    /* An ipc:// endpoint is a socket file: only this user may connect to it. */
+    mode_t old_mask = umask(0077);
     if (r == 0 && zmq_bind(s, ep) != 0)
         r = -errno;
+    umask(old_mask);
     if (r < 0) {
         snprintf(err, errlen, "%s: %s", ep, zmq_strerror(-r));
         zmq_close(s);
@@ -378,6 +402,21 @@ static int daemon__socket(daemon_t *d, const char *ep, void **ret, char *err, si
     }
     *ret = s;
     return 0;
+}
+
+/* coord_t.route_live: probes the worker's route with a PONG (it carries no state, so it may
+ * leave before the next commit); ZMQ_ROUTER_MANDATORY answers EHOSTUNREACH for a closed one. */
+static int daemon__route_live(coord_t *c, const uint8_t *rid, size_t rlen)
+{
+    daemon_t *d = c->owner;
+    if (!d || !d->wsock)
+        return 1;
+    Regmix__Envelope env;
+    Regmix__Pong pong = REGMIX__PONG__INIT;
+    frame_envelope_init(&env, ++c->next_msg_id);
+    env.body_case = REGMIX__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    return frame_send(d->wsock, rid, rlen, &env, ZMQ_DONTWAIT) != -EHOSTUNREACH;
 }
 
 static void daemon__signal(uv_signal_t *h, int signum)
@@ -424,9 +463,24 @@ static int daemon__start(daemon_t *d, const coord_config_t *cfg, char *err, size
         snprintf(err, errlen, "loading targets: %s", store_errmsg(c->store));
         return r;
     }
-    r = auth_new(cfg->curve_secret_path, cfg->curve_allow_path, &d->auth, err, errlen);
+    r = auth_new(
+            cfg->curve_secret_path,
+            cfg->curve_allow_workers_path ? cfg->curve_allow_workers_path : cfg->curve_allow_path,
+            cfg->curve_allow_clients_path ? cfg->curve_allow_clients_path : cfg->curve_allow_path,
+            &d->auth, err, errlen);
     if (r < 0)
         return r;
+    /* Protected mode: what other machines can reach needs CURVE and an allow list. */
+    if (!cfg->insecure) {
+        r = auth_check_endpoint(d->auth, AUTH_DOMAIN_WORKERS, cfg->workers_ep, err, errlen);
+        if (r == 0)
+            r = auth_check_endpoint(d->auth, AUTH_DOMAIN_CLIENTS, cfg->clients_ep, err, errlen);
+        if (r < 0)
+            return r;
+    } else {
+        log_warn("insecure", "workers=%s clients=%s curve=%s", cfg->workers_ep, cfg->clients_ep,
+                 d->auth ? "on" : "off");
+    }
     d->zctx = zmq_ctx_new();
     if (!d->zctx) {
         snprintf(err, errlen, "zmq_ctx_new failed");
@@ -435,9 +489,9 @@ static int daemon__start(daemon_t *d, const coord_config_t *cfg, char *err, size
     r = auth_start(d->auth, loop, d->zctx, err, errlen);
     if (r < 0)
         return r;
-    r = daemon__socket(d, cfg->workers_ep, &d->wsock, err, errlen);
+    r = daemon__socket(d, cfg->workers_ep, AUTH_DOMAIN_WORKERS, &d->wsock, err, errlen);
     if (r == 0)
-        r = daemon__socket(d, cfg->clients_ep, &d->csock, err, errlen);
+        r = daemon__socket(d, cfg->clients_ep, AUTH_DOMAIN_CLIENTS, &d->csock, err, errlen);
     if (r == 0)
         r = zloop_watch_new(loop, d->wsock, 1, session_on_message, c, &d->wwatch);
     if (r == 0)
@@ -475,16 +529,14 @@ static int daemon__start(daemon_t *d, const coord_config_t *cfg, char *err, size
     d->handles = 1;
     c->owner = d;
     c->on_work = daemon__wake;
+    c->route_live = daemon__route_live;
     coord_kick(c);
     log_info("coordinator_started",
              "id=%s db=%s workers=%s clients=%s heartbeat_ms=%d lease_ms=%d sweeps=%d "
              "live_attempts=%d schema=%d curve=%s",
              c->coordinator_id, cfg->db_path, cfg->workers_ep, cfg->clients_ep, cfg->heartbeat_ms,
              cfg->lease_ms, c->nsweeps, attempt_table_count(c->attempts),
-             store_schema_version(c->store),
-             !d->auth                ? "off"
-             : cfg->curve_allow_path ? "allow-list"
-                                     : "any-client");
+             store_schema_version(c->store), d->auth ? "on" : "off");
     return 0;
 }
 

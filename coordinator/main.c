@@ -27,12 +27,14 @@ static void usage(FILE *f)
             "\n"
             "Options:\n"
             "  --db PATH            SQLite database (default ./regmix.db; created if absent)\n"
-            "  --workers ENDPOINT   worker endpoint to bind (default tcp://*:5555)\n"
-            "  --clients ENDPOINT   client endpoint to bind (default tcp://127.0.0.1:5556)\n"
+            "  --workers ENDPOINT   worker endpoint to bind (default tcp://127.0.0.1:5555)\n"
+            "  --clients ENDPOINT   client endpoint to bind (default tcp://127.0.0.1:5556;\n"
+            "                       ipc:///PATH binds a socket file only this user can use)\n"
             "  --config FILE        key = value lines: db, workers, clients, heartbeat_ms,\n"
             "                       lease_ms, log_level, max_workers, max_sweeps,\n"
-            "                       curve_secret_key, curve_allow, metrics, targets_dir,\n"
-            "                       trainer,\n"
+            "                       curve_secret_key, curve_allow, curve_allow_workers,\n"
+            "                       curve_allow_clients, insecure, allow_commands,\n"
+            "                       metrics, targets_dir, trainer,\n"
             "                       max_spec_bytes, quarantine_after, linger_ms,\n"
             "                       commit_window_ms (group commit window, default 0:\n"
             "                       one commit per loop iteration),\n"
@@ -45,8 +47,16 @@ static void usage(FILE *f)
             "  --log-level L        debug, info, warn or error (default info)\n"
             "  --curve-secret-key FILE  CURVE-encrypt both endpoints with this server secret\n"
             "                       key (Z85, 40 characters; the public key derives from it)\n"
-            "  --curve-allow FILE   with CURVE: accept only these client public keys (Z85, one\n"
-            "                       a line); without it any CURVE client is accepted\n"
+            "  --curve-allow-workers FILE  with CURVE: accept only these worker public keys\n"
+            "                       (Z85, one a line) on the worker endpoint; a worker id is\n"
+            "                       then bound to the key that first said HELLO for it\n"
+            "  --curve-allow-clients FILE  the same for regmixctl keys on the client endpoint\n"
+            "  --curve-allow FILE   one allow list for both endpoints (prefer the two above)\n"
+            "  --insecure           bind a non-loopback endpoint without CURVE and an allow\n"
+            "                       list for it (refused otherwise: anyone who reaches it could\n"
+            "                       pose as a worker or submit sweeps)\n"
+            "  --allow-commands     run `launcher: command` target launches (off: a spec cannot\n"
+            "                       make the coordinator run a command)\n"
             "  --metrics HOST:PORT  serve GET /metrics (Prometheus text) and /healthz over HTTP\n"
             "                       (needs libmicrohttpd; e.g. 127.0.0.1:9555)\n"
             "  --targets-dir DIR    work directories of target launches (default: the\n"
@@ -56,8 +66,11 @@ static void usage(FILE *f)
             "  --help               this text\n"
             "  --version            the version\n"
             "\n"
-            "Example:\n"
-            "  regmix-coordinator --db /var/lib/regmix/regmix.db --workers tcp://*:5555\n");
+            "Examples:\n"
+            "  regmix-coordinator --db ./regmix.db        (one machine: loopback, no keys)\n"
+            "  regmix-coordinator --db /var/lib/regmix/regmix.db --workers tcp://0.0.0.0:5555 \\\n"
+            "      --curve-secret-key coordinator.key --curve-allow-workers workers.allow \\\n"
+            "      --curve-allow-clients clients.allow\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *ret)
@@ -68,6 +81,17 @@ static int parse_int(const char *s, int lo, int hi, int *ret)
     if (errno || end == s || *end || v < lo || v > hi)
         return -EINVAL;
     *ret = (int)v;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *ret)
+{
+    if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on"))
+        *ret = 1;
+    else if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))
+        *ret = 0;
+    else
+        return -EINVAL;
     return 0;
 }
 
@@ -117,6 +141,14 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
             cfg->curve_secret_path = strdup(val);
         else if (strcmp(key, "curve_allow") == 0)
             cfg->curve_allow_path = strdup(val);
+        else if (strcmp(key, "curve_allow_workers") == 0)
+            cfg->curve_allow_workers_path = strdup(val);
+        else if (strcmp(key, "curve_allow_clients") == 0)
+            cfg->curve_allow_clients_path = strdup(val);
+        else if (strcmp(key, "insecure") == 0)
+            r = parse_bool(val, &cfg->insecure);
+        else if (strcmp(key, "allow_commands") == 0)
+            r = parse_bool(val, &cfg->allow_commands);
         else if (strcmp(key, "metrics") == 0)
             cfg->metrics_addr = strdup(val);
         else if (strcmp(key, "targets_dir") == 0)
@@ -169,6 +201,10 @@ int main(int argc, char **argv)
         OPT_METRICS,
         OPT_TARGETS_DIR,
         OPT_TRAINER,
+        OPT_CURVE_ALLOW_WORKERS,
+        OPT_CURVE_ALLOW_CLIENTS,
+        OPT_INSECURE,
+        OPT_ALLOW_COMMANDS,
     };
     static const struct option opts[] = {
             {"db", required_argument, NULL, OPT_DB},
@@ -180,6 +216,10 @@ int main(int argc, char **argv)
             {"log-level", required_argument, NULL, OPT_LOG},
             {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET},
             {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
+            {"curve-allow-workers", required_argument, NULL, OPT_CURVE_ALLOW_WORKERS},
+            {"curve-allow-clients", required_argument, NULL, OPT_CURVE_ALLOW_CLIENTS},
+            {"insecure", no_argument, NULL, OPT_INSECURE},
+            {"allow-commands", no_argument, NULL, OPT_ALLOW_COMMANDS},
             {"metrics", required_argument, NULL, OPT_METRICS},
             {"targets-dir", required_argument, NULL, OPT_TARGETS_DIR},
             {"trainer", required_argument, NULL, OPT_TRAINER},
@@ -229,6 +269,18 @@ int main(int argc, char **argv)
         case OPT_CURVE_ALLOW:
             cfg.curve_allow_path = optarg;
             break;
+        case OPT_CURVE_ALLOW_WORKERS:
+            cfg.curve_allow_workers_path = optarg;
+            break;
+        case OPT_CURVE_ALLOW_CLIENTS:
+            cfg.curve_allow_clients_path = optarg;
+            break;
+        case OPT_INSECURE:
+            cfg.insecure = 1;
+            break;
+        case OPT_ALLOW_COMMANDS:
+            cfg.allow_commands = 1;
+            break;
         case OPT_METRICS:
             cfg.metrics_addr = optarg;
             break;
@@ -274,7 +326,8 @@ int main(int argc, char **argv)
         char q[600];
         log_error("start_failed", "error=%s", log_quote(err[0] ? err : strerror(-r), q, sizeof q));
         uv_loop_close(loop);
-        return 1;
+        /* Refused by protected mode: the operator's input, not a failure. */
+        return r == -EPERM ? 2 : 1;
     }
     notify_ready("serving");
     uv_run(loop, UV_RUN_DEFAULT);

@@ -12,8 +12,12 @@
 #include "refit.h"
 #include "transition.h"
 
-#define SESSION_NAME_MAX   128
-#define SESSION_LOSSES_MAX 4096
+#define SESSION_NAME_MAX    128
+#define SESSION_LOSSES_MAX  SPEC_MAX_DOMAINS
+#define SESSION_HOST_MAX    255
+#define SESSION_TEXT_MAX    128  /* boot id, software version, GPU names and uuids */
+#define SESSION_LOSS_MAX    1000 /* nats or bits per byte: anything above is not a loss */
+#define SESSION_CANCELS_MAX 32   /* CANCELs one PING may cause */
 
 static void
 session__reply(coord_t *c, const worker_t *w, const frame_msg_t *msg, Regmix__Envelope *env)
@@ -73,6 +77,90 @@ static uint64_t session__gpu_positions(const worker_t *w, uint64_t index_bits)
     return mask;
 }
 
+/* NULL when every string of the HELLO is within its cap, else why not. */
+static const char *session__hello_text_check(const Regmix__Hello *h)
+{
+    if (h->host && strlen(h->host) > SESSION_HOST_MAX)
+        return "host longer than 255 bytes";
+    if ((h->boot_id && strlen(h->boot_id) > SESSION_TEXT_MAX) ||
+        (h->software_version && strlen(h->software_version) > SESSION_TEXT_MAX))
+        return "boot_id or software_version longer than 128 bytes";
+    for (size_t i = 0; i < h->n_gpus; i++)
+        if ((h->gpus[i]->name && strlen(h->gpus[i]->name) > SESSION_TEXT_MAX) ||
+            (h->gpus[i]->uuid && strlen(h->gpus[i]->uuid) > SESSION_TEXT_MAX))
+            return "a GPU name or uuid longer than 128 bytes";
+    return NULL;
+}
+
+/*
+ * A HELLO for an id that is already bound: with CURVE the id belongs to the key that first said
+ * HELLO for it (only that key may use it, also after the other disconnected); without CURVE to
+ * the live connection, unless the HELLO comes from the same worker process (its boot id), which
+ * reconnected, or the old connection is closed (a killed worker restarting). A refused peer
+ * gets CONFLICT and the live worker keeps its attempts. Returns 1 when refused.
+ */
+static int
+session__hello_conflict(coord_t *c, const worker_t *w, const frame_msg_t *msg, const char *boot)
+{
+    const char *why = NULL;
+    if (w->key[0] && strcmp(w->key, msg->peer_key) != 0)
+        why = "is bound to another CURVE key";
+    else if (!w->key[0] && w->connected && w->alive &&
+             (w->rlen != msg->routing_len || memcmp(w->rid, msg->routing_id, w->rlen) != 0) &&
+             strcmp(w->boot_id, boot) != 0 && (!c->route_live || c->route_live(c, w->rid, w->rlen)))
+        why = "is connected from another peer";
+    if (!why)
+        return 0;
+    char text[300];
+    snprintf(text, sizeof text,
+             "worker id %s %s; give each worker its own --name (refused, the live worker keeps "
+             "its attempts)",
+             w->worker_id, why);
+    coord_log_bad(c, "workers", msg->routing_id, msg->routing_len, text);
+    coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
+                     REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT, "%s", text);
+    return 1;
+}
+
+/* At the worker limit: forgets the worker seen longest ago among those with no connection and
+ * no live or orphaned attempts (its row too), so ids that came once cannot fill the table for
+ * good. Quarantined workers are forgotten last. */
+static void session__worker_gc(coord_t *c)
+{
+    worker_t *best = NULL;
+    for (int i = 0; i < c->nworkers; i++) {
+        worker_t *w = c->workers[i];
+        if ((w->connected && w->alive) || w->outstanding > 0 || w->attempts)
+            continue;
+        int orphaned = 0;
+        for (attempt_t *a = c->orphans; a && !orphaned; a = a->lnext)
+            orphaned = strcmp(a->worker_id, w->worker_id) == 0;
+        if (orphaned)
+            continue; /* its attempts may still be re-adopted */
+        if (!best || w->quarantined < best->quarantined ||
+            (w->quarantined == best->quarantined && w->last_seen_ms < best->last_seen_ms))
+            best = w;
+    }
+    if (!best)
+        return;
+    char id[COORD_WORKER_ID_MAX + 1];
+    snprintf(id, sizeof id, "%s", best->worker_id);
+    long long seen = (long long)best->last_seen_ms;
+    if (coord_worker_forget(c, best) == 0)
+        log_info("worker_forgotten", "worker=%s last_seen_ms=%lld why=worker_limit", id, seen);
+}
+
+void session_worker_strike(coord_t *c, worker_t *w, const char *why)
+{
+    w->consecutive_failures++;
+    if (!w->quarantined && w->consecutive_failures >= c->cfg.quarantine_after) {
+        w->quarantined = 1;
+        log_warn("worker_quarantined", "worker=%s consecutive_failures=%d last=\"%s\"",
+                 w->worker_id, w->consecutive_failures, why);
+    }
+    coord_worker_persist(c, w);
+}
+
 static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hello *h)
 {
     if (!session__name_ok(h->worker_id)) {
@@ -90,8 +178,20 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
                          COORD_MAX_SLOTS, COORD_MAX_GPUS, COORD_MAX_HELD);
         return;
     }
+    const char *too_long = session__hello_text_check(h);
+    if (too_long) {
+        coord_log_bad(c, "workers", msg->routing_id, msg->routing_len, too_long);
+        coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
+                         REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "%s", too_long);
+        return;
+    }
     worker_t *w = coord_worker_by_id(c, h->worker_id);
+    const char *boot = h->boot_id ? h->boot_id : "";
+    if (w && session__hello_conflict(c, w, msg, boot))
+        return;
     if (!w) {
+        if (c->nworkers >= c->cfg.max_workers)
+            session__worker_gc(c);
         if (c->nworkers >= c->cfg.max_workers) {
             coord_send_error(c, COORD_WORKERS, msg->routing_id, msg->routing_len, msg->id,
                              REGMIX__ERROR_CODE__ERROR_CODE_LIMIT, "too many workers (limit %d)",
@@ -110,8 +210,9 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
     if (other && other != w)
         other->connected = 0;
 
-    const char *boot = h->boot_id ? h->boot_id : "";
     int new_boot = strcmp(w->boot_id, boot) != 0;
+    if (msg->peer_key[0] && !w->key[0])
+        memcpy(w->key, msg->peer_key, sizeof w->key);
     w->host = session__dup(w->host, h->host);
     w->boot_id = session__dup(w->boot_id, boot);
     w->software_version = session__dup(w->software_version, h->software_version);
@@ -122,10 +223,9 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
     for (int i = 0; i < w->ngpus; i++)
         w->gpu_index[i] = h->gpus[i]->index;
     if (new_boot) {
-        /* A restarted worker process starts clean: drain and quarantine were for the old one. */
+        /* A restarted worker process is not draining any more; a quarantine stays (a peer that
+         * failed its jobs must not clear it by reconnecting with a new boot id). */
         w->draining = 0;
-        w->quarantined = 0;
-        w->consecutive_failures = 0;
     }
     memcpy(w->rid, msg->routing_id, msg->routing_len);
     w->rlen = msg->routing_len;
@@ -220,7 +320,11 @@ static void session__hello(coord_t *c, const frame_msg_t *msg, const Regmix__Hel
 
 static void session__ping(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__Ping *p)
 {
-    /* Attempts the worker runs that are not live here (lease passed, cancelled): stop them. */
+    /* Attempts the worker runs that are not live here (lease passed, cancelled): stop them.
+     * At most SESSION_CANCELS_MAX a PING: the worker lists what it still runs in the next one,
+     * so an honest worker gets the rest then, and a peer naming thousands of unknown ids cannot
+     * make one message cost thousands of replies. */
+    int cancels = 0;
     for (size_t i = 0; i < p->n_running_attempt_ids && i < COORD_MAX_HELD; i++) {
         uint64_t id = p->running_attempt_ids[i];
         attempt_t *a = attempt_table_get(c->attempts, (int64_t)id);
@@ -228,6 +332,8 @@ static void session__ping(coord_t *c, worker_t *w, const frame_msg_t *msg, const
             a->reported = 1;
             continue;
         }
+        if (++cancels > SESSION_CANCELS_MAX)
+            continue;
         Regmix__Envelope env;
         Regmix__Cancel cm = REGMIX__CANCEL__INIT;
         frame_envelope_init(&env, 0);
@@ -287,7 +393,8 @@ static char *session__values_json(Regmix__DomainValue **v, size_t n)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         if (!v[i]->name || !*v[i]->name || strlen(v[i]->name) > SESSION_NAME_MAX ||
-            !isfinite(v[i]->value) || json_object_set_new(o, v[i]->name, json_real(v[i]->value))) {
+            !isfinite(v[i]->value) || v[i]->value < 0 || v[i]->value > SESSION_LOSS_MAX ||
+            json_object_set_new(o, v[i]->name, json_real(v[i]->value))) {
             json_decref(o);
             return NULL;
         }
@@ -316,13 +423,7 @@ static void session__attempt_failed(
         coord_t *c, worker_t *w, attempt_t *a, int exit_code, int sig, const char *reason)
 {
     w->failed++;
-    w->consecutive_failures++;
-    if (!w->quarantined && w->consecutive_failures >= c->cfg.quarantine_after) {
-        w->quarantined = 1;
-        log_warn("worker_quarantined", "worker=%s consecutive_failures=%d", w->worker_id,
-                 w->consecutive_failures);
-    }
-    coord_worker_persist(c, w);
+    session_worker_strike(c, w, "attempt failed");
     transition_attempt_failed(c, a, exit_code, sig, reason);
 }
 
@@ -342,10 +443,18 @@ session__result(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__R
         return;
     char *losses = session__values_json(res->losses, res->n_losses);
     char *bpb = session__values_json(res->bits_per_byte, res->n_bits_per_byte);
-    if (!losses || !bpb || res->n_losses == 0 || !isfinite(res->seconds)) {
+    const char *bad = NULL;
+    if (res->run_id != (uint64_t)a->run)
+        bad = "result names another run than its attempt's";
+    else if (!losses || !bpb || res->n_losses == 0)
+        bad = "result with no losses, or a loss that is not finite or not in [0, 1000]";
+    else if (!isfinite(res->seconds) || res->seconds < 0)
+        bad = "result with bad seconds";
+    if (bad) {
         free(losses);
         free(bpb);
-        session__attempt_failed(c, w, a, 0, 0, "result with no, bad or non-finite losses");
+        coord_log_bad(c, "workers", msg->routing_id, msg->routing_len, bad);
+        session__attempt_failed(c, w, a, 0, 0, bad);
         session__ack_result(c, w, msg, res->attempt_id, 0);
         return;
     }

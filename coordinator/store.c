@@ -195,6 +195,7 @@ enum {
     ST_PROGRESS_INSERT,
     ST_WORKER_UPSERT,
     ST_WORKERS_ALL,
+    ST_WORKER_DELETE,
     ST_FIT_INSERT,
     ST_FITS_OF,
     ST_SWEEP_CONVERGED,
@@ -278,6 +279,7 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_WORKERS_ALL] = "SELECT worker_id, host, boot_id, gpus, state, software_version,"
                            " slots, consecutive_failures, last_seen_ms, done, failed FROM workers"
                            " ORDER BY worker_id",
+        [ST_WORKER_DELETE] = "DELETE FROM workers WHERE worker_id = ?1",
         [ST_FIT_INSERT] = "INSERT INTO fits (sweep, fit_no, runs_used, model, metrics, proposal,"
                           " predicted, l1_moved, seconds, created_ms)"
                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -993,6 +995,14 @@ int store_worker_upsert(store_t *s, const store_worker_row_t *row, int64_t now_m
     sqlite3_bind_int64(st, 10, row->failed);
     sqlite3_bind_int64(st, 11, now_ms);
     sqlite3_bind_int64(st, 12, row->last_seen_ms);
+    int r = store__exec(s, st);
+    return r < 0 ? r : 0;
+}
+
+int store_worker_delete(store_t *s, const char *worker_id)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_WORKER_DELETE);
+    sqlite3_bind_text(st, 1, worker_id, -1, SQLITE_STATIC);
     int r = store__exec(s, st);
     return r < 0 ? r : 0;
 }

@@ -296,6 +296,8 @@ typedef struct store_worker_row {
     int64_t failed;
 } store_worker_row_t;
 int store_worker_upsert(store_t *s, const store_worker_row_t *row, int64_t now_ms);
+/* Deletes a worker's row (the worker limit forgets long-gone workers). Returns 0 or -errno. */
+int store_worker_delete(store_t *s, const char *worker_id);
 typedef int (*store_worker_cb)(const store_worker_row_t *row, void *data);
 int store_workers_foreach(store_t *s, store_worker_cb cb, void *data);
 

@@ -145,6 +145,14 @@ static int target__launch_role(
     target_t *t = coord_target_find(c, sw->id, role);
     if (t && (t->run || states_target_launched(t->state)))
         return 0;
+    if (sw->spec->target.launcher == SPEC_LAUNCHER_COMMAND && !c->cfg.allow_commands) {
+        /* A spec comes from whoever reaches the client endpoint; running its command is the
+         * operator's decision, made in the coordinator's own configuration. */
+        snprintf(err, errlen,
+                 "launcher: command is off on this coordinator (its operator enables it with "
+                 "--allow-commands or allow_commands = true)");
+        return -EPERM;
+    }
     char workdir[1100];
     snprintf(workdir, sizeof workdir, "%s/%s/%s", c->targets_dir, sw->sweep_id, role);
     launcher_ctx_t ctx = {

@@ -584,6 +584,12 @@ static int job__builtin_argv(job_t *job, char ***ret, size_t *n, char *why, size
 static int job__command_argv(job_t *job, char ***ret, size_t *n, char *why, size_t why_len)
 {
     const Regmix__Assign *a = job->priv->a;
+    if (!job->priv->cfg.allow_commands) {
+        snprintf(why, why_len,
+                 "command jobs are off on this worker (its operator starts it with "
+                 "--allow-commands to run them)");
+        return -EPERM;
+    }
     if (a->n_argv == 0 || !a->argv[0][0]) {
         snprintf(why, why_len, "command job has an empty argv");
         return -EINVAL;
@@ -606,7 +612,43 @@ static int job__command_argv(job_t *job, char ***ret, size_t *n, char *why, size
     return rc;
 }
 
-/* environ minus the variables we set, plus ours. */
+/* The worker's environment variables a job inherits: the basics a program needs, thread and
+ * GPU library settings, sanitizer options. Nothing else (credentials, CREDENTIALS_DIRECTORY,
+ * tokens, REGMIX_* of the worker) reaches a job: its environment is built, not inherited. */
+static const char *const job__env_pass[] = {
+        "PATH=",
+        "HOME=",
+        "USER=",
+        "LOGNAME=",
+        "SHELL=",
+        "LANG=",
+        "LC_",
+        "TZ=",
+        "TMPDIR=",
+        "TERM=",
+        "LD_LIBRARY_PATH=",
+        "OMP_",
+        "OPENBLAS_",
+        "MKL_",
+        "CUDA_",
+        "NCCL_",
+        "ASAN_OPTIONS=",
+        "UBSAN_OPTIONS=",
+        "LSAN_OPTIONS=",
+        "MALLOC_PERTURB_=",
+};
+
+static int job__env_passes(const char *e)
+{
+    if (strncmp(e, "CUDA_VISIBLE_DEVICES=", 21) == 0)
+        return 0; /* ours */
+    for (size_t i = 0; i < sizeof job__env_pass / sizeof job__env_pass[0]; i++)
+        if (strncmp(e, job__env_pass[i], strlen(job__env_pass[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* The passed part of environ, plus ours. */
 static int job__env(job_t *job, char ***ret, size_t *n)
 {
     const Regmix__Assign *a = job->priv->a;
@@ -624,11 +666,9 @@ static int job__env(job_t *job, char ***ret, size_t *n)
         len += snprintf(buf[7] + len, sizeof buf[7] - (size_t)len, "%s%u", i ? "," : "",
                         a->gpu_indices[i]);
     int rc = 0;
-    for (char **e = environ; e && *e && rc == 0; e++) {
-        if (strncmp(*e, "REGMIX_", 7) == 0 || strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) == 0)
-            continue;
-        rc = job__push(ret, n, *e);
-    }
+    for (char **e = environ; e && *e && rc == 0; e++)
+        if (job__env_passes(*e))
+            rc = job__push(ret, n, *e);
     for (int i = 0; i < 8 && rc == 0; i++)
         rc = job__push(ret, n, buf[i]);
     if (rc == 0) {

@@ -35,6 +35,7 @@ typedef struct job_config {
     const char *workdir;
     const char *trainer; /* regmix-train path (BUILTIN) */
     int kill_grace_ms;   /* SIGTERM → SIGKILL */
+    int allow_commands;  /* run COMMAND jobs (the operator's --allow-commands); else they fail */
 } job_config_t;
 
 typedef void (*job_progress_cb)(job_t *job, const Regmix__Progress *p, void *data);

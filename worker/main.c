@@ -41,7 +41,10 @@ static void usage(FILE *f)
           "  --workdir DIR           job directories (logs, result.json until acknowledged)\n"
           "                          and outbox.jsonl (synthetic results until acknowledged)\n"
           "                          (default /var/tmp/regmix-worker/NAME)\n"
-          "  --name NAME             worker name; the id is HOST:NAME (default worker)\n"
+          "  --name NAME             worker name; the id is HOST:NAME (default worker); a\n"
+          "                          second worker with the same name on one host exits 2\n"
+          "  --allow-commands        run `proxy.trainer: command` jobs (a spec's argv, as this\n"
+          "                          user); off by default: such jobs fail at once\n"
           "  --trainer PATH          regmix-train to run for builtin jobs (default next to this\n"
           "                          program in ../train/, else on PATH)\n"
           "  --kill-grace-ms MS      SIGTERM to SIGKILL delay when cancelling (default 5000)\n"
@@ -103,6 +106,7 @@ int main(int argc, char **argv)
         OPT_GRACE,
         OPT_CURVE_SERVER,
         OPT_CURVE_SECRET,
+        OPT_ALLOW_COMMANDS,
         OPT_VERSION
     };
     static const struct option opts[] = {
@@ -116,6 +120,7 @@ int main(int argc, char **argv)
             {"kill-grace-ms", required_argument, NULL, OPT_GRACE},
             {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER},
             {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET},
+            {"allow-commands", no_argument, NULL, OPT_ALLOW_COMMANDS},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, OPT_VERSION},
             {NULL, 0, NULL, 0},
@@ -125,6 +130,7 @@ int main(int argc, char **argv)
     const char *curve_server = getenv("REGMIX_CURVE_SERVER_KEY");
     const char *curve_secret = getenv("REGMIX_CURVE_SECRET_KEY");
     unsigned slots = 0, grace = 5000;
+    int allow_commands = 0;
     log_level_t level = LOG_LEVEL_INFO;
     int c;
     opterr = 0;
@@ -153,6 +159,9 @@ int main(int argc, char **argv)
             break;
         case OPT_CURVE_SERVER:
             curve_server = optarg;
+            break;
+        case OPT_ALLOW_COMMANDS:
+            allow_commands = 1;
             break;
         case OPT_CURVE_SECRET:
             curve_secret = optarg;
@@ -200,6 +209,7 @@ int main(int argc, char **argv)
     cfg.endpoint = endpoint;
     cfg.name = name;
     cfg.kill_grace_ms = (int)grace;
+    cfg.allow_commands = allow_commands;
     char err[512];
     if (curve_client_load(&cfg.curve, curve_server && *curve_server ? curve_server : NULL,
                           curve_secret && *curve_secret ? curve_secret : NULL, err,
@@ -230,7 +240,7 @@ int main(int argc, char **argv)
     int rc = worker_new(loop, &cfg, &w, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "regmix-worker: %s\n", err);
-        return 1;
+        return rc == -EBUSY ? 2 : 1;
     }
     rc = worker_start(w);
     if (rc < 0) {
@@ -238,11 +248,11 @@ int main(int argc, char **argv)
         worker_destroy(&w);
         return 2;
     }
-    worker_run(w);
+    int status = worker_run(w);
     char id[sizeof w->worker_id];
     snprintf(id, sizeof id, "%s", w->worker_id);
     worker_destroy(&w);
     uv_loop_close(loop);
-    log_info("stopped", "worker=%s", id);
-    return 0;
+    log_info("stopped", "worker=%s status=%d", id, status);
+    return status;
 }

@@ -37,6 +37,7 @@ static void session_send_ping(worker_t *w)
 static void session_on_welcome(worker_t *w, const Regmix__Welcome *wel)
 {
     w->welcomed = 1;
+    w->ever_welcomed = 1;
     w->hs_logged = 0;
     w->heartbeat_ms = wel->heartbeat_ms ? wel->heartbeat_ms : WORKER_DEFAULT_HB_MS;
     if (w->heartbeat_ms < 10)
@@ -94,6 +95,12 @@ static void session_on_message(worker_t *w, const Regmix__Envelope *env)
         if (e->code == REGMIX__ERROR_CODE__ERROR_CODE_UNKNOWN_WORKER && w->welcomed) {
             w->welcomed = 0;
             session_hello(w);
+        }
+        if (e->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT && !w->ever_welcomed) {
+            /* Another live worker holds this id (same host and --name, or another CURVE key):
+             * say so and stop rather than fight over it. */
+            fprintf(stderr, "regmix-worker: %s\n", e->message ? e->message : "worker id in use");
+            worker_quit(w, 2);
         }
         break;
     }

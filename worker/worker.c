@@ -5,12 +5,14 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -33,6 +35,7 @@ int worker_new(
     }
     int rc = 0;
     w->loop = loop;
+    w->lock_fd = -1;
     w->endpoint = cfg->endpoint;
     w->curve = cfg->curve;
     memcpy(w->gpus, cfg->gpus, sizeof w->gpus);
@@ -73,6 +76,20 @@ int worker_new(
     w->jcfg.workdir = w->workdir;
     w->jcfg.trainer = w->trainer;
     w->jcfg.kill_grace_ms = cfg->kill_grace_ms;
+    w->jcfg.allow_commands = cfg->allow_commands;
+    /* One worker per workdir: a second one (same host, same --name) would share its results
+     * and fight over its worker id. The lock goes with the process, kill -9 included. */
+    char lock_path[PATH_MAX + 16];
+    snprintf(lock_path, sizeof lock_path, "%s/worker.lock", w->workdir);
+    w->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (w->lock_fd < 0 || flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        errbuf_set(err, errlen,
+                   "%s: %s; another regmix-worker uses this --workdir (worker id %s): give each "
+                   "worker on a host its own --name (or --workdir)",
+                   lock_path, rc == -EBUSY ? "locked" : strerror(-rc), w->worker_id);
+        goto fail;
+    }
     w->jobs = calloc(w->slots, sizeof *w->jobs);
     if (!w->jobs) {
         rc = -ENOMEM;
@@ -175,9 +192,18 @@ int worker_start(worker_t *w)
     return 0;
 }
 
-void worker_run(worker_t *w)
+int worker_run(worker_t *w)
 {
     uv_run(w->loop, UV_RUN_DEFAULT);
+    return w->exit_code;
+}
+
+void worker_quit(worker_t *w, int code)
+{
+    if (w->stopping)
+        return;
+    w->exit_code = code;
+    worker_stop(w);
 }
 
 void worker_destroy(worker_t **self_p)
@@ -193,6 +219,8 @@ void worker_destroy(worker_t **self_p)
     jobs_clear_queue(w);
     free(w->jobs);
     report_journal_close(&w->journal);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd);
     free(w);
     *self_p = NULL;
 }

@@ -47,6 +47,7 @@ typedef struct worker_config {
     const char *workdir; /* created if missing (and its parent) */
     const char *trainer; /* regmix-train: a path or a name on PATH */
     int kill_grace_ms;   /* SIGTERM to SIGKILL when cancelling */
+    int allow_commands;  /* run COMMAND jobs (--allow-commands); else they fail at once */
 } worker_config_t;
 
 typedef struct worker {
@@ -72,6 +73,9 @@ typedef struct worker {
     uint64_t msg_id;
 
     int welcomed;
+    int ever_welcomed; /* by this process: a CONFLICT before it means the id is someone else's */
+    int exit_code;     /* what worker_run() returns */
+    int lock_fd;       /* workdir/worker.lock, held (flock) for the worker's life */
     int draining;
     int stopping;
     uint32_t heartbeat_ms;
@@ -110,8 +114,13 @@ int worker_new(
  * negative errno (a malformed endpoint: -EINVAL, -EPROTONOSUPPORT). */
 int worker_start(worker_t *w);
 
-/* Runs the loop until SIGINT or SIGTERM has stopped the worker. */
-void worker_run(worker_t *w);
+/* Runs the loop until SIGINT or SIGTERM (or worker_quit()) has stopped the worker; returns
+ * the exit status for main (0, or what worker_quit() set). */
+int worker_run(worker_t *w);
+
+/* Stops the worker from inside the loop with exit status `code` (e.g. 2: its id belongs to
+ * another worker); worker_run() returns it. */
+void worker_quit(worker_t *w, int code);
 
 /* Frees the worker (held reports stay on disk for the next start); NULL or *self_p NULL is a
  * harmless no-op. *self_p is NULL afterwards. */

@@ -31,7 +31,7 @@ regression: {target: web, model: linear, simulate: 1000, top_k: 10, refit_every:
 YAML
 
 start_coord
-start_worker w1 3
+start_worker w1 3 --allow-commands
 SW=$(submit "$T/spec.yaml")
 note "sweep $SW"
 wait_state "$SW" 60 done

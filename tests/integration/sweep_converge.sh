@@ -43,7 +43,7 @@ l1_to_optimum() {
         | map(if . < 0 then -. else . end) | add'
 }
 
-start_coord
+start_coord --allow-commands
 start_worker w1 4
 start_worker w2 4
 
@@ -87,7 +87,7 @@ while :; do
 done
 kill9_coord
 note "coordinator killed -9 in state $st"
-start_coord
+start_coord --allow-commands
 sleep 3 # a relaunch, if there were one, would have happened by now
 expect_eq "sweep 2 still converged after the restart" "$(status_field "$SW2" .converged)" true
 expect_eq "launches of sweep 2" "$(wc -l <"$T/launches-conv-b" 2>/dev/null || echo 0)" 1

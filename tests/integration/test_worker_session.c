@@ -82,6 +82,7 @@ static pid_t start_worker(void)
                     "500",
                     "--trainer",
                     trainer,
+                    "--allow-commands",
                     NULL};
     return wire_spawn(argv, logpath);
 }

@@ -522,7 +522,7 @@ static void test_restart_readoption(void)
     started(w, a->assign->attempt_id);
     coord_harness_sleep_ms(100);
     CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
-    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", NULL};
+    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", "--allow-commands", NULL};
     CHECK_INT_EQ(coord_harness_start(&H, extra), 0);
     /* The worker's next message is unknown to the new process: it must HELLO again, listing the
      * attempt it still holds (a) and one that never existed; b it lost. */
@@ -935,7 +935,7 @@ static void test_shutdown_with_running_target(void)
 int main(int argc, char **argv)
 {
     int refits = argc > 1 && strcmp(argv[1], "refits") == 0;
-    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", NULL};
+    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", "--allow-commands", NULL};
     int r = coord_harness_start(&H, extra);
     CHECK_MSG(r == 0, "coordinator did not start: %d", r);
     if (r == 0) {

@@ -1,0 +1,973 @@
+/*
+ * test_rogue: the rogue-peer suite (issue "safe on a shared network by default"). Each case
+ * is one row of the issue's table, run against a real regmix-coordinator (and real
+ * regmix-workers where the row is about them) on loopback, with a raw DEALER in this test
+ * playing the attacker or the careless operator. Every case starts its own coordinator in its
+ * own temporary directory, so the cases are independent meson tests.
+ *
+ * usage: test_rogue CASE   (REGMIX_BUILD_ROOT names the build directory)
+ */
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include "integration/wire.h"
+#include "proto/coord_harness.h"
+#include "test.h"
+
+static coord_harness_t H;
+static char worker_bin[600], ctl_bin[600];
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK_MSG(f != NULL, "cannot write %s", path);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* A DEALER to `ep`, a CURVE client with the given keys when server_pub is set. */
+static void *dealer_keys(const char *ep, const char *server_pub, const char *pub, const char *sec)
+{
+    void *s = zmq_socket(H.zctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (server_pub) {
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, 41);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 41);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 41);
+    }
+    zmq_connect(s, ep);
+    return s;
+}
+
+static Regmix__Envelope *hello_full(void *s,
+                                    const char *id,
+                                    const char *boot,
+                                    uint32_t slots,
+                                    const char *host,
+                                    size_t nheld,
+                                    int timeout_ms)
+{
+    Regmix__Envelope env;
+    Regmix__Hello h = REGMIX__HELLO__INIT;
+    Regmix__HeldAttempt **held = NULL, one = REGMIX__HELD_ATTEMPT__INIT;
+    if (nheld) {
+        held = calloc(nheld, sizeof *held);
+        for (size_t i = 0; held && i < nheld; i++)
+            held[i] = &one; /* the same empty entry: 2 bytes each on the wire */
+    }
+    frame_envelope_init(&env, 0);
+    h.worker_id = (char *)id;
+    h.boot_id = (char *)boot;
+    h.host = (char *)host;
+    h.slots = slots;
+    h.software_version = "rogue";
+    h.attempts = held;
+    h.n_attempts = held ? nheld : 0;
+    env.body_case = REGMIX__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    Regmix__Envelope *r = coord_harness_rpc(s, &env, timeout_ms);
+    free(held);
+    return r;
+}
+
+static Regmix__Envelope *hello(void *s, const char *id, const char *boot, uint32_t slots)
+{
+    return hello_full(s, id, boot, slots, "rogue-host", 0, 3000);
+}
+
+static void send_ready(void *s, uint32_t n)
+{
+    Regmix__Envelope env;
+    Regmix__Ready rd = REGMIX__READY__INIT;
+    rd.free_slots = n;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_READY;
+    env.ready = &rd;
+    coord_harness_send(s, &env);
+}
+
+static void send_ping(void *s, const uint64_t *ids, size_t n)
+{
+    Regmix__Envelope env;
+    Regmix__Ping p = REGMIX__PING__INIT;
+    p.running_attempt_ids = (uint64_t *)ids;
+    p.n_running_attempt_ids = n;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_PING;
+    env.ping = &p;
+    coord_harness_send(s, &env);
+}
+
+static void send_started(void *s, uint64_t attempt)
+{
+    Regmix__Envelope env;
+    Regmix__Started st = REGMIX__STARTED__INIT;
+    st.attempt_id = attempt;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_STARTED;
+    env.started = &st;
+    coord_harness_send(s, &env);
+}
+
+/* Sends a RESULT and waits for its RESULT_ACK; returns accepted (0/1) or -1 without an ack. */
+static int result_rpc(void *s, uint64_t attempt, uint64_t run, double loss)
+{
+    Regmix__Envelope env;
+    Regmix__Result r = REGMIX__RESULT__INIT;
+    Regmix__DomainValue v = REGMIX__DOMAIN_VALUE__INIT, *vp = &v;
+    v.name = "web";
+    v.value = loss;
+    r.attempt_id = attempt;
+    r.run_id = run;
+    r.losses = &vp;
+    r.n_losses = 1;
+    r.seconds = 0.01;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_RESULT;
+    env.result = &r;
+    uint64_t id = coord_harness_send(s, &env);
+    long long end = wire_now_ms() + 5000;
+    while (wire_now_ms() < end) {
+        Regmix__Envelope *m = coord_harness_recv(s, 500);
+        if (!m)
+            continue;
+        int acc = -1;
+        if (m->reply_to == id && m->body_case == REGMIX__ENVELOPE__BODY_RESULT_ACK)
+            acc = m->result_ack->accepted;
+        frame_free(&m);
+        if (acc >= 0)
+            return acc;
+    }
+    return -1;
+}
+
+/* Collects up to `max` ASSIGNs within timeout_ms (attempt and run ids). */
+static int collect_assigns(void *s, uint64_t *att, uint64_t *run, int max, int timeout_ms)
+{
+    int n = 0;
+    long long end = wire_now_ms() + timeout_ms;
+    while (n < max && wire_now_ms() < end) {
+        Regmix__Envelope *m = coord_harness_recv(s, 100);
+        if (m && m->body_case == REGMIX__ENVELOPE__BODY_ASSIGN) {
+            att[n] = m->assign->attempt_id;
+            run[n] = m->assign->run_id;
+            n++;
+        }
+        frame_free(&m);
+    }
+    return n;
+}
+
+static Regmix__Envelope *client_rpc(Regmix__Envelope *env, int timeout_ms)
+{
+    void *s = coord_harness_dealer(&H, H.clients_ep);
+    Regmix__Envelope *r = coord_harness_rpc(s, env, timeout_ms);
+    zmq_close(s);
+    return r;
+}
+
+/* Submits a spec; returns the reply (SubmitReply or Error). */
+static Regmix__Envelope *submit_rpc(const char *yaml, int timeout_ms)
+{
+    Regmix__Envelope env;
+    Regmix__SubmitRequest req = REGMIX__SUBMIT_REQUEST__INIT;
+    req.spec_yaml = (char *)yaml;
+    req.spec_name = "rogue.yaml";
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    return client_rpc(&env, timeout_ms);
+}
+
+static int submit_ok(const char *yaml, char *sweep, size_t n)
+{
+    Regmix__Envelope *r = submit_rpc(yaml, 10000);
+    int ok = r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY;
+    if (ok)
+        snprintf(sweep, n, "%s", r->submit_reply->sweep_id);
+    else if (r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR)
+        fprintf(stderr, "submit refused: %s\n", r->error->message);
+    frame_free(&r);
+    return ok;
+}
+
+/* 0 and the run counts of a sweep, or -1. */
+static int sweep_counts(const char *sweep, Regmix__RunCounts *out, int *state)
+{
+    Regmix__Envelope env;
+    Regmix__StatusRequest req = REGMIX__STATUS_REQUEST__INIT;
+    req.sweep_id = (char *)sweep;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_STATUS;
+    env.status = &req;
+    Regmix__Envelope *r = client_rpc(&env, 3000);
+    int ok = r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY && r->status_reply->sweep;
+    if (ok) {
+        *out = *r->status_reply->sweep->runs;
+        out->base.descriptor = NULL;
+        *state = r->status_reply->sweep->state;
+    }
+    frame_free(&r);
+    return ok ? 0 : -1;
+}
+
+/* The state ("connected", "quarantined", …) of a worker per the coordinator; "" if unknown. */
+static const char *worker_state(const char *id)
+{
+    static char st[32];
+    st[0] = '\0';
+    Regmix__Envelope env;
+    Regmix__WorkersRequest req = REGMIX__WORKERS_REQUEST__INIT;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_WORKERS;
+    env.workers = &req;
+    Regmix__Envelope *r = client_rpc(&env, 3000);
+    if (r && r->body_case == REGMIX__ENVELOPE__BODY_WORKERS_REPLY)
+        for (size_t i = 0; i < r->workers_reply->n_workers; i++)
+            if (strcmp(r->workers_reply->workers[i]->worker_id, id) == 0)
+                snprintf(st, sizeof st, "%s", r->workers_reply->workers[i]->state);
+    frame_free(&r);
+    return st;
+}
+
+static int64_t db_int(const char *sql)
+{
+    sqlite3 *db = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(H.db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+/* VmRSS of a process in KiB (-1 if unknown). */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            v = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static long file_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long n = 0;
+    int ch;
+    while (f && (ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+/* Milliseconds a `list` takes over a fresh socket (-1 without an answer in 2 s). */
+static long list_ms(void)
+{
+    long long t0 = wire_now_ms();
+    int ok = coord_harness_list_ok(&H, 2000);
+    return ok ? (long)(wire_now_ms() - t0) : -1;
+}
+
+static const char *log_path(void)
+{
+    static char p[400];
+    snprintf(p, sizeof p, "%s/coordinator.log", H.dir);
+    return p;
+}
+
+/* Starts the coordinator (fresh directory and ports) with extra arguments. */
+static int start(const char *const *extra)
+{
+    int r = coord_harness_start(&H, extra);
+    CHECK_MSG(r == 0, "coordinator did not start: %d", r);
+    return r;
+}
+
+/* Starts a real regmix-worker; returns its pid. */
+static pid_t start_worker(const char *name, const char *workdir, const char *logp, int allow)
+{
+    char *argv[] = {worker_bin,
+                    "--coordinator",
+                    H.workers_ep,
+                    "--slots",
+                    "2",
+                    "--gpus",
+                    "none",
+                    "--workdir",
+                    (char *)workdir,
+                    "--name",
+                    (char *)name,
+                    "--kill-grace-ms",
+                    "300",
+                    allow ? "--allow-commands" : NULL,
+                    NULL};
+    return wire_spawn(argv, logp);
+}
+
+/* Waits until the sweep has ended (done/failed/cancelled); returns its last counts. */
+static int wait_ended(const char *sweep, int timeout_ms, Regmix__RunCounts *rc)
+{
+    long long end = wire_now_ms() + timeout_ms;
+    int state = 0;
+    while (wire_now_ms() < end) {
+        if (sweep_counts(sweep, rc, &state) == 0 &&
+            state != REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING)
+            return state;
+        wire_sleep_ms(50);
+    }
+    return -1;
+}
+
+/* ---- the rows ------------------------------------------------------------------------------ */
+
+/* Row 1 (setup): a non-loopback endpoint without CURVE and an allow list is refused at start
+ * with a message naming the fix; --insecure starts; an ipc:// client endpoint is 0600. */
+static void test_protected_mode(void)
+{
+    char ep[64], msg[200];
+    snprintf(ep, sizeof ep, "tcp://0.0.0.0:%d", coord_harness_free_port());
+    const char *plain[] = {"--workers", ep, NULL};
+    CHECK(coord_harness_start(&H, plain) < 0);
+    int st = coord_harness_stop(&H, SIGKILL);
+    (void)st;
+    CHECK_MSG(file_contains(log_path(), "--curve-secret-key") &&
+                      file_contains(log_path(), "--curve-allow-workers") &&
+                      file_contains(log_path(), "--insecure"),
+              "the refusal names --curve-secret-key, --curve-allow-workers and --insecure");
+    /* The exit status: run it by hand to see 2. */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "%s/coordinator/regmix-coordinator --db %s/x.db --workers %s 2>/dev/null",
+             getenv("REGMIX_BUILD_ROOT"), H.dir, ep);
+    int rc = system(cmd);
+    CHECK_INT_EQ(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 2);
+    snprintf(cmd, sizeof cmd,
+             "%s/coordinator/regmix-coordinator --db %s/x.db --clients tcp://0.0.0.0:%d 2>&1 | "
+             "grep -q 'curve-allow-clients'",
+             getenv("REGMIX_BUILD_ROOT"), H.dir, coord_harness_free_port());
+    CHECK_MSG(system(cmd) == 0, "client endpoint on 0.0.0.0 refused naming --curve-allow-clients");
+
+    /* CURVE without an allow list is encryption only: still refused off loopback. */
+    char pub[41], sec[41], key[300], text[64];
+    CHECK(zmq_curve_keypair(pub, sec) == 0);
+    snprintf(key, sizeof key, "%s/server.key", H.dir);
+    snprintf(text, sizeof text, "%s\n", sec);
+    write_file(key, text);
+    snprintf(cmd, sizeof cmd,
+             "%s/coordinator/regmix-coordinator --db %s/x.db --workers %s --curve-secret-key %s "
+             "2>/dev/null",
+             getenv("REGMIX_BUILD_ROOT"), H.dir, ep, key);
+    rc = system(cmd);
+    CHECK_INT_EQ(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 2);
+
+    /* --insecure: the operator says so explicitly, and it starts. */
+    const char *insecure[] = {"--workers", ep, "--insecure", NULL};
+    CHECK_INT_EQ(coord_harness_start(&H, insecure), 0);
+    CHECK(file_contains(log_path(), "event=insecure"));
+    coord_harness_stop(&H, SIGTERM);
+
+    /* ipc:// client endpoint: a socket file only this user can open. */
+    char ipc[420], path[400];
+    snprintf(path, sizeof path, "%s/clients.sock", H.dir);
+    snprintf(ipc, sizeof ipc, "ipc://%s", path);
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", H.clients_ep);
+    snprintf(H.clients_ep, sizeof H.clients_ep, "%.63s", ipc);
+    if (strlen(ipc) < sizeof H.clients_ep) {
+        CHECK_INT_EQ(coord_harness_start(&H, NULL), 0);
+        struct stat sb;
+        CHECK_INT_EQ(stat(path, &sb), 0);
+        snprintf(msg, sizeof msg, "mode %o", (unsigned)(sb.st_mode & 0777));
+        CHECK_MSG((sb.st_mode & 0077) == 0, "ipc socket file is private: %s", msg);
+        coord_harness_stop(&H, SIGTERM);
+    } else {
+        fprintf(stderr, "note: temp path too long for the ipc check\n");
+    }
+    snprintf(H.clients_ep, sizeof H.clients_ep, "%s", saved);
+}
+
+/* Row 1: a peer HELLOs with a live worker's id: refused with CONFLICT, the live worker keeps
+ * its attempt and its result is accepted. */
+static void test_hello_takeover(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "5000", NULL};
+    if (start(extra) < 0)
+        return;
+    char sw[64];
+    CHECK(submit_ok("name: takeover\n"
+                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+                    "sampling: {runs: 2, seed: 3}\n"
+                    "proxy: {trainer: synthetic, max_attempts: 1}\n",
+                    sw, sizeof sw));
+    void *honest = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = hello(honest, "host:w", "boot-honest", 1);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    send_ready(honest, 1);
+    uint64_t att[2], run[2];
+    CHECK_INT_EQ(collect_assigns(honest, att, run, 1, 3000), 1);
+    send_started(honest, att[0]);
+
+    void *rogue = coord_harness_dealer(&H, H.workers_ep);
+    r = hello(rogue, "host:w", "boot-rogue", 8);
+    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                      r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT &&
+                      strstr(r->error->message, "--name"),
+              "rogue HELLO refused with CONFLICT naming --name");
+    frame_free(&r);
+    /* The rogue got nothing; the honest worker's attempt is still live and its result counts. */
+    uint64_t ra[2], rr[2];
+    CHECK_INT_EQ(collect_assigns(rogue, ra, rr, 1, 300), 0);
+    CHECK_INT_EQ(result_rpc(honest, att[0], run[0], 2.5), 1);
+    CHECK_STR_EQ(worker_state("host:w"), "connected");
+    zmq_close(rogue);
+    zmq_close(honest);
+    coord_harness_stop(&H, SIGTERM);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM results"), 1);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM attempts WHERE state = 'lost'"), 0);
+}
+
+/* Row 1 with CURVE: a worker id belongs to the key that first said HELLO for it, also after
+ * that worker disconnected; a worker key is not a client key and the reverse. */
+static void test_hello_key_bound(void)
+{
+    char spub[41], ssec[41], k1p[41], k1s[41], k2p[41], k2s[41], kcp[41], kcs[41];
+    CHECK(zmq_curve_keypair(spub, ssec) == 0 && zmq_curve_keypair(k1p, k1s) == 0 &&
+          zmq_curve_keypair(k2p, k2s) == 0 && zmq_curve_keypair(kcp, kcs) == 0);
+    snprintf(H.dir, sizeof H.dir, "/tmp/regmix-rogue-XXXXXX");
+    if (!mkdtemp(H.dir))
+        return;
+    snprintf(H.db, sizeof H.db, "%s/regmix.db", H.dir);
+    snprintf(H.workers_ep, sizeof H.workers_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
+    snprintf(H.clients_ep, sizeof H.clients_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
+    H.zctx = zmq_ctx_new();
+    char key[300], aw[300], ac[300], text[200];
+    snprintf(key, sizeof key, "%s/server.key", H.dir);
+    snprintf(aw, sizeof aw, "%s/workers.allow", H.dir);
+    snprintf(ac, sizeof ac, "%s/clients.allow", H.dir);
+    snprintf(text, sizeof text, "%s\n", ssec);
+    write_file(key, text);
+    snprintf(text, sizeof text, "%s\n%s\n", k1p, k2p);
+    write_file(aw, text);
+    snprintf(text, sizeof text, "%s\n", kcp);
+    write_file(ac, text);
+    H.curve_server_pub = spub;
+    H.curve_client_pub = kcp;
+    H.curve_client_sec = kcs;
+    const char *extra[] = {"--curve-secret-key",
+                           key,
+                           "--curve-allow-workers",
+                           aw,
+                           "--curve-allow-clients",
+                           ac,
+                           "--heartbeat-ms",
+                           "100",
+                           NULL};
+    if (start(extra) < 0)
+        return;
+    void *w1 = dealer_keys(H.workers_ep, spub, k1p, k1s);
+    Regmix__Envelope *r = hello(w1, "host:bound", "b1", 1);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    void *w2 = dealer_keys(H.workers_ep, spub, k2p, k2s);
+    r = hello(w2, "host:bound", "b2", 1);
+    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                      r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT &&
+                      strstr(r->error->message, "CURVE key"),
+              "another allowed key cannot take a bound id");
+    frame_free(&r);
+    /* Still refused after the owner went away (expired: 3 heartbeats). */
+    zmq_close(w1);
+    wire_sleep_ms(600);
+    r = hello(w2, "host:bound", "b3", 1);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+          r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT);
+    frame_free(&r);
+    /* The owner's key may come back (a restarted worker). */
+    w1 = dealer_keys(H.workers_ep, spub, k1p, k1s);
+    r = hello(w1, "host:bound", "b4", 1);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    /* A client key on the worker endpoint, and a worker key on the client endpoint: no
+     * handshake, no answer. */
+    void *wc = dealer_keys(H.workers_ep, spub, kcp, kcs);
+    r = hello_full(wc, "host:client-key", "b5", 1, "h", 0, 700);
+    CHECK_MSG(r == NULL, "a client key is not a worker key");
+    frame_free(&r);
+    void *cw = dealer_keys(H.clients_ep, spub, k1p, k1s);
+    Regmix__Envelope env;
+    Regmix__ListRequest lr = REGMIX__LIST_REQUEST__INIT;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_LIST;
+    env.list = &lr;
+    r = coord_harness_rpc(cw, &env, 700);
+    CHECK_MSG(r == NULL, "a worker key is not a client key");
+    frame_free(&r);
+    CHECK(coord_harness_list_ok(&H, 2000));
+    zmq_close(wc);
+    zmq_close(cw);
+    zmq_close(w1);
+    zmq_close(w2);
+    coord_harness_stop(&H, SIGTERM);
+}
+
+/* Row 2: two regmix-workers on one host without their own --name: the second exits 2 saying
+ * so (shared workdir: lock; own workdir: the coordinator's CONFLICT); the first keeps working. */
+static void test_two_workers_one_name(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    if (start(extra) < 0)
+        return;
+    char wd[400], wd2[400], l1[400], l2[400], l3[400];
+    snprintf(wd, sizeof wd, "%s/work", H.dir);
+    snprintf(wd2, sizeof wd2, "%s/work2", H.dir);
+    snprintf(l1, sizeof l1, "%s/w1.log", H.dir);
+    snprintf(l2, sizeof l2, "%s/w2.log", H.dir);
+    snprintf(l3, sizeof l3, "%s/w3.log", H.dir);
+    pid_t p1 = start_worker("worker", wd, l1, 0);
+    long long end = wire_now_ms() + 5000;
+    char id[300], host[256] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(id, sizeof id, "%s:worker", host);
+    while (strcmp(worker_state(id), "connected") != 0 && wire_now_ms() < end)
+        wire_sleep_ms(50);
+    CHECK_STR_EQ(worker_state(id), "connected");
+    int st = 0;
+    pid_t p2 = start_worker("worker", wd, l2, 0);
+    CHECK_INT_EQ(wire_wait(p2, 5000, &st), 0);
+    CHECK_INT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 2);
+    CHECK_MSG(file_contains(l2, "own --name"), "the second worker says why (workdir lock)");
+    pid_t p3 = start_worker("worker", wd2, l3, 0);
+    CHECK_INT_EQ(wire_wait(p3, 8000, &st), 0);
+    CHECK_INT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 2);
+    CHECK_MSG(file_contains(l3, "own --name"), "the third worker says why (coordinator CONFLICT)");
+    /* The first never flapped: it is connected and ran a sweep to the end. */
+    char sw[64];
+    CHECK(submit_ok("name: one-name\n"
+                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+                    "sampling: {runs: 20, seed: 3}\n"
+                    "proxy: {trainer: synthetic, max_attempts: 1}\n",
+                    sw, sizeof sw));
+    Regmix__RunCounts rc;
+    CHECK_INT_EQ(wait_ended(sw, 20000, &rc), REGMIX__SWEEP_STATE__SWEEP_STATE_DONE);
+    CHECK_INT_EQ(rc.done, 20);
+    CHECK_INT_EQ(file_contains(l1, "event=coordinator_error"), 0);
+    kill(p1, SIGTERM);
+    wire_wait(p1, 5000, NULL);
+    coord_harness_stop(&H, SIGTERM);
+}
+
+/* Row 3: a peer claims 1024 slots and never starts the jobs: quarantined after its unstarted
+ * leases pass, also across a new boot id; the runs lose one attempt each and an honest worker
+ * finishes all of them. */
+static void test_rogue_slots(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "700", NULL};
+    if (start(extra) < 0)
+        return;
+    char sw[64];
+    CHECK(submit_ok("name: rogue-slots\n"
+                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+                    "sampling: {runs: 40, seed: 3}\n"
+                    "proxy: {trainer: synthetic, max_attempts: 3}\n",
+                    sw, sizeof sw));
+    void *rogue = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = hello(rogue, "rogue:slots", "boot-1", 1024);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    send_ready(rogue, 1024);
+    uint64_t att[64], run[64];
+    int got = collect_assigns(rogue, att, run, 40, 3000);
+    CHECK_INT_EQ(got, 40);
+    /* It keeps pinging (alive) but never starts anything. */
+    long long end = wire_now_ms() + 6000;
+    while (strcmp(worker_state("rogue:slots"), "quarantined") != 0 && wire_now_ms() < end) {
+        send_ping(rogue, NULL, 0);
+        wire_sleep_ms(100);
+    }
+    CHECK_STR_EQ(worker_state("rogue:slots"), "quarantined");
+    r = hello(rogue, "rogue:slots", "boot-2", 1024);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    send_ready(rogue, 1024);
+    CHECK_STR_EQ(worker_state("rogue:slots"), "quarantined");
+    char wd[400], lg[400];
+    snprintf(wd, sizeof wd, "%s/work", H.dir);
+    snprintf(lg, sizeof lg, "%s/worker.log", H.dir);
+    pid_t p = start_worker("honest", wd, lg, 0);
+    Regmix__RunCounts rc;
+    end = wire_now_ms() + 20000;
+    int state = -1;
+    while (wire_now_ms() < end) {
+        send_ping(rogue, NULL, 0);
+        int st = 0;
+        if (sweep_counts(sw, &rc, &st) == 0 && st != REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING) {
+            state = st;
+            break;
+        }
+        wire_sleep_ms(100);
+    }
+    CHECK_INT_EQ(state, REGMIX__SWEEP_STATE__SWEEP_STATE_DONE);
+    CHECK_INT_EQ(rc.done, 40);
+    CHECK_INT_EQ(rc.dead, 0);
+    CHECK_INT_EQ(collect_assigns(rogue, att, run, 64, 200), 0);
+    kill(p, SIGTERM);
+    wire_wait(p, 5000, NULL);
+    zmq_close(rogue);
+    coord_harness_stop(&H, SIGTERM);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM results"), 40);
+}
+
+/* Row 4: RESULTs with losses 1e300 and -5, and one naming another run: none is stored. */
+static void test_fake_result(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "5000", NULL};
+    if (start(extra) < 0)
+        return;
+    char sw[64];
+    CHECK(submit_ok("name: fake-result\n"
+                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+                    "sampling: {runs: 3, seed: 3}\n"
+                    "proxy: {trainer: synthetic, max_attempts: 2}\n",
+                    sw, sizeof sw));
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = hello(w, "rogue:results", "boot", 3);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    send_ready(w, 3);
+    uint64_t att[3], run[3];
+    CHECK_INT_EQ(collect_assigns(w, att, run, 3, 3000), 3);
+    for (int i = 0; i < 3; i++)
+        send_started(w, att[i]);
+    CHECK_INT_EQ(result_rpc(w, att[0], run[0], 1e300), 0);
+    CHECK_INT_EQ(result_rpc(w, att[1], run[1], -5.0), 0);
+    CHECK_INT_EQ(result_rpc(w, att[2], run[0], 2.0), 0);
+    zmq_close(w);
+    coord_harness_stop(&H, SIGTERM);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM results"), 0);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM attempts WHERE state = 'failed'"), 3);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM runs WHERE state IN ('queued', 'failed')"), 3);
+}
+
+/* Row 5: HELLOs with junk ids up to the worker limit: once they are gone, a new worker is
+ * admitted (the oldest rows are forgotten), also after a restart. */
+static void test_junk_ids(void)
+{
+    char conf[400];
+    snprintf(H.dir, sizeof H.dir, "/tmp/regmix-rogue-XXXXXX");
+    if (!mkdtemp(H.dir))
+        return;
+    snprintf(H.db, sizeof H.db, "%s/regmix.db", H.dir);
+    snprintf(H.workers_ep, sizeof H.workers_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
+    snprintf(H.clients_ep, sizeof H.clients_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
+    H.zctx = zmq_ctx_new();
+    snprintf(conf, sizeof conf, "%s/coordinator.conf", H.dir);
+    write_file(conf, "max_workers = 16\n");
+    const char *extra[] = {"--config", conf, "--heartbeat-ms", "100", NULL};
+    if (start(extra) < 0)
+        return;
+    void *s[16];
+    for (int i = 0; i < 16; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "junk-%d", i);
+        s[i] = coord_harness_dealer(&H, H.workers_ep);
+        Regmix__Envelope *r = hello(s[i], id, "b", 1);
+        CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+        frame_free(&r);
+    }
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = hello(w, "real:one", "b", 1);
+    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                      r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_LIMIT,
+              "the limit holds while the junk peers are connected");
+    frame_free(&r);
+    for (int i = 0; i < 16; i++)
+        zmq_close(s[i]);
+    long long end = wire_now_ms() + 5000;
+    int ok = 0;
+    while (!ok && wire_now_ms() < end) {
+        wire_sleep_ms(100);
+        r = hello(w, "real:one", "b", 1);
+        ok = r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME;
+        frame_free(&r);
+    }
+    CHECK_MSG(ok, "a real worker is admitted once the junk ids are gone");
+    zmq_close(w);
+    CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
+    CHECK(db_int("SELECT count(*) FROM workers") <= 16);
+    if (start(extra) < 0)
+        return;
+    w = coord_harness_dealer(&H, H.workers_ep);
+    r = hello(w, "real:two", "b", 1);
+    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME, "admitted after a restart");
+    frame_free(&r);
+    zmq_close(w);
+    coord_harness_stop(&H, SIGTERM);
+}
+
+/* Rows 6-7: a HELLO with a 200 KB host is refused (BAD_REQUEST), one of 8 MB never reaches the
+ * coordinator (size limit); a HELLO with 100,000 repeated entries is refused before decoding.
+ * Nothing is stored, RSS stays flat and `list` keeps answering. */
+static void test_big_hello(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    if (start(extra) < 0)
+        return;
+    long rss0 = rss_kib(H.pid);
+    char *host = malloc(8u << 20);
+    CHECK(host != NULL);
+    if (!host)
+        return;
+    memset(host, 'h', (8u << 20) - 1);
+    host[(8u << 20) - 1] = '\0';
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    host[200000] = '\0';
+    Regmix__Envelope *r = hello_full(w, "big:host", "b", 1, host, 0, 3000);
+    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                      r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST &&
+                      strstr(r->error->message, "host"),
+              "a 200 KB host is refused");
+    frame_free(&r);
+    host[200000] = 'h';
+    for (int i = 0; i < 6; i++) {
+        void *b = coord_harness_dealer(&H, H.workers_ep);
+        r = hello_full(b, "big:host8", "b", 1, host, 0, 300);
+        CHECK_MSG(r == NULL, "an 8 MB HELLO gets no answer (the peer is disconnected)");
+        frame_free(&r);
+        zmq_close(b);
+    }
+    free(host);
+    for (int i = 0; i < 3; i++) {
+        r = hello_full(w, "big:repeated", "b", 1, "h", 100000, 3000);
+        CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                          r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_BAD_MESSAGE &&
+                          strstr(r->error->message, "repeated"),
+                  "100,000 repeated entries are refused before decoding: %s",
+                  r ? (r->body_case == REGMIX__ENVELOPE__BODY_ERROR ? r->error->message : "other")
+                    : "no reply");
+        frame_free(&r);
+    }
+    long ms = list_ms();
+    CHECK_MSG(ms >= 0 && ms < 500, "list answers (%ld ms)", ms);
+    long rss1 = rss_kib(H.pid);
+    CHECK_MSG(rss1 - rss0 < 64 * 1024, "RSS grew %ld KiB (from %ld)", rss1 - rss0, rss0);
+    zmq_close(w);
+    coord_harness_stop(&H, SIGTERM);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM workers"), 0);
+    CHECK(db_int("SELECT coalesce(max(length(host)), 0) FROM workers") < 256);
+}
+
+/* Row 8: 1500 PINGs each naming 4096 unknown attempts from a peer that never reads: replies
+ * per message are capped, the send queue is bounded, logs are rate-limited, clients answered. */
+static void test_ping_flood(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "1000", NULL};
+    if (start(extra) < 0)
+        return;
+    long rss0 = rss_kib(H.pid);
+    long lines0 = file_lines(log_path());
+    void *w = coord_harness_dealer(&H, H.workers_ep);
+    int big = 1 << 20;
+    zmq_setsockopt(w, ZMQ_RCVBUF, &big, sizeof big);
+    Regmix__Envelope *r = hello(w, "rogue:ping", "b", 1);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    static uint64_t ids[4096];
+    for (int i = 0; i < 4096; i++)
+        ids[i] = 1000000u + (uint64_t)i;
+    long worst = 0;
+    for (int k = 0; k < 1500; k++) {
+        send_ping(w, ids, 4096);
+        if (k % 300 == 299) {
+            long ms = list_ms();
+            if (ms < 0 || ms > worst)
+                worst = ms < 0 ? 99999 : ms;
+        }
+    }
+    wire_sleep_ms(500);
+    long ms = list_ms();
+    CHECK_MSG(ms >= 0 && ms < 500 && worst < 2000,
+              "list answers during (worst %ld ms) and after "
+              "(%ld ms)",
+              worst, ms);
+    long rss1 = rss_kib(H.pid);
+    CHECK_MSG(rss1 - rss0 < 200 * 1024, "RSS grew %ld KiB", rss1 - rss0);
+    long lines = file_lines(log_path()) - lines0;
+    CHECK_MSG(lines < 2000, "log lines %ld", lines);
+    zmq_close(w);
+    coord_harness_stop(&H, SIGTERM);
+}
+
+/* Row 9: a spec cannot make anyone run a command: workers without --allow-commands fail
+ * command jobs (nothing runs), the coordinator refuses launcher: command without its own
+ * --allow-commands; where commands are allowed, the job's environment is built (no secrets). */
+static void test_commands(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    if (start(extra) < 0)
+        return;
+    char wd[400], lg[400], marker[400], spec[2000], sw[64];
+    snprintf(wd, sizeof wd, "%s/work", H.dir);
+    snprintf(lg, sizeof lg, "%s/worker.log", H.dir);
+    snprintf(marker, sizeof marker, "%s/pwned", H.dir);
+    pid_t p = start_worker("noexec", wd, lg, 0);
+    snprintf(spec, sizeof spec,
+             "name: cmd\n"
+             "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+             "sampling: {runs: 2, seed: 3}\n"
+             "proxy: {trainer: command, command: [sh, -c, 'touch %s'], max_attempts: 1}\n",
+             marker);
+    CHECK(submit_ok(spec, sw, sizeof sw));
+    Regmix__RunCounts rc;
+    CHECK_INT_EQ(wait_ended(sw, 20000, &rc), REGMIX__SWEEP_STATE__SWEEP_STATE_FAILED);
+    CHECK_INT_EQ(rc.dead, 2);
+    CHECK_MSG(access(marker, F_OK) != 0, "the command never ran");
+    CHECK_MSG(file_contains(lg, "--allow-commands"), "the worker says why the job failed");
+    kill(p, SIGTERM);
+    wire_wait(p, 5000, NULL);
+
+    /* launcher: command on a coordinator without --allow-commands. */
+    CHECK(submit_ok("name: launch-cmd\n"
+                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+                    "sampling: {runs: 8, seed: 3}\n"
+                    "proxy: {trainer: synthetic, max_attempts: 1}\n"
+                    "regression: {target: web, model: linear, simulate: 1000, top_k: 10, "
+                    "refit_every: 8}\n"
+                    "target: {launcher: command, command: [sh, -c, 'touch /tmp/never']}\n",
+                    sw, sizeof sw));
+    char lg2[400];
+    snprintf(lg2, sizeof lg2, "%s/worker2.log", H.dir);
+    p = start_worker("synth", wd, lg2, 0);
+    CHECK_INT_EQ(wait_ended(sw, 20000, &rc), REGMIX__SWEEP_STATE__SWEEP_STATE_DONE);
+    int refused = 0;
+    long long end = wire_now_ms() + 10000;
+    while (!refused && wire_now_ms() < end) {
+        Regmix__Envelope env;
+        Regmix__LaunchRequest lr = REGMIX__LAUNCH_REQUEST__INIT;
+        lr.sweep_id = sw;
+        frame_envelope_init(&env, 0);
+        env.body_case = REGMIX__ENVELOPE__BODY_LAUNCH;
+        env.launch = &lr;
+        Regmix__Envelope *r = client_rpc(&env, 3000);
+        refused = r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                  strstr(r->error->message, "--allow-commands") != NULL;
+        CHECK(!r || r->body_case != REGMIX__ENVELOPE__BODY_LAUNCH_REPLY);
+        frame_free(&r);
+        if (!refused)
+            wire_sleep_ms(200);
+    }
+    CHECK_MSG(refused, "launch of launcher: command refused naming --allow-commands");
+    kill(p, SIGTERM);
+    wire_wait(p, 5000, NULL);
+
+    /* Allowed: the job sees a built environment, not the worker's. */
+    setenv("SECRET_TOKEN", "hunter2", 1);
+    setenv("CREDENTIALS_DIRECTORY", "/run/credentials/regmix-worker", 1);
+    setenv("REGMIX_CURVE_SECRET_KEY_TEST", "x", 1);
+    char lg3[400], envf[400];
+    snprintf(lg3, sizeof lg3, "%s/worker3.log", H.dir);
+    snprintf(envf, sizeof envf, "%s/env.txt", H.dir);
+    p = start_worker("exec", wd, lg3, 1);
+    unsetenv("SECRET_TOKEN");
+    unsetenv("CREDENTIALS_DIRECTORY");
+    unsetenv("REGMIX_CURVE_SECRET_KEY_TEST");
+    snprintf(spec, sizeof spec,
+             "name: cmd-env\n"
+             "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+             "sampling: {runs: 1, seed: 3}\n"
+             "proxy: {trainer: command, command: [sh, -c, 'env > %s; echo "
+             "\"{\\\"losses\\\": {\\\"web\\\": 1.0, \\\"code\\\": 2.0}}\" > \"$REGMIX_RESULT\"'], "
+             "max_attempts: 3}\n",
+             envf);
+    CHECK(submit_ok(spec, sw, sizeof sw));
+    CHECK_INT_EQ(wait_ended(sw, 20000, &rc), REGMIX__SWEEP_STATE__SWEEP_STATE_DONE);
+    CHECK_INT_EQ(rc.done, 1);
+    CHECK(file_contains(envf, "PATH="));
+    CHECK(file_contains(envf, "REGMIX_RUN="));
+    CHECK_MSG(!file_contains(envf, "hunter2") && !file_contains(envf, "CREDENTIALS_DIRECTORY") &&
+                      !file_contains(envf, "REGMIX_CURVE_SECRET_KEY_TEST"),
+              "no secret of the worker reaches the job");
+    kill(p, SIGTERM);
+    wire_wait(p, 5000, NULL);
+    coord_harness_stop(&H, SIGTERM);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM attempts WHERE reason LIKE '%--allow-commands%'"), 2);
+}
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} rogue_case_t;
+
+static const rogue_case_t cases[] = {
+        {"protected_mode", test_protected_mode},
+        {"hello_takeover", test_hello_takeover},
+        {"hello_key_bound", test_hello_key_bound},
+        {"two_workers_one_name", test_two_workers_one_name},
+        {"rogue_slots", test_rogue_slots},
+        {"fake_result", test_fake_result},
+        {"junk_ids", test_junk_ids},
+        {"big_hello", test_big_hello},
+        {"ping_flood", test_ping_flood},
+        {"commands", test_commands},
+};
+
+int main(int argc, char **argv)
+{
+    const char *build = getenv("REGMIX_BUILD_ROOT");
+    if (argc != 2 || !build) {
+        fprintf(stderr, "usage: %s CASE (with REGMIX_BUILD_ROOT set)\n", argv[0]);
+        return 2;
+    }
+    snprintf(worker_bin, sizeof worker_bin, "%s/worker/regmix-worker", build);
+    snprintf(ctl_bin, sizeof ctl_bin, "%s/cli/regmixctl", build);
+    atexit(wire_cleanup);
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (strcmp(argv[1], cases[i].name) != 0)
+            continue;
+        fprintf(stderr, "== %s\n", cases[i].name);
+        cases[i].fn();
+        if (test__failures && H.dir[0])
+            coord_harness_dump_log(&H);
+        if (H.pid > 0)
+            coord_harness_stop(&H, SIGKILL);
+        wire_cleanup();
+        int rc = test_finish();
+        if (rc == 0)
+            coord_harness_cleanup(&H);
+        else if (H.dir[0])
+            fprintf(stderr, "kept %s\n", H.dir);
+        return rc;
+    }
+    fprintf(stderr, "%s: no case '%s'\n", argv[0], argv[1]);
+    return 2;
+}

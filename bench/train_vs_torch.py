@@ -3,14 +3,20 @@
 side, on the same machine and thread count.
 
 Both train the same Llama-style decoder (RMSNorm, RoPE, SwiGLU, untied head, AdamW with clipping)
-on the same random tokens for the same number of steps; throughput is tokens per second over the
-steps after the first (warm-up), in wall-clock time and in CPU time (user + system: on a machine
-shared with other work, wall-clock figures mostly measure the other work). Prints one JSON line per system, the ratio, and regmix-train's
-GFLOP/s against OpenBLAS sgemm's peak measured by bench/sgemm_peak.
+on the same random tokens for the same number of steps, at two shapes: "small" (2 layers, 4 heads,
+d 128, ffn 512) and "wide" (4 layers, 8 heads, d 256, ffn 1024), both context 256, vocab 256,
+batch 8. Each round runs regmix-train, then PyTorch, then (with --openblas) regmix-train with
+REGMIX_TRAIN_GEMM=openblas, back to back in the same minute; the figure compared is each
+system's whole-run tokens per second (every step, the first included: regmix-train's own result
+line, PyTorch timed the same way), and the ratio is taken per round and summarised by its median
+over the rounds. Also printed per round: steady-state tokens/s (after the first step) and tokens
+per CPU second (user + system: on a machine shared with other work, wall-clock figures partly
+measure the other work; regmix-train's CPU time includes its start-up), and regmix-train's MFU
+against the sgemm peak it measures itself after training.
 
-Run with Debian's python3, which has torch:
+Run with Debian's python3, which has torch (python3-torch):
     /usr/bin/python3 bench/train_vs_torch.py --train build/train/regmix-train \
-        --sgemm build/bench/sgemm_peak [--threads 2] [--steps 6] [--proxy]
+        --sgemm build/bench/sgemm_peak [--threads 2] [--steps 8] [--rounds 5] [--proxy]
 --proxy adds the paper's 1M proxy shape (2 layers, 8 heads, d 256, ffn 512, context 2048,
 vocab 50432) for a few steps, regmix-train only.
 """
@@ -26,6 +32,7 @@ import tempfile
 import time
 
 SMALL = dict(layers=2, heads=4, dim=128, ffn=512, context=256, vocab=256, batch=8)
+WIDE = dict(layers=4, heads=8, dim=256, ffn=1024, context=256, vocab=256, batch=8)
 PROXY = dict(layers=2, heads=8, dim=256, ffn=512, context=2048, vocab=50432, batch=8)
 
 
@@ -49,26 +56,25 @@ def child_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def run_regmix(binary, c, steps, threads, shard, micro):
-    """Wall tokens/s after the first step, CPU-time tokens/s after the first step, last loss."""
-    def once(n):
-        args = [binary, "--threads", str(threads), "--steps", str(n), "--lr", "4e-4",
-                "--train", "r=" + shard, "--eval-batches", "0",
-                "--progress-fd", "1", "--micro-batch", str(micro)]
-        for k in ("layers", "heads", "dim", "ffn", "context", "vocab", "batch"):
-            args += ["--" + k, str(c[k])]
-        c0 = child_cpu()
-        out = subprocess.run(args, check=True, capture_output=True, text=True,
-                             env=dict(os.environ)).stdout
-        return [json.loads(l) for l in out.splitlines() if l.startswith("{")], child_cpu() - c0
-    ev, cpu_n = once(steps)
-    _, cpu_1 = once(1)  # start-up and the first step, subtracted from the CPU time
+def run_regmix(binary, c, steps, threads, shard, micro, gemm=None):
+    """The result line of one run (whole-run and steady tokens/s, MFU...) plus its CPU time."""
+    args = [binary, "--threads", str(threads), "--steps", str(steps), "--lr", "4e-4",
+            "--train", "r=" + shard, "--eval-batches", "0",
+            "--progress-fd", "1", "--micro-batch", str(micro)]
+    for k in ("layers", "heads", "dim", "ffn", "context", "vocab", "batch"):
+        args += ["--" + k, str(c[k])]
+    env = dict(os.environ)
+    if gemm:
+        env["REGMIX_TRAIN_GEMM"] = gemm
+    c0 = child_cpu()
+    out = subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
+    cpu = child_cpu() - c0
+    ev = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    res = [e for e in ev if e["event"] == "result"][-1]
     st = [e for e in ev if e["event"] == "step"]
-    # tokens/s after the first step: from the cumulative rate at steps 1 and N.
-    t1 = st[0]["tokens"] / st[0]["tokens_per_second"]
-    tn = st[-1]["tokens"] / st[-1]["tokens_per_second"]
-    tokens = st[-1]["tokens"] - st[0]["tokens"]
-    return tokens / (tn - t1), tokens / max(cpu_n - cpu_1, 1e-9), st[-1]["loss"]
+    res["last_loss"] = st[-1]["loss"]
+    res["tokens_per_cpu_second"] = res["tokens"] / max(cpu, 1e-9)
+    return res
 
 
 def run_torch(c, steps, threads):
@@ -140,64 +146,100 @@ def run_torch(c, steps, threads):
         times.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
     tokens = c["batch"] * t * (steps - 1)
-    return tokens / sum(times[1:]), tokens / sum(cpus[1:]), loss.item(), torch.__version__
+    return {"tokens_per_second": c["batch"] * t * steps / sum(times),
+            "steady_tokens_per_second": tokens / sum(times[1:]),
+            "tokens_per_cpu_second": c["batch"] * t * steps / sum(cpus),
+            "last_loss": loss.item(), "version": torch.__version__}
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def bench_shape(name, c, a, shard):
+    rows = []
+    for r in range(a.rounds):
+        ours = run_regmix(a.train, c, a.steps, a.threads, shard, a.micro_batch)
+        theirs = run_torch(c, a.steps, a.threads)
+        row = {"shape": name, "round": r + 1,
+               "regmix_tps": round(ours["tokens_per_second"], 1),
+               "torch_tps": round(theirs["tokens_per_second"], 1),
+               "ratio": round(ours["tokens_per_second"] / theirs["tokens_per_second"], 3),
+               "regmix_steady_tps": round(ours["steady_tokens_per_second"], 1),
+               "torch_steady_tps": round(theirs["steady_tokens_per_second"], 1),
+               "ratio_cpu": round(ours["tokens_per_cpu_second"]
+                                  / theirs["tokens_per_cpu_second"], 3),
+               "regmix_mfu": round(ours.get("mfu", 0.0), 3),
+               "regmix_gemm_peak": round(ours.get("gemm_peak_gflops", 0.0), 1),
+               "kernels": ours.get("kernels"), "gemm": ours.get("gemm"),
+               "loss": [round(ours["last_loss"], 4), round(theirs["last_loss"], 4)],
+               "torch": theirs["version"], "load": round(os.getloadavg()[0], 2)}
+        if a.openblas:
+            ob = run_regmix(a.train, c, a.steps, a.threads, shard, a.micro_batch, "openblas")
+            row["regmix_openblas_tps"] = round(ob["tokens_per_second"], 1)
+            row["ratio_openblas"] = round(ob["tokens_per_second"]
+                                          / theirs["tokens_per_second"], 3)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    summary = {"shape": name, "dims": c, "threads": a.threads, "rounds": a.rounds,
+               "steps": a.steps,
+               "median_ratio": round(median([x["ratio"] for x in rows]), 3),
+               "median_ratio_steady": round(median([x["regmix_steady_tps"] / x["torch_steady_tps"]
+                                                    for x in rows]), 3),
+               "median_ratio_cpu": round(median([x["ratio_cpu"] for x in rows]), 3),
+               "median_regmix_tps": round(median([x["regmix_tps"] for x in rows]), 1),
+               "median_torch_tps": round(median([x["torch_tps"] for x in rows]), 1),
+               "median_mfu": round(median([x["regmix_mfu"] for x in rows]), 3)}
+    if a.openblas:
+        summary["median_ratio_openblas"] = round(median([x["ratio_openblas"] for x in rows]), 3)
+    print(json.dumps(summary), flush=True)
+    return summary
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", required=True, help="path of the regmix-train binary")
-    ap.add_argument("--sgemm", help="path of bench/sgemm_peak")
+    ap.add_argument("--sgemm", help="path of bench/sgemm_peak (OpenBLAS's peak, for reference)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=8)
+    ap.add_argument("--shapes", default="small,wide", help="comma list of small, wide")
     ap.add_argument("--proxy", action="store_true", help="also time the paper's proxy shape")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (median kept)")
+    ap.add_argument("--openblas", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run regmix-train with REGMIX_TRAIN_GEMM=openblas each round "
+                         "(PyTorch's matrix-product library)")
     ap.add_argument("--wait-policy", default="passive", choices=["passive", "active"],
                     help="OMP_WAIT_POLICY for both systems (both use libgomp; default passive, "
                          "regmix-train's own default)")
     a = ap.parse_args()
     # Set before torch is imported: libgomp reads it when it loads.
     os.environ["OMP_WAIT_POLICY"] = a.wait_policy
+    shapes = {"small": SMALL, "wide": WIDE}
     with tempfile.TemporaryDirectory() as tmp:
         shard = os.path.join(tmp, "rand.bin")
         write_shard(shard, SMALL["vocab"], 300000, 1)
-        # Alternate the two systems and keep each one's best round: on a shared machine the
-        # best of a few rounds is the figure least disturbed by other load.
-        ours = theirs = our_cpu = their_cpu = 0.0
-        for _ in range(a.rounds):
-            o, oc, our_loss = run_regmix(a.train, SMALL, a.steps, a.threads, shard,
-                                         a.micro_batch)
-            t, tc, their_loss, tv = run_torch(SMALL, a.steps, a.threads)
-            ours, theirs = max(ours, o), max(theirs, t)
-            our_cpu, their_cpu = max(our_cpu, oc), max(their_cpu, tc)
-        fpt = flops_per_token(SMALL)
-        print(json.dumps({"system": "regmix-train", "shape": SMALL, "threads": a.threads,
-                          "tokens_per_second": round(ours, 1),
-                          "tokens_per_cpu_second": round(our_cpu, 1),
-                          "gflops": round(ours * fpt / 1e9, 2), "last_loss": our_loss}))
-        print(json.dumps({"system": "pytorch " + tv, "shape": SMALL, "threads": a.threads,
-                          "tokens_per_second": round(theirs, 1),
-                          "tokens_per_cpu_second": round(their_cpu, 1),
-                          "gflops": round(theirs * fpt / 1e9, 2), "last_loss": their_loss}))
-        print("ratio regmix-train / pytorch: %.2f in wall-clock tokens/s, %.2f in tokens per "
-              "CPU second (OMP_WAIT_POLICY=%s)" % (ours / theirs, our_cpu / their_cpu,
-                                                   a.wait_policy))
+        for name in a.shapes.split(","):
+            bench_shape(name, shapes[name], a, shard)
         if a.sgemm:
             peak = max(json.loads(subprocess.run([a.sgemm, "1024", str(a.threads), "5"],
                                                  check=True, capture_output=True,
                                                  text=True).stdout)["gflops"]
-                       for _ in range(a.rounds))
-            print("regmix-train %.1f GFLOP/s = %.0f%% of OpenBLAS sgemm peak %.1f GFLOP/s "
-                  "(%d threads)" % (ours * fpt / 1e9, 100 * ours * fpt / 1e9 / peak, peak,
-                                    a.threads))
+                       for _ in range(3))
+            print(json.dumps({"openblas_sgemm_peak_gflops": peak, "threads": a.threads}))
         if a.proxy:
             shard = os.path.join(tmp, "proxy.bin")
             write_shard(shard, PROXY["vocab"], 200000, 2)
-            tps, _, loss = run_regmix(a.train, PROXY, 3, a.threads, shard, 1)
+            res = run_regmix(a.train, PROXY, 3, a.threads, shard, 1)
             print(json.dumps({"system": "regmix-train", "shape": PROXY, "threads": a.threads,
-                              "tokens_per_second": round(tps, 1),
-                              "gflops": round(tps * flops_per_token(PROXY) / 1e9, 2),
-                              "last_loss": loss}))
+                              "tokens_per_second": round(res["tokens_per_second"], 1),
+                              "steady_tokens_per_second":
+                                  round(res["steady_tokens_per_second"], 1),
+                              "gflops": round(res["steady_tokens_per_second"]
+                                              * flops_per_token(PROXY) / 1e9, 2),
+                              "mfu": res.get("mfu"), "last_loss": res["last_loss"]}))
 
 
 if __name__ == "__main__":

@@ -26,14 +26,15 @@ enum {
     PH_ROPE,
     PH_ATTN,
     PH_SWIGLU,
+    PH_MLP,
     PH_LMHEAD,
     PH_RESID,
     PH_ADAMW,
     PH_COUNT
 };
 static const char *const backend__phase_names[PH_COUNT] = {
-        "embedding", "rmsnorm",    "linear gemm", "rope",           "attention",
-        "swiglu",    "lm head+ce", "residual",    "adamw+norm+zero"};
+        "embedding", "rmsnorm",   "linear gemm", "rope",     "attention",
+        "swiglu",    "mlp tiles", "lm head+ce",  "residual", "adamw+norm+zero"};
 static int backend__prof = -1;
 static double backend__prof_s[PH_COUNT];
 
@@ -296,15 +297,11 @@ static void cpu_forward_backward(void *impl,
              kern_gemm(0, 1, n, 3 * D, D, 1.0f, ln1, D, p + o[MODEL_T_WQKV], D, 0.0f, qkv, 3 * D));
         PROF(PH_ROPE, kern_rope_apply(qkv, b->rope_cos, b->rope_sin, m, T, D, H, 0));
         PROF(PH_ATTN, kern_attention_forward(att, lse, qkv, m, T, D, H, b->att_scratch));
-        PROF(PH_RESID, memcpy(mid, x, nd * sizeof(float)));
-        PROF(PH_LINEAR, kern_gemm(0, 1, n, D, D, 1.0f, att, D, p + o[MODEL_T_WO], D, 1.0f, mid, D));
+        PROF(PH_LINEAR, kern_linear_residual(mid, x, att, p + o[MODEL_T_WO], n, D, D));
         PROF(PH_NORM,
              kern_rmsnorm_forward(ln2, b->rstd2 + l * NT, mid, p + o[MODEL_T_MLP_NORM], n, D));
-        PROF(PH_LINEAR,
-             kern_gemm(0, 1, n, 2 * F, D, 1.0f, ln2, D, p + o[MODEL_T_W13], D, 0.0f, h13, 2 * F));
-        PROF(PH_SWIGLU, kern_swiglu_forward(hh, h13, n, F));
-        PROF(PH_RESID, memcpy(y, mid, nd * sizeof(float)));
-        PROF(PH_LINEAR, kern_gemm(0, 1, n, D, F, 1.0f, hh, F, p + o[MODEL_T_W2], F, 1.0f, y, D));
+        PROF(PH_MLP, kern_mlp_forward(y, h13, hh, mid, ln2, p + o[MODEL_T_W13], p + o[MODEL_T_W2],
+                                      n, D, F));
     }
     float *xl = b->res + L * NDl;
     PROF(PH_NORM, kern_rmsnorm_forward(b->lnf, b->rstdf, xl, p + lay->final_norm, n, D));
@@ -332,13 +329,10 @@ static void cpu_forward_backward(void *impl,
         float *qkv = b->qkv + l * 3 * NDl, *h13 = b->h13 + l * 2 * NT * F;
         float *hh = b->hh + l * NT * F, *lse = b->lse + (long)l * b->mb * H * T;
         /* MLP: y = mid + swiglu(ln2 W13^T) W2^T */
-        PROF(PH_LINEAR,
-             kern_gemm(0, 0, n, F, D, 1.0f, b->dres, D, p + o[MODEL_T_W2], F, 0.0f, b->dh, F));
+        PROF(PH_MLP, kern_mlp_backward_rows(b->dln, b->dh13, b->dh, b->dres, h13,
+                                            p + o[MODEL_T_W13], p + o[MODEL_T_W2], n, D, F));
         PROF(PH_LINEAR,
              kern_gemm(1, 0, D, F, n, 1.0f, b->dres, D, hh, F, 1.0f, g + o[MODEL_T_W2], F));
-        PROF(PH_SWIGLU, kern_swiglu_backward(b->dh13, b->dh, h13, n, F));
-        PROF(PH_LINEAR, kern_gemm(0, 0, n, D, 2 * F, 1.0f, b->dh13, 2 * F, p + o[MODEL_T_W13], D,
-                                  0.0f, b->dln, D));
         PROF(PH_LINEAR, kern_gemm(1, 0, 2 * F, D, n, 1.0f, b->dh13, 2 * F, ln2, D, 1.0f,
                                   g + o[MODEL_T_W13], D));
         PROF(PH_NORM, kern_rmsnorm_backward(b->dres, g + o[MODEL_T_MLP_NORM], b->dln, mid,

@@ -56,6 +56,38 @@ void kern_gemm(int trans_a,
                float *c,
                int ldc);
 
+/* y (N,D) = x + act (N,K) W^T with W (D,K): the residual add and the product in one parallel
+ * region (each thread copies its rows of x, then accumulates its block onto them). */
+void kern_linear_residual(
+        float *y, const float *x, const float *act, const float *w, int n, int d, int k);
+
+/* The SwiGLU MLP forward in row tiles that fit L2, one parallel region: h13 (N,2F) = ln (N,D)
+ * W13^T, hh (N,F) = swiglu(h13), y (N,D) = res + hh W2^T (W13 (2F,D), W2 (D,F)). */
+void kern_mlp_forward(float *y,
+                      float *h13,
+                      float *hh,
+                      const float *res,
+                      const float *ln,
+                      const float *w13,
+                      const float *w2,
+                      int n,
+                      int d,
+                      int f);
+
+/* The row-local part of the MLP backward in the same tiles: dh (N,F) = dy W2, dh13 (N,2F) from
+ * SwiGLU's backward, dln (N,D) = dh13 W13, all overwritten. The weight gradients (sums over
+ * rows) are separate products. */
+void kern_mlp_backward_rows(float *dln,
+                            float *dh13,
+                            float *dh,
+                            const float *dy,
+                            const float *h13,
+                            const float *w13,
+                            const float *w2,
+                            int n,
+                            int d,
+                            int f);
+
 /* out (N,D) = wte[tokens[n]] */
 void kern_embed_forward(float *out, const int32_t *tokens, const float *wte, int n, int d);
 /* dwte (V,D) += scatter of dout (N,D) by tokens; deterministic (threads own columns). */

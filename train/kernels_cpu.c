@@ -191,6 +191,80 @@ void kern_gemm(int trans_a,
     }
 }
 
+void kern_linear_residual(
+        float *y, const float *x, const float *act, const float *w, int n, int d, int k)
+{
+    kern__vec();
+#pragma omp parallel
+    {
+        long lo, hi;
+        kern__split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        if (hi > lo) {
+            memcpy(y + lo * d, x + lo * d, sizeof(float) * (size_t)(hi - lo) * d);
+            kern__sgemm(0, 1, (int)(hi - lo), d, k, 1.0f, act + lo * k, k, w, k, 1.0f, y + lo * d,
+                        d);
+        }
+    }
+}
+
+/* Rows per MLP tile: the tile's h13 (rows, 2F) within about 1 MB, so it is still in L2 when
+ * SwiGLU reads it and hh when the down projection does; 16 to 256 rows. */
+static int kern__mlp_rows(int f)
+{
+    int rows = (1 << 18) / (2 * f);
+    rows = rows < 16 ? 16 : rows > 256 ? 256 : rows;
+    return rows;
+}
+
+void kern_mlp_forward(float *y,
+                      float *h13,
+                      float *hh,
+                      const float *res,
+                      const float *ln,
+                      const float *w13,
+                      const float *w2,
+                      int n,
+                      int d,
+                      int f)
+{
+    const kern_vec_ops_t *ops = kern__vec();
+    int rows = kern__mlp_rows(f), tiles = (n + rows - 1) / rows;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < tiles; t++) {
+        long r0 = (long)t * rows;
+        int rn = n - r0 < rows ? (int)(n - r0) : rows;
+        kern__sgemm(0, 1, rn, 2 * f, d, 1.0f, ln + r0 * d, d, w13, d, 0.0f, h13 + r0 * 2 * f,
+                    2 * f);
+        ops->swiglu_forward(hh + r0 * f, h13 + r0 * 2 * f, rn, f);
+        memcpy(y + r0 * d, res + r0 * d, sizeof(float) * (size_t)rn * d);
+        kern__sgemm(0, 1, rn, d, f, 1.0f, hh + r0 * f, f, w2, f, 1.0f, y + r0 * d, d);
+    }
+}
+
+void kern_mlp_backward_rows(float *dln,
+                            float *dh13,
+                            float *dh,
+                            const float *dy,
+                            const float *h13,
+                            const float *w13,
+                            const float *w2,
+                            int n,
+                            int d,
+                            int f)
+{
+    const kern_vec_ops_t *ops = kern__vec();
+    int rows = kern__mlp_rows(f), tiles = (n + rows - 1) / rows;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < tiles; t++) {
+        long r0 = (long)t * rows;
+        int rn = n - r0 < rows ? (int)(n - r0) : rows;
+        kern__sgemm(0, 0, rn, f, d, 1.0f, dy + r0 * d, d, w2, f, 0.0f, dh + r0 * f, f);
+        ops->swiglu_backward(dh13 + r0 * 2 * f, dh + r0 * f, h13 + r0 * 2 * f, rn, f);
+        kern__sgemm(0, 0, rn, d, 2 * f, 1.0f, dh13 + r0 * 2 * f, 2 * f, w13, d, 0.0f, dln + r0 * d,
+                    d);
+    }
+}
+
 void kern_embed_forward(float *out, const int32_t *tokens, const float *wte, int n, int d)
 {
 #pragma omp parallel for schedule(static)

@@ -497,7 +497,7 @@ static void kv_attention_backward(float *dqkv,
 
 static void kv_swiglu_forward(float *h, const float *h13, int n, int f)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int i = 0; i < n; i++) {
         const float *a = h13 + (long)i * 2 * f, *u = a + f;
         float *hi = h + (long)i * f;
@@ -516,7 +516,7 @@ static void kv_swiglu_forward(float *h, const float *h13, int n, int f)
 
 static void kv_swiglu_backward(float *dh13, const float *dh, const float *h13, int n, int f)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int i = 0; i < n; i++) {
         const float *a = h13 + (long)i * 2 * f, *u = a + f, *g = dh + (long)i * f;
         float *da = dh13 + (long)i * 2 * f, *du = da + f;

@@ -969,6 +969,51 @@ void spec_free(spec_t *s)
     free(s);
 }
 
+/*
+ * The offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or -1 when all of `text` is. A spec must be
+ * UTF-8 (YAML 1.2 allows no other encoding without a BOM), and libfyaml 0.8 loops forever on a
+ * malformed sequence in a directive line ("%#\xc4"), so nothing else reaches it.
+ */
+static long spec__utf8_invalid(const unsigned char *t, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = t[i];
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong */
+            if (c == 0xed)
+                hi = 0x9f; /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong */
+            if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return (long)i;
+        }
+        if (i + n >= len) /* truncated */
+            return (long)i;
+        if (t[i + 1] < lo || t[i + 1] > hi)
+            return (long)i;
+        for (size_t k = 2; k <= n; k++)
+            if (t[i + k] < 0x80 || t[i + k] > 0xbf)
+                return (long)i;
+        i += n + 1;
+    }
+    return -1;
+}
+
 int spec_parse_string(
         const char *name, const char *text, size_t len, spec_t **ret, char *err, size_t errlen)
 {
@@ -981,6 +1026,21 @@ int spec_parse_string(
     }
     if (memchr(text, '\0', len)) {
         errbuf_set(err, errlen, "%s: NUL byte in spec", name);
+        return -EINVAL;
+    }
+    long bad = spec__utf8_invalid((const unsigned char *)text, len);
+    if (bad >= 0) {
+        int line = 1, col = 1;
+        for (long i = 0; i < bad; i++) {
+            if (text[i] == '\n') {
+                line++;
+                col = 1;
+            } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+                col++;
+            }
+        }
+        errbuf_set(err, errlen, "%s:%d:%d: not UTF-8 (byte 0x%02x)", name, line, col,
+                   (unsigned char)text[bad]);
         return -EINVAL;
     }
     pctx_t p = {.file = name, .err = err, .errlen = errlen};

@@ -3,8 +3,8 @@
  * file named on the command line (or found in a named directory: the committed regression inputs),
  * then feeds deterministic mutations of them (bit flips, byte sets, truncations, splices,
  * duplicated spans) for --iterations rounds. A crash, a sanitizer report or a non-zero return from
- * the target fails the test. Built with clang -fsanitize=fuzzer instead (scripts/fuzz.sh), the same
- * target runs under real coverage-guided fuzzing.
+ * the target fails the test. Linked with libFuzzer instead (-Dfuzz=enabled, scripts/fuzz.sh), the
+ * same target runs under real coverage-guided fuzzing.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -64,17 +64,19 @@ static void add_path(const char *path)
         add_file(path);
         return;
     }
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        add_path(sub);
+    /* In name order: the mutations depend on the inputs' order, so the test is the same test on
+     * every file system. */
+    struct dirent **names = NULL;
+    int n = scandir(path, &names, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        if (names[i]->d_name[0] != '.') {
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/%s", path, names[i]->d_name);
+            add_path(sub);
+        }
+        free(names[i]);
     }
-    if (d)
-        closedir(d);
+    free(names);
 }
 
 /* The input being run, written to ./fuzz-crash.bin when the target crashes, to reproduce it. */

@@ -18,7 +18,8 @@ sleep "$DOWN_S"
 start_coord
 wait_state "$SW" 90 done
 stop_coord
-read -r done dead canc <<<"$(check_store "$SW")"
+check_store "$SW"
+done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done runs" "$done" 200
 grep -q 'event=welcome' "$T/worker-w1.log" || fail "worker w1 never welcomed"
 [ "$(grep -c 'event=hello' "$T/worker-w1.log")" -ge 2 ] || fail "worker w1 did not HELLO again"

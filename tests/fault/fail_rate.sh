@@ -12,7 +12,8 @@ SW=$(submit "$T/spec.yaml")
 note "sweep $SW"
 wait_state "$SW" 90 done failed
 stop_coord
-read -r done dead canc <<<"$(check_store "$SW")"
+check_store "$SW"
+done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done + dead" $((done + dead)) 150
 expect_eq "cancelled" "$canc" 0
 [ "$dead" -ge 1 ] || fail "no run is dead (P = 0.973^150 = 1.6%: check the retries)"

@@ -63,34 +63,33 @@ static void send_result(uint64_t aid, uint64_t rid, double loss)
     send_env(&env);
 }
 
+/* Submits the spec with regmixctl; its DEALER connects as soon as the coordinator has bound (no
+ * retry loop needed), and it waits at most --timeout for the reply. */
 static int run_ctl_submit(void)
 {
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "'%s' --coordinator %s submit '%s' --timeout 5", ctl_bin, cep,
+    snprintf(cmd, sizeof cmd, "'%s' --coordinator %s submit '%s' --timeout 10", ctl_bin, cep,
              specpath);
-    for (int tries = 0; tries < 50; tries++) {
-        FILE *f = popen(cmd, "r");
-        if (!f)
-            return -1;
-        char line[128] = "";
-        char *got = fgets(line, sizeof line, f);
-        int st = pclose(f);
-        if (got && st == 0) {
-            line[strcspn(line, "\r\n")] = '\0';
-            snprintf(sweep_id, sizeof sweep_id, "%s", line);
-            return 0;
-        }
-        wire_sleep_ms(200); /* the coordinator may still be starting */
-    }
-    return -1;
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    char line[128] = "";
+    char *got = fgets(line, sizeof line, f);
+    int st = pclose(f);
+    if (!got || st != 0)
+        return -1;
+    line[strcspn(line, "\r\n")] = '\0';
+    snprintf(sweep_id, sizeof sweep_id, "%s", line);
+    return 0;
 }
 
-static void test_start_and_submit(void)
+/* Each step returns 0, or -1 after a failed check: the steps after it depend on it. */
+static int start_and_submit(void)
 {
     FILE *f = fopen(specpath, "w");
-    CHECK(f != NULL);
+    CHECK_MSG(f != NULL, "cannot write %s", specpath);
     if (!f)
-        return;
+        return -1;
     fputs("name: dup-result\n"
           "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
           "sampling: {runs: 1, seed: 3}\n"
@@ -101,15 +100,20 @@ static void test_start_and_submit(void)
     char *argv[] = {(char *)coord_bin, "--db", dbpath,       "--workers", wep, "--clients", cep,
                     "--heartbeat-ms",  "200",  "--lease-ms", "5000",      NULL};
     cpid = wire_spawn(argv, logpath);
-    CHECK(cpid > 0);
-    CHECK_INT_EQ(run_ctl_submit(), 0);
-    CHECK(strlen(sweep_id) > 0);
+    CHECK_MSG(cpid > 0, "coordinator not started");
+    if (cpid <= 0)
+        return -1;
+    int rc = run_ctl_submit();
+    CHECK_MSG(rc == 0 && sweep_id[0], "regmixctl submit failed");
+    return rc == 0 && sweep_id[0] ? 0 : -1;
 }
 
-static void test_hello_assign(void)
+static int hello_assign(void)
 {
     dealer = wire_socket(ctx, ZMQ_DEALER, wep, 0);
     CHECK(dealer != NULL);
+    if (!dealer)
+        return -1;
     Regmix__Envelope env;
     Regmix__Hello h = REGMIX__HELLO__INIT;
     frame_envelope_init(&env, 0);
@@ -123,6 +127,8 @@ static void test_hello_assign(void)
     send_env(&env);
     Regmix__Envelope *w = expect(REGMIX__ENVELOPE__BODY_WELCOME, 5000);
     CHECK_MSG(w != NULL, "WELCOME after HELLO");
+    if (!w)
+        return -1;
     frame_free(&w);
     Regmix__Ready rd = REGMIX__READY__INIT;
     rd.free_slots = 1;
@@ -133,10 +139,11 @@ static void test_hello_assign(void)
     Regmix__Envelope *a = expect(REGMIX__ENVELOPE__BODY_ASSIGN, 5000);
     CHECK_MSG(a != NULL, "ASSIGN after READY(1)");
     if (!a)
-        return;
+        return -1;
     attempt_id = a->assign->attempt_id;
     run_id = a->assign->run_id;
     CHECK(attempt_id > 0);
+    CHECK(run_id > 0);
     CHECK_STR_EQ(a->assign->sweep_id, sweep_id);
     CHECK_INT_EQ(a->assign->kind, REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC);
     frame_free(&a);
@@ -146,12 +153,11 @@ static void test_hello_assign(void)
     env.body_case = REGMIX__ENVELOPE__BODY_STARTED;
     env.started = &st;
     send_env(&env);
+    return attempt_id > 0 ? 0 : -1;
 }
 
-static void test_result_twice(void)
+static int result_twice(void)
 {
-    if (!attempt_id)
-        return;
     send_result(attempt_id, run_id, 0.5);
     send_result(attempt_id, run_id, 0.75); /* a different value: must not replace the first */
     Regmix__Envelope *a1 = expect(REGMIX__ENVELOPE__BODY_RESULT_ACK, 5000);
@@ -173,6 +179,7 @@ static void test_result_twice(void)
     if (a3)
         CHECK(!a3->result_ack->accepted);
     frame_free(&a3);
+    return 0;
 }
 
 static long long db_int(sqlite3 *db, const char *sql)
@@ -187,7 +194,7 @@ static long long db_int(sqlite3 *db, const char *sql)
     return v;
 }
 
-static void test_store_exact(void)
+static int store_exact(void)
 {
     kill(cpid, SIGTERM);
     int status = -1;
@@ -211,6 +218,15 @@ static void test_store_exact(void)
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
+    return 0;
+}
+
+/* One scenario: a step that fails fails the test and ends it (the later steps depend on it). */
+static void test_duplicate_result(void)
+{
+    if (start_and_submit() < 0 || hello_assign() < 0 || result_twice() < 0)
+        return;
+    store_exact();
 }
 
 int main(int argc, char **argv)
@@ -234,10 +250,7 @@ int main(int argc, char **argv)
     snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", wp);
     snprintf(cep, sizeof cep, "tcp://127.0.0.1:%d", cp);
     ctx = zmq_ctx_new();
-    TEST_RUN(test_start_and_submit);
-    TEST_RUN(test_hello_assign);
-    TEST_RUN(test_result_twice);
-    TEST_RUN(test_store_exact);
+    TEST_RUN(test_duplicate_result);
     if (dealer)
         zmq_close(dealer);
     zmq_ctx_term(ctx);

@@ -46,10 +46,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+# A fail inside $(...) or a pipeline runs in a subshell: it tells the test's own shell, which
+# then fails too (the trap runs as soon as the subshell has exited) instead of going on.
+TEST_SHELL=$BASHPID
+trap 'TEST_FAILED=1; exit 1' USR1
 
 fail() {
     echo "FAIL: $*" >&2
     TEST_FAILED=1
+    [ "$BASHPID" = "$TEST_SHELL" ] || kill -USR1 "$TEST_SHELL"
     exit 1
 }
 
@@ -166,6 +171,23 @@ wait_state() {
     fail "sweep $sweep not in state '$*' within $timeout s (last: $st)"
 }
 
+# wait_for WHAT TIMEOUT_S COMMAND...: runs COMMAND every 0.1 s until it succeeds; fails naming
+# WHAT when TIMEOUT_S pass first. The way to wait for a condition (never a bare sleep).
+wait_for() {
+    local what=$1 secs=$2 end=$((SECONDS + $2))
+    shift 2
+    until "$@"; do
+        [ $SECONDS -lt $end ] || fail "$what: not within $secs s"
+        sleep 0.1
+    done
+}
+
+# worker_running NAME: the attempts the coordinator counts as running on worker HOST:NAME.
+worker_running() {
+    ctl workers --json --timeout 3 | jq -r --arg n "$1" \
+        '[.workers[] | select(.worker | endswith(":" + $n)) | .running + 0] | add // 0'
+}
+
 # wait_done_at_least SWEEP N TIMEOUT_S: until at least N runs are done.
 wait_done_at_least() {
     local end=$(($SECONDS + $3)) d
@@ -189,7 +211,8 @@ expect_eq() {
 
 # check_store SWEEP: the exact invariants, on the database (the coordinator must be stopped):
 # every run is done (exactly one result), dead or cancelled; none leased, running or queued;
-# no attempt is live; no run has two results; done = results. Prints "done dead cancelled".
+# no attempt is live; no run has two results; done = results. Sets STORE_DONE, STORE_DEAD and
+# STORE_CANC. Call it directly, not inside $(...): its checks must stop the test itself.
 check_store() {
     local sw=$1 id
     id=$(db "SELECT id FROM sweeps WHERE sweep_id = '$sw'")
@@ -210,7 +233,9 @@ check_store() {
     expect_eq "results of runs not done" "$orphan" 0
     expect_eq "results = done runs" "$results" "$done"
     expect_eq "done + dead + cancelled = runs" $((done + dead + canc)) "$runs"
-    echo "$done $dead $canc"
+    STORE_DONE=$done
+    STORE_DEAD=$dead
+    STORE_CANC=$canc
 }
 
 # synthetic_spec FILE NAME RUNS DELAY_MS FAIL_RATE MAX_ATTEMPTS

@@ -50,7 +50,8 @@ until [ "$(status_field "$SW" .fits)" -ge 1 ] 2>/dev/null; do
 done
 note "ok: $(status_field "$SW" .fits) fits of the mean loss"
 stop_coord
-read -r done dead canc <<<"$(check_store "$SW")"
+check_store "$SW"
+done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done runs" "$done" 6
 note "progress rows stored: $(db 'SELECT count(*) FROM progress' 2>/dev/null)"
 note "PASS"

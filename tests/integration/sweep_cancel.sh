@@ -16,10 +16,9 @@ out=$(ctl cancel "$SW" --json) || fail "cancel"
 n=$(echo "$out" | jq .cancelled)
 [ "$n" -gt 40 ] || fail "cancel of the sweep cancelled only $n runs"
 wait_state "$SW" 20 cancelled
-sleep 1 # running attempts get CANCEL; their workers stop them
-st=$(ctl status "$SW" --json)
-expect_eq "runs leased or running after cancel" \
-    "$(echo "$st" | jq '.runs.leased + .runs.running + .runs.queued')" 0
+# Running attempts get CANCEL; their worker stops them and the coordinator counts none live.
+none_live() { [ "$(status_field "$SW" '.runs.leased + .runs.running + .runs.queued')" = 0 ]; }
+wait_for "no run leased, running or queued after cancel" 10 none_live
 
 ctl status sw-no-such-sweep --json >/dev/null 2>"$T/err.txt"
 expect_eq "exit status of status on an unknown sweep" $? 2
@@ -30,7 +29,9 @@ expect_eq "exit status with no coordinator" $? 1
 [ $((SECONDS - start)) -le 3 ] || fail "unreachable coordinator took $((SECONDS - start)) s"
 
 stop_coord
-read -r done dead canc <<<"$(check_store "$SW")"
+check_store "$SW"
+done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done + cancelled" $((done + canc)) 60
+expect_eq "dead runs" "$dead" 0
 [ "$canc" -gt 40 ] || fail "only $canc runs cancelled"
 note "PASS (done $done, cancelled $canc)"

@@ -43,6 +43,7 @@ bad=$(tail -n +2 "$T/results.csv" | awk -F, '{ l = 2*$4 + $5 + $6/4; d = $8 - l;
 expect_eq "rows whose loss is not 2*web+code+books/4" "$bad" 0
 ls "$T"/work-w1/*/*/stdout.log >/dev/null 2>&1 || fail "no job directories with logs"
 stop_coord
-read -r done dead canc <<<"$(check_store "$SW")"
+check_store "$SW"
+done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done runs" "$done" 12
 note "PASS"

@@ -96,6 +96,6 @@ ctl target "$SW2" --json | jq -e '.targets | length == 1' >/dev/null ||
 expect_eq "launches of sweep 1, after the restart" "$(wc -l <"$T/launches-conv-a")" 1
 
 stop_coord
-check_store "$SW" >/dev/null
-check_store "$SW2" >/dev/null
+check_store "$SW"
+check_store "$SW2"
 note "PASS"

@@ -133,8 +133,10 @@ grep -q 'event=handshake_failed' "$T/worker-w1.log" "$T/worker-w2.log" &&
     fail "an allowed worker logged a handshake failure"
 
 stop_coord
-read -r done dead canc <<<"$(check_store "$SW")"
+check_store "$SW"
+done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done runs" "$done" 24
-read -r done dead canc <<<"$(check_store "$SW2")"
+check_store "$SW2"
+done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done runs after the restart" "$done" 8
 note "PASS"

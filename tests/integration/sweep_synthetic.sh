@@ -45,6 +45,7 @@ ctl list --json | jq -e --arg s "$SW" '[.sweeps[] | select(.sweep == $s and .sta
 timeout 20 "$CTL_BIN" --coordinator "$CEP" watch "$SW" >"$T/watch.txt" || fail "watch of a done sweep"
 
 stop_coord
-read -r done dead canc <<<"$(check_store "$SW")"
+check_store "$SW"
+done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done runs" "$done" 64
 note "PASS"

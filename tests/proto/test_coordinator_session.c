@@ -53,6 +53,24 @@ static Regmix__Envelope *status(void *cl, const char *sweep_id)
     return coord_harness_rpc(cl, &env, 5000);
 }
 
+/* Polls the sweep's status until `n` runs count as running; 0 after timeout_ms. */
+static int wait_running(const char *sweep_id, uint32_t n, int timeout_ms)
+{
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    int64_t end = clock_mono_ms() + timeout_ms;
+    int ok = 0;
+    while (!ok && clock_mono_ms() < end) {
+        Regmix__Envelope *r = status(cl, sweep_id);
+        ok = r && r->body_case == REGMIX__ENVELOPE__BODY_STATUS_REPLY && r->status_reply->sweep &&
+             r->status_reply->sweep->runs && r->status_reply->sweep->runs->running == n;
+        frame_free(&r);
+        if (!ok)
+            coord_harness_sleep_ms(10);
+    }
+    zmq_close(cl);
+    return ok;
+}
+
 static void hello(void *w,
                   const char *id,
                   const char *boot,
@@ -324,15 +342,8 @@ out:
     zmq_close(w);
 }
 
-/* Lets the previous test's workers (sockets closed) expire: 3 heartbeats of 200 ms. */
-static void settle(void)
-{
-    coord_harness_sleep_ms(700);
-}
-
 static void test_cancel(void)
 {
-    settle();
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w = coord_harness_dealer(&H, H.workers_ep);
     Regmix__Envelope *r = submit(cl, "tocancel", 4, 1, 0);
@@ -387,7 +398,6 @@ static void test_cancel(void)
 
 static void test_lease_expiry_and_fencing(void)
 {
-    settle();
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w1 = coord_harness_dealer(&H, H.workers_ep);
     void *w2 = coord_harness_dealer(&H, H.workers_ep);
@@ -438,7 +448,6 @@ out:
 
 static void test_quarantine(void)
 {
-    settle();
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w = coord_harness_dealer(&H, H.workers_ep);
     Regmix__Envelope *r = submit(cl, "quarantine", 6, 1, 0);
@@ -498,7 +507,6 @@ static void test_quarantine(void)
 
 static void test_restart_readoption(void)
 {
-    settle();
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w = coord_harness_dealer(&H, H.workers_ep);
     Regmix__Envelope *r = submit(cl, "restart", 2, 2, 0);
@@ -520,7 +528,8 @@ static void test_restart_readoption(void)
         return;
     }
     started(w, a->assign->attempt_id);
-    coord_harness_sleep_ms(100);
+    /* Stop only once the coordinator has taken the STARTED in (a counts as running). */
+    CHECK_MSG(wait_running(sweep_id, 1, 5000), "run of attempt a never counted as running");
     CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
     const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", "--allow-commands", NULL};
     CHECK_INT_EQ(coord_harness_start(&H, extra), 0);
@@ -573,7 +582,6 @@ static void test_restart_readoption(void)
  * GPU gets one such run at a time, with that GPU's index; higher priority goes first. */
 static void test_gpus_and_priority(void)
 {
-    settle();
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *cpu = coord_harness_dealer(&H, H.workers_ep);
     void *gpu = coord_harness_dealer(&H, H.workers_ep);
@@ -932,31 +940,46 @@ static void test_shutdown_with_running_target(void)
     sqlite3_close(db);
 }
 
-int main(int argc, char **argv)
+/*
+ * Runs one test against a coordinator of its own (fresh database and ports), so no test depends
+ * on what another left behind (workers still counted, sweeps, runs). A test may stop the
+ * coordinator itself; otherwise it must still be alive at the end and stop cleanly.
+ */
+static void run_fresh(void (*fn)(void), const char *name)
 {
-    int refits = argc > 1 && strcmp(argv[1], "refits") == 0;
+    static const coord_harness_t fresh;
     const char *extra[] = {"--heartbeat-ms", "200", "--lease-ms", "1500", "--allow-commands", NULL};
+    int before = test__failures;
+    H = fresh;
     int r = coord_harness_start(&H, extra);
-    CHECK_MSG(r == 0, "coordinator did not start: %d", r);
+    CHECK_MSG(r == 0, "%s: coordinator did not start: %d", name, r);
     if (r == 0) {
-        if (refits) {
-            TEST_RUN(test_refits_and_convergence);
-            TEST_RUN(test_shutdown_with_running_target);
-        } else {
-            TEST_RUN(test_full_sweep);
-            TEST_RUN(test_cancel);
-            TEST_RUN(test_lease_expiry_and_fencing);
-            TEST_RUN(test_quarantine);
-            TEST_RUN(test_restart_readoption);
-            TEST_RUN(test_gpus_and_priority);
-        }
-        if (!refits) { /* the refits part ends with its own stop */
-            CHECK(coord_harness_alive(&H));
+        fn();
+        if (H.pid > 0) {
+            CHECK_MSG(coord_harness_alive(&H), "%s: the coordinator died", name);
             CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
         }
     }
-    if (test__failures)
+    if (test__failures != before)
         coord_harness_dump_log(&H);
     coord_harness_cleanup(&H);
+    fprintf(stderr, "%s %s\n", test__failures == before ? "ok  " : "FAIL", name);
+}
+
+#define RUN_FRESH(fn) run_fresh(fn, #fn)
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "refits") == 0) {
+        RUN_FRESH(test_refits_and_convergence);
+        RUN_FRESH(test_shutdown_with_running_target);
+    } else {
+        RUN_FRESH(test_full_sweep);
+        RUN_FRESH(test_cancel);
+        RUN_FRESH(test_lease_expiry_and_fencing);
+        RUN_FRESH(test_quarantine);
+        RUN_FRESH(test_restart_readoption);
+        RUN_FRESH(test_gpus_and_priority);
+    }
     return test_finish();
 }

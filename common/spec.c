@@ -972,7 +972,7 @@ void spec_free(spec_t *s)
 /*
  * The offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong
  * forms, no surrogates, nothing above U+10FFFF), or -1 when all of `text` is. A spec must be
- * UTF-8 (YAML 1.2 allows no other encoding without a BOM), and libfyaml 0.8 loops forever on a
+ * UTF-8 (YAML 1.2 allows no other encoding without a BOM), and libfyaml 0.7.12 loops forever on a
  * malformed sequence in a directive line ("%#\xc4"), so nothing else reaches it.
  */
 static long spec__utf8_invalid(const unsigned char *t, size_t len)

@@ -331,7 +331,7 @@ static void test_utf8(void)
             {"name: \xf4\x90\x80\x80\n", "u.yaml:1:7: not UTF-8 (byte 0xf4)"},  /* > U+10FFFF */
             {"name: \xbf\n", "u.yaml:1:7: not UTF-8 (byte 0xbf)"},              /* lone tail */
             {"name: t\xe2\x82", "u.yaml:1:8: not UTF-8 (byte 0xe2)"},           /* truncated */
-            {"%\xc4\n", "u.yaml:1:2: not UTF-8 (byte 0xc4)"}, /* libfyaml 0.8 would loop */
+            {"%\xc4\n", "u.yaml:1:2: not UTF-8 (byte 0xc4)"}, /* libfyaml 0.7.12 would loop */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         spec_t *s = NULL;

@@ -24,6 +24,7 @@
 #include "client.h"
 #include "commands.h"
 #include "render.h"
+#include "slurp.h"
 #include "states.h"
 
 #define CLIENT_SPEC_MAX (1024 * 1024)
@@ -43,20 +44,15 @@ static int sweep_state_final(Regmix__SweepState s)
 
 static int do_submit(ctl_t *c, const char *path, int priority)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "regmixctl submit: cannot open %s: %s\n", path, strerror(errno));
-        return 2;
-    }
-    char *buf = malloc(CLIENT_SPEC_MAX + 1);
-    size_t n = buf ? fread(buf, 1, CLIENT_SPEC_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > CLIENT_SPEC_MAX) {
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = slurp_file(path, CLIENT_SPEC_MAX, &buf, &n);
+    if (rc == -EFBIG)
         fprintf(stderr, "regmixctl submit: %s is larger than %d bytes\n", path, CLIENT_SPEC_MAX);
-        free(buf);
-        return 2;
-    }
-    buf[n] = '\0';
+    else if (rc < 0)
+        fprintf(stderr, "regmixctl submit: cannot read %s: %s\n", path, strerror(-rc));
+    if (rc < 0)
+        return rc == -ENOMEM ? 1 : 2;
     Regmix__Envelope req, *rep = NULL;
     Regmix__SubmitRequest sr = REGMIX__SUBMIT_REQUEST__INIT;
     frame_envelope_init(&req, 0);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "errbuf.h"
+#include "slurp.h"
 
 /* Bound on columns: the header's uniqueness check is quadratic and no sane table is wider. */
 #define CSV_MAX_COLS 4096
@@ -271,69 +272,18 @@ fail:
 
 int csv_read_file(const char *path, csv_t **ret, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        errbuf_set(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        errbuf_set(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = slurp_file(path, CSV_MAX_BYTES, &text, &len);
+    if (rc == -EFBIG)
+        errbuf_set(err, errlen, "%s: larger than %u bytes", path, CSV_MAX_BYTES);
+    else if (rc == -EISDIR)
         errbuf_set(err, errlen, "%s: is a directory", path);
-        return -EISDIR;
-    }
-    /* Read until EOF rather than trusting st_size, so pipes and growing files work too. */
-    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, len = 0;
-    if (cap > (size_t)CSV_MAX_BYTES + 1)
-        cap = (size_t)CSV_MAX_BYTES + 1;
-    char *text = malloc(cap);
-    if (!text) {
-        close(fd);
-        errbuf_set(err, errlen, "%s: out of memory", path);
-        return -ENOMEM;
-    }
-    for (;;) {
-        if (len == cap) {
-            if (cap > CSV_MAX_BYTES) {
-                free(text);
-                close(fd);
-                errbuf_set(err, errlen, "%s: larger than %u bytes", path, CSV_MAX_BYTES);
-                return -EFBIG;
-            }
-            size_t ncap = cap * 2 > (size_t)CSV_MAX_BYTES + 1 ? (size_t)CSV_MAX_BYTES + 1 : cap * 2;
-            char *p = realloc(text, ncap);
-            if (!p) {
-                free(text);
-                close(fd);
-                errbuf_set(err, errlen, "%s: out of memory", path);
-                return -ENOMEM;
-            }
-            text = p;
-            cap = ncap;
-        }
-        ssize_t n = read(fd, text + len, cap - len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            free(text);
-            close(fd);
-            errbuf_set(err, errlen, "%s: %s", path, strerror(e));
-            return -e;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    int rc = csv_read_string(path, text, len, ret, err, errlen);
+    else if (rc < 0)
+        errbuf_set(err, errlen, "%s: %s", path, strerror(-rc));
+    if (rc < 0)
+        return rc;
+    rc = csv_read_string(path, text, len, ret, err, errlen);
     free(text);
     return rc;
 }

@@ -20,6 +20,7 @@
 
 #include "errbuf.h"
 #include "fitpipe.h"
+#include "slurp.h"
 
 /* Parse state: the first error wins and stops the parse. */
 typedef struct pctx {
@@ -1098,37 +1099,18 @@ out:
 
 int spec_parse_file(const char *path, spec_t **ret, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        errbuf_set(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
-    }
-    /* Read at most one byte past the limit so an oversized file is recognised. */
-    size_t cap = SPEC_MAX_BYTES + 1, len = 0;
-    char *text = malloc(cap);
-    if (!text) {
-        close(fd);
-        errbuf_set(err, errlen, "%s: out of memory", path);
-        return -ENOMEM;
-    }
-    while (len < cap) {
-        ssize_t n = read(fd, text + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            free(text);
-            close(fd);
-            errbuf_set(err, errlen, "%s: %s", path, strerror(e));
-            return -e;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    int rc = spec_parse_string(path, text, len, ret, err, errlen);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = slurp_file(path, SPEC_MAX_BYTES, &text, &len);
+    if (rc == -EFBIG)
+        errbuf_set(err, errlen, "%s: spec is more than the limit %u bytes", path, SPEC_MAX_BYTES);
+    else if (rc == -EISDIR)
+        errbuf_set(err, errlen, "%s: is a directory", path);
+    else if (rc < 0)
+        errbuf_set(err, errlen, "%s: %s", path, strerror(-rc));
+    if (rc < 0)
+        return rc;
+    rc = spec_parse_string(path, text, len, ret, err, errlen);
     free(text);
     return rc;
 }

@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include "seqrng.h"
+#include "slurp.h"
 
-#define TOKENIZE_MAGIC 20240520
+#define TOKENIZE_MAGIC         20240520
+#define TOKENIZE_MAX_DOC_BYTES ((size_t)1 << 30) /* one document, read whole */
 
 static void tokenize__usage(FILE *f)
 {
@@ -134,35 +136,16 @@ int tokenize_main(int argc, char **argv)
         return 1;
     for (int i = 0; i < ndocs && rc == 0; i++) {
         const char *path = argv[first + i];
-        FILE *f = fopen(path, "rbe");
-        if (!f) {
-            fprintf(stderr, "regmix-train tokenize: %s: %s\n", path, strerror(errno));
-            rc = 2;
+        char *text = NULL;
+        size_t n = 0;
+        int e = slurp_file(path, TOKENIZE_MAX_DOC_BYTES, &text, &n);
+        if (e < 0) {
+            fprintf(stderr, "regmix-train tokenize: %s: %s\n", path,
+                    e == -EFBIG ? "larger than the limit of one document (1 GiB)" : strerror(-e));
+            rc = e == -ENOMEM ? 1 : 2;
             break;
         }
-        size_t cap = 1 << 16, n = 0;
-        unsigned char *b = malloc(cap);
-        size_t r;
-        while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
-            n += r;
-            if (n == cap) {
-                unsigned char *nb = realloc(b, cap * 2);
-                if (!nb) {
-                    free(b);
-                    b = NULL;
-                }
-                b = nb;
-                cap *= 2;
-            }
-        }
-        int bad = ferror(f);
-        fclose(f);
-        if (!b || bad) {
-            fprintf(stderr, "regmix-train tokenize: %s: read failed\n", path);
-            free(b);
-            rc = bad ? 2 : 1;
-            break;
-        }
+        unsigned char *b = (unsigned char *)text;
         docs[i] = (tokenize_doc_t){b, n, tokenize__hash(b, n, seed), 0};
         docs[i].valid = (double)(docs[i].hash >> 11) * 0x1.0p-53 < frac;
     }

@@ -137,7 +137,13 @@ static int do_list(ctl_t *c)
     return 0;
 }
 
-static int do_cancel(ctl_t *c, const char *sweep, int has_run, uint64_t run)
+static int client_usage_error(const char *cmd, const char *what)
+{
+    fprintf(stderr, "regmixctl %s: %s exclude each other\n", cmd, what);
+    return 2;
+}
+
+static int do_cancel(ctl_t *c, const char *sweep, int has_run, uint64_t run, int target)
 {
     Regmix__Envelope req, *rep = NULL;
     Regmix__CancelRequest cr = REGMIX__CANCEL_REQUEST__INIT;
@@ -145,6 +151,7 @@ static int do_cancel(ctl_t *c, const char *sweep, int has_run, uint64_t run)
     cr.sweep_id = (char *)sweep;
     cr.has_run = has_run;
     cr.run_index = run;
+    cr.target = target;
     req.body_case = REGMIX__ENVELOPE__BODY_CANCEL_SWEEP;
     req.cancel_sweep = &cr;
     int st = client_call(c->client, &req, REGMIX__ENVELOPE__BODY_CANCEL_REPLY, &rep);
@@ -154,7 +161,8 @@ static int do_cancel(ctl_t *c, const char *sweep, int has_run, uint64_t run)
         render_print_json(json_pack("{s:s, s:i}", "sweep", sweep, "cancelled",
                                     (int)rep->cancel_reply->cancelled));
     else
-        printf("cancelled %u run(s) of %s\n", rep->cancel_reply->cancelled, sweep);
+        printf("cancelled %u %s of %s\n", rep->cancel_reply->cancelled,
+               target ? "target launch(es)" : "run(s) and target launch(es)", sweep);
     frame_free(&rep);
     return 0;
 }
@@ -501,7 +509,8 @@ static const struct {
         {"list", "", "list sweeps"},
         {"status", "SWEEP", "state and run counts of a sweep"},
         {"watch", "SWEEP", "follow a sweep until it ends (a progress bar on a terminal)"},
-        {"cancel", "SWEEP [--run N]", "cancel a sweep, or one run of it"},
+        {"cancel", "SWEEP [--run N | --target]",
+         "cancel a sweep (its runs and target launches), one run, or only its target launches"},
         {"results", "SWEEP [--csv]",
          "one CSV row per done run: run,attempt,worker,weights,loss:NAME..."},
         {"fits", "SWEEP", "every refit of a sweep with its cross-validated metrics"},
@@ -527,7 +536,10 @@ static void client_usage(FILE *f, int idx)
     if (strcmp(name, "submit") == 0)
         fputs("  --priority N  higher runs first (default 0)\n", f);
     if (strcmp(name, "cancel") == 0)
-        fputs("  --run N      cancel only run N (its index in the sweep)\n", f);
+        fputs("  --run N      cancel only run N (its index in the sweep)\n"
+              "  --target     cancel only the target launches (scancel of the Slurm job,\n"
+              "               kubectl delete of the MPIJob, SIGTERM to mpirun or the command)\n",
+              f);
     if (strcmp(name, "results") == 0)
         fputs("  --csv        CSV output (the default without --json)\n", f);
     if (strcmp(name, "mixture") == 0)
@@ -565,7 +577,7 @@ int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char
     ctl_t c = {.cmd = argv[0]};
     double timeout_s = 5.0;
     const char *pos[2] = {NULL, NULL};
-    int npos = 0, has_run = 0, priority = 0;
+    int npos = 0, has_run = 0, priority = 0, cancel_target = 0;
     uint64_t run = 0;
     const char *out = NULL;
     const char *te = getenv("REGMIX_TIMEOUT");
@@ -597,6 +609,8 @@ int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char
             }
             has_run = 1;
             i++;
+        } else if (strcmp(a, "--target") == 0 && strcmp(c.cmd, "cancel") == 0) {
+            cancel_target = 1;
         } else if (strcmp(a, "--out") == 0 && strcmp(c.cmd, "mixture") == 0) {
             if (!val) {
                 fprintf(stderr, "regmixctl mixture: --out needs a file\n");
@@ -653,7 +667,8 @@ int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char
     else if (strcmp(c.cmd, "watch") == 0)
         st = do_watch(&c, pos[0]);
     else if (strcmp(c.cmd, "cancel") == 0)
-        st = do_cancel(&c, pos[0], has_run, run);
+        st = has_run && cancel_target ? client_usage_error("cancel", "--run and --target")
+                                      : do_cancel(&c, pos[0], has_run, run, cancel_target);
     else if (strcmp(c.cmd, "results") == 0)
         st = do_results(&c, pos[0]);
     else if (strcmp(c.cmd, "fits") == 0)

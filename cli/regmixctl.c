@@ -29,7 +29,7 @@ static void usage(FILE *f)
           "  list                    list sweeps\n"
           "  status SWEEP            run counts and state of a sweep\n"
           "  watch SWEEP             follow a sweep until it ends\n"
-          "  cancel SWEEP [--run N]  cancel a sweep or one run\n"
+          "  cancel SWEEP [--run N | --target]  cancel a sweep, one run, or its target\n"
           "  results SWEEP --csv     one row per finished run\n"
           "  fits SWEEP              every refit of a sweep\n"
           "  mixture SWEEP           the current proposed mixture\n"

@@ -96,11 +96,11 @@ json_t *render_fit_json(const Regmix__FitInfo *f)
 
 static json_t *render_target_json(const Regmix__TargetInfo *t)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:o, s:o, s:o, s:I, s:o, s:s}", "sweep",
-                     render_str_or(t->sweep_id, ""), "role", render_str_or(t->role, ""), "state",
-                     render_str_or(t->state, ""), "launcher", render_str_or(t->launcher, ""),
-                     "ranks", (int)t->ranks, "pid", (json_int_t)t->pid, "log",
-                     render_str_or(t->log_path, ""), "weights",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:o, s:o, s:o, s:I, s:o, s:s}",
+                     "job", render_str_or(t->handle, ""), "sweep", render_str_or(t->sweep_id, ""),
+                     "role", render_str_or(t->role, ""), "state", render_str_or(t->state, ""),
+                     "launcher", render_str_or(t->launcher, ""), "ranks", (int)t->ranks, "pid",
+                     (json_int_t)t->pid, "log", render_str_or(t->log_path, ""), "weights",
                      render_weights_json(t->weights, t->n_weights), "losses",
                      render_values_json(t->losses, t->n_losses), "objective",
                      render_num_json(t->objective), "step", (json_int_t)t->step, "loss",
@@ -163,6 +163,8 @@ void render_targets(int json, const char *sweep, Regmix__TargetInfo **t, size_t 
         printf("%-8s %-10s launcher=%s ranks=%u pid=%" PRId64 " step=%" PRIu64 " loss=%.5g",
                render_str_or(t[i]->role, "-"), render_str_or(t[i]->state, "-"),
                render_str_or(t[i]->launcher, "-"), t[i]->ranks, t[i]->pid, t[i]->step, t[i]->loss);
+        if (t[i]->handle && *t[i]->handle)
+            printf(" job=%s", t[i]->handle);
         if (t[i]->log_path && *t[i]->log_path)
             printf(" log=%s", t[i]->log_path);
         if (t[i]->detail && *t[i]->detail)

@@ -428,7 +428,23 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
     sweep_t *sw = client__sweep(c, msg, req->sweep_id);
     if (!sw)
         return;
+    if (req->target) {
+        /* the target launches only: scancel, kubectl delete or SIGTERM (target.h) */
+        int n = target_cancel(c, sw);
+        if (n == 0) {
+            CLIENT_ERR(c, msg, CONFLICT, "sweep %s has no pending or running target", sw->sweep_id);
+            return;
+        }
+        client__cancel_reply(c, msg, (uint32_t)n);
+        return;
+    }
     if (!states_sweep_open(sw->state) && !req->has_run) {
+        /* an ended sweep may still have its target running: cancelling the sweep stops it */
+        int n = target_cancel(c, sw);
+        if (n > 0) {
+            client__cancel_reply(c, msg, (uint32_t)n);
+            return;
+        }
         CLIENT_ERR(c, msg, CONFLICT, "sweep %s already ended (%s)", sw->sweep_id,
                    states_sweep_name(sw->state));
         return;
@@ -462,6 +478,7 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
         CLIENT_ERR(c, msg, INTERNAL, "storage failure");
         return;
     }
+    n += target_cancel(c, sw);
     uint32_t cancelled = (uint32_t)n;
     client__cancel_reply(c, msg, cancelled);
 }

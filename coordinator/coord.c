@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "launcher.h"
 #include "log.h"
 
 void coord_config_defaults(coord_config_t *cfg)
@@ -29,6 +30,7 @@ void coord_config_defaults(coord_config_t *cfg)
     cfg->quarantine_after = 5;
     cfg->linger_ms = 500;
     cfg->progress_every_ms = 5000;
+    cfg->target_poll_ms = 5000;
     cfg->commit_window_ms = 0;
 }
 
@@ -471,6 +473,8 @@ static void coord__target_destroy(target_t **t_p)
     free(t->weights_json);
     free(t->losses_json);
     free(t->detail);
+    free(t->handle);
+    launcher_tail_destroy(&t->tail);
     free(t);
 }
 

@@ -55,6 +55,7 @@ typedef struct coord_config {
     int quarantine_after;  /* consecutive failed attempts of a worker */
     int linger_ms;         /* ZMQ_LINGER at shutdown */
     int progress_every_ms; /* thinning of stored progress, per attempt */
+    int target_poll_ms;    /* how often a Slurm job or MPIJob target is polled */
     int commit_window_ms;  /* group commit: at most one commit per window (0: per iteration) */
     const char *curve_secret_path; /* CURVE server secret key (Z85), NULL: plain endpoints */
     const char *curve_allow_path;  /* allowed keys on both endpoints (--curve-allow, legacy) */
@@ -135,7 +136,13 @@ typedef struct target {
     double loss;
     int64_t created_ms;
     int64_t updated_ms;
-    struct launcher_run *run; /* the live process (launcher.h), or NULL */
+    char *handle;               /* the launched job as stored text (follow.h), "" before */
+    struct launcher_run *run;   /* our own child process (launcher.h), or NULL */
+    struct launcher_tail *tail; /* its progress file, read as it grows */
+    int polling;                /* a poll (squeue, kubectl, ...) of it is in flight */
+    int cancelling;             /* a cancel was asked for: its end is `cancelled` */
+    int missing;                /* polls in a row that found no trace of the job */
+    int64_t next_poll_mono;
     int64_t last_progress_mono;
 } target_t;
 

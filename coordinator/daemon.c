@@ -214,6 +214,7 @@ static void daemon__tick(uv_timer_t *t)
     }
     if (wall >= c->next_retry_ms)
         transition_runs_retry(c, wall);
+    target_tick(c, mono);
     notify_watchdog();
     if (store_in_txn(c->store) || c->sched_dirty)
         daemon__wake(c);

@@ -673,6 +673,7 @@ void launcher_plan_clear(launcher_plan_t *plan)
     free(plan->file_path);
     free(plan->file_text);
     free(plan->message);
+    free(plan->progress_path);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -726,6 +727,10 @@ int launcher_plan_make(const launcher_ctx_t *ctx, launcher_plan_t *ret, char *er
         }
         p.file_path =
                 launcher__strf("%s/%s%s", ctx->workdir, role, slurm ? ".sbatch" : "-mpijob.yaml");
+        launcher__job_name(ctx, p.job_name, sizeof p.job_name);
+        if (!slurm)
+            snprintf(p.job_namespace, sizeof p.job_namespace, "%s",
+                     tg->namespace_ && tg->namespace_[0] ? tg->namespace_ : "default");
         int have = launcher__tool(slurm ? ctx->sbatch : ctx->kubectl, slurm ? "sbatch" : "kubectl",
                                   tool, sizeof tool);
         if (have) {
@@ -734,6 +739,8 @@ int launcher_plan_make(const launcher_ctx_t *ctx, launcher_plan_t *ret, char *er
             if (!slurm) {
                 sv_push(&s, "apply");
                 sv_push(&s, "-f");
+            } else {
+                sv_push(&s, "--parsable"); /* prints JOBID[;CLUSTER]: the handle */
             }
             sv_push(&s, p.file_path ? p.file_path : "");
             p.argv = sv_take(&s);
@@ -754,6 +761,11 @@ int launcher_plan_make(const launcher_ctx_t *ctx, launcher_plan_t *ret, char *er
         rc = -EINVAL;
     }
     if (rc == 0 && (!p.message || !(p.workdir = strdup(ctx->workdir))))
+        rc = -ENOMEM;
+    if (rc == 0 && tg->launcher != SPEC_LAUNCHER_SLURM &&
+        !(p.progress_path = launcher__strf(
+                  "%s/%s%s", ctx->workdir, role,
+                  tg->launcher == SPEC_LAUNCHER_KUBERNETES ? "-launcher.log" : ".progress")))
         rc = -ENOMEM;
     if (rc < 0) {
         if (rc == -ENOMEM)
@@ -835,58 +847,40 @@ int launcher_plan_write(const launcher_plan_t *plan, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- runner ----------------------------------------------------------------------------------- */
+/* ---- progress files --------------------------------------------------------------------------- */
 
-#define LAUNCHER_LINE_MAX    (1u << 20) /* longer progress lines are dropped */
-#define LAUNCHER_EOF_WAIT_MS 2000       /* after exit, how long to wait for the pipe's EOF */
+#define LAUNCHER_LINE_MAX (1u << 20) /* longer progress lines are dropped */
+#define LAUNCHER_READ_MAX (4u << 20) /* bytes read from a progress file per call */
 
-struct launcher_run {
-    uv_process_t proc;
-    uv_pipe_t pipe;
-    uv_timer_t timer;
-    int open_handles;
-    int has_pipe, pipe_done, exited;
-    int log_fd;
-    int progress_fd;
-    launcher_progress_cb on_progress;
-    launcher_exit_cb on_exit;
-    void *data;
+struct launcher_tail {
+    char *path;
+    off_t offset;
     launcher__buf_t line;
     int dropping; /* inside an over-long line */
     launcher_outcome_t out;
-    char mpi_tmp[32]; /* this launch's own Open MPI session directory base ("" if none) */
-    char **envp;      /* the child's environment (environ plus OMPI_MCA_orte_tmpdir_base) */
 };
 
-static void launcher__log(launcher_run_t *r, const char *s, size_t n)
+static void launcher__outcome_clear(launcher_outcome_t *o)
 {
-    while (r->log_fd >= 0 && n > 0) {
-        ssize_t w = write(r->log_fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
+    for (int i = 0; i < o->nlosses; i++)
+        free(o->loss_names[i]);
+    free(o->loss_names);
+    free(o->losses);
+    o->loss_names = NULL;
+    o->losses = NULL;
+    o->nlosses = 0;
 }
 
-static void launcher__result(launcher_run_t *r, json_t *losses)
+static void launcher__result(launcher_outcome_t *o, json_t *losses)
 {
-    for (int i = 0; i < r->out.nlosses; i++)
-        free(r->out.loss_names[i]);
-    free(r->out.loss_names);
-    free(r->out.losses);
-    r->out.loss_names = NULL;
-    r->out.losses = NULL;
-    r->out.nlosses = 0;
+    launcher__outcome_clear(o);
     size_t n = json_object_size(losses);
-    r->out.has_result = 1;
+    o->has_result = 1;
     if (n == 0)
         return;
-    r->out.loss_names = calloc(n, sizeof *r->out.loss_names);
-    r->out.losses = calloc(n, sizeof *r->out.losses);
-    if (!r->out.loss_names || !r->out.losses)
+    o->loss_names = calloc(n, sizeof *o->loss_names);
+    o->losses = calloc(n, sizeof *o->losses);
+    if (!o->loss_names || !o->losses)
         return;
     const char *k;
     json_t *v;
@@ -895,24 +889,24 @@ static void launcher__result(launcher_run_t *r, json_t *losses)
         char *name = strdup(k);
         if (!name)
             break;
-        r->out.loss_names[r->out.nlosses] = name;
-        r->out.losses[r->out.nlosses++] = json_is_number(v) ? json_number_value(v) : NAN;
+        o->loss_names[o->nlosses] = name;
+        o->losses[o->nlosses++] = json_is_number(v) ? json_number_value(v) : NAN;
     }
 }
 
-static void launcher__line(launcher_run_t *r, const char *s, size_t n)
+/* One line of a progress file: JSON progress events are reported, anything else (a rank's own
+ * output on mpirun's stdout) is skipped. */
+static void
+launcher__line(launcher_tail_t *t, const char *s, size_t n, launcher_line_cb cb, void *data)
 {
     json_error_t je;
     json_t *o = n > 0 && s[0] == '{' ? json_loadb(s, n, 0, &je) : NULL;
     const char *ev = o ? json_string_value(json_object_get(o, "event")) : NULL;
     if (!ev) {
-        /* mpirun's stdout also carries anything the ranks print: keep it in the log */
-        launcher__log(r, s, n);
-        launcher__log(r, "\n", 1);
         json_decref(o);
         return;
     }
-    r->out.progress_lines++;
+    t->out.progress_lines++;
     launcher_progress_t p = {.event = ev, .step = -1, .loss = NAN, .line = s};
     json_t *st = json_object_get(o, "step");
     if (json_is_integer(st))
@@ -937,12 +931,122 @@ static void launcher__line(launcher_run_t *r, const char *s, size_t n)
         if (cnt)
             p.loss = sum / (double)cnt;
         if (strcmp(ev, "result") == 0 && json_is_object(ls))
-            launcher__result(r, ls);
+            launcher__result(&t->out, ls);
     }
-    if (r->on_progress)
-        r->on_progress(r, &p, r->data);
+    if (cb)
+        cb(&p, data);
     json_decref(o);
 }
+
+int launcher_tail_new(const char *path, launcher_tail_t **ret)
+{
+    launcher_tail_t *t = calloc(1, sizeof *t);
+    if (!t || !(t->path = strdup(path))) {
+        free(t);
+        return -ENOMEM;
+    }
+    *ret = t;
+    return 0;
+}
+
+void launcher_tail_destroy(launcher_tail_t **self_p)
+{
+    launcher_tail_t *t = self_p ? *self_p : NULL;
+    if (!t)
+        return;
+    launcher__outcome_clear(&t->out);
+    free(t->line.s);
+    free(t->path);
+    free(t);
+    *self_p = NULL;
+}
+
+const char *launcher_tail_path(const launcher_tail_t *t)
+{
+    return t->path;
+}
+
+const launcher_outcome_t *launcher_tail_outcome(const launcher_tail_t *t)
+{
+    return &t->out;
+}
+
+int launcher_tail_read(launcher_tail_t *t, int final, launcher_line_cb cb, void *data)
+{
+    int fd = open(t->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size < t->offset) {
+        /* the file was replaced (a fresh `kubectl logs`, a truncated log): read it again */
+        t->offset = 0;
+        t->line.len = 0;
+        t->dropping = 0;
+    }
+    uint64_t before = t->out.progress_lines;
+    static __thread char chunk[65536];
+    size_t total = 0;
+    int rc = 0;
+    while (total < LAUNCHER_READ_MAX) {
+        ssize_t n = pread(fd, chunk, sizeof chunk, t->offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        t->offset += n;
+        total += (size_t)n;
+        const char *p = chunk, *end = chunk + n;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            if (!t->dropping) {
+                if (t->line.len + len > LAUNCHER_LINE_MAX) {
+                    t->dropping = 1;
+                    t->line.len = 0;
+                } else {
+                    buf_add(&t->line, p, len);
+                }
+            }
+            if (!nl)
+                break;
+            if (!t->dropping && t->line.s)
+                launcher__line(t, t->line.s, t->line.len, cb, data);
+            t->dropping = 0;
+            t->line.len = 0;
+            t->line.oom = 0;
+            p = nl + 1;
+        }
+    }
+    close(fd);
+    if (final && t->line.len > 0 && !t->dropping && t->line.s) { /* a last line without '\n' */
+        launcher__line(t, t->line.s, t->line.len, cb, data);
+        t->line.len = 0;
+    }
+    return rc < 0 ? rc : (int)(t->out.progress_lines - before);
+}
+
+/* ---- runner ----------------------------------------------------------------------------------- */
+
+#define LAUNCHER_TAIL_MS 200 /* how often a running launch's progress file is read */
+
+struct launcher_run {
+    uv_process_t proc;
+    uv_timer_t timer;
+    int open_handles;
+    int exited;
+    int log_fd, progress_file_fd;
+    launcher_tail_t *tail;
+    launcher_progress_cb on_progress;
+    launcher_exit_cb on_exit;
+    void *data;
+    launcher_outcome_t out;
+    char mpi_tmp[32]; /* this launch's own Open MPI session directory base ("" if none) */
+    char **envp;      /* the child's environment (environ plus OMPI_MCA_orte_tmpdir_base) */
+};
 
 static int launcher__rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
@@ -961,13 +1065,11 @@ static void launcher__free(launcher_run_t *r)
         for (char **e = r->envp; *e; e++)
             free(*e);
     free(r->envp);
-    for (int i = 0; i < r->out.nlosses; i++)
-        free(r->out.loss_names[i]);
-    free(r->out.loss_names);
-    free(r->out.losses);
-    free(r->line.s);
+    launcher_tail_destroy(&r->tail);
     if (r->log_fd >= 0)
         close(r->log_fd);
+    if (r->progress_file_fd >= 0)
+        close(r->progress_file_fd);
     free(r);
 }
 
@@ -978,83 +1080,40 @@ static void launcher__closed(uv_handle_t *h)
         launcher__free(r);
 }
 
-/* Both the exit and the pipe's end have happened: report and release. */
-static void launcher__maybe_finish(launcher_run_t *r)
+static void launcher__progress(const launcher_progress_t *p, void *data)
 {
-    if (!r->exited || !r->pipe_done)
-        return;
-    if (r->line.len > 0 && !r->dropping) /* a last line without a newline */
-        launcher__line(r, r->line.s, r->line.len);
-    r->line.len = 0;
-    if (r->on_exit)
-        r->on_exit(r, &r->out, r->data);
-    r->on_exit = NULL;
-    uv_close((uv_handle_t *)&r->proc, launcher__closed);
-    uv_close((uv_handle_t *)&r->timer, launcher__closed);
-    if (r->has_pipe && !uv_is_closing((uv_handle_t *)&r->pipe))
-        uv_close((uv_handle_t *)&r->pipe, launcher__closed);
+    launcher_run_t *r = data;
+    if (r->on_progress)
+        r->on_progress(r, p, r->data);
 }
 
-static void launcher__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    (void)suggested;
-    static __thread char chunk[65536];
-    buf->base = chunk;
-    buf->len = sizeof chunk;
-}
-
-static void launcher__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    launcher_run_t *r = s->data;
-    if (nread < 0) {
-        uv_read_stop(s);
-        r->pipe_done = 1;
-        launcher__maybe_finish(r);
-        return;
-    }
-    const char *p = buf->base, *end = buf->base + nread;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        if (!r->dropping) {
-            if (r->line.len + n > LAUNCHER_LINE_MAX) {
-                r->dropping = 1;
-                r->line.len = 0;
-            } else {
-                buf_add(&r->line, p, n);
-            }
-        }
-        if (!nl)
-            break;
-        if (!r->dropping && r->line.s)
-            launcher__line(r, r->line.s, r->line.len);
-        r->dropping = 0;
-        r->line.len = 0;
-        r->line.oom = 0;
-        p = nl + 1;
-    }
-}
-
-static void launcher__eof_timeout(uv_timer_t *t)
+static void launcher__tick(uv_timer_t *t)
 {
     launcher_run_t *r = t->data;
-    if (r->pipe_done)
-        return;
-    uv_read_stop((uv_stream_t *)&r->pipe);
-    r->pipe_done = 1;
-    launcher__maybe_finish(r);
+    if (r->tail)
+        launcher_tail_read(r->tail, 0, launcher__progress, r);
 }
 
 static void launcher__exit(uv_process_t *p, int64_t status, int sig)
 {
     launcher_run_t *r = p->data;
     r->exited = 1;
-    r->out.exit_status = status;
-    r->out.term_signal = sig;
-    if (!r->pipe_done)
-        uv_timer_start(&r->timer, launcher__eof_timeout, LAUNCHER_EOF_WAIT_MS, 0);
-    launcher__maybe_finish(r);
+    uv_timer_stop(&r->timer);
+    launcher_outcome_t o = {.exit_status = status, .term_signal = sig};
+    if (r->tail) {
+        launcher_tail_read(r->tail, 1, launcher__progress, r);
+        const launcher_outcome_t *t = launcher_tail_outcome(r->tail);
+        o.has_result = t->has_result;
+        o.nlosses = t->nlosses;
+        o.loss_names = t->loss_names;
+        o.losses = t->losses;
+        o.progress_lines = t->progress_lines;
+    }
+    if (r->on_exit)
+        r->on_exit(r, &o, r->data);
+    r->on_exit = NULL;
+    uv_close((uv_handle_t *)&r->proc, launcher__closed);
+    uv_close((uv_handle_t *)&r->timer, launcher__closed);
 }
 
 extern char **environ;
@@ -1097,6 +1156,7 @@ fail:
 int launcher_run_start(uv_loop_t *loop,
                        char *const *argv,
                        int progress_fd,
+                       const char *progress_path,
                        const char *log_path,
                        const char *cwd,
                        launcher_progress_cb on_progress,
@@ -1105,35 +1165,41 @@ int launcher_run_start(uv_loop_t *loop,
                        launcher_run_t **ret)
 {
     if (!loop || !argv || !argv[0] || !on_exit ||
-        (progress_fd != -1 && progress_fd != 1 && progress_fd != 3))
+        (progress_fd != -1 && progress_fd != 1 && progress_fd != 3) ||
+        (progress_fd >= 0 && !progress_path))
         return -EINVAL;
     launcher_run_t *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
     r->log_fd = -1;
-    r->progress_fd = progress_fd;
+    r->progress_file_fd = -1;
     r->on_progress = on_progress;
     r->on_exit = on_exit;
     r->data = data;
+    int rc = 0;
     if (log_path) {
         r->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (r->log_fd < 0) {
-            int e = errno;
-            free(r);
-            return -e;
-        }
+        if (r->log_fd < 0)
+            rc = -errno;
+    }
+    if (rc == 0 && progress_fd >= 0) {
+        r->progress_file_fd = open(progress_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (r->progress_file_fd < 0)
+            rc = -errno;
+        else
+            rc = launcher_tail_new(progress_path, &r->tail);
+        /* a relaunch appends to the file: report only what this process writes */
+        struct stat st;
+        if (rc == 0 && fstat(r->progress_file_fd, &st) == 0)
+            r->tail->offset = st.st_size;
+    }
+    if (rc < 0) {
+        launcher__free(r);
+        return rc;
     }
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     r->open_handles = 1;
-    r->has_pipe = progress_fd >= 0;
-    if (r->has_pipe) {
-        uv_pipe_init(loop, &r->pipe, 0);
-        r->pipe.data = r;
-        r->open_handles++;
-    } else {
-        r->pipe_done = 1;
-    }
 
     uv_stdio_container_t io[4];
     int nio = progress_fd == 3 ? 4 : 3;
@@ -1146,9 +1212,9 @@ int launcher_run_start(uv_loop_t *loop,
             io[i].flags = UV_IGNORE;
         }
     }
-    if (r->has_pipe) {
-        io[progress_fd].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-        io[progress_fd].data.stream = (uv_stream_t *)&r->pipe;
+    if (progress_fd >= 0) {
+        io[progress_fd].flags = UV_INHERIT_FD;
+        io[progress_fd].data.fd = r->progress_file_fd;
     }
     /* Open MPI 4 keeps a session directory under one shared base (/tmp); two mpiruns started
      * together (target and baseline) race creating it and one fails in orte_init. Each launch
@@ -1162,22 +1228,23 @@ int launcher_run_start(uv_loop_t *loop,
             .cwd = cwd,
             .stdio_count = nio,
             .stdio = io,
+            /* its own session: a signal to the coordinator's process group (a terminal's ^C)
+             * does not reach it, and it outlives a coordinator that dies (follow.h) */
+            .flags = UV_PROCESS_DETACHED,
     };
     r->proc.data = r;
-    int rc = uv_spawn(loop, &r->proc, &opt);
+    rc = uv_spawn(loop, &r->proc, &opt);
     if (rc < 0) {
         /* libuv: the process handle must be closed even when spawning failed. */
         r->on_exit = NULL;
         r->open_handles++;
         uv_close((uv_handle_t *)&r->proc, launcher__closed);
         uv_close((uv_handle_t *)&r->timer, launcher__closed);
-        if (r->has_pipe)
-            uv_close((uv_handle_t *)&r->pipe, launcher__closed);
         return rc;
     }
     r->open_handles++;
-    if (r->has_pipe)
-        uv_read_start((uv_stream_t *)&r->pipe, launcher__alloc, launcher__read);
+    if (r->tail)
+        uv_timer_start(&r->timer, launcher__tick, LAUNCHER_TAIL_MS, LAUNCHER_TAIL_MS);
     if (ret)
         *ret = r;
     return 0;

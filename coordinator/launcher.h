@@ -9,41 +9,26 @@
  *                 regmix-train …`. Open MPI closes every descriptor above 2 in the ranks (measured:
  *                 `mpirun -np 2 sh -c 'echo >&3' 3>f` fails with "Bad file descriptor"), so the
  *                 trainer writes its JSON lines to stdout (--progress-fd 1; rank 0 alone reports)
- *                 and the runner reads mpirun's stdout;
+ *                 and mpirun's stdout is the progress file;
  *   - command:    the spec's argv template with {placeholders} filled (see launcher_fill()); the
- *                 progress pipe is the child's fd 3 ({progress_fd});
- *   - slurm:      an sbatch script (`srun regmix-train … --progress-fd 1`, progress lines in the
- *                 job's .out file) written to WORKDIR/ROLE.sbatch and submitted with `sbatch` when
- *                 it is on PATH; otherwise the plan has no argv and its message says how to submit;
+ *                 progress file is the child's fd 3 ({progress_fd});
+ *   - slurm:      an sbatch script (`srun --mpi=pmix regmix-train … --progress-fd 1`, progress
+ *                 lines in the job's slurm-JOBID.out) written to WORKDIR/ROLE.sbatch and submitted
+ *                 with `sbatch --parsable` when it is on PATH; otherwise the plan has no argv and
+ *                 its message says how to submit;
  *   - kubernetes: a Kubeflow MPIJob (kubeflow.org/v2beta1) manifest written to WORKDIR/ROLE-mpijob.yaml
  *                 and applied with `kubectl apply -f` when kubectl is on PATH; otherwise as slurm.
  * The trainer always gets `--checkpoint WORKDIR/checkpoint --resume`, so launching the same role
  * again after a coordinator restart continues the run instead of starting over.
  *
- * The runner spawns a plan's argv with uv_spawn, appends the child's stderr (and stdout lines that
- * are not JSON) to a log file, parses the JSON progress lines ({"event":"step",…}, {"event":"eval",
- * …}, {"event":"result","losses":{…}}) and reports them, then the exit status and the last
- * result's per-domain losses, all on the loop thread.
- *
- * Hook-up in the coordinator's loop:
- *   1. when a sweep converges with `launch: auto`, or on a LaunchRequest, check the `targets`
- *      table: a row for (sweep, role) in state running/submitted/done means do NOT launch again
- *      (a running one after a restart is re-adopted only by its state; its process is gone with
- *      the old coordinator, so mark it failed and relaunch: the checkpoint makes it resume);
- *   2. fill a launcher_ctx_t (weights: the fit's proposal, or launcher_prior_weights() for role
- *      "baseline"; workdir: STATE_DIR/targets/SWEEP/ROLE; as_root: geteuid() == 0), call
- *      launcher_plan_make(), insert the targets row (state pending, launcher, ranks, log_path,
- *      weights, detail = plan.message) and commit BEFORE spawning (persist before act);
- *   3. launcher_plan_write() (a small file, written atomically); then, when plan.argv is non-NULL,
- *      launcher_run_start(loop, plan.argv, plan.progress_fd, log_path, workdir, on_progress,
- *      on_exit, row, &run) and set the row running with launcher_run_pid(run); when plan.argv is
- *      NULL (no sbatch/kubectl on this host) leave the row pending with detail = plan.message,
- *      which says where the rendered file is and how to submit it;
- *   4. on_progress: update the row's step/loss (thinned, as the progress table);
- *      on_exit: plan.submits ? (exit 0 → "submitted") : (exit 0 and has_result → "done" with
- *      losses and the objective; else "failed" with the status in detail);
- *   5. at shutdown, launcher_run_kill(run, SIGTERM) (the trainer checkpoints on SIGTERM) and keep
- *      the loop running until on_exit has been called.
+ * The runner spawns a plan's argv with uv_spawn in its own session, appends the child's stdout and
+ * stderr to a log file and its progress fd to a progress file (WORKDIR/ROLE.progress), reads the
+ * JSON progress lines ({"event":"step",…}, {"event":"eval",…}, {"event":"result","losses":{…}})
+ * from that file as it grows and reports them, then the exit status and the last result's
+ * per-domain losses, all on the loop thread. The progress lives in a file, not a pipe, so a
+ * launch outlives the coordinator that started it and the next one reads the same lines
+ * (launcher_tail_t; Slurm's slurm-JOBID.out and an MPIJob launcher's log are read the same way).
+ * How the coordinator follows each launcher to its end: target.h and follow.h.
  */
 #ifndef REGMIX_COORD_LAUNCHER_H
 #define REGMIX_COORD_LAUNCHER_H
@@ -78,7 +63,12 @@ typedef struct launcher_plan {
     char *workdir;   /* the launch's work directory (launcher_plan_write creates it) */
     char *file_path; /* a rendered file to write before spawning (sbatch script, MPIJob), or NULL */
     char *file_text;
-    char *message; /* one line for people: what was launched, or how to submit by hand */
+    char *message;          /* one line for people: what was launched, or how to submit by hand */
+    char job_name[64];      /* slurm, kubernetes: the job's name (Slurm job name, MPIJob name) */
+    char job_namespace[64]; /* kubernetes: the MPIJob's namespace */
+    char *progress_path; /* the progress file of an mpirun/command launch (WORKDIR/ROLE.progress),
+                          * of an MPIJob (WORKDIR/ROLE-launcher.log, a copy of its launcher's log);
+                          * NULL for Slurm (slurm-JOBID.out, known once submitted) */
 } launcher_plan_t;
 
 /* A NULL-terminated argv; launcher_argv_free(NULL) is a harmless no-op. */
@@ -126,9 +116,7 @@ void launcher_plan_clear(launcher_plan_t *plan);
 char *launcher_slurm_script(const launcher_ctx_t *ctx, char *err, size_t errlen);
 char *launcher_mpijob_yaml(const launcher_ctx_t *ctx, char *err, size_t errlen);
 
-/* ---- runner ---------------------------------------------------------------------------------- */
-
-typedef struct launcher_run launcher_run_t;
+/* ---- progress files and the runner ------------------------------------------------------------ */
 
 /* One JSON progress line. */
 typedef struct launcher_progress {
@@ -138,7 +126,8 @@ typedef struct launcher_progress {
     const char *line;  /* the line itself (valid during the callback) */
 } launcher_progress_t;
 
-/* How a run ended; valid during the callback. */
+/* What a progress file said so far, or how a run ended; valid during the callback (runner) or
+ * until the next read (tail). */
 typedef struct launcher_outcome {
     int64_t exit_status;
     int term_signal;
@@ -149,18 +138,43 @@ typedef struct launcher_outcome {
     uint64_t progress_lines; /* JSON lines received */
 } launcher_outcome_t;
 
+/* A progress file read as it grows: every launcher's trainer writes its JSON lines to a file
+ * (mpirun's stdout, the command's fd 3, Slurm's slurm-JOBID.out, a copy of an MPIJob launcher's
+ * log), so a coordinator that restarts reads the same lines again. */
+typedef struct launcher_tail launcher_tail_t;
+typedef void (*launcher_line_cb)(const launcher_progress_t *p, void *data);
+
+/* A tail of `path` from its start (the file need not exist yet). Returns 0 or -ENOMEM. */
+int launcher_tail_new(const char *path, launcher_tail_t **ret);
+void launcher_tail_destroy(launcher_tail_t **self_p);
+
+/* Reads what was appended since the last call (at most 4 MiB), calls cb for each JSON progress
+ * line; `final` also takes a last line without its newline. A file that shrank is read again
+ * from its start. Returns the number of progress lines read (0 while the file does not exist),
+ * or a negative errno. */
+int launcher_tail_read(launcher_tail_t *t, int final, launcher_line_cb cb, void *data);
+
+/* The last result line's losses and the line count so far (exit fields unused). */
+const launcher_outcome_t *launcher_tail_outcome(const launcher_tail_t *t);
+const char *launcher_tail_path(const launcher_tail_t *t);
+
+typedef struct launcher_run launcher_run_t;
+
 typedef void (*launcher_progress_cb)(launcher_run_t *run, const launcher_progress_t *p, void *data);
-/* Called once, after the process has exited and its progress pipe is drained; the run is freed
- * when the callback returns. */
+/* Called once, after the process has exited and its progress file is read to the end; the run is
+ * freed when the callback returns. */
 typedef void (*launcher_exit_cb)(launcher_run_t *run, const launcher_outcome_t *o, void *data);
 
-/* Spawns argv (argv[0] searched on PATH) in `loop` with cwd (NULL: inherit), stdin from
- * /dev/null, stderr appended to log_path (NULL: discarded), and a pipe at the child's fd
- * progress_fd (1 or 3; -1: none, stdout to the log too). Returns 0 with *ret (may be NULL) set, or
+/* Spawns argv (argv[0] searched on PATH) in `loop` in its own session (it outlives the
+ * coordinator), with cwd (NULL: inherit), stdin from /dev/null, stdout and stderr appended to
+ * log_path (NULL: discarded), and the child's fd progress_fd (1 or 3; -1: none) appended to the
+ * file progress_path, which the runner reads every 200 ms and at exit for on_progress and the
+ * outcome (lines already in the file are not reported). Returns 0 with *ret (may be NULL) set, or
  * a negative errno (spawn failure, e.g. -ENOENT); on error no callback is ever called. */
 int launcher_run_start(uv_loop_t *loop,
                        char *const *argv,
                        int progress_fd,
+                       const char *progress_path,
                        const char *log_path,
                        const char *cwd,
                        launcher_progress_cb on_progress,

@@ -38,7 +38,8 @@ static void usage(FILE *f)
             "                       max_spec_bytes, quarantine_after, linger_ms,\n"
             "                       commit_window_ms (group commit window, default 0:\n"
             "                       one commit per loop iteration),\n"
-            "                       progress_every_ms (progress thinning, default 5000)\n"
+            "                       progress_every_ms (progress thinning, default 5000),\n"
+            "                       target_poll_ms\n"
             "                       (options on the command line win)\n"
             "  --heartbeat-ms N     worker ping interval sent in WELCOME (default 1000);\n"
             "                       a worker silent for 3 intervals is lost\n"
@@ -63,6 +64,8 @@ static void usage(FILE *f)
             "                       database's directory + /targets)\n"
             "  --trainer PATH       regmix-train as the launch hosts see it (default\n"
             "                       regmix-train on PATH)\n"
+            "  --target-poll-ms N   how often a target's Slurm job or MPIJob is polled\n"
+            "                       (scontrol/sacct, kubectl get; default 5000)\n"
             "  --help               this text\n"
             "  --version            the version\n"
             "\n"
@@ -173,6 +176,8 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
             cfg->commit_window_ms = iv;
         else if (strcmp(key, "progress_every_ms") == 0 && !(r = parse_int(val, 0, 3600000, &iv)))
             cfg->progress_every_ms = iv;
+        else if (strcmp(key, "target_poll_ms") == 0 && !(r = parse_int(val, 50, 3600000, &iv)))
+            cfg->target_poll_ms = iv;
         else
             r = -ENOENT;
         if (r < 0) {
@@ -205,6 +210,7 @@ int main(int argc, char **argv)
         OPT_CURVE_ALLOW_CLIENTS,
         OPT_INSECURE,
         OPT_ALLOW_COMMANDS,
+        OPT_TARGET_POLL,
     };
     static const struct option opts[] = {
             {"db", required_argument, NULL, OPT_DB},
@@ -223,6 +229,7 @@ int main(int argc, char **argv)
             {"metrics", required_argument, NULL, OPT_METRICS},
             {"targets-dir", required_argument, NULL, OPT_TARGETS_DIR},
             {"trainer", required_argument, NULL, OPT_TRAINER},
+            {"target-poll-ms", required_argument, NULL, OPT_TARGET_POLL},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {NULL, 0, NULL, 0},
@@ -290,6 +297,18 @@ int main(int argc, char **argv)
         case OPT_TRAINER:
             cfg.trainer = optarg;
             break;
+        case OPT_TARGET_POLL: {
+            int v;
+            if (parse_int(optarg, 50, 3600000, &v) < 0) {
+                fprintf(stderr,
+                        "regmix-coordinator: --target-poll-ms: '%s' is not a number of "
+                        "milliseconds from 50 to 3600000\n",
+                        optarg);
+                return 2;
+            }
+            cfg.target_poll_ms = v;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;

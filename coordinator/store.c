@@ -156,6 +156,15 @@ static const char *const store__migrations[] = {
         "  loss REAL NOT NULL,"
         "  created_ms INTEGER NOT NULL);"
         "CREATE INDEX target_progress_of ON target_progress (sweep, role, step);",
+        /* 3 -> 4: the launched job's handle (coordinator/follow.h: pid@start time, Slurm job id,
+         * MPIJob namespace/name), so a restarted coordinator follows the same job; and the words
+         * of the old submit-only life cycle moved onto the one every launcher shares: a
+         * 'submitting' row (sbatch/kubectl never answered) and a 'submitted' one (no job id kept)
+         * cannot be followed, so they are failed with the reason. */
+        "ALTER TABLE targets ADD COLUMN handle TEXT NOT NULL DEFAULT '';"
+        "UPDATE targets SET state = 'failed', detail = 'submitted before this coordinator "
+        "version kept job ids: its job cannot be followed; `regmixctl launch` starts it again' "
+        "WHERE state IN ('submitting', 'submitted');",
 };
 
 enum {
@@ -287,14 +296,14 @@ static const char *const store__sql[ST__COUNT] = {
                        " l1_moved, seconds, created_ms FROM fits WHERE sweep = ?1 ORDER BY fit_no",
         [ST_TARGET_UPSERT] =
                 "INSERT INTO targets (sweep, role, state, launcher, ranks, pid, log_path, weights,"
-                " losses, objective, step, loss, detail, created_ms, updated_ms)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                " losses, objective, step, loss, detail, created_ms, updated_ms, handle)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                 " ON CONFLICT (sweep, role) DO UPDATE SET state = ?3, launcher = ?4, ranks = ?5,"
                 " pid = ?6, log_path = ?7, weights = ?8, losses = ?9, objective = ?10, step = ?11,"
-                " loss = ?12, detail = ?13, updated_ms = ?15",
+                " loss = ?12, detail = ?13, updated_ms = ?15, handle = ?16",
         [ST_TARGETS_ALL] = "SELECT sweep, role, state, launcher, ranks, coalesce(pid, 0), log_path,"
                            " weights, losses, objective, coalesce(step, 0), loss, detail,"
-                           " created_ms, updated_ms FROM targets ORDER BY sweep, role",
+                           " created_ms, updated_ms, handle FROM targets ORDER BY sweep, role",
         [ST_SWEEP_CONVERGED] = "UPDATE sweeps SET state = 'converged', converged_after_runs = ?2,"
                                " updated_ms = ?3 WHERE id = ?1",
 };
@@ -1124,6 +1133,7 @@ int store_target_upsert(store_t *s, const store_target_row_t *row)
     sqlite3_bind_text(st, 13, row->detail ? row->detail : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 14, row->created_ms);
     sqlite3_bind_int64(st, 15, row->updated_ms);
+    sqlite3_bind_text(st, 16, row->handle ? row->handle : "", -1, SQLITE_STATIC);
     int r = store__exec(s, st);
     return r < 0 ? r : 0;
 }
@@ -1149,6 +1159,7 @@ int store_targets_foreach(store_t *s, store_target_cb cb, void *data)
                 .detail = store__text(st, 12),
                 .created_ms = sqlite3_column_int64(st, 13),
                 .updated_ms = sqlite3_column_int64(st, 14),
+                .handle = store__text(st, 15),
         };
         r = cb(&row, data);
         if (r < 0)

@@ -23,7 +23,7 @@
 
 #include "states.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct store store_t;
 
@@ -273,6 +273,7 @@ typedef struct store_target_row {
     const char *detail;
     int64_t created_ms;
     int64_t updated_ms;
+    const char *handle; /* the launched job (follow.h); "" before it was launched */
 } store_target_row_t;
 
 /* Inserts or replaces the row of (sweep, role). */

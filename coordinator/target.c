@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,11 +13,15 @@
 
 #include "clock.h"
 #include "fitpipe.h"
+#include "follow.h"
 #include "launcher.h"
 #include "log.h"
 #include "objective.h"
 #include "store_view.h"
 #include "transition.h"
+
+#define TARGET_CAPTURE_MS  20000 /* the longest a poll (sbatch, scontrol, kubectl) may take */
+#define TARGET_MISSING_MAX 3     /* polls in a row that find no trace of a job: it is gone */
 
 static void target__set(char **field, const char *v)
 {
@@ -27,45 +32,76 @@ static void target__set(char **field, const char *v)
     }
 }
 
-static int target__load_row(const store_target_row_t *row, void *data)
+/* The launch's work directory: the folder of its log (WORKDIR/ROLE.log). */
+static void target__workdir(const target_t *t, char *buf, size_t len)
 {
-    coord_t *c = data;
-    target_t *t = coord_target_new(c, row->sweep, row->role);
-    if (!t)
-        return -ENOMEM;
-    t->state = row->state;
-    snprintf(t->launcher, sizeof t->launcher, "%s", row->launcher);
-    t->ranks = row->ranks;
-    t->pid = row->pid;
-    target__set(&t->log_path, row->log_path);
-    target__set(&t->weights_json, row->weights_json);
-    target__set(&t->losses_json, row->losses_json);
-    target__set(&t->detail, row->detail);
-    t->objective = row->objective;
-    t->step = row->step;
-    t->loss = row->loss;
-    t->created_ms = row->created_ms;
-    t->updated_ms = row->updated_ms;
-    if (t->state == TARGET_STATE_RUNNING) {
-        /* Its process belonged to the previous coordinator: never launched twice on our own. */
-        transition_target(c, t, TARGET_STATE_FAILED,
-                          "the coordinator restarted while it ran; launch again to resume from "
-                          "its checkpoint");
-        log_warn("target_orphaned", "sweep=%lld role=%s pid=%lld", (long long)t->sweep, t->role,
-                 (long long)t->pid);
+    snprintf(buf, len, "%s", t->log_path ? t->log_path : ".");
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf)
+        *slash = '\0';
+    else
+        snprintf(buf, len, ".");
+}
+
+static void target__event(target_t *t, const char *what)
+{
+    sweep_t *sw = coord_sweep_by_id(t->c, t->sweep);
+    if (sw) {
+        char text[400];
+        snprintf(text, sizeof text, "%s %s (%s)", t->role, what, t->detail ? t->detail : "");
+        coord_sweep_event(t->c, sw, "target", text, 0);
     }
-    return 0;
 }
 
-int target_load(coord_t *c)
+/* Moves t to `to` and tells the sweep's watchers; a move the life cycle refuses is logged by
+ * transition.c and changes nothing. */
+static void target__move(target_t *t, target_state_t to, const char *detail)
 {
-    return store_targets_foreach(c->store, target__load_row, c);
+    if (t->state == to) {
+        if (detail && (!t->detail || strcmp(detail, t->detail) != 0)) {
+            target__set(&t->detail, detail);
+            transition_target_save(t->c, t);
+        }
+        return;
+    }
+    if (transition_target(t->c, t, to, detail) < 0)
+        return;
+    log_info("target_state", "sweep=%lld role=%s state=%s handle=%s detail=\"%s\"",
+             (long long)t->sweep, t->role, states_target_name(t->state), t->handle ? t->handle : "",
+             t->detail ? t->detail : "");
+    target__event(t, states_target_name(t->state));
+    if (states_target_final(t->state))
+        launcher_tail_destroy(&t->tail);
 }
 
-static void target__on_progress(launcher_run_t *run, const launcher_progress_t *p, void *data)
+/* Takes the last result line's losses (and the objective over them) into t. */
+static void target__take_result(target_t *t, const launcher_outcome_t *o)
 {
-    (void)run;
-    target_t *t = data;
+    if (!o->has_result || o->nlosses <= 0)
+        return;
+    json_t *obj = json_object();
+    for (int i = 0; obj && i < o->nlosses; i++)
+        if (isfinite(o->losses[i]))
+            json_object_set_new(obj, o->loss_names[i], json_real(o->losses[i]));
+    char *js = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (js) {
+        target__set(&t->losses_json, js);
+        free(js);
+    }
+    sweep_t *sw = coord_sweep_by_id(t->c, t->sweep);
+    char text[1024];
+    objective_t *ob = NULL;
+    if (sw && sw->spec && fitpipe_target_text(sw->spec, text, sizeof text) == 0 &&
+        objective_parse(text, (const char *const *)o->loss_names, o->nlosses, &ob, NULL, 0) == 0) {
+        t->objective = objective_eval(ob, o->losses);
+        objective_destroy(&ob);
+    }
+}
+
+/* One progress line of t (from its own child or its progress file). */
+static void target__progress(target_t *t, const launcher_progress_t *p)
+{
     if (p->step >= 0)
         t->step = p->step;
     if (isfinite(p->loss))
@@ -82,60 +118,414 @@ static void target__on_progress(launcher_run_t *run, const launcher_progress_t *
     }
 }
 
+static void target__on_line(const launcher_progress_t *p, void *data)
+{
+    target__progress(data, p);
+}
+
+static void target__on_progress(launcher_run_t *run, const launcher_progress_t *p, void *data)
+{
+    (void)run;
+    target__progress(data, p);
+}
+
+/* Opens t's progress file for following (a no-op when it is open). */
+static void target__tail_open(target_t *t, const char *path)
+{
+    if (t->tail && strcmp(launcher_tail_path(t->tail), path) == 0)
+        return;
+    launcher_tail_destroy(&t->tail);
+    launcher_tail_new(path, &t->tail);
+}
+
+/* The job ended as `phase` says: reads the rest of its progress and moves t to its end. A job
+ * that completed without a result line failed (the losses are the point of it). */
+static void target__end(target_t *t, follow_phase_t phase, const char *why)
+{
+    const launcher_outcome_t *o = NULL;
+    if (t->tail) {
+        launcher_tail_read(t->tail, 1, target__on_line, t);
+        o = launcher_tail_outcome(t->tail);
+        target__take_result(t, o);
+    }
+    char detail[512];
+    if (t->cancelling || phase == FOLLOW_CANCELLED) {
+        snprintf(detail, sizeof detail, "cancelled%s%s", why && why[0] ? ": " : "", why ? why : "");
+        target__move(t, TARGET_STATE_CANCELLED, detail);
+    } else if (phase == FOLLOW_DONE && o && o->has_result) {
+        snprintf(detail, sizeof detail, "finished after %llu progress lines%s%s",
+                 (unsigned long long)o->progress_lines, why && why[0] ? "; " : "", why ? why : "");
+        if (t->state == TARGET_STATE_PENDING) /* it ran between two polls */
+            target__move(t, TARGET_STATE_RUNNING, NULL);
+        target__move(t, TARGET_STATE_DONE, detail);
+    } else {
+        if (phase == FOLLOW_DONE)
+            snprintf(detail, sizeof detail, "%s%sno result line in %s", why ? why : "",
+                     why && why[0] ? ", but " : "",
+                     t->tail ? launcher_tail_path(t->tail) : "its progress");
+        else
+            snprintf(detail, sizeof detail, "%s", why && why[0] ? why : "failed");
+        target__move(t, TARGET_STATE_FAILED, detail);
+    }
+    log_info("target_ended", "sweep=%lld role=%s state=%s objective=%g", (long long)t->sweep,
+             t->role, states_target_name(t->state), t->objective);
+}
+
+/* ---- our own child (mpirun, command) ---------------------------------------------------------- */
+
 static void target__on_exit(launcher_run_t *run, const launcher_outcome_t *o, void *data)
 {
     (void)run;
     target_t *t = data;
-    coord_t *c = t->c;
     t->run = NULL;
-    int submits = t->state == TARGET_STATE_SUBMITTING;
-    char detail[256];
-    target_state_t to;
-    if (o->exit_status == 0 && submits) {
-        to = TARGET_STATE_SUBMITTED;
-        snprintf(detail, sizeof detail, "%s", t->detail ? t->detail : "");
-    } else if (o->exit_status == 0 && o->has_result) {
-        to = TARGET_STATE_DONE;
+    if (states_target_final(t->state))
+        return;
+    if (t->tail) /* the runner read the file to its end: take the lines it reported */
+        launcher_tail_read(t->tail, 1, target__on_line, t);
+    target__take_result(t, o);
+    char why[160];
+    snprintf(why, sizeof why, "exit status %lld, signal %d", (long long)o->exit_status,
+             o->term_signal);
+    launcher_tail_destroy(&t->tail); /* the outcome above is the file's */
+    if (t->cancelling) {
+        target__end(t, FOLLOW_CANCELLED, why);
+    } else if (o->exit_status == 0 && o->term_signal == 0 && o->has_result) {
+        char detail[160];
         snprintf(detail, sizeof detail, "finished after %llu progress lines",
                  (unsigned long long)o->progress_lines);
+        target__move(t, TARGET_STATE_DONE, detail);
     } else {
-        to = TARGET_STATE_FAILED;
-        snprintf(detail, sizeof detail, "exit status %lld, signal %d%s", (long long)o->exit_status,
-                 o->term_signal, o->has_result ? "" : ", no result line");
+        char detail[200];
+        snprintf(detail, sizeof detail, "%s%s", why, o->has_result ? "" : ", no result line");
+        target__move(t, TARGET_STATE_FAILED, detail);
     }
-    if (o->has_result && o->nlosses > 0) {
-        json_t *obj = json_object();
-        for (int i = 0; obj && i < o->nlosses; i++)
-            if (isfinite(o->losses[i]))
-                json_object_set_new(obj, o->loss_names[i], json_real(o->losses[i]));
-        char *js = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-        json_decref(obj);
-        if (js) {
-            target__set(&t->losses_json, js);
-            free(js);
-        }
-        sweep_t *sw = coord_sweep_by_id(c, t->sweep);
-        char text[1024];
-        objective_t *ob = NULL;
-        if (sw && sw->spec && fitpipe_target_text(sw->spec, text, sizeof text) == 0 &&
-            objective_parse(text, (const char *const *)o->loss_names, o->nlosses, &ob, NULL, 0) ==
-                    0) {
-            t->objective = objective_eval(ob, o->losses);
-            objective_destroy(&ob);
-        }
-    }
-    if (transition_target(c, t, to, detail) == -EINVAL)
-        transition_target_save(c, t); /* keep the losses of a run in a state we did not expect */
     log_info("target_exited", "sweep=%lld role=%s state=%s exit=%lld signal=%d objective=%g",
              (long long)t->sweep, t->role, states_target_name(t->state), (long long)o->exit_status,
              o->term_signal, t->objective);
-    sweep_t *sw = coord_sweep_by_id(c, t->sweep);
-    if (sw) {
-        char text[200];
-        snprintf(text, sizeof text, "%s run %s (%s)", t->role, states_target_name(t->state),
-                 t->detail);
-        coord_sweep_event(c, sw, "target", text, 0);
+}
+
+/* ---- polls ------------------------------------------------------------------------------------ */
+
+typedef struct target__poll {
+    target_t *t;
+    int step; /* Slurm: 0 scontrol, 1 sacct, 2 sacct --completion; MPIJob: 0 get, 1 logs */
+    follow_status_t status;
+} target__poll_t;
+
+static void target__poll_next(target__poll_t *p);
+static void target__cancel_job(target_t *t);
+
+static void target__poll_done(target__poll_t *p)
+{
+    p->t->polling = 0;
+    p->t->next_poll_mono = clock_mono_ms() + p->t->c->cfg.target_poll_ms;
+    free(p);
+}
+
+/* Applies a job's phase to t (not for our own child: its exit says how it ended). */
+static void target__apply(target_t *t, const follow_status_t *st)
+{
+    char detail[400];
+    follow_handle_t h;
+    follow_handle_parse(t->handle, &h);
+    const char *what = h.kind == FOLLOW_SLURM ? "Slurm job" : "MPIJob";
+    const char *id = h.kind == FOLLOW_SLURM ? h.job_id : h.name;
+    switch (st->phase) {
+    case FOLLOW_PENDING:
+        snprintf(detail, sizeof detail, "%s %s: %s", what, id, st->state);
+        if (t->state == TARGET_STATE_PENDING)
+            target__move(t, TARGET_STATE_PENDING, detail);
+        break;
+    case FOLLOW_RUNNING:
+        snprintf(detail, sizeof detail, "%s %s: %s", what, id, st->state);
+        target__move(t, TARGET_STATE_RUNNING, detail);
+        if (t->tail)
+            launcher_tail_read(t->tail, 0, target__on_line, t);
+        break;
+    case FOLLOW_DONE:
+        snprintf(detail, sizeof detail, "%s %s %s", what, id, st->state);
+        target__end(t, FOLLOW_DONE, detail);
+        break;
+    case FOLLOW_FAILED:
+    case FOLLOW_CANCELLED:
+        target__end(t, st->phase, st->reason);
+        break;
+    default:
+        break;
     }
+}
+
+static void target__poll_cb(const follow_output_t *o, void *data)
+{
+    target__poll_t *p = data;
+    target_t *t = p->t;
+    coord_t *c = t->c;
+    if (c->stopping || c->fatal || states_target_final(t->state)) {
+        target__poll_done(p);
+        return;
+    }
+    follow_handle_t h;
+    follow_handle_parse(t->handle, &h);
+    if (h.kind == FOLLOW_SLURM) {
+        int r = -ENOENT;
+        if (o->exit_status == 0)
+            r = p->step == 0 ? follow_slurm_scontrol(o->out, &p->status)
+                             : follow_slurm_sacct(o->out, &p->status);
+        if (r == 0) {
+            t->missing = 0;
+            target__apply(t, &p->status);
+        } else if (p->step < 2) {
+            p->step++;
+            target__poll_next(p);
+            return;
+        } else if (++t->missing >= TARGET_MISSING_MAX) {
+            char why[300];
+            snprintf(why, sizeof why,
+                     "Slurm knows no job %s (scontrol, sacct and sacct --completion): %.200s",
+                     h.job_id, o->err_len ? o->err : "no answer");
+            target__end(t, FOLLOW_FAILED, why);
+        }
+    } else if (h.kind == FOLLOW_MPIJOB && p->step == 0) {
+        if (o->exit_status == 0 && follow_mpijob(o->out, o->out_len, &p->status) == 0) {
+            t->missing = 0;
+            if (p->status.phase == FOLLOW_RUNNING || p->status.phase == FOLLOW_DONE) {
+                p->step = 1; /* its launcher's log first: the progress and the result */
+                target__poll_next(p);
+                return;
+            }
+            target__apply(t, &p->status);
+        } else if (o->exit_status > 0 && strstr(o->err, "NotFound")) {
+            char why[300];
+            snprintf(why, sizeof why, "MPIJob %s/%s no longer exists", h.ns, h.name);
+            target__end(t, t->cancelling ? FOLLOW_CANCELLED : FOLLOW_FAILED, why);
+        } else {
+            log_warn("target_poll_failed", "sweep=%lld role=%s handle=%s exit=%lld err=\"%.200s\"",
+                     (long long)t->sweep, t->role, t->handle, (long long)o->exit_status, o->err);
+        }
+    } else if (h.kind == FOLLOW_MPIJOB && p->step == 1) {
+        /* the launcher's log as it is now, in place of the last copy */
+        if (o->exit_status == 0 && t->tail) {
+            char tmp[PATH_MAX + 8];
+            snprintf(tmp, sizeof tmp, "%s.tmp", launcher_tail_path(t->tail));
+            FILE *f = fopen(tmp, "w");
+            if (f) {
+                fwrite(o->out, 1, o->out_len, f);
+                if (fclose(f) == 0 && rename(tmp, launcher_tail_path(t->tail)) == 0) {
+                    char path[PATH_MAX];
+                    snprintf(path, sizeof path, "%s", launcher_tail_path(t->tail));
+                    launcher_tail_destroy(&t->tail);
+                    launcher_tail_new(path, &t->tail);
+                }
+            }
+        }
+        target__apply(t, &p->status);
+    }
+    target__poll_done(p);
+}
+
+static void target__poll_next(target__poll_t *p)
+{
+    target_t *t = p->t;
+    follow_handle_t h;
+    follow_handle_parse(t->handle, &h);
+    char ns_name[140], logs_of[80];
+    char *argv[16] = {0};
+    if (h.kind == FOLLOW_SLURM && p->step == 0) {
+        char *a[] = {"scontrol", "show", "job", "-o", h.job_id, NULL};
+        memcpy(argv, a, sizeof a);
+    } else if (h.kind == FOLLOW_SLURM && p->step == 1) {
+        char *a[] = {"sacct", "-n", "-P", "-X", "-j", h.job_id, "-o", "State,ExitCode", NULL};
+        memcpy(argv, a, sizeof a);
+    } else if (h.kind == FOLLOW_SLURM) {
+        char *a[] = {"sacct", "--completion",   "-a", "-n", "-P", "-j", h.job_id,
+                     "-o",    "State,ExitCode", NULL};
+        memcpy(argv, a, sizeof a);
+    } else if (h.kind == FOLLOW_MPIJOB && p->step == 0) {
+        snprintf(ns_name, sizeof ns_name, "%s", h.name);
+        char *a[] = {"kubectl", "get", "mpijob", ns_name, "-n", h.ns, "-o", "json", NULL};
+        memcpy(argv, a, sizeof a);
+    } else {
+        snprintf(logs_of, sizeof logs_of, "job/%s-launcher", h.name);
+        char *a[] = {"kubectl", "logs", "-n", h.ns, logs_of, NULL};
+        memcpy(argv, a, sizeof a);
+    }
+    int r = follow_capture(t->c->loop, argv, TARGET_CAPTURE_MS, target__poll_cb, p);
+    if (r < 0) {
+        log_warn("target_poll_failed", "sweep=%lld role=%s handle=%s spawn=%s err=%s",
+                 (long long)t->sweep, t->role, t->handle, argv[0], strerror(-r));
+        target__poll_done(p);
+    }
+}
+
+/* Polls t now (one poll in flight per target). */
+static void target__poll(target_t *t)
+{
+    follow_handle_t h;
+    if (t->polling || t->run || follow_handle_parse(t->handle, &h) < 0 || h.kind == FOLLOW_NONE)
+        return;
+    if (t->cancelling == 1 && h.kind != FOLLOW_PID) {
+        target__cancel_job(t);
+        return;
+    }
+    if (h.kind == FOLLOW_PID) {
+        /* a process of a previous coordinator: alive by its start time, ended by its file */
+        if (follow_proc_alive(&h)) {
+            if (t->state == TARGET_STATE_PENDING)
+                target__move(t, TARGET_STATE_RUNNING, NULL);
+            if (t->tail)
+                launcher_tail_read(t->tail, 0, target__on_line, t);
+        } else {
+            const launcher_outcome_t *o = NULL;
+            if (t->tail) {
+                launcher_tail_read(t->tail, 1, target__on_line, t);
+                o = launcher_tail_outcome(t->tail);
+            }
+            target__end(t, o && o->has_result ? FOLLOW_DONE : FOLLOW_FAILED,
+                        o && o->has_result ? "its process ended while a previous coordinator "
+                                             "watched it"
+                                           : "its process ended while no coordinator watched it, "
+                                             "without a result line");
+        }
+        t->next_poll_mono = clock_mono_ms() + t->c->cfg.target_poll_ms;
+        return;
+    }
+    target__poll_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return;
+    p->t = t;
+    t->polling = 1;
+    target__poll_next(p);
+}
+
+void target_tick(coord_t *c, int64_t mono)
+{
+    if (c->stopping || c->fatal)
+        return;
+    for (target_t *t = c->targets; t; t = t->next)
+        if ((t->state == TARGET_STATE_PENDING || t->state == TARGET_STATE_RUNNING) &&
+            mono >= t->next_poll_mono)
+            target__poll(t);
+}
+
+/* Starts following t by its stored handle (at load, or once a submit answered). */
+static void target__follow(target_t *t)
+{
+    follow_handle_t h;
+    char wd[PATH_MAX], path[PATH_MAX + 64];
+    target__workdir(t, wd, sizeof wd);
+    if (follow_handle_parse(t->handle, &h) < 0)
+        return;
+    if (h.kind == FOLLOW_SLURM)
+        snprintf(path, sizeof path, "%s/slurm-%s.out", wd, h.job_id);
+    else if (h.kind == FOLLOW_MPIJOB)
+        snprintf(path, sizeof path, "%s/%s-launcher.log", wd, t->role);
+    else
+        snprintf(path, sizeof path, "%s/%s.progress", wd, t->role);
+    target__tail_open(t, path);
+    t->next_poll_mono = 0; /* poll at the next tick */
+}
+
+/* ---- load ------------------------------------------------------------------------------------- */
+
+static int target__load_row(const store_target_row_t *row, void *data)
+{
+    coord_t *c = data;
+    target_t *t = coord_target_new(c, row->sweep, row->role);
+    if (!t)
+        return -ENOMEM;
+    t->state = row->state;
+    snprintf(t->launcher, sizeof t->launcher, "%s", row->launcher);
+    t->ranks = row->ranks;
+    t->pid = row->pid;
+    target__set(&t->log_path, row->log_path);
+    target__set(&t->weights_json, row->weights_json);
+    target__set(&t->losses_json, row->losses_json);
+    target__set(&t->detail, row->detail);
+    target__set(&t->handle, row->handle);
+    t->objective = row->objective;
+    t->step = row->step;
+    t->loss = row->loss;
+    t->created_ms = row->created_ms;
+    t->updated_ms = row->updated_ms;
+    if (t->state != TARGET_STATE_PENDING && t->state != TARGET_STATE_RUNNING)
+        return 0;
+    follow_handle_t h;
+    if (follow_handle_parse(t->handle, &h) == 0 && h.kind != FOLLOW_NONE) {
+        /* launched by a previous coordinator: follow the same job */
+        target__follow(t);
+        log_info("target_adopted", "sweep=%lld role=%s state=%s handle=%s", (long long)t->sweep,
+                 t->role, states_target_name(t->state), t->handle);
+    } else {
+        /* committed, but the previous coordinator stopped before the launch had a handle */
+        transition_target(c, t, TARGET_STATE_FAILED,
+                          "the coordinator stopped before this launch had a job to follow; "
+                          "`regmixctl launch` starts it again (the trainer resumes from its "
+                          "checkpoint)");
+        log_warn("target_orphaned", "sweep=%lld role=%s", (long long)t->sweep, t->role);
+    }
+    return 0;
+}
+
+int target_load(coord_t *c)
+{
+    return store_targets_foreach(c->store, target__load_row, c);
+}
+
+/* ---- launch ----------------------------------------------------------------------------------- */
+
+typedef struct target__submit {
+    target_t *t;
+    int slurm;
+    char ns[64], name[64];
+} target__submit_t;
+
+/* sbatch --parsable / kubectl apply answered. */
+static void target__submitted(const follow_output_t *o, void *data)
+{
+    target__submit_t *s = data;
+    target_t *t = s->t;
+    t->polling = 0;
+    if (t->c->fatal || states_target_final(t->state)) {
+        free(s);
+        return;
+    }
+    follow_handle_t h = {.kind = s->slurm ? FOLLOW_SLURM : FOLLOW_MPIJOB};
+    char text[200], detail[400];
+    int ok = o->exit_status == 0;
+    if (ok && s->slurm) {
+        size_t n = strspn(o->out, "0123456789"); /* JOBID[;CLUSTER] */
+        ok = n > 0 && n < sizeof h.job_id;
+        if (ok)
+            snprintf(h.job_id, sizeof h.job_id, "%.*s", (int)n, o->out);
+    } else if (ok) {
+        snprintf(h.ns, sizeof h.ns, "%s", s->ns);
+        snprintf(h.name, sizeof h.name, "%s", s->name);
+    }
+    if (ok &&
+        (follow_handle_format(&h, text, sizeof text) < 0 || follow_handle_parse(text, &h) < 0))
+        ok = 0;
+    if (!ok) {
+        const char *e = o->err_len ? o->err : o->out;
+        snprintf(detail, sizeof detail, "%s exited %lld%s: %.300s",
+                 s->slurm ? "sbatch" : "kubectl apply", (long long)o->exit_status,
+                 o->timed_out ? " (timed out)" : "", e);
+        char *nl = strchr(detail, '\n');
+        if (nl && nl[1] == '\0')
+            *nl = '\0';
+        target__move(t, TARGET_STATE_FAILED, detail);
+        free(s);
+        return;
+    }
+    target__set(&t->handle, text);
+    snprintf(detail, sizeof detail, "%s %s submitted", s->slurm ? "Slurm job" : "MPIJob",
+             s->slurm ? h.job_id : text + 7);
+    target__move(t, TARGET_STATE_PENDING, detail);
+    log_info("target_submitted", "sweep=%lld role=%s handle=%s", (long long)t->sweep, t->role,
+             t->handle);
+    target__follow(t);
+    if (t->cancelling) /* cancelled while sbatch ran */
+        target__cancel_job(t);
+    free(s);
 }
 
 /* Launches one role of `sw`; 1 launched, 0 skipped (already launched), < 0 error. */
@@ -143,7 +533,7 @@ static int target__launch_role(
         coord_t *c, sweep_t *sw, const char *role, const double *weights, char *err, size_t errlen)
 {
     target_t *t = coord_target_find(c, sw->id, role);
-    if (t && (t->run || states_target_launched(t->state)))
+    if (t && (t->run || t->polling || states_target_launched(t->state)))
         return 0;
     if (sw->spec->target.launcher == SPEC_LAUNCHER_COMMAND && !c->cfg.allow_commands) {
         /* A spec comes from whoever reaches the client endpoint; running its command is the
@@ -185,9 +575,13 @@ static int target__launch_role(
     t->objective = NAN;
     t->loss = NAN;
     t->step = 0;
+    t->cancelling = 0;
+    t->missing = 0;
     target__set(&t->log_path, logp);
     target__set(&t->weights_json, wj ? wj : "{}");
     target__set(&t->losses_json, "{}");
+    target__set(&t->handle, "");
+    launcher_tail_destroy(&t->tail);
     free(wj);
     /* Persist before act: the pending row is committed before anything is spawned. */
     r = transition_target(c, t, TARGET_STATE_PENDING, plan.message ? plan.message : "");
@@ -202,21 +596,50 @@ static int target__launch_role(
         return -EIO;
     }
     r = launcher_plan_write(&plan, err, errlen);
-    if (r == 0 && plan.argv) {
-        r = launcher_run_start(c->loop, plan.argv, plan.progress_fd, logp, plan.workdir,
-                               target__on_progress, target__on_exit, t, &t->run);
-        if (r < 0)
+    if (r == 0 && !plan.argv) {
+        /* no sbatch/kubectl here: say so and end, instead of waiting for ever */
+        snprintf(err, errlen, "%s", plan.message);
+        r = -ENOENT;
+    } else if (r == 0 && plan.submits) {
+        target__submit_t *s = calloc(1, sizeof *s);
+        if (!s) {
+            r = -ENOMEM;
+            snprintf(err, errlen, "out of memory");
+        } else {
+            s->t = t;
+            s->slurm = sw->spec->target.launcher == SPEC_LAUNCHER_SLURM;
+            snprintf(s->ns, sizeof s->ns, "%s", plan.job_namespace);
+            snprintf(s->name, sizeof s->name, "%s", plan.job_name);
+            r = follow_capture(c->loop, plan.argv, TARGET_CAPTURE_MS, target__submitted, s);
+            if (r < 0) {
+                free(s);
+                snprintf(err, errlen, "running %s: %s", plan.argv[0], strerror(-r));
+            } else {
+                t->polling = 1; /* until the submit answers */
+            }
+        }
+    } else if (r == 0) {
+        r = launcher_run_start(c->loop, plan.argv, plan.progress_fd, plan.progress_path, logp,
+                               plan.workdir, target__on_progress, target__on_exit, t, &t->run);
+        if (r < 0) {
             snprintf(err, errlen, "spawning %s: %s", plan.argv[0], strerror(-r));
+        } else {
+            follow_handle_t h = {.kind = FOLLOW_PID, .pid = launcher_run_pid(t->run)};
+            char text[80];
+            t->pid = h.pid;
+            if (follow_proc_start(h.pid, &h.start_ticks) == 0 &&
+                follow_handle_format(&h, text, sizeof text) == 0)
+                target__set(&t->handle, text);
+            target__tail_open(t, plan.progress_path);
+            /* a relaunch appends: what the file held before is the previous run's */
+            launcher_tail_read(t->tail, 0, NULL, NULL);
+            target__move(t, TARGET_STATE_RUNNING, NULL);
+        }
     }
-    if (r < 0) {
-        transition_target(c, t, TARGET_STATE_FAILED, err);
-    } else if (plan.argv) {
-        t->pid = launcher_run_pid(t->run);
-        transition_target(c, t, plan.submits ? TARGET_STATE_SUBMITTING : TARGET_STATE_RUNNING,
-                          NULL);
-    }
-    log_info("target_launched", "sweep=%s role=%s launcher=%s state=%s pid=%lld", sw->sweep_id,
-             role, t->launcher, states_target_name(t->state), (long long)t->pid);
+    if (r < 0)
+        target__move(t, TARGET_STATE_FAILED, err);
+    log_info("target_launched", "sweep=%s role=%s launcher=%s state=%s handle=%s", sw->sweep_id,
+             role, t->launcher, states_target_name(t->state), t->handle ? t->handle : "");
     char text[300];
     snprintf(text, sizeof text, "%s launched (%s): %s", role, states_target_name(t->state),
              plan.message ? plan.message : "");
@@ -257,6 +680,81 @@ int target_launch(coord_t *c, sweep_t *sw, char *err, size_t errlen)
         return -EALREADY;
     }
     return launched;
+}
+
+/* ---- cancel ----------------------------------------------------------------------------------- */
+
+static void target__cancelled_cb(const follow_output_t *o, void *data)
+{
+    target_t *t = data;
+    t->polling = 0;
+    if (states_target_final(t->state) || t->c->fatal)
+        return;
+    if (o->exit_status == 0) {
+        t->next_poll_mono = 0; /* the next poll sees it end (CANCELLED, NotFound) */
+    } else {
+        char why[300];
+        snprintf(why, sizeof why, "cancelling failed (exit %lld): %.200s",
+                 (long long)o->exit_status, o->err);
+        target__set(&t->detail, why);
+        transition_target_save(t->c, t);
+    }
+}
+
+/* Asks the job's scheduler (or the process) to end it. */
+static void target__cancel_job(target_t *t)
+{
+    follow_handle_t h;
+    if (follow_handle_parse(t->handle, &h) < 0)
+        return;
+    if (t->run) {
+        launcher_run_kill(t->run, SIGTERM); /* on_exit ends it as cancelled */
+        return;
+    }
+    if (h.kind == FOLLOW_PID) {
+        if (follow_proc_alive(&h))
+            kill((pid_t)h.pid, SIGTERM);
+        t->next_poll_mono = 0;
+        return;
+    }
+    char *argv[8] = {0};
+    if (h.kind == FOLLOW_SLURM) {
+        char *a[] = {"scancel", h.job_id, NULL};
+        memcpy(argv, a, sizeof a);
+    } else if (h.kind == FOLLOW_MPIJOB) {
+        char *a[] = {"kubectl", "delete", "mpijob", h.name, "-n", h.ns, "--wait=false", NULL};
+        memcpy(argv, a, sizeof a);
+    } else {
+        return; /* the submit has not answered yet: target__submitted cancels it */
+    }
+    if (t->polling)
+        return; /* a poll is in flight; the next tick cancels (target__poll) */
+    if (follow_capture(t->c->loop, argv, TARGET_CAPTURE_MS, target__cancelled_cb, t) == 0) {
+        t->polling = 1;
+        t->cancelling = 2; /* sent */
+    }
+}
+
+int target_cancel(coord_t *c, const sweep_t *sw)
+{
+    int n = 0;
+    for (target_t *t = c->targets; t; t = t->next) {
+        if (t->sweep != sw->id ||
+            (t->state != TARGET_STATE_PENDING && t->state != TARGET_STATE_RUNNING))
+            continue;
+        follow_handle_t h;
+        int nothing = !t->run && !t->polling &&
+                      (follow_handle_parse(t->handle, &h) < 0 || h.kind == FOLLOW_NONE);
+        t->cancelling = 1;
+        n++;
+        log_info("target_cancel", "sweep=%s role=%s handle=%s", sw->sweep_id, t->role,
+                 t->handle ? t->handle : "");
+        if (nothing)
+            target__move(t, TARGET_STATE_CANCELLED, "cancelled before it was submitted");
+        else
+            target__cancel_job(t);
+    }
+    return n;
 }
 
 static void target__weights(const char *js, Regmix__DomainWeight ***ret, size_t *ret_n)
@@ -311,6 +809,7 @@ int target_infos(coord_t *c, const sweep_t *sw, Regmix__TargetInfo ***ret, size_
         ti->step = (uint64_t)(t->step > 0 ? t->step : 0);
         ti->loss = t->loss;
         ti->detail = strdup(t->detail ? t->detail : "");
+        ti->handle = strdup(t->handle ? t->handle : "");
         target__weights(t->weights_json, &ti->weights, &ti->n_weights);
         Regmix__DomainWeight **lw = NULL;
         size_t nl = 0;
@@ -350,6 +849,7 @@ void target_infos_free(Regmix__TargetInfo **infos, size_t n)
         free(ti->launcher);
         free(ti->log_path);
         free(ti->detail);
+        free(ti->handle);
         for (size_t k = 0; k < ti->n_weights; k++) {
             free(ti->weights[k]->domain);
             free(ti->weights[k]);

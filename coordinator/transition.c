@@ -436,6 +436,7 @@ void transition_target_save(coord_t *c, target_t *t)
             .detail = t->detail,
             .created_ms = t->created_ms,
             .updated_ms = t->updated_ms,
+            .handle = t->handle,
     };
     if (store_target_upsert(c->store, &row) < 0)
         coord_fatal(c, "target_upsert");

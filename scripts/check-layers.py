@@ -21,7 +21,8 @@ import sys
 
 # Lower number = lower layer. Same-layer edges are allowed but must not form a loop.
 LAYERS = {
-    "store": 0, "store_view": 0, "attempt": 0, "fitter": 0, "launcher": 0, "notify": 0,
+    "store": 0, "store_view": 0, "attempt": 0, "fitter": 0, "launcher": 0, "follow": 0,
+    "notify": 0,
     "coord": 1,
     "transition": 2,
     "scheduler": 3, "session": 3, "client": 3, "refit": 3, "target": 3,

@@ -5,9 +5,14 @@
 #      (the script unchanged; --array and the REGMIX_* variables on the command line);
 #   2. a builtin sweep (regmix-train, tiny proxies) on a small real corpus (texts of this machine
 #      tokenized by regmix-train) runs on them to convergence;
-#   3. the target (launcher: slurm) is submitted by the coordinator with sbatch, its two ranks
-#      start inside the allocation (srun), and the job runs to its end;
-#   4. sacct shows the array tasks and the target's job.
+#   3. the target (launcher: slurm) is submitted by the coordinator (sbatch --parsable), its two
+#      ranks start inside the allocation (srun --mpi=pmix), the coordinator follows the job with
+#      scontrol/sacct through pending and running to done, and the losses of the job's result
+#      line are the target row's (regmixctl target --json);
+#   4. `regmixctl cancel SWEEP --target` reaches scancel: the job and the row end cancelled;
+#   5. the coordinator killed -9 while a target runs: the restarted one follows the same Slurm
+#      job (its id in the row) to its end and takes its losses; no second job is submitted;
+#   6. sacct (jobcomp records, no slurmdbd) shows the array tasks and the target jobs.
 # usage: cluster_slurm.sh COORDINATOR WORKER REGMIXCTL TRAINER
 TRAINER_BIN=$4
 . "$(dirname "$0")/../integration/lib.sh" "$@"
@@ -33,7 +38,7 @@ half=$((${#docs[@]} / 2))
 "$TRAINER_BIN" tokenize --out "$T/data" --name licB "${docs[@]:$half}" >/dev/null ||
     fail "tokenize licB"
 
-start_coord --trainer "$T/bin/regmix-train"
+start_coord --trainer "$T/bin/regmix-train" --target-poll-ms 200
 
 # ---- 1: workers as the job array -------------------------------------------------------------
 out=$(cd "$T" && REGMIX_WORKER_ENDPOINT=$WEP REGMIX_BINDIR=$T/bin REGMIX_WORKDIR=$T/slurm-work \
@@ -88,31 +93,93 @@ wait_state "$SW" 90 converged done cancelled
 expect_eq "converged" "$(status_field "$SW" .converged)" true
 note "status: $(ctl status "$SW" --json | jq -c '{state, runs, fits, converged}')"
 
-# ---- 3: the target, launcher slurm -----------------------------------------------------------
-end=$((SECONDS + 30))
-until [ "$(ctl target "$SW" --json 2>/dev/null | jq -r '.targets[0].state')" = submitted ]; do
-    [ $SECONDS -lt $end ] || fail "target not submitted: $(ctl target "$SW" --json)"
-    sleep 0.2
-done
-TJOB=$(squeue -h -t all -n "regmix-$SW-target" -o %i | head -n 1)
-[ -n "$TJOB" ] || fail "no Slurm job named regmix-$SW-target"
-note "target: Slurm job $TJOB"
-slurm_wait_job "$TJOB" 60 COMPLETED FAILED CANCELLED
+# ---- 3: the target, launcher slurm, followed to its end -------------------------------------
+# target_field SWEEP JQ: one field of the target row in `regmixctl target --json`.
+target_field() {
+    ctl target "$1" --json 2>/dev/null | jq -r ".targets[] | select(.role == \"target\") | $2"
+}
+# wait_target SWEEP SECONDS STATE...: polls the target row until it is in one of the states.
+wait_target() {
+    local sw=$1 end=$((SECONDS + $2)) st want
+    shift 2
+    while [ $SECONDS -lt $end ]; do
+        st=$(target_field "$sw" .state)
+        for want in "$@"; do
+            [ "$st" = "$want" ] && return 0
+        done
+        sleep 0.1
+    done
+    ctl target "$sw" >&2
+    squeue -t all >&2
+    fail "target of $sw not in state '$*' (last: $st)"
+}
+wait_target "$SW" 30 running done
+TJOB=$(target_field "$SW" .job)
+case $TJOB in slurm:[0-9]*) ;; *) fail "target handle '$TJOB', want slurm:JOBID" ;; esac
+TJOB=${TJOB#slurm:}
+expect_eq "the Slurm job's name" "$(squeue -h -t all -j "$TJOB" -o %j)" "regmix-$SW-target"
+note "target: Slurm job $TJOB, $(target_field "$SW" .detail)"
+wait_target "$SW" 60 done failed cancelled
+expect_eq "target state" "$(target_field "$SW" .state)" done
 expect_eq "target job state" "$(slurm_job_state "$TJOB")" COMPLETED
-WD=$T/state-targets
 OUTF=$T/targets/$SW/target/slurm-$TJOB.out
 [ -f "$OUTF" ] || fail "no job output $OUTF"
-# Two ranks in one MPI job: rank 0 alone reports, so exactly one result line.
+# Two ranks in one MPI job: rank 0 alone reports, so exactly one result line; its losses are the
+# target row's.
 expect_eq "result lines in the job's output" "$(grep -c '"event":"result"' "$OUTF")" 1
-note "target result: $(grep '"event":"result"' "$OUTF")"
+want=$(grep '"event":"result"' "$OUTF" | jq -c '.losses | to_entries | map(.value) | sort')
+got=$(ctl target "$SW" --json | jq -c '.targets[] | select(.role == "target") | .losses | to_entries | map(.value) | sort')
+expect_eq "target losses = the job's result line" "$got" "$want"
+note "regmixctl target --json: $(ctl target "$SW" --json)"
 
-# ---- 4: what sacct saw -----------------------------------------------------------------------
+# Sweeps 2 and 3 launch by hand a longer target (3000 steps, about a minute).
+sed -e 's/^  launch: auto/  launch: manual/' -e 's/name: cluster-slurm/name: cluster-slurm-b/' \
+    -e '/^  train: {batch: 8, steps: 40/s/steps: 40/steps: 3000/' "$T/spec.yaml" >"$T/long.yaml"
+long_sweep() {
+    local sw
+    sw=$(submit "$T/long.yaml")
+    wait_state "$sw" 90 converged done cancelled
+    ctl launch "$sw" >/dev/null || fail "regmixctl launch $sw"
+    echo "$sw"
+}
+
+# ---- 4: regmixctl cancel reaches scancel ----------------------------------------------------
+SW2=$(long_sweep)
+wait_target "$SW2" 30 running
+J2=$(target_field "$SW2" .job)
+J2=${J2#slurm:}
+ctl cancel "$SW2" --target >/dev/null || fail "regmixctl cancel --target"
+wait_target "$SW2" 30 cancelled
+slurm_wait_job "$J2" 30 CANCELLED
+note "ok: cancel: Slurm job $J2 CANCELLED, target $(target_field "$SW2" .state): $(target_field "$SW2" .detail)"
+
+# ---- 5: a coordinator restart while the target runs follows the same job ---------------------
+sed -e '/^  train: {batch: 8, steps: 3000/s/steps: 3000/steps: 400/' -e 's/cluster-slurm-b/cluster-slurm-c/' \
+    "$T/long.yaml" >"$T/mid.yaml"
+SW3=$(submit "$T/mid.yaml")
+wait_state "$SW3" 90 converged done cancelled
+ctl launch "$SW3" >/dev/null || fail "regmixctl launch $SW3"
+wait_target "$SW3" 30 running
+J3=$(target_field "$SW3" .job)
+kill9_coord
+note "coordinator killed -9 while $J3 runs"
+[ "$(slurm_job_state "${J3#slurm:}")" = RUNNING ] || fail "job $J3 should still run"
+start_coord --trainer "$T/bin/regmix-train" --target-poll-ms 200
+grep -q "event=target_adopted.*handle=$J3" "$T/coordinator.log" || fail "no target_adopted line for $J3"
+wait_target "$SW3" 60 done failed cancelled
+expect_eq "target after the restart" "$(target_field "$SW3" .state) $(target_field "$SW3" .job)" "done $J3"
+expect_eq "its last step" "$(target_field "$SW3" .step)" 400
+expect_eq "its losses" "$(target_field "$SW3" '.losses | length')" 2
+expect_eq "Slurm jobs of sweep 3's target" "$(squeue -h -t all -n "regmix-$SW3-target" -o %i | wc -l)" 1
+note "ok: restart: $J3 followed by the new coordinator to its end: $(target_field "$SW3" .losses | jq -c .)"
+
+# ---- 6: what sacct saw -----------------------------------------------------------------------
 scancel "$ARRAY"
 slurm_wait_job "${ARRAY}_0" 30 CANCELLED COMPLETED
 slurm_wait_job "${ARRAY}_1" 30 CANCELLED COMPLETED
 end=$((SECONDS + 20))
-until [ "$(slurm_sacct | wc -l)" -ge 3 ]; do
-    [ $SECONDS -lt $end ] || { slurm_sacct >&2; fail "sacct does not show the three jobs"; }
+until [ "$(slurm_sacct | wc -l)" -ge 5 ]; do
+    [ $SECONDS -lt $end ] || { slurm_sacct >&2; fail "sacct does not show the five jobs"; }
     sleep 0.2
 done
 note "sacct:"
@@ -120,4 +187,6 @@ slurm_sacct | sed 's/^/#   /' >&2
 expect_eq "array tasks in sacct" "$(slurm_sacct | awk -F'|' '$2 == "regmix-worker"' | wc -l)" 2
 expect_eq "target job in sacct" "$(slurm_sacct -j "$TJOB" | awk -F'|' '{ print $2, $3, $4 }')" \
     "regmix-$SW-target COMPLETED 0:0"
+expect_eq "cancelled target in sacct" "$(slurm_sacct -j "$J2" | awk -F'|' '{ print $3 }')" CANCELLED
+expect_eq "restarted target in sacct" "$(slurm_sacct -j "${J3#slurm:}" | awk -F'|' '{ print $3 }')" COMPLETED
 note "PASS in $((SECONDS - T0)) s"

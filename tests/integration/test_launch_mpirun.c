@@ -117,8 +117,9 @@ static int launch(uv_loop_t *loop,
     rc = launcher_plan_write(&p, err, sizeof err);
     CHECK(rc == 0);
     s->name = role;
-    rc = launcher_run_start(loop, p.argv, p.progress_fd, log, tmp, on_progress, on_exit_cb, s,
-                            NULL);
+    CHECK(p.progress_path != NULL);
+    rc = launcher_run_start(loop, p.argv, p.progress_fd, p.progress_path, log, tmp, on_progress,
+                            on_exit_cb, s, NULL);
     CHECK_MSG(rc == 0, "spawn %s: %s", p.argv[0], uv_strerror(rc));
     launcher_plan_clear(&p);
     return rc;

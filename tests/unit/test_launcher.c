@@ -273,9 +273,11 @@ static void test_slurm(void)
 
     c.sbatch = "/bin/true"; /* present: the plan submits */
     CHECK(launcher_plan_make(&c, &p, err, sizeof err) == 0);
-    CHECK_INT_EQ(launcher_argv_len(p.argv), 2);
+    CHECK_INT_EQ(launcher_argv_len(p.argv), 3);
     CHECK_STR_EQ(p.argv[0], "/bin/true");
-    CHECK_STR_EQ(p.argv[1], path);
+    CHECK_STR_EQ(p.argv[1], "--parsable"); /* the job id alone: the handle to follow */
+    CHECK_STR_EQ(p.argv[2], path);
+    CHECK_STR_EQ(p.job_name, "regmix-sw-1-a-target");
     CHECK_INT_EQ(p.submits, 1);
     CHECK_INT_EQ(p.progress_fd, -1);
     launcher_plan_clear(&p);
@@ -417,6 +419,10 @@ static void test_runner(void)
     int lfd = mkstemp(log);
     CHECK(lfd >= 0);
     close(lfd);
+    char prog[] = "/tmp/regmix-launcher-progress.XXXXXX";
+    int pfd = mkstemp(prog);
+    CHECK(pfd >= 0);
+    close(pfd);
 
     /* progress on fd 3, noise in between, a result line without a final newline, exit 3 */
     char *const a3[] = {"sh", "-c",
@@ -429,7 +435,8 @@ static void test_runner(void)
                         NULL};
     seen_t s = {0};
     launcher_run_t *run = NULL;
-    CHECK(launcher_run_start(&loop, a3, 3, log, "/tmp", on_progress, on_exit_cb, &s, &run) == 0);
+    CHECK(launcher_run_start(&loop, a3, 3, prog, log, "/tmp", on_progress, on_exit_cb, &s, &run) ==
+          0);
     CHECK(run && launcher_run_pid(run) > 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(s.exits, 1);
@@ -452,10 +459,19 @@ static void test_runner(void)
         text[n] = 0;
         fclose(f);
     }
-    CHECK(strstr(text, "not json\n") != NULL);
     CHECK(strstr(text, "to stderr\n") != NULL);
     CHECK(strstr(text, "to stdout\n") != NULL);
     CHECK(strstr(text, "\"event\"") == NULL); /* progress lines are not logged */
+    /* the progress file holds every line the child wrote there, JSON or not */
+    f = fopen(prog, "r");
+    text[0] = 0;
+    if (f) {
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+    }
+    CHECK(strstr(text, "not json\n") != NULL);
+    CHECK(strstr(text, "{\"event\":\"step\",\"step\":2,\"loss\":2.25}\n") != NULL);
 
     /* progress on stdout (the mpirun case) */
     char *const a1[] = {"sh", "-c",
@@ -463,7 +479,8 @@ static void test_runner(void)
                         "echo '{\"event\":\"result\",\"losses\":{\"x\":0.5}}'",
                         NULL};
     memset(&s, 0, sizeof s);
-    CHECK(launcher_run_start(&loop, a1, 1, log, NULL, on_progress, on_exit_cb, &s, NULL) == 0);
+    CHECK(launcher_run_start(&loop, a1, 1, prog, log, NULL, on_progress, on_exit_cb, &s, NULL) ==
+          0);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(s.exits, 1);
     CHECK_INT_EQ(s.status, 0);
@@ -474,18 +491,20 @@ static void test_runner(void)
     /* a signal ends it; no result */
     char *const as[] = {"sleep", "30", NULL};
     memset(&s, 0, sizeof s);
-    CHECK(launcher_run_start(&loop, as, -1, NULL, NULL, on_progress, on_exit_cb, &s, &run) == 0);
+    CHECK(launcher_run_start(&loop, as, -1, NULL, NULL, NULL, on_progress, on_exit_cb, &s, &run) ==
+          0);
     CHECK(launcher_run_kill(run, SIGTERM) == 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(s.exits, 1);
     CHECK_INT_EQ(s.sig, SIGTERM);
     CHECK_INT_EQ(s.has_result, 0);
 
-    /* a child that leaves a grandchild holding the pipe: the exit is still reported */
+    /* a child that leaves a grandchild holding the progress file: the exit is reported at once */
     char *const ag[] = {"sh", "-c", "sleep 5 & echo '{\"event\":\"step\",\"step\":1}' >&3", NULL};
     memset(&s, 0, sizeof s);
     uint64_t t0 = uv_hrtime();
-    CHECK(launcher_run_start(&loop, ag, 3, NULL, NULL, on_progress, on_exit_cb, &s, NULL) == 0);
+    CHECK(launcher_run_start(&loop, ag, 3, prog, NULL, NULL, on_progress, on_exit_cb, &s, NULL) ==
+          0);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(s.exits, 1);
     CHECK_INT_EQ(s.steps, 1);
@@ -494,14 +513,22 @@ static void test_runner(void)
     /* spawn errors come back from start, and no callback follows */
     char *const bad[] = {"/nonexistent/regmix-train", NULL};
     memset(&s, 0, sizeof s);
-    CHECK_INT_EQ(launcher_run_start(&loop, bad, 3, NULL, NULL, on_progress, on_exit_cb, &s, NULL),
-                 -ENOENT);
-    CHECK_INT_EQ(launcher_run_start(&loop, a1, 2, NULL, NULL, on_progress, on_exit_cb, &s, NULL),
-                 -EINVAL);
+    CHECK_INT_EQ(
+            launcher_run_start(&loop, bad, 3, prog, NULL, NULL, on_progress, on_exit_cb, &s, NULL),
+            -ENOENT);
+    CHECK_INT_EQ(
+            launcher_run_start(&loop, a1, 2, prog, NULL, NULL, on_progress, on_exit_cb, &s, NULL),
+            -EINVAL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    /* a progress fd without a file to write it to */
+    CHECK_INT_EQ(
+            launcher_run_start(&loop, a1, 1, NULL, NULL, NULL, on_progress, on_exit_cb, &s, NULL),
+            -EINVAL);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(s.exits, 0);
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
     unlink(log);
+    unlink(prog);
 }
 
 int main(void)

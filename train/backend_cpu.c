@@ -95,6 +95,30 @@ static float *backend__alloc(size_t n, int *failed)
 }
 
 static void cpu_destroy(void *impl);
+static void cpu_forward_backward(void *impl,
+                                 const int32_t *tokens,
+                                 int m,
+                                 int backward,
+                                 float grad_scale,
+                                 double *ret_losses);
+
+/* One forward and backward of a full micro-batch of token 0, its gradients then cleared: oneDNN
+ * generates its code for each product shape on first use and the OpenMP threads start, which made
+ * the first training step several times slower than the others; now create() pays for it. */
+static void backend__warm_up(cpu_backend_t *b)
+{
+    size_t n = (size_t)b->mb * (b->cfg.context + 1);
+    int32_t *tok = calloc(n, sizeof(int32_t));
+    double *losses = calloc((size_t)b->mb, sizeof(double));
+    if (tok && losses) {
+        cpu_forward_backward(b, tok, b->mb, 1, 0.0f, losses);
+        memset(b->grads, 0, b->np * sizeof(float));
+        b->grads_zero = 1;
+        memset(backend__prof_s, 0, sizeof backend__prof_s);
+    }
+    free(tok);
+    free(losses);
+}
 
 static int cpu_create(const model_config_t *cfg,
                       int micro_batch,
@@ -182,6 +206,7 @@ static int cpu_create(const model_config_t *cfg,
     }
     kern_rope_table(b->rope_cos, b->rope_sin, (int)T, (int)(D / H));
     model_init(cfg, b->params, seed);
+    backend__warm_up(b);
     *ret = b;
     return 0;
 }

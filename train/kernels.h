@@ -183,7 +183,7 @@ double kern_adamw(float *p,
                   const kern_adamw_t *hp,
                   int t);
 
-/* sgemm GFLOP/s of kern_gemm on an n x n x n product with the current threads (best of 3, after
+/* sgemm GFLOP/s of kern_gemm on an n x n x n product with the current threads (best of 16, after
  * a warm-up); allocates and frees 3 n^2 floats. 0 when the memory is not there. */
 double kern_gemm_peak_gflops(int n);
 

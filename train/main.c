@@ -372,7 +372,7 @@ static int main__run(train_options_t *o, dist_t *dist)
         if (strcmp(device, "cpu") == 0) {
             /* MFU of the steady state against this machine's sgemm peak, measured now (after
              * the run, so it costs the run nothing) with the same library and threads. */
-            double peak = kern_gemm_peak_gflops(1024);
+            double peak = kern_gemm_peak_gflops(512);
             double flops = model_flops_per_token(&o->model) * steady * dist->size / 1e9;
             json_object_set_new(res, "kernels", json_string(kern_isa_name()));
             json_object_set_new(res, "gemm", json_string(kern_gemm_name()));

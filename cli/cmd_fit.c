@@ -586,7 +586,7 @@ done:
     fitpipe_fitted_destroy(&fitted);
     fitdata_destroy(&tr);
     fitdata_destroy(&te);
-    spec_free(spec);
+    spec_destroy(&spec);
     free(dnames);
     free(alpha);
     free(pred);

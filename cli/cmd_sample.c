@@ -233,6 +233,6 @@ int cmd_sample(int argc, char **argv)
 out:
     free(w);
     free(params);
-    spec_free(spec);
+    spec_destroy(&spec);
     return status;
 }

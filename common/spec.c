@@ -648,7 +648,7 @@ static int domains_fn(pctx_t *p, struct fy_node *v, const char *path, void *obj)
         char sub[64];
         snprintf(sub, sizeof sub, "%s[%d]", path, i);
         spec_domain_t *d = &s->domains[i];
-        s->ndomains = ++i; /* so spec_free() sees what this item allocated */
+        s->ndomains = ++i; /* so spec_destroy() sees what this item allocated */
         unsigned seen = 0;
         if (parse_map(p, item, sub, domain_fields, d, &seen) < 0)
             return p->rc;
@@ -940,10 +940,12 @@ static int check_all(pctx_t *p, spec_t *s, unsigned seen)
 
 /* ---- entry points ------------------------------------------------------------------------- */
 
-void spec_free(spec_t *s)
+void spec_destroy(spec_t **self_p)
 {
+    spec_t *s = self_p ? *self_p : NULL;
     if (!s)
         return;
+    *self_p = NULL;
     free(s->file);
     free(s->name);
     for (int i = 0; i < s->ndomains; i++) {
@@ -1093,7 +1095,7 @@ out:
     fy_document_destroy(doc);
     if (diag)
         fy_diag_destroy(diag);
-    spec_free(s);
+    spec_destroy(&s);
     return p.rc;
 }
 

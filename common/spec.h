@@ -9,8 +9,8 @@
  * documented at each field below (DESIGN.md §3). Hard limits: text <= SPEC_MAX_BYTES, at most
  * SPEC_MAX_DOMAINS domains, runs <= SPEC_MAX_RUNS.
  *
- * A spec_t is immutable after parsing and owns all its strings and arrays; spec_free() releases
- * it. Domains keep the order of the file; domain i is column i of every mixture.
+ * A spec_t is immutable after parsing and owns all its strings and arrays; spec_destroy()
+ * releases it. Domains keep the order of the file; domain i is column i of every mixture.
  */
 #ifndef REGMIX_SPEC_H
 #define REGMIX_SPEC_H
@@ -190,7 +190,7 @@ typedef struct spec {
 } spec_t;
 
 /* Reads and parses the YAML file at `path`. On success *ret is a new spec (free with
- * spec_free()). Returns 0, -errno when the file cannot be read, -EFBIG over SPEC_MAX_BYTES,
+ * spec_destroy()). Returns 0, -errno when the file cannot be read, -EFBIG over SPEC_MAX_BYTES,
  * -EINVAL for an invalid spec, -ENOMEM; on failure writes one line to err (if non-NULL). */
 int spec_parse_file(const char *path, spec_t **ret, char *err, size_t errlen);
 
@@ -199,8 +199,9 @@ int spec_parse_file(const char *path, spec_t **ret, char *err, size_t errlen);
 int spec_parse_string(
         const char *name, const char *text, size_t len, spec_t **ret, char *err, size_t errlen);
 
-/* Frees a spec and everything it owns; NULL is a harmless no-op. */
-void spec_free(spec_t *spec);
+/* Frees a spec and everything it owns and sets *self_p to NULL; NULL or *self_p NULL is a
+ * harmless no-op. */
+void spec_destroy(spec_t **self_p);
 
 /* Index of the domain called `name`, or -ENOENT. */
 int spec_domain_index(const spec_t *spec, const char *name);

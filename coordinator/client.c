@@ -49,7 +49,7 @@ typedef struct client_submit {
 
 static void client__submit_free(client_submit_t *s)
 {
-    spec_free(s->spec);
+    spec_destroy(&s->spec);
     free(s->yaml);
     free(s->spec_name);
     free(s->weights);

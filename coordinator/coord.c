@@ -193,7 +193,7 @@ void coord_sweep_destroy(sweep_t **sw_p)
     if (!sw)
         return;
     *sw_p = NULL;
-    spec_free(sw->spec);
+    spec_destroy(&sw->spec);
     free(sw->history);
     free(sw->name);
     for (int i = 0; i < sw->ndomains; i++)

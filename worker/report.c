@@ -312,12 +312,12 @@ int report_journal_ack(report_journal_t *j, uint64_t attempt_id, unsigned outsta
             j, json_pack("{s:s, s:I}", "op", "ack", "attempt_id", (json_int_t)attempt_id));
 }
 
-void report_journal_close(report_journal_t **j_p)
+void report_journal_destroy(report_journal_t **self_p)
 {
-    report_journal_t *j = j_p ? *j_p : NULL;
+    report_journal_t *j = self_p ? *self_p : NULL;
     if (!j)
         return;
-    *j_p = NULL;
+    *self_p = NULL;
     if (j->fd >= 0)
         close(j->fd);
     free(j);

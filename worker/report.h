@@ -96,8 +96,9 @@ int report_journal_append(report_journal_t *j, const report_t *r);
  * unacknowledged after this one) is 0 and the file is large, truncates it. Returns 0 or -errno. */
 int report_journal_ack(report_journal_t *j, uint64_t attempt_id, unsigned outstanding);
 
-/* Closes the journal; NULL is a harmless no-op; nulls the pointer. */
-void report_journal_close(report_journal_t **j_p);
+/* Closes the journal file and frees the journal; NULL or *self_p NULL is a harmless no-op.
+ * *self_p is NULL afterwards. */
+void report_journal_destroy(report_journal_t **self_p);
 
 /* Moves the contents of `from` into `to` (which must be empty); `from` becomes empty. */
 void report_move(report_t *to, report_t *from);

@@ -218,7 +218,7 @@ void worker_destroy(worker_t **self_p)
     outbox_clear(w);
     jobs_clear_queue(w);
     free(w->jobs);
-    report_journal_close(&w->journal);
+    report_journal_destroy(&w->journal);
     if (w->lock_fd >= 0)
         close(w->lock_fd);
     free(w);

@@ -31,6 +31,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(a);
     free(b);
     free(c);
-    spec_free(spec);
+    spec_destroy(&spec);
     return 0;
 }

@@ -232,7 +232,7 @@ int main(int argc, char **argv)
     CHECK_NEAR(loss_of(&again, "code"), loss_of(&t, "code"), 1e-4);
 
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
-    spec_free(spec);
+    spec_destroy(&spec);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (test__failures == 0 && system(cmd) != 0)

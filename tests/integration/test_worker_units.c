@@ -219,7 +219,7 @@ static void test_journal(void)
         report_clear(&r);
     }
     CHECK_INT_EQ(report_journal_ack(j, 2, 3), 0);
-    report_journal_close(&j);
+    report_journal_destroy(&j);
     CHECK(j == NULL);
     /* A torn last write (the worker was killed mid-line). */
     char path[300];
@@ -231,14 +231,14 @@ static void test_journal(void)
     CHECK_INT_EQ(journaled, 3);
     CHECK_INT_EQ(journaled_ids, 1 + 3 + 4);
     CHECK_INT_EQ(bad, 1);
-    report_journal_close(&j);
+    report_journal_destroy(&j);
     /* The rewrite kept exactly the outstanding three: a second replay finds them, nothing bad. */
     journaled = 0;
     journaled_ids = 0;
     CHECK_INT_EQ(report_journal_open(tmp, journal_cb, NULL, &j, &bad), 0);
     CHECK_INT_EQ(journaled, 3);
     CHECK_INT_EQ(bad, 0);
-    report_journal_close(&j);
+    report_journal_destroy(&j);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     CHECK_INT_EQ(system(cmd), 0);

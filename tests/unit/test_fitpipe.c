@@ -343,7 +343,7 @@ static void test_from_spec(void)
     CHECK(fitpipe_target_text(spec, buf, sizeof buf) == 0);
     CHECK_STR_EQ(buf, "web=2,code=0.5");
     CHECK_INT_EQ(fitpipe_target_text(spec, buf, 5), -ENOSPC);
-    spec_free(spec);
+    spec_destroy(&spec);
 
     const char *y2 = "name: t\ndomains:\n  - {name: web, tokens: 3}\n  - {name: code, tokens: 1}\n"
                      "regression: {target: code}\n";
@@ -352,7 +352,7 @@ static void test_from_spec(void)
     CHECK_STR_EQ(buf, "code");
     fitpipe_settings_from_spec(spec, &st);
     CHECK_STR_EQ(st.model->name, "gbdt");
-    spec_free(spec);
+    spec_destroy(&spec);
 }
 
 static void test_json(void)
@@ -482,7 +482,7 @@ static void test_model_table(void)
     if (spec)
         fitpipe_settings_from_spec(spec, &st);
     CHECK(spec && st.model == fitpipe_model_find("quadratic"));
-    spec_free(spec);
+    spec_destroy(&spec);
     const char *bad = "name: t\ndomains:\n  - {name: web, tokens: 3}\n  - {name: code, tokens: 1}\n"
                       "regression: {model: cubic}\n";
     CHECK(spec_parse_string("t.yaml", bad, strlen(bad), &spec, err, sizeof err) == -EINVAL);

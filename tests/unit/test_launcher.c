@@ -129,14 +129,14 @@ static void test_trainer_argv(void)
     char *wj = launcher_weights_json(spec, prior);
     CHECK_STR_EQ(wj, "{\"web\":0.6,\"code\":0.2,\"books\":0.2}");
     free(wj);
-    spec_free(spec);
+    spec_destroy(&spec);
 
     /* the trainer has no linear schedule */
     spec = make_spec("mpirun", "", "linear");
     c = ctx_for(spec);
     CHECK_INT_EQ(launcher_trainer_argv(&c, 3, &a, err, sizeof err), -ENOTSUP);
     CHECK(strstr(err, "linear") != NULL);
-    spec_free(spec);
+    spec_destroy(&spec);
 }
 
 static void test_mpirun(void)
@@ -163,7 +163,7 @@ static void test_mpirun(void)
     CHECK(p.file_path == NULL);
     CHECK(strstr(p.message, "mpirun -np 4") != NULL);
     launcher_plan_clear(&p);
-    spec_free(spec);
+    spec_destroy(&spec);
 
     spec = make_spec("mpirun", "  hostfile: /etc/hosts.mpi\n", "constant");
     c = ctx_for(spec);
@@ -175,7 +175,7 @@ static void test_mpirun(void)
     CHECK_INT_EQ(argv_find(p.argv, "--allow-run-as-root"), -1);
     CHECK_INT_EQ(argv_find(p.argv, "--oversubscribe"), -1);
     launcher_plan_clear(&p);
-    spec_free(spec);
+    spec_destroy(&spec);
 }
 
 static void test_fill(void)
@@ -223,7 +223,7 @@ static void test_command(void)
     CHECK_STR_EQ(p.argv[7], "{unknown}");
     CHECK_INT_EQ(p.progress_fd, 3);
     launcher_plan_clear(&p);
-    spec_free(spec);
+    spec_destroy(&spec);
 }
 
 static void test_slurm(void)
@@ -281,7 +281,7 @@ static void test_slurm(void)
     CHECK_INT_EQ(p.submits, 1);
     CHECK_INT_EQ(p.progress_fd, -1);
     launcher_plan_clear(&p);
-    spec_free(spec);
+    spec_destroy(&spec);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK_INT_EQ(system(cmd), 0);
 }
@@ -362,13 +362,13 @@ static void test_kubernetes(void)
     CHECK_STR_EQ(p.argv[2], "-f");
     CHECK_INT_EQ(p.submits, 1);
     launcher_plan_clear(&p);
-    spec_free(spec);
+    spec_destroy(&spec);
 
     spec = make_spec("kubernetes", "", "constant"); /* no image */
     c = ctx_for(spec);
     CHECK_INT_EQ(launcher_plan_make(&c, &p, err, sizeof err), -EINVAL);
     CHECK(strstr(err, "target.image") != NULL);
-    spec_free(spec);
+    spec_destroy(&spec);
 }
 
 /* ---- runner ---------------------------------------------------------------------------------- */

@@ -258,7 +258,7 @@ static void test_from_spec(void)
     double out[32];
     CHECK_INT_EQ(sampler_sample(&p, out, NULL, err, sizeof err), 0);
     check_properties(&p, out);
-    spec_free(s);
+    spec_destroy(&s);
 }
 
 static void test_run_seeds(void)

@@ -148,7 +148,7 @@ static void test_full_spec(void)
                      "\"valid\":\"data/github/val_*.bin\"},\"arxiv\":{},"
                      "\"ubuntu_irc\":{\"valid\":\"data/ubuntu_irc/val_*.bin\"}}");
     free(js);
-    spec_free(s);
+    spec_destroy(&s);
 }
 
 static void test_defaults(void)
@@ -205,7 +205,7 @@ static void test_defaults(void)
     CHECK(s->target.model.dim == 256 && s->target.train.steps == 1000);
     CHECK_STR_EQ(s->target.namespace_, "default");
     CHECK_STR_EQ(s->target.image, "");
-    spec_free(s);
+    spec_destroy(&s);
 
     /* target: mean */
     const char *mean = "name: m\ndomains: [{name: a, tokens: 1}, {name: b, tokens: 1}]\n"
@@ -215,9 +215,9 @@ static void test_defaults(void)
     if (s) {
         CHECK_INT_EQ(s->regression.target_kind, SPEC_TARGET_MEAN);
         CHECK_INT_EQ(s->regression.ntargets, 0);
-        spec_free(s);
+        spec_destroy(&s);
     }
-    spec_free(NULL);
+    spec_destroy(NULL);
     CHECK_STR_EQ(spec_trainer_name(SPEC_TRAINER_COMMAND), "command");
     CHECK_STR_EQ(spec_regmodel_name(SPEC_REGMODEL_LINEAR), "linear");
     CHECK_STR_EQ(spec_launcher_name(SPEC_LAUNCHER_KUBERNETES), "kubernetes");
@@ -256,7 +256,7 @@ static void test_bad_fixtures(void)
         CHECK_MSG(rc == -EINVAL, "%s: rc %d", e->d_name, rc);
         CHECK(s == NULL);
         CHECK_STR_EQ(err, want);
-        spec_free(s);
+        spec_destroy(&s);
         n++;
     }
     closedir(d);
@@ -310,7 +310,7 @@ static void test_string_name_and_limits(void)
             CHECK_INT_EQ(rc, -EINVAL);
             CHECK_STR_EQ(err, "wide.yaml:2:1: domains: more than 1024 domains (1025)");
         }
-        spec_free(s);
+        spec_destroy(&s);
     }
     free(text);
 }
@@ -345,7 +345,7 @@ static void test_utf8(void)
             /* Valid UTF-8 gets past the check: whatever fails next is the schema, not bytes. */
             CHECK_MSG(!strstr(err, "UTF-8"), "case %zu: %s", i, err);
         }
-        spec_free(s);
+        spec_destroy(&s);
     }
 }
 

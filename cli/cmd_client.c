@@ -518,6 +518,8 @@ static const struct {
         {"launch", "SWEEP", "launch the target training now"},
         {"target", "SWEEP", "state and losses of the target runs"},
         {"workers", "", "workers known to the coordinator"},
+        {"report", "SWEEP --out FILE.html",
+         "write the sweep's plots and numbers as one self-contained HTML file"},
         {"drain", "WORKER", "give a worker no new jobs"},
 };
 
@@ -544,12 +546,17 @@ static void client_usage(FILE *f, int idx)
         fputs("  --csv        CSV output (the default without --json)\n", f);
     if (strcmp(name, "mixture") == 0)
         fputs("  --out FILE   write the mixture YAML to FILE\n", f);
+    if (strcmp(name, "report") == 0)
+        fputs("  --out FILE   the HTML file to write (required; replaced atomically); it names\n"
+              "               no external URL and opens from disk offline (docs/dashboard.md)\n",
+              f);
     fprintf(f, "\nExample:\n  regmixctl --coordinator tcp://127.0.0.1:5556 %s%s\n", name,
             strcmp(name, "submit") == 0    ? " sweep.yaml"
             : strcmp(name, "list") == 0    ? " --json"
             : strcmp(name, "workers") == 0 ? ""
             : strcmp(name, "drain") == 0   ? " node17:gpu0"
             : strcmp(name, "results") == 0 ? " 1a2b3c --csv > results.csv"
+            : strcmp(name, "report") == 0  ? " 1a2b3c --out report.html"
                                            : " 1a2b3c");
 }
 
@@ -611,9 +618,10 @@ int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char
             i++;
         } else if (strcmp(a, "--target") == 0 && strcmp(c.cmd, "cancel") == 0) {
             cancel_target = 1;
-        } else if (strcmp(a, "--out") == 0 && strcmp(c.cmd, "mixture") == 0) {
+        } else if (strcmp(a, "--out") == 0 &&
+                   (strcmp(c.cmd, "mixture") == 0 || strcmp(c.cmd, "report") == 0)) {
             if (!val) {
-                fprintf(stderr, "regmixctl mixture: --out needs a file\n");
+                fprintf(stderr, "regmixctl %s: --out needs a file\n", c.cmd);
                 return 2;
             }
             out = val;
@@ -651,6 +659,11 @@ int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char
         client_usage(stderr, idx);
         return 2;
     }
+    if (strcmp(c.cmd, "report") == 0 && !out) {
+        fprintf(stderr, "regmixctl report: --out FILE.html is required\n");
+        client_usage(stderr, idx);
+        return 2;
+    }
     int rc = client_new(endpoint, curve, c.cmd, timeout_s, &c.client);
     if (rc < 0) {
         fprintf(stderr, "regmixctl %s: cannot connect to %s: %s\n", c.cmd, endpoint,
@@ -681,6 +694,8 @@ int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char
         st = do_launch(&c, pos[0], 0);
     else if (strcmp(c.cmd, "workers") == 0)
         st = do_workers(&c);
+    else if (strcmp(c.cmd, "report") == 0)
+        st = cmd_report_sweep(c.client, pos[0], out);
     else
         st = do_drain(&c, pos[0]);
     client_destroy(&c.client);

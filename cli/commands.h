@@ -18,7 +18,21 @@ int cmd_fit(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 
 /* Client commands: submit, list, status, watch, cancel, results, fits, mixture, launch, target,
- * workers, drain. */
+ * workers, drain, report. */
 int cmd_client(const char *endpoint, const curve_client_t *curve, int argc, char **argv);
+
+/* report (cmd_report.c): writes the sweep's report to `out` over `client` (client.h) and prints
+ * the path; returns the exit status. */
+struct client;
+int cmd_report_sweep(struct client *client, const char *sweep, const char *out);
+
+/* Writes the report page to `out` with {"generated_ms", "doc": doc, "results": results} embedded
+ * (takes both references, as json_pack's "o"); returns the exit status (errors on stderr). Shared
+ * by report and fit --report. */
+struct json_t;
+int cmd_report_write(const char *out,
+                     const char *title,
+                     struct json_t *doc,
+                     struct json_t *results);
 
 #endif

@@ -36,6 +36,7 @@ static void usage(FILE *f)
           "  launch SWEEP            launch the target training now\n"
           "  target SWEEP            state and losses of the target runs\n"
           "  workers                 connected workers\n"
+          "  report SWEEP --out F    the sweep's plots as one self-contained HTML file\n"
           "  drain WORKER            stop giving jobs to a worker\n"
           "\n"
           "Options:\n"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dashboard.h"
 #include "log.h"
 #include "sampler.h"
 #include "scheduler.h"
@@ -755,6 +756,28 @@ static void client__fits(coord_t *c, const frame_msg_t *msg, const char *sweep_i
     free(acc.fits);
 }
 
+/* ---- report ------------------------------------------------------------------------------------ */
+
+static void client__report(coord_t *c, const frame_msg_t *msg, const char *sweep_id)
+{
+    sweep_t *sw = client__sweep(c, msg, sweep_id);
+    if (!sw)
+        return;
+    char *doc = dashboard_sweep_json(c, sw);
+    if (!doc) {
+        CLIENT_ERR(c, msg, INTERNAL, "reading the sweep failed");
+        return;
+    }
+    Regmix__Envelope env;
+    Regmix__ReportReply rep = REGMIX__REPORT_REPLY__INIT;
+    rep.sweep_json = doc;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_REPORT_REPLY;
+    env.report_reply = &rep;
+    client__reply(c, msg, &env);
+    free(doc);
+}
+
 /* ---- launch and target ------------------------------------------------------------------------- */
 
 static void client__targets(coord_t *c, const frame_msg_t *msg, const char *sweep_id, int launch)
@@ -932,6 +955,9 @@ void client_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
         break;
     case REGMIX__ENVELOPE__BODY_TARGET:
         client__targets(c, msg, env->target->sweep_id, 0);
+        break;
+    case REGMIX__ENVELOPE__BODY_REPORT:
+        client__report(c, msg, env->report->sweep_id);
         break;
     default: {
         char why[96];

@@ -144,6 +144,7 @@ typedef struct target {
     int missing;                /* polls in a row that found no trace of the job */
     int64_t next_poll_mono;
     int64_t last_progress_mono;
+    int64_t last_curve_mono; /* the last point of its loss curve (store_view.h) */
 } target_t;
 
 typedef struct worker {

@@ -22,6 +22,8 @@
 
 #define TARGET_CAPTURE_MS  20000 /* the longest a poll (sbatch, scontrol, kubectl) may take */
 #define TARGET_MISSING_MAX 3     /* polls in a row that find no trace of a job: it is gone */
+/* The loss curve keeps at most one point a second: 3600 rows an hour of target training. */
+#define TARGET_CURVE_EVERY_MS 1000
 
 static void target__set(char **field, const char *v)
 {
@@ -110,11 +112,15 @@ static void target__progress(target_t *t, const launcher_progress_t *p)
     if (mono - t->last_progress_mono >= t->c->cfg.progress_every_ms) {
         t->last_progress_mono = mono;
         transition_target_save(t->c, t);
-        /* The loss curve the dashboard draws, thinned as the row itself. */
-        if (p->step >= 0 && isfinite(p->loss) && !t->c->fatal &&
-            store_view_target_point(t->c->store, t->sweep, t->role, p->step, p->loss,
-                                    t->updated_ms) < 0)
+    }
+    /* The loss curve the dashboard draws. */
+    if (p->step >= 0 && isfinite(p->loss) && mono - t->last_curve_mono >= TARGET_CURVE_EVERY_MS &&
+        coord_write(t->c) == 0) {
+        t->last_curve_mono = mono;
+        if (store_view_target_point(t->c->store, t->sweep, t->role, p->step, p->loss,
+                                    clock_unix_ms()) < 0)
             coord_fatal(t->c, "target_progress");
+        coord_kick(t->c);
     }
 }
 

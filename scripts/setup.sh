@@ -15,7 +15,12 @@ packages=(
   libopenmpi-dev openmpi-bin libsystemd-dev libmicrohttpd-dev
   python3 groff-base xz-utils jq
   slurmctld slurmd slurm-client munge python3-yaml python3-jsonschema
+  chromium
 )
+# The browser tests (tests/browser) run node; a machine with another Node.js (e.g. NodeSource's,
+# which bundles npm) keeps it: Debian's are installed only when the commands are missing.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 # shellcheck disable=SC2206
 packages+=(${REGMIX_EXTRA_PACKAGES:-})
 
@@ -32,6 +37,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
   "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# puppeteer-core for tests/browser, pinned by its package-lock.json; it never downloads a browser
+# (the tests use /usr/bin/chromium). Installed once; nothing is fetched when the tests run.
+if [ ! -f tests/browser/node_modules/puppeteer-core/package.json ] ||
+   [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  echo "setup: npm ci in tests/browser (puppeteer-core)" >&2
+  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix tests/browser --ignore-scripts --no-audit --no-fund \
+    --loglevel=error >/dev/null
 fi
 
 # The CUDA backend is built when nvcc is found (meson looks only on PATH).

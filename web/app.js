@@ -7,8 +7,10 @@
  *            workers: [worker] | null}. */
 "use strict";
 (function () {
-  var POLL_MS = 2000, PAGE = 500, MAX_PAGES_PER_POLL = 20, MAX_PLOT = 4000, RUNS_PAGE = 50;
+  var POLL_MS = 2000, PAGE = 500, MAX_PAGES_PER_POLL = 20, MAX_PLOT = 4000, RUNS_PAGE = 25;
   var esc = Plot.esc, fmt = Plot.fmt;
+  var m = /[?&]poll=(\d+)/.exec(location.search); /* ?poll=MS: faster polling (the tests) */
+  if (m) POLL_MS = Math.max(250, +m[1]);
   var dataEl = document.getElementById("regmix-data");
   var report = dataEl ? JSON.parse(dataEl.textContent) : null;
   var model = {sweeps: [], doc: null, results: [], runs: null, workers: null};
@@ -267,11 +269,11 @@
               " runs/s · time left " + dur(s.eta_s) + " · objective " +
               esc(doc.objective || "?") + (s.converged ? " · converged after " +
               s.converged_after_runs + " runs" : "") + "</p>";
-      body += charts() + domainCharts() + fitsTable() + targetsTable() + runsTable();
-    } else if (report) {
-      body += "<p>no sweep in this report</p>";
+      body += charts() + domainCharts() + workersTable() + fitsTable() + targetsTable() +
+              runsTable();
+    } else {
+      body += report ? "<p>no sweep in this report</p>" : workersTable();
     }
-    body += workersTable();
     $("head").innerHTML = head;
     $("main").innerHTML = body;
     var prev = $("runs-prev"), next = $("runs-next");

@@ -1,0 +1,303 @@
+// tests/browser/dashboard.mjs: the live dashboard and the report in a real browser (headless
+// Chromium driven by puppeteer-core, both installed by scripts/setup.sh; nothing is fetched here).
+//
+// A real regmix-coordinator (with --metrics) and two regmix-workers run a synthetic sweep on
+// loopback whose target (a command launcher) reports a loss curve. Checked:
+//   1. the /api/ endpoints: shapes, cursor paging of results (every result exactly once), the runs
+//      page cap, 400/404/405 answers, HEAD;
+//   2. the dashboard: loads with no console error or page error, shows the running sweep, its
+//      charts carry one point per finished run (each domain chart) and per fit (fit quality), the
+//      points grow while runs finish, and at the end equal the sweep's runs and fits;
+//   3. `regmixctl report`: the file names no external URL, opens from disk with the network off
+//      and every request refused, makes no request, and every chart renders with its points
+//      (one per run, one per fit, one per out-of-fold prediction, one bar per domain and series).
+// Screenshots go to ARTIFACTS (the build dir): dashboard-mid.png, dashboard-end.png, report.png.
+//
+// usage: node dashboard.mjs COORDINATOR WORKER REGMIXCTL ARTIFACTS_DIR
+import { spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+const [COORD, WORKER, CTL, ARTIFACTS] = process.argv.slice(2);
+const CHROMIUM = process.env.REGMIX_CHROMIUM || "/usr/bin/chromium";
+const T = fs.mkdtempSync(path.join(os.tmpdir(), "regmix-browser-"));
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+const procs = [];
+let browser = null;
+let failed = false;
+
+function note(s) { process.stderr.write(`# ${s}\n`); }
+function fail(s) {
+  failed = true;
+  throw new Error(s);
+}
+function expect(what, ok, detail) {
+  if (!ok) fail(`${what}${detail !== undefined ? ": " + detail : ""}`);
+  note(`ok: ${what}`);
+}
+
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  for (const p of procs) try { p.kill("SIGKILL"); } catch (e) { /* gone */ }
+  if (!failed) fs.rmSync(T, { recursive: true, force: true });
+  else {
+    for (const f of fs.readdirSync(T).filter((f) => f.endsWith(".log"))) {
+      const lines = fs.readFileSync(path.join(T, f), "utf8").split("\n").slice(-20).join("\n");
+      process.stderr.write(`---- tail of ${f}\n${lines}\n`);
+    }
+    note(`kept ${T}`);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+    s.on("error", reject);
+  });
+}
+
+function start(bin, args, log) {
+  const out = fs.openSync(path.join(T, log), "a");
+  const p = spawn(bin, args, { stdio: ["ignore", out, out] });
+  procs.push(p);
+  return p;
+}
+
+async function until(what, timeoutMs, fn) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() > end) fail(`${what}: not within ${timeoutMs / 1000} s (last: ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const [wport, cport, hport] = [await freePort(), await freePort(), await freePort()];
+const WEP = `tcp://127.0.0.1:${wport}`, CEP = `tcp://127.0.0.1:${cport}`;
+const BASE = `http://127.0.0.1:${hport}`;
+const ctl = (...a) => execFileSync(CTL, ["--coordinator", CEP, ...a], { encoding: "utf8" });
+
+async function api(p, init) {
+  const r = await fetch(BASE + p, init);
+  return { status: r.status, type: r.headers.get("content-type"), body: await r.text() };
+}
+async function json(p) {
+  const r = await api(p);
+  if (r.status !== 200) fail(`GET ${p}: HTTP ${r.status} ${r.body}`);
+  return JSON.parse(r.body);
+}
+
+const RUNS = 40;
+const SPEC = `name: browser
+domains:
+  - {name: web, tokens: 5.0e9, train: "d/web_*.bin"}
+  - {name: code, tokens: 3.0e9, train: "d/code_*.bin"}
+  - {name: books, tokens: 1.5e9, train: "d/books_*.bin"}
+  - {name: math, tokens: 0.5e9, train: "d/math_*.bin"}
+sampling: {runs: ${RUNS}, seed: 7}
+proxy:
+  trainer: synthetic
+  synthetic: {optimum: {web: 0.4, code: 0.3, books: 0.2, math: 0.1}, noise: 0.002, delay_ms: 350}
+regression:
+  target: mean
+  model: quadratic
+  simulate: 5000
+  top_k: 50
+  refit_every: 4
+  seed: 3
+  convergence: {min_runs: 16, min_spearman: 0.8, stable_refits: 2, l1_tol: 0.05}
+  on_converge: keep
+target:
+  launch: auto
+  launcher: command
+  command: ["sh", "${T}/target.sh", "{progress_fd}"]
+`;
+
+try {
+  let puppeteer;
+  try {
+    puppeteer = (await import("puppeteer-core")).default;
+  } catch (e) {
+    fail(`puppeteer-core is not in tests/browser/node_modules: run scripts/setup.sh (${e.message})`);
+  }
+  for (const f of [COORD, WORKER, CTL]) expect(`${path.basename(f)} is built`, fs.existsSync(f));
+  expect(`chromium at ${CHROMIUM} (scripts/setup.sh installs it)`, fs.existsSync(CHROMIUM));
+  start(COORD, ["--db", path.join(T, "regmix.db"), "--workers", WEP, "--clients", CEP,
+                "--metrics", `127.0.0.1:${hport}`, "--heartbeat-ms", "200",
+                "--log-level", "info"], "coordinator.log");
+  await until("coordinator answers /healthz", 15000, async () => (await api("/healthz")).status === 200);
+  // 2. the page is open before anything runs: it must show the sweep arriving
+  browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1400, height: 1000 });
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error" || m.type() === "warn") problems.push(`console ${m.type()}: ${m.text()}`); });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()}`));
+  await page.goto(`${BASE}/?poll=300`, { waitUntil: "load" });
+  await page.waitForSelector("body[data-rendered]", { timeout: 10000 });
+  expect("the dashboard says there are no sweeps yet",
+         (await page.$eval("#sweeps", (e) => e.textContent)).includes("no sweeps yet"));
+
+  fs.writeFileSync(path.join(T, "spec.yaml"), SPEC);
+  // The target: eight training steps 0.6 s apart on the progress fd ($1), then its result.
+  fs.writeFileSync(path.join(T, "target.sh"), `i=0
+while [ $i -lt 8 ]; do
+  i=$((i + 1))
+  echo "{\\"event\\": \\"step\\", \\"step\\": $((i * 10)), \\"loss\\": $((40 - i * 3)).5}" >&"$1"
+  sleep 0.6
+done
+echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
+`);
+  start(WORKER, ["--coordinator", WEP, "--slots", "2", "--gpus", "none", "--workdir",
+                 path.join(T, "w1"), "--name", "w1", "--log-level", "info"], "worker-w1.log");
+  start(WORKER, ["--coordinator", WEP, "--slots", "2", "--gpus", "none", "--workdir",
+                 path.join(T, "w2"), "--name", "w2", "--log-level", "info"], "worker-w2.log");
+  const sw = ctl("submit", path.join(T, "spec.yaml")).trim();
+  expect("submitted", /^sw\d+$/.test(sw), sw);
+
+  // Mid-sweep: sample the page while runs finish; each sample's points match its own data.
+  const samples = [];
+  let shotMid = false;
+  await until("the sweep ends", 60000, async () => {
+    const s = await page.evaluate(() => ({
+      results: +document.body.getAttribute("data-results"),
+      fits: +document.body.getAttribute("data-fits"),
+      domainPts: [0, 1, 2, 3].map((j) =>
+        document.querySelectorAll(`svg[data-chart="domain-${j}"] .pt`).length),
+      fitPts: document.querySelectorAll('svg[data-chart="fit-quality"] .pt').length,
+      title: (document.getElementById("sweep-title") || {}).textContent || "",
+      workers: document.querySelectorAll("#workers tr.worker").length,
+      runsRows: document.querySelectorAll("#runs tr.run").length,
+    }));
+    samples.push(s);
+    for (const n of s.domainPts)
+      if (n !== s.results) fail(`a domain chart has ${n} points for ${s.results} results`);
+    if (s.fitPts !== s.fits) fail(`fit quality has ${s.fitPts} points for ${s.fits} fits`);
+    if (!shotMid && s.results >= RUNS / 3 && s.fits >= 2 && s.title.includes("running")) {
+      await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-mid.png"), fullPage: true });
+      shotMid = true;
+      note(`mid-sweep screenshot at ${s.results} results, ${s.fits} fits`);
+    }
+    const st = await json(`/api/sweeps/${sw}`);
+    const open = st.sweep.runs.queued + st.sweep.runs.leased + st.sweep.runs.running;
+    return open === 0 && st.targets.length && st.targets[0].state === "done" && s.results === RUNS &&
+           s.fits === st.fits.length && (st.targets[0].curve || []).length >= 3;
+  });
+  const mid = samples.filter((s) => s.results > 0 && s.results < RUNS);
+  const distinct = new Set(mid.map((s) => s.results));
+  expect("the page showed the sweep running", samples.some((s) => s.title.includes(sw) && s.title.includes("running")));
+  expect("the points grew as runs finished (distinct mid-sweep counts)", distinct.size >= 3, [...distinct].join(","));
+  for (let i = 1; i < samples.length; i++)
+    if (samples[i].results < samples[i - 1].results) fail("the number of points went down");
+  expect("a mid-sweep screenshot was taken", shotMid);
+  expect("the workers table lists both workers", samples.some((s) => s.workers === 2));
+  expect("the runs table shows a page of runs", samples.some((s) => s.runsRows === 25));
+  // The end: one point per run in every domain chart, one per fit, one per out-of-fold run.
+  await page.waitForFunction((n) => +document.body.getAttribute("data-results") === n, { timeout: 5000 }, RUNS);
+  const doc = await json(`/api/sweeps/${sw}`);
+  await page.waitForFunction((n) => document.querySelectorAll('svg[data-chart="targets"] .pt').length === n,
+                             { timeout: 5000 }, doc.targets[0].curve.length);
+  const end = await page.evaluate(() => ({
+    domain: [0, 1, 2, 3].map((j) => document.querySelectorAll(`svg[data-chart="domain-${j}"] .pt`).length),
+    fit: document.querySelectorAll('svg[data-chart="fit-quality"] .pt').length,
+    oof: document.querySelectorAll('svg[data-chart="oof"] .pt').length,
+    bars: document.querySelectorAll('svg[data-chart="proposal"] .pt').length,
+    target: document.querySelectorAll('svg[data-chart="targets"] .pt').length,
+  }));
+  expect(`every domain chart has ${RUNS} points`, end.domain.every((n) => n === RUNS), end.domain.join(","));
+  expect(`fit quality has one point per fit (${doc.fits.length})`, end.fit === doc.fits.length);
+  expect("out-of-fold chart has one point per run of the latest fit", end.oof === doc.oof.actual.length && end.oof === doc.fits[doc.fits.length - 1].runs_used, `${end.oof}`);
+  expect("proposal chart: prior and proposal bars for 4 domains", end.bars === 8, end.bars);
+  expect("target curve drawn", end.target === doc.targets[0].curve.length && end.target >= 3, end.target);
+  await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-end.png"), fullPage: true });
+  expect("no console errors, page errors or failed requests", problems.length === 0, problems.join("; "));
+
+  // 1. the API
+  let all = [], after = 0, pages = 0;
+  for (;;) {
+    const r = await json(`/api/sweeps/${sw}/results?after=${after}&limit=7`);
+    all = all.concat(r.results);
+    pages++;
+    if (!r.more) break;
+    after = r.next;
+  }
+  expect(`results in pages of 7: every run once (${pages} pages)`,
+         all.length === RUNS && new Set(all.map((x) => x.idx)).size === RUNS);
+  const runs = await json(`/api/sweeps/${sw}/runs?offset=5&limit=100000`);
+  expect("runs page: offset and the 200 cap", runs.runs[0].idx === 5 && runs.limit === 200 && runs.runs.length === RUNS - 5 && runs.total === RUNS);
+  expect("a sweep by name", (await json("/api/sweeps/browser")).sweep.sweep_id === sw);
+  expect("unknown sweep: 404", (await api("/api/sweeps/sw999999")).status === 404);
+  expect("unknown endpoint: 404", (await api(`/api/sweeps/${sw}/nope`)).status === 404);
+  expect("bad limit: 400", (await api(`/api/sweeps/${sw}/results?limit=x`)).status === 400);
+  expect("negative after: 400", (await api(`/api/sweeps/${sw}/results?after=-1`)).status === 400);
+  expect("POST: 405", (await api("/api/sweeps", { method: "POST", body: "x" })).status === 405);
+  expect("HEAD /: 200", (await api("/", { method: "HEAD" })).status === 200);
+  expect("workers", (await json("/api/workers")).workers.length === 2);
+
+  // 3. the report, from disk, offline
+  const out = path.join(T, "report.html");
+  const printed = ctl("report", sw, "--out", out).trim();
+  expect("report prints its path", printed === out, printed);
+  const html = fs.readFileSync(out, "utf8");
+  const urls = html.match(/\b(?:https?|wss?|ftp):\/\/[^\s"'<>)]*/g) || [];
+  expect("the report names no external URL", urls.length === 0, urls.join(" "));
+  const ctx = await browser.createBrowserContext();
+  const rp = await ctx.newPage();
+  await rp.setViewport({ width: 1400, height: 1000 });
+  const rproblems = [], requests = [];
+  rp.on("console", (m) => { if (m.type() === "error" || m.type() === "warn") rproblems.push(`console: ${m.text()}`); });
+  rp.on("pageerror", (e) => rproblems.push(`page error: ${e.message}`));
+  await rp.setOfflineMode(true);
+  await rp.setRequestInterception(true);
+  rp.on("request", (r) => {
+    if (r.url().startsWith("file://")) return r.continue();
+    requests.push(r.url());
+    r.abort();
+  });
+  await rp.goto(`file://${out}`, { waitUntil: "load" });
+  await rp.waitForSelector("body[data-rendered]", { timeout: 10000 });
+  const rep = await rp.evaluate(() => {
+    const charts = [...document.querySelectorAll("svg.chart")];
+    return {
+      charts: charts.map((c) => ({ id: c.getAttribute("data-chart"), pts: c.querySelectorAll(".pt").length,
+                                   empty: c.querySelectorAll(".empty").length })),
+      runsRows: document.querySelectorAll("#runs tr.run").length,
+    };
+  });
+  note(`report charts: ${rep.charts.map((c) => `${c.id}=${c.pts}`).join(" ")}`);
+  const by = Object.fromEntries(rep.charts.map((c) => [c.id, c]));
+  expect("the report draws 9 charts, none empty", rep.charts.length === 9 && rep.charts.every((c) => c.pts > 0 && c.empty === 0));
+  expect("report: one point per run in each domain chart", [0, 1, 2, 3].every((j) => by[`domain-${j}`].pts === RUNS));
+  expect("report: one point per fit", by["fit-quality"].pts === doc.fits.length);
+  expect("report: movement has a point per fit after the first", by["fit-moved"].pts === doc.fits.length - 1);
+  expect("report: out-of-fold points", by.oof.pts === doc.oof.actual.length);
+  expect("report: target curve", by.targets.pts === doc.targets[0].curve.length);
+  expect("report: runs table page", rep.runsRows === 25);
+  expect("the report made no request", requests.length === 0, requests.join(" "));
+  expect("the report: no console errors", rproblems.length === 0, rproblems.join("; "));
+  await rp.screenshot({ path: path.join(ARTIFACTS, "report.png"), fullPage: true });
+  note(`screenshots in ${ARTIFACTS}`);
+} catch (e) {
+  failed = true;
+  process.stderr.write(`FAIL: ${e.message}\n`);
+} finally {
+  await cleanup();
+}
+process.exit(failed ? 1 : 0);

@@ -11,8 +11,19 @@
 # does at best), and bench/sched_reference.py (Python multiprocessing + sqlite3: claim, dispatch,
 # store). The ratios are regmix over each reference.
 #
-# usage: sched_bench.sh COORDINATOR WORKER REGMIXCTL [SIZE...]
+# With --dashboard[=POLL_MS] it measures instead what the live dashboard costs the coordinator:
+# for each size, the same sweep twice side by side, first with the coordinator's HTTP listener
+# (--metrics) and no page, then with the dashboard open in headless Chromium (/usr/bin/chromium,
+# polling every POLL_MS, default 2000 as shipped); it prints jobs/s and coordinator CPU per job of
+# both, the HTTP requests the page made (regmix_http_requests_total), and the ratio.
+#
+# usage: sched_bench.sh [--dashboard[=POLL_MS]] COORDINATOR WORKER REGMIXCTL [SIZE...]
 set -u
+DASHBOARD=
+case ${1:-} in
+--dashboard) DASHBOARD=2000; shift ;;
+--dashboard=*) DASHBOARD=${1#--dashboard=}; shift ;;
+esac
 COORD_BIN=$1 WORKER_BIN=$2 CTL_BIN=$3
 shift 3
 SIZES=${*:-1000 10000 100000}
@@ -48,16 +59,20 @@ now() {
     date +%s.%N
 }
 
+# run_regmix N [page]: one sweep of N jobs; with "page" (and --dashboard) the dashboard is open in
+# headless Chromium while it runs. A listener runs in both cases when --dashboard is given.
 run_regmix() {
-    local n=$1 wp cp wep cep i sw
+    local n=$1 page=${2:-} wp cp hp wep cep i sw metrics=() bpid=
     wp=$(free_port)
     cp=$(free_port)
+    hp=$(free_port)
+    [ -n "$DASHBOARD" ] && metrics=(--metrics "127.0.0.1:$hp")
     wep=tcp://127.0.0.1:$wp
     cep=tcp://127.0.0.1:$cp
     rm -rf "$T/run"
     mkdir -p "$T/run"
     "$COORD_BIN" --db "$T/run/bench.db" --workers "$wep" --clients "$cep" --log-level warn \
-        >>"$T/run/coordinator.log" 2>&1 &
+        "${metrics[@]}" >>"$T/run/coordinator.log" 2>&1 &
     local cpid=$!
     PIDS+=("$cpid")
     local wpids=()
@@ -82,6 +97,18 @@ proxy:
   synthetic: {optimum: {web: 0.5, code: 0.3, books: 0.2}, delay_ms: 0}
 regression: {target: mean, model: linear, simulate: 100, top_k: 10, refit_every: 1000000}
 YAML
+    if [ -n "$page" ]; then
+        # The page loads and starts polling before the sweep is submitted.
+        /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage \
+            --user-data-dir="$T/run/chromium" --remote-debugging-port=0 \
+            "http://127.0.0.1:$hp/?poll=$DASHBOARD" >>"$T/run/chromium.log" 2>&1 &
+        bpid=$!
+        PIDS+=("$bpid")
+        for i in $(seq 1 100); do
+            [ "$(http_requests "$hp")" -ge 3 ] && break
+            sleep 0.1
+        done
+    fi
     sleep 0.5 # let the workers say HELLO
     local c0 w0=0 ts t0 t1 st
     c0=$(cpu_s "$cpid")
@@ -98,6 +125,9 @@ YAML
         sleep 0.02
     done
     t1=$(now)
+    local reqs=0
+    [ -n "$DASHBOARD" ] && reqs=$(http_requests "$hp")
+    [ -n "$bpid" ] && kill -9 "$bpid" 2>/dev/null
     local c1 w1=0
     c1=$(cpu_s "$cpid")
     for p in "${wpids[@]}"; do w1=$(echo "$w1 + $(cpu_s "$p")" | bc -l); done
@@ -108,8 +138,34 @@ YAML
     local results
     results=$(sqlite3 "$T/run/bench.db" "SELECT count(*) FROM results" 2>/dev/null || echo '?')
     echo "$n $done_n $results $(echo "$t0 - $ts" | bc -l) $(echo "$t1 - $t0" | bc -l) \
-$(echo "$c1 - $c0" | bc -l) $(echo "$w1 - $w0" | bc -l)"
+$(echo "$c1 - $c0" | bc -l) $(echo "$w1 - $w0" | bc -l) $reqs"
 }
+
+# Requests the coordinator's listener answered so far (its own /metrics scrape included).
+http_requests() {
+    local line
+    line=$(exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 &&
+        grep '^regmix_http_requests_total' <&3)
+    echo "${line##* }" | tr -dc 0-9 | grep . || echo 0
+}
+
+if [ -n "$DASHBOARD" ]; then
+    [ -x /usr/bin/chromium ] || { echo "--dashboard needs /usr/bin/chromium (scripts/setup.sh)" >&2; exit 1; }
+    echo "# dashboard cost: synthetic jobs with no delay, $WORKERS workers x $SLOTS slots, $(nproc) cores; page polls every $DASHBOARD ms"
+    printf '%-8s %-6s %12s %14s %10s\n' runs page jobs_per_s coord_cpu_us requests
+    for n in $SIZES; do
+        read -r _ d0 r0 _ s0 c0 _ q0 <<<"$(run_regmix "$n")" || exit 1
+        read -r _ d1 r1 _ s1 c1 _ q1 <<<"$(run_regmix "$n" page)" || exit 1
+        [ "$d0" = "$n" ] && [ "$r0" = "$n" ] && [ "$d1" = "$n" ] && [ "$r1" = "$n" ] ||
+            { echo "sweep of $n: done $d0/$d1, results $r0/$r1" >&2; exit 1; }
+        rate0=$(echo "$n / $s0" | bc -l) rate1=$(echo "$n / $s1" | bc -l)
+        printf '%-8s %-6s %12.0f %14.1f %10s\n' "$n" none "$rate0" "$(echo "1000000 * $c0 / $n" | bc -l)" "$q0"
+        printf '%-8s %-6s %12.0f %14.1f %10s\n' "$n" open "$rate1" "$(echo "1000000 * $c1 / $n" | bc -l)" "$q1"
+        printf '{"runs": %d, "jobs_per_s_none": %.0f, "jobs_per_s_page": %.0f, "ratio_page_vs_none": %.3f, "page_requests": %d}\n' \
+            "$n" "$rate0" "$rate1" "$(echo "$rate1 / $rate0" | bc -l)" "$q1"
+    done
+    exit 0
+fi
 
 run_bash_loop() {
     local n=$1 t0 t1
@@ -123,7 +179,7 @@ echo "# scheduler: synthetic jobs with no delay, $WORKERS workers x $SLOTS slots
 printf '%-8s %10s %10s %12s %10s %14s %14s %12s %12s\n' runs submit_s sweep_s jobs_per_s us_per_job \
     coord_cpu_us worker_cpu_us bash_true/s python_ref/s
 for n in $SIZES; do
-    read -r runs done_n results sub secs ccpu wcpu <<<"$(run_regmix "$n")" || exit 1
+    read -r runs done_n results sub secs ccpu wcpu _ <<<"$(run_regmix "$n")" || exit 1
     [ "$done_n" = "$n" ] && [ "$results" = "$n" ] ||
         { echo "sweep of $n: done $done_n, results $results" >&2; exit 1; }
     rate=$(echo "$n / $secs" | bc -l)

@@ -70,6 +70,9 @@ static void fit_usage(FILE *f)
           "Output:\n"
           "  --json                 print one JSON object instead of the table\n"
           "  --out MIXTURE.yaml     write the proposal as YAML ('mixture: {domain: weight}')\n"
+          "  --report FIT.html      write the plots (predicted against actual on the test set\n"
+          "                         or out of fold, proposal against prior, each domain's\n"
+          "                         weight against the target) as one self-contained HTML file\n"
           "  -h, --help             show this help\n"
           "  --version              show the version\n"
           "\n"
@@ -87,7 +90,7 @@ static void fit_usage(FILE *f)
 
 typedef struct fit_opts {
     const char *mixtures, *losses, *target, *join, *test_mixtures, *test_losses, *prior, *out;
-    const char *results, *spec;
+    const char *results, *spec, *report;
     const fitpipe_model_t *model;
     int cv, top_k, threads, json;
     size_t simulate;
@@ -131,6 +134,7 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
         O_OUT,
         O_RESULTS,
         O_SPEC,
+        O_REPORT,
         O_VERSION
     };
     static const struct option longopts[] = {
@@ -151,6 +155,7 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
             {"out", required_argument, NULL, O_OUT},
             {"results", required_argument, NULL, O_RESULTS},
             {"spec", required_argument, NULL, O_SPEC},
+            {"report", required_argument, NULL, O_REPORT},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, O_VERSION},
             {NULL, 0, NULL, 0},
@@ -196,6 +201,9 @@ static int fit_parse_args(int argc, char **argv, fit_opts_t *o)
             break;
         case O_SPEC:
             o->spec = optarg;
+            break;
+        case O_REPORT:
+            o->report = optarg;
             break;
         case O_JSON:
             o->json = 1;
@@ -375,6 +383,96 @@ static void fit_apply_spec(fit_opts_t *o, const spec_t *spec, fitpipe_settings_t
         o->simulate = (size_t)spec->regression.simulate;
     if (!o->set_top_k)
         o->top_k = spec->regression.top_k;
+}
+
+/* --report: the dashboard's page (docs/dashboard.md) for one offline fit: a sweep document with
+ * one fit and its out-of-fold (pred NULL: rec's) or test-set (pred over te) predictions, and the
+ * training runs as results whose one loss is the objective. Returns the exit status. */
+static int fit_write_report(const fit_opts_t *o,
+                            const char *target,
+                            const fitdata_t *tr,
+                            const fitdata_t *te,
+                            const double *alpha,
+                            const fitpipe_record_t *rec,
+                            const metrics_t *score,
+                            const double *pred)
+{
+    double asum = 0;
+    for (size_t j = 0; j < tr->d; j++)
+        asum += alpha[j];
+    /* The objective of each run: the loaded target, or what the fit computed (--results). */
+    double *y = malloc((tr->n ? tr->n : 1) * sizeof *y);
+    if (!y)
+        return 1;
+    for (size_t i = 0; i < tr->n; i++)
+        y[i] = tr->y ? tr->y[i] : NAN;
+    for (size_t k = 0; rec->oof_rows && k < rec->runs_used; k++)
+        if (rec->oof_rows[k] < tr->n)
+            y[rec->oof_rows[k]] = rec->oof_actual[k];
+    json_t *domains = json_array(), *rows = json_array();
+    for (size_t j = 0; j < tr->d; j++)
+        json_array_append_new(domains, json_pack("{s:s, s:n, s:o}", "name", tr->domains[j],
+                                                 "tokens", "prior", fit_num(alpha[j] / asum)));
+    for (size_t i = 0; i < tr->n; i++) {
+        json_t *x = json_array();
+        for (size_t j = 0; j < tr->d; j++)
+            json_array_append_new(x, fit_num(tr->X[i * tr->d + j]));
+        json_array_append_new(rows, json_pack("{s:I, s:i, s:s, s:o, s:{s:o}, s:n}", "idx",
+                                              (json_int_t)i, "attempt", 1, "worker", "", "w", x,
+                                              "loss", target, fit_num(y[i]), "seconds"));
+    }
+    free(y);
+    json_t *fit = json_pack("{s:i, s:I, s:s, s:o, s:n, s:s}", "fit_no", 1, "runs_used",
+                            (json_int_t)rec->runs_used, "model", rec->model, "predicted",
+                            fit_num(rec->predicted), "l1_moved", "verdict", "");
+    json_t *m = score ? fit_metrics_json(score) : json_object();
+    const char *keys[] = {"spearman", "pearson", "r2", "mse"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        json_t *v = json_object_get(m, keys[k]);
+        json_object_set(fit, keys[k], v ? v : json_null());
+    }
+    json_decref(m);
+    if (rec->proposal) {
+        json_t *p = json_array();
+        for (size_t j = 0; j < tr->d; j++)
+            json_array_append_new(p, fit_num(rec->proposal[j]));
+        json_object_set_new(fit, "proposal", p);
+    }
+    json_t *oof = json_null();
+    if (score && (te ? pred != NULL : rec->oof_rows != NULL)) {
+        json_t *r = json_array(), *a = json_array(), *p = json_array();
+        size_t n = te ? te->n : rec->runs_used;
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(r, json_integer((json_int_t)(te ? i : rec->oof_rows[i])));
+            json_array_append_new(a, fit_num(te ? te->y[i] : rec->oof_actual[i]));
+            json_array_append_new(p, fit_num(te ? pred[i] : rec->oof_predicted[i]));
+        }
+        char label[96];
+        if (te)
+            snprintf(label, sizeof label, "test set, %zu runs", te->n);
+        else
+            snprintf(label, sizeof label, "out of fold, %d folds", score->folds);
+        oof = json_pack("{s:i, s:s, s:o, s:o, s:o}", "fit_no", 1, "label", label, "runs", r,
+                        "actual", a, "predicted", p);
+    }
+    const char *src = o->results ? o->results : o->mixtures;
+    const char *name = strrchr(src, '/');
+    json_t *doc = json_pack(
+            "{s:s, s:{s:s, s:s, s:s, s:{s:I, s:I}, s:i, s:b, s:i, s:n, s:n}, s:o, s:s, s:n, "
+            "s:[o], s:o, s:[]}",
+            "kind", "fit", "sweep", "sweep_id", "offline fit", "name", name ? name + 1 : src,
+            "state", te ? "scored on a test set" : "cross-validated", "runs", "done",
+            (json_int_t)tr->n, "total", (json_int_t)tr->n, "fits", 1, "converged", 0,
+            "converged_after_runs", 0, "rate_per_s", "eta_s", "domains", domains, "objective",
+            target, "l1_tol", "fits", fit, "oof", oof, "targets");
+    if (!doc) {
+        fprintf(stderr, "regmixctl fit: out of memory\n");
+        json_decref(rows);
+        return 1;
+    }
+    char title[1100];
+    snprintf(title, sizeof title, "regmix fit: %s", target);
+    return cmd_report_write(o->report, title, doc, rows) ? 1 : 0;
 }
 
 int cmd_fit(int argc, char **argv)
@@ -570,6 +668,13 @@ int cmd_fit(int argc, char **argv)
         fprintf(stderr, "regmixctl fit: --out ignored: no proposal with --simulate 0\n");
     if (rc == -EIO) {
         rc = 1;
+        goto done;
+    }
+    if (o.report) {
+        rc = fit_write_report(&o, tr->target ? tr->target : target, tr, te, alpha, &rec,
+                              scored ? &score : NULL, pred);
+        if (rc == 0 && !o.json)
+            printf("report     %s\n", o.report);
         goto done;
     }
     rc = 0;

@@ -18,6 +18,7 @@ struct exporter {
     uv_poll_t poll;
     uv_timer_t timer;
     int open_handles;
+    uint64_t requests; /* answered, for regmix_http_requests_total */
 };
 
 typedef struct {
@@ -49,8 +50,9 @@ static void exporter__printf(exporter_text_t *t, const char *fmt, ...)
     }
 }
 
-static void exporter__metrics(const coord_t *c, exporter_text_t *t)
+static void exporter__metrics(const exporter_t *e, exporter_text_t *t)
 {
+    const coord_t *c = e->c;
     exporter__printf(t, "# HELP regmix_up The coordinator serves.\n# TYPE regmix_up gauge\n"
                         "regmix_up 1\n");
     int64_t runs[RUN_STATE__COUNT] = {0};
@@ -92,6 +94,11 @@ static void exporter__metrics(const coord_t *c, exporter_text_t *t)
                      "# TYPE regmix_bad_input_total counter\nregmix_bad_input_total %llu\n",
                      (unsigned long long)c->n_assigned, (unsigned long long)c->n_results,
                      (unsigned long long)c->n_fenced, (unsigned long long)c->n_bad_input);
+    exporter__printf(t,
+                     "# HELP regmix_http_requests_total Requests answered on this listener "
+                     "(metrics, probes, dashboard).\n"
+                     "# TYPE regmix_http_requests_total counter\nregmix_http_requests_total %llu\n",
+                     (unsigned long long)e->requests);
 }
 
 static const char *exporter__arg(void *ctx, const char *key)
@@ -119,12 +126,13 @@ static enum MHD_Result exporter__answer(void *cls,
         *upload_data_size = 0; /* ignore bodies */
         return MHD_YES;
     }
+    e->requests++;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
         exporter__printf(&t, "method not allowed\n");
     } else if (strcmp(url, "/metrics") == 0) {
         type = "text/plain; version=0.0.4; charset=utf-8";
-        exporter__metrics(e->c, &t);
+        exporter__metrics(e, &t);
     } else if (strcmp(url, "/healthz") == 0) {
         exporter__printf(&t, "ok\n");
     } else if ((status = (unsigned)dashboard_get(e->c, url, exporter__arg, conn, &t.buf, &t.len,

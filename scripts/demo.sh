@@ -11,7 +11,8 @@
 #   5. the coordinator then launches the target model with mpirun on 2 ranks on the proposed
 #      mixture and on the baseline (the token prior); the demo waits for both,
 #   6. prints the proposal beside the prior and the target's per-domain losses beside the
-#      baseline's, and writes $REGMIX_DEMO_DIR/summary.json.
+#      baseline's, and writes $REGMIX_DEMO_DIR/summary.json and report.html (the plots, one
+#      self-contained file; the live dashboard is at the http:// address printed at submit).
 #
 # Exits 0 only when every stage worked, the sweep converged, both target runs finished and the
 # proposal beat the baseline on the objective; otherwise 1 (the logs stay in the demo folder).
@@ -103,19 +104,21 @@ free_port() { # a port below the ephemeral range that nothing listens on
     done
 }
 rm -rf "$demo_dir/regmix.db" "$demo_dir/regmix.db-wal" "$demo_dir/regmix.db-shm" \
-    "$demo_dir/targets" "$demo_dir"/worker-* "$demo_dir/summary.json" "$demo_dir/mpi"
+    "$demo_dir/targets" "$demo_dir"/worker-* "$demo_dir/summary.json" "$demo_dir/mpi" \
+    "$demo_dir/report.html"
 : >"$demo_dir/coordinator.log"
 ctl() { "$ctl_bin" --coordinator "$cep" "$@"; }
 started=0
 for attempt in 1 2 3; do
     wport=$(free_port)
     cport=$(free_port)
-    [ "$wport" != "$cport" ] || continue
+    hport=$(free_port)
+    [ "$wport" != "$cport" ] && [ "$hport" != "$wport" ] && [ "$hport" != "$cport" ] || continue
     wep=tcp://127.0.0.1:$wport
     cep=tcp://127.0.0.1:$cport
     stage "coordinator on $cep (workers: $wep), log $demo_dir/coordinator.log"
     "$coord_bin" --db "$demo_dir/regmix.db" --workers "$wep" --clients "$cep" \
-        --targets-dir "$demo_dir/targets" --trainer "$trainer_bin" \
+        --metrics "127.0.0.1:$hport" --targets-dir "$demo_dir/targets" --trainer "$trainer_bin" \
         >>"$demo_dir/coordinator.log" 2>&1 &
     coord_pid=$!
     pids+=("$coord_pid")
@@ -145,6 +148,7 @@ sweep=$(echo "$sweep" | awk 'NF { w = $NF } END { print w }')
 [ -n "$sweep" ] || die "regmixctl submit printed no sweep id"
 echo "sweep $sweep: $(grep -c '' "$spec") lines of spec; follow it with:"
 echo "  $ctl_bin --coordinator $cep watch $sweep"
+echo "or in a browser: http://127.0.0.1:$hport/ (the live dashboard, docs/dashboard.md)"
 stage "sweep $sweep: proxy runs on 2 workers, refits as results arrive"
 # watch in the background (so a signal reaches the trap at once); the loop below checks the end
 "$ctl_bin" --coordinator "$cep" watch "$sweep" &
@@ -219,6 +223,7 @@ ctl mixture "$sweep" --json >"$demo_dir/mixture.json" || die "regmixctl mixture"
 ctl target "$sweep" --json >"$demo_dir/target.json" || die "regmixctl target"
 ctl results "$sweep" --csv >"$demo_dir/results.csv" || die "regmixctl results"
 ctl mixture "$sweep" --out "$demo_dir/mixture.yaml" >/dev/null || die "regmixctl mixture --out"
+ctl report "$sweep" --out "$demo_dir/report.html" >/dev/null || die "regmixctl report"
 "$py" - "$demo_dir" $((SECONDS - t0)) <<'PY' || die "the summary is incomplete or the proposal lost"
 import json, math, sys
 d, wall = sys.argv[1], int(sys.argv[2])
@@ -269,3 +274,4 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 stage "done: $demo_dir/summary.json, mixture.yaml, results.csv"
+echo "the report (plots, opens offline): $demo_dir/report.html"

@@ -87,9 +87,10 @@
   function charts() {
     var doc = model.doc, d = doc.domains, fits = doc.fits || [], last = fits[fits.length - 1];
     var names = d.map(function (x) { return x.name; });
+    var offline = doc.kind === "fit"; /* regmixctl fit --report: one fit, no sweep over time */
     var out = "";
     // 1. fit quality over the runs
-    out += '<div class="card"><h3>Fit quality against runs</h3>' + Plot.xy({
+    if (!offline) out += '<div class="card"><h3>Fit quality against runs</h3>' + Plot.xy({
       id: "fit-quality", xlabel: "runs used", ylabel: "out-of-fold Spearman",
       empty: "no fit yet",
       series: [{name: "CV Spearman", line: true, points: fits.map(function (f) {
@@ -97,7 +98,7 @@
                 "Spearman " + fmt(f.spearman) + ", " + f.verdict];
       })}]
     }) + "</div>";
-    out += '<div class="card"><h3>Proposal movement per refit</h3>' + Plot.xy({
+    if (!offline) out += '<div class="card"><h3>Proposal movement per refit</h3>' + Plot.xy({
       id: "fit-moved", xlabel: "runs used", ylabel: "L1 from the previous proposal",
       empty: "needs two fits",
       series: [{name: "L1 moved", line: true, color: "#9467bd",
@@ -123,7 +124,7 @@
     // 3. the proposal beside the prior, with the range over the last refits
     var series = [{name: "prior", color: "#999",
                    values: d.map(function (x) { return x.prior; })}];
-    if (last) {
+    if (last && last.proposal) {
       var recent = fits.slice(-5), lo = [], hi = [];
       names.forEach(function (n, j) {
         var v = recent.map(function (f) { return f.proposal[j]; });
@@ -134,13 +135,13 @@
                    values: last.proposal, lo: recent.length > 1 ? lo : null,
                    hi: recent.length > 1 ? hi : null});
     }
-    out += '<div class="card"><h3>Proposal against prior' +
+    out += '<div class="card"><h3>Proposal against ' + (offline ? "the prior used" : "prior") +
            (last && fits.length > 1 ? " (whiskers: range over the last " +
             Math.min(5, fits.length) + " refits)" : "") + "</h3>" +
            Plot.bars({id: "proposal", groups: names, series: series, ylabel: "weight"}) + "</div>";
     // 4. target and baseline runs' loss curves
     var ts = (doc.targets || []).filter(function (t) { return t.curve && t.curve.length; });
-    out += '<div class="card"><h3>Target and baseline loss curves</h3>' + Plot.xy({
+    if (!offline) out += '<div class="card"><h3>Target and baseline loss curves</h3>' + Plot.xy({
       id: "targets", xlabel: "step", ylabel: "training loss", empty: "no target run yet",
       series: ts.map(function (t, k) {
         return {name: t.role + " (" + t.state + ")", line: true, r: 2,
@@ -167,7 +168,8 @@
     });
     var note = model.results.length > MAX_PLOT ?
         " (" + MAX_PLOT + " of " + model.results.length + " shown, evenly thinned)" : "";
-    return "<h2>Each domain's proxy loss against its weight" + note + '</h2><div class="grid">' +
+    return "<h2>" + (doc.kind === "fit" ? "The target against each domain's weight" :
+                     "Each domain's proxy loss against its weight") + note + '</h2><div class="grid">' +
            out + "</div>";
   }
 
@@ -264,11 +266,20 @@
     if (doc) {
       var s = doc.sweep;
       body += '<h2 id="sweep-title">' + esc(s.sweep_id) + " · " + esc(s.name) + " · " +
-              esc(s.state) + "</h2>" + progressBar(s.runs) + '<p class="facts">' +
-              countsText(s.runs) + " · " + s.runs.total + " runs · " + fmt(s.rate_per_s) +
-              " runs/s · time left " + dur(s.eta_s) + " · objective " +
-              esc(doc.objective || "?") + (s.converged ? " · converged after " +
-              s.converged_after_runs + " runs" : "") + "</p>";
+              esc(s.state) + "</h2>";
+      if (doc.kind === "fit") {
+        var f = doc.fits[0];
+        body += '<p class="facts">' + s.runs.total + " training runs · target " +
+                esc(doc.objective) + " · model " + esc(f.model) + " · Spearman " +
+                fmt(f.spearman) + " · R² " + fmt(f.r2) + " · predicted at the proposal " +
+                fmt(f.predicted) + "</p>";
+      } else {
+        body += progressBar(s.runs) + '<p class="facts">' + countsText(s.runs) + " · " +
+                s.runs.total + " runs · " + fmt(s.rate_per_s) + " runs/s · time left " +
+                dur(s.eta_s) + " · objective " + esc(doc.objective || "?") +
+                (s.converged ? " · converged after " + s.converged_after_runs + " runs" : "") +
+                "</p>";
+      }
       body += charts() + domainCharts() + workersTable() + fitsTable() + targetsTable() +
               runsTable();
     } else {

@@ -136,7 +136,7 @@ var Plot = (function () {
    * values: [..], lo: [..], hi: [..]}], ylabel, w, h}. */
   function bars(o) {
     var W = o.w || Math.max(420, 40 + o.groups.length * 26 * o.series.length), H = o.h || 260;
-    var m = {l: 56, r: 12, t: 20, b: 56};
+    var m = {l: 56, r: 12, t: 20, b: 70};
     var vals = [0];
     o.series.forEach(function (se) {
       vals = vals.concat(se.values, se.hi || []);
@@ -155,8 +155,10 @@ var Plot = (function () {
     });
     o.groups.forEach(function (g, gi) {
       var x = xs(gi) + gw * 0.4;
+      var label = g.length > 18 ? g.slice(0, 8) + "…" + g.slice(-9) : g;
       s += '<text class="tick" transform="translate(' + x + "," + (H - m.b + 10) +
-           ') rotate(30)" text-anchor="start">' + esc(g) + "</text>";
+           ') rotate(30)" text-anchor="start"><title>' + esc(g) + "</title>" + esc(label) +
+           "</text>";
     });
     o.series.forEach(function (se, si) {
       var c = se.color || COLORS[si % COLORS.length];

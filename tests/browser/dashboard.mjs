@@ -293,6 +293,46 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
   expect("the report made no request", requests.length === 0, requests.join(" "));
   expect("the report: no console errors", rproblems.length === 0, rproblems.join("; "));
   await rp.screenshot({ path: path.join(ARTIFACTS, "report.png"), fullPage: true });
+  await ctx.close();
+
+  // 4. regmixctl fit --report on the RegMix paper's 512 runs: out of fold and test set
+  const P = process.env.REGMIX_PAPER_DIR;
+  for (const mode of ["cv", "test"]) {
+    const fout = path.join(T, `fit-${mode}.html`);
+    const args = ["fit", "--mixtures", `${P}/train_mixture_1m.csv`, "--losses",
+                  `${P}/train_pile_loss_1m.csv`, "--target", "metric/the_pile_pile_cc_val_loss",
+                  "--prior", `${P}/prior.csv`, "--model", "linear", "--simulate", "20000",
+                  "--report", fout];
+    if (mode === "test")
+      args.push("--test-mixtures", `${P}/test_mixture_1m.csv`, "--test-losses", `${P}/test_pile_loss_1m.csv`);
+    const said = execFileSync(CTL, args, { encoding: "utf8" });
+    expect(`fit --report (${mode}) says where`, said.includes(`report     ${fout}`));
+    const fctx = await browser.createBrowserContext();
+    const fp = await fctx.newPage();
+    const fproblems = [], freqs = [];
+    fp.on("pageerror", (e) => fproblems.push(e.message));
+    fp.on("console", (m) => { if (m.type() === "error") fproblems.push(m.text()); });
+    await fp.setOfflineMode(true);
+    await fp.setRequestInterception(true);
+    fp.on("request", (r) => { if (r.url().startsWith("file://")) return r.continue(); freqs.push(r.url()); r.abort(); });
+    await fp.goto(`file://${fout}`, { waitUntil: "load" });
+    await fp.waitForSelector("body[data-rendered]", { timeout: 10000 });
+    const fc = await fp.evaluate(() => [...document.querySelectorAll("svg.chart")].map((c) => ({
+      id: c.getAttribute("data-chart"), pts: c.querySelectorAll(".pt").length,
+      empty: c.querySelectorAll(".empty").length })));
+    const fb = Object.fromEntries(fc.map((c) => [c.id, c]));
+    const want = mode === "cv" ? 512 : 256;
+    expect(`fit report (${mode}): ${want} predicted-against-actual points`, fb.oof && fb.oof.pts === want, fb.oof && fb.oof.pts);
+    expect(`fit report (${mode}): 17 domains x (prior, proposal) bars`, fb.proposal.pts === 34, fb.proposal.pts);
+    expect(`fit report (${mode}): 17 domain charts of 512 runs`,
+           fc.filter((c) => /^domain-/.test(c.id) && c.pts === 512).length === 17);
+    expect(`fit report (${mode}): no empty chart, no request, no error`,
+           fc.every((c) => c.empty === 0) && freqs.length === 0 && fproblems.length === 0,
+           fproblems.concat(freqs).join("; "));
+    if (mode === "test")
+      await fp.screenshot({ path: path.join(ARTIFACTS, "fit-report.png"), fullPage: false });
+    await fctx.close();
+  }
   note(`screenshots in ${ARTIFACTS}`);
 } catch (e) {
   failed = true;

@@ -135,7 +135,7 @@ try {
   for (const f of [COORD, WORKER, CTL]) expect(`${path.basename(f)} is built`, fs.existsSync(f));
   expect(`chromium at ${CHROMIUM} (scripts/setup.sh installs it)`, fs.existsSync(CHROMIUM));
   start(COORD, ["--db", path.join(T, "regmix.db"), "--workers", WEP, "--clients", CEP,
-                "--metrics", `127.0.0.1:${hport}`, "--heartbeat-ms", "200",
+                "--metrics", `127.0.0.1:${hport}`, "--heartbeat-ms", "200", "--allow-commands",
                 "--log-level", "info"], "coordinator.log");
   await until("coordinator answers /healthz", 15000, async () => (await api("/healthz")).status === 200);
   // 2. the page is open before anything runs: it must show the sweep arriving
@@ -196,6 +196,8 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
       note(`mid-sweep screenshot at ${s.results} results, ${s.fits} fits`);
     }
     const st = await json(`/api/sweeps/${sw}`);
+    const log = fs.readFileSync(path.join(T, "coordinator.log"), "utf8");
+    if (log.includes("event=launch_failed")) fail(`the target launch failed: ${log.match(/event=launch_failed.*/)[0]}`);
     const open = st.sweep.runs.queued + st.sweep.runs.leased + st.sweep.runs.running;
     return open === 0 && st.targets.length && st.targets[0].state === "done" && s.results === RUNS &&
            s.fits === st.fits.length && (st.targets[0].curve || []).length >= 3;

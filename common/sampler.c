@@ -186,6 +186,16 @@ int sampler_sample(const sampler_params_t *params,
                    char *err,
                    size_t errlen)
 {
+    return sampler_sample_cancellable(params, out, stats, NULL, err, errlen);
+}
+
+int sampler_sample_cancellable(const sampler_params_t *params,
+                               double *out,
+                               sampler_stats_t *stats,
+                               const int *cancel,
+                               char *err,
+                               size_t errlen)
+{
     int rc = check_params(params, err, errlen);
     if (rc < 0)
         return rc;
@@ -216,12 +226,36 @@ int sampler_sample(const sampler_params_t *params,
         strengths[j] = sampler_strength(params, j);
 
     sampler_stats_t st = {0};
-    const long cap = 1000L * params->runs + 1000000L;
+    /* Budget: 1000 draws a run for small sweeps; big ones get 100 a run beyond the first 1000
+     * (a sweep of 10^6 runs stops after ~10^8 draws, seconds, not ~10^9). */
+    const long cap =
+            params->runs <= 1000 ? 1000L * params->runs + 1000000L : 2000000L + 100L * params->runs;
+    /* Every window of draws, the rate kept so far in it must be able to finish within the cap;
+     * when the space is filling up (2 domains hold ~2 / SAMPLER_DUP_L1 distinct mixtures) it
+     * cannot, and waiting for the cap would only burn CPU. */
+    const long window = 1L << 20;
+    int kept_at_window = 0;
+    /* Draws in a row that kept nothing: the space is full (or the bound too tight) long before
+     * the total cap of a big sweep is spent. */
+    const long stall = 1000L * (params->runs < 1000 ? params->runs : 1000) + 1000000L;
+    long since_kept = 0;
     rng_t rng;
     rng_seed(&rng, params->seed);
     int kept = 0;
     while (kept < params->runs) {
-        if (st.draws >= cap) {
+        if (cancel && (st.draws & 0xffff) == 0 && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+            errbuf_set(err, errlen, "sampler: cancelled after %ld draws", st.draws);
+            rc = -ECANCELED;
+            break;
+        }
+        int hopeless = 0;
+        if (st.draws > 0 && st.draws % window == 0) {
+            long gained = kept - kept_at_window;
+            hopeless = (double)(params->runs - kept) * (double)window >
+                       (double)gained * (double)(cap - st.draws);
+            kept_at_window = kept;
+        }
+        if (st.draws >= cap || since_kept >= stall || hopeless) {
             errbuf_set(
                     err, errlen,
                     "sampler: gave up after %ld draws with %d of %d mixtures: %ld over the epoch "
@@ -234,6 +268,7 @@ int sampler_sample(const sampler_params_t *params,
             break;
         }
         st.draws++;
+        since_kept++;
         double s = strengths[rng_below(&rng, (uint64_t)params->strength_steps)];
         for (int i = 0; i < k; i++)
             alpha[i] = q[i] * s;
@@ -277,6 +312,7 @@ int sampler_sample(const sampler_params_t *params,
         memcpy(out + (size_t)kept * (size_t)k, x, (size_t)k * sizeof *x);
         dedup_add(&dd, kept, key);
         kept++;
+        since_kept = 0;
     }
     if (stats)
         *stats = st;

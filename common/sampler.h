@@ -55,14 +55,25 @@ double sampler_strength(const sampler_params_t *params, int j);
 /* Draws params->runs mixtures into out (runs, k) row-major: each row sums to 1, has zeros where a
  * weight fell below min_weight, respects the epoch bound, and is at least SAMPLER_DUP_L1 (L1)
  * from every other row. Stats go to *stats when non-NULL. Returns 0; -EINVAL for bad parameters;
- * -ENOMEM; -EDOM when 1000 * runs + 1e6 draws did not yield enough mixtures (the bound or
- * min_weight is too tight for the runs asked), with the reason in err. On failure the contents
- * of out are unspecified. */
+ * -ENOMEM; -EDOM when 1000 * runs + 1e6 draws in all (above 1000 runs: 100 * runs + 2e6),
+ * or 1000 * min(runs, 1000) + 1e6 draws in a row, did not yield enough mixtures, or the rate of
+ * the last 2^20 draws could not finish within that budget (the bound or min_weight is too tight for the runs
+ * asked, or the simplex has no room for that many distinct mixtures: 2 domains hold about
+ * 2 / SAMPLER_DUP_L1), with the reason in err. On failure the contents of out are unspecified. */
 int sampler_sample(const sampler_params_t *params,
                    double *out,
                    sampler_stats_t *stats,
                    char *err,
                    size_t errlen);
+
+/* sampler_sample() that also gives up with -ECANCELED soon (within 65536 draws) after *cancel
+ * (read atomically; set by another thread, e.g. a daemon stopping) becomes non-zero. */
+int sampler_sample_cancellable(const sampler_params_t *params,
+                               double *out,
+                               sampler_stats_t *stats,
+                               const int *cancel,
+                               char *err,
+                               size_t errlen);
 
 /* The seed of proxy run `run_index` of a sweep seeded `sweep_seed`: a splitmix64 mix, distinct
  * for distinct run indices of one sweep, and unrelated to the sampler's own stream. */

@@ -593,8 +593,8 @@ static int target_fn(pctx_t *p, struct fy_node *v, const char *path, void *obj)
 static const field_t regression_fields[] = {
         F_FN("target", target_fn),
         F_ENUM(spec_regression_t, "model", model, regmodel_words),
-        F_INT(spec_regression_t, "simulate", simulate, RANGE(1, 1e9)),
-        F_INT(spec_regression_t, "top_k", top_k, RANGE(1, 1e9)),
+        F_INT(spec_regression_t, "simulate", simulate, RANGE(1, SPEC_MAX_SIMULATE)),
+        F_INT(spec_regression_t, "top_k", top_k, RANGE(1, SPEC_MAX_TOP_K)),
         F_INT(spec_regression_t, "refit_every", refit_every, RANGE(1, SPEC_MAX_RUNS)),
         F_INT(spec_regression_t, "cv_folds", cv_folds, RANGE(2, 1000)),
         F_U64(spec_regression_t, "seed", seed),
@@ -898,6 +898,68 @@ static int check_stage(pctx_t *p, const char *sect, const spec_model_t *m, const
     return 0;
 }
 
+/* Strings that end up in a rendered script or manifest (an sbatch file, an MPIJob, an mpirun
+ * argv) match a strict pattern, so a spec cannot smuggle a line, a quote or an option into one.
+ * host: [A-Za-z0-9._-]+ with an optional :SLOTS; path: [A-Za-z0-9._/+-]+ not starting with '-';
+ * namespace: a DNS-1123 label; image: an OCI reference's characters, not starting with '-'. */
+typedef enum { PAT_HOST, PAT_PATH, PAT_NAMESPACE, PAT_IMAGE } pattern_t;
+
+static bool matches(const char *s, pattern_t pat)
+{
+    size_t n = strlen(s), colon = 0;
+    if (n == 0 || n > (pat == PAT_NAMESPACE ? 63u : 253u) || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        bool ok = isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
+        switch (pat) {
+        case PAT_HOST:
+            if (ch == ':' && !colon && i > 0) {
+                colon = i;
+                ok = true;
+            } else if (colon && !isdigit(ch)) {
+                ok = false;
+            }
+            break;
+        case PAT_PATH:
+            ok = ok || ch == '/' || ch == '+';
+            break;
+        case PAT_NAMESPACE:
+            ok = islower(ch) || isdigit(ch) || (ch == '-' && i + 1 < n);
+            break;
+        case PAT_IMAGE:
+            ok = ok || ch == '/' || ch == ':' || ch == '@';
+            break;
+        }
+        if (!ok)
+            return false;
+    }
+    return !(pat == PAT_HOST && colon && colon == n - 1);
+}
+
+static int check_strings(pctx_t *p, const spec_t *s)
+{
+    char ypath[64], kpath[64];
+    for (int i = 0; i < s->target.nhosts; i++) {
+        if (!matches(s->target.hosts[i], PAT_HOST)) {
+            snprintf(ypath, sizeof ypath, "/target/hosts/%d", i);
+            snprintf(kpath, sizeof kpath, "target.hosts[%d]", i);
+            return fail(p, node_at2(p, ypath, "/target/hosts"), kpath,
+                        "must be a host name ([A-Za-z0-9._-], optional :SLOTS)");
+        }
+    }
+    if (s->target.hostfile[0] && !matches(s->target.hostfile, PAT_PATH))
+        return fail(p, node_at(p, "/target/hostfile"), "target.hostfile",
+                    "must be a path of [A-Za-z0-9._/+-] not starting with '-'");
+    if (!matches(s->target.namespace_, PAT_NAMESPACE))
+        return fail(p, node_at(p, "/target/namespace"), "target.namespace",
+                    "must be a Kubernetes namespace name ([a-z0-9-], at most 63)");
+    if (s->target.image[0] && !matches(s->target.image, PAT_IMAGE))
+        return fail(p, node_at(p, "/target/image"), "target.image",
+                    "must be an image reference ([A-Za-z0-9._/:@-]) not starting with '-'");
+    return 0;
+}
+
 static int check_all(pctx_t *p, spec_t *s, unsigned seen)
 {
     if (!(seen & 1u))
@@ -933,6 +995,12 @@ static int check_all(pctx_t *p, spec_t *s, unsigned seen)
     if (s->target.nhosts > 0 && s->target.hostfile[0])
         return fail(p, node_at(p, "/target/hostfile"), "target.hostfile",
                     "give either hosts or hostfile, not both");
+    if ((double)s->sampling.runs * s->ndomains > SPEC_MAX_WEIGHTS)
+        return fail(p, node_at2(p, "/sampling/runs", "/domains"), "sampling.runs",
+                    "runs x domains must be at most %d, got %d x %d", SPEC_MAX_WEIGHTS,
+                    s->sampling.runs, s->ndomains);
+    if (check_strings(p, s) < 0)
+        return p->rc;
     if (resolve_target(p, s) < 0 || resolve_optimum(p, s) < 0)
         return p->rc;
     return 0;

@@ -73,7 +73,9 @@ static void client__sample_work(uv_work_t *req)
         s->r = -ENOMEM;
         return;
     }
-    s->r = sampler_sample(p, s->weights, NULL, s->err, sizeof s->err);
+    /* A stopping coordinator cancels the sampling (a big or unsampleable sweep must not hold
+     * SIGTERM up); c->stopping is set atomically by daemon_stop(). */
+    s->r = sampler_sample_cancellable(p, s->weights, NULL, &s->c->stopping, s->err, sizeof s->err);
     free(p);
 }
 

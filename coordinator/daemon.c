@@ -584,7 +584,8 @@ void daemon_stop(daemon_t *d)
         daemon__flush_now(d);
     }
     if (c) {
-        c->stopping = 1;
+        /* Atomic: a sampling thread polls it (client.c) to give up. */
+        __atomic_store_n(&c->stopping, 1, __ATOMIC_RELAXED);
         refit_cancel_all(c);
         target_stop_all(c);
     }

@@ -922,6 +922,103 @@ static void test_commands(void)
     CHECK_INT_EQ(db_int("SELECT count(*) FROM attempts WHERE reason LIKE '%--allow-commands%'"), 2);
 }
 
+/* Rows 11 and 15: strings that reach a script or manifest match strict patterns (a newline in
+ * target.hosts is refused), and the spec caps hold (simulate, top_k, runs x domains). */
+static void test_spec_caps(void)
+{
+    if (start(NULL) < 0)
+        return;
+    static const char *const head = "name: caps\n"
+                                    "domains:\n  - {name: web, tokens: 1.0e9}\n"
+                                    "  - {name: code, tokens: 1.0e9}\n";
+    static const struct {
+        const char *tail, *want;
+    } bad[] = {
+            {"target: {launcher: slurm, hosts: [n1, \"n2\\nrm -rf ~\"]}\n", "target.hosts[1]"},
+            {"target: {hostfile: \"--mca plm_rsh_agent x\"}\n", "target.hostfile"},
+            {"target: {launcher: kubernetes, namespace: \"a\\nkind: Secret\"}\n",
+             "target.namespace"},
+            {"target: {launcher: kubernetes, image: \"x\\\"; touch /y\"}\n", "target.image"},
+            {"regression: {simulate: 10000001}\n", "regression.simulate"},
+            {"regression: {simulate: 1000000, top_k: 100001}\n", "regression.top_k"},
+    };
+    char spec[1024];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(spec, sizeof spec, "%s%s", head, bad[i].tail);
+        Regmix__Envelope *r = submit_rpc(spec, 5000);
+        CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                          r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_BAD_REQUEST &&
+                          strstr(r->error->message, bad[i].want),
+                  "refused naming %s: %s", bad[i].want,
+                  r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR ? r->error->message : "-");
+        frame_free(&r);
+    }
+    /* runs x domains over the cap: 40 domains x 1e6 runs. */
+    char *big = malloc(8192);
+    int n = snprintf(big, 8192, "name: caps\ndomains:\n");
+    for (int i = 0; i < 40; i++)
+        n += snprintf(big + n, (size_t)(8192 - n), "  - {name: d%d, tokens: 1.0e9}\n", i);
+    snprintf(big + n, (size_t)(8192 - n), "sampling: {runs: 1000000}\n");
+    Regmix__Envelope *r = submit_rpc(big, 5000);
+    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                      strstr(r->error->message, "runs x domains"),
+              "runs x domains capped");
+    frame_free(&r);
+    free(big);
+    coord_harness_stop(&H, SIGTERM);
+}
+
+/* Row 14: a sweep that cannot be sampled (10^6 runs over 2 domains: the line holds ~2e5
+ * distinct mixtures) fails with a clear error instead of spinning; while it samples, `status`
+ * and `list` answer at once, and SIGTERM stops the coordinator promptly. */
+static void test_unsampleable(void)
+{
+    if (start(NULL) < 0)
+        return;
+    static const char *const spec = "name: unsampleable\n"
+                                    "domains:\n  - {name: web, tokens: 1.0e9}\n"
+                                    "  - {name: code, tokens: 1.0e9}\n"
+                                    "sampling: {runs: 1000000}\n";
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    Regmix__Envelope env;
+    Regmix__SubmitRequest req = REGMIX__SUBMIT_REQUEST__INIT;
+    req.spec_yaml = (char *)spec;
+    req.spec_name = "u.yaml";
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    long long t0 = wire_now_ms();
+    uint64_t id = coord_harness_send(cl, &env);
+    long worst = 0;
+    Regmix__Envelope *r = NULL;
+    while (!r && wire_now_ms() - t0 < 50000) {
+        long ms = list_ms();
+        if (ms < 0 || ms > worst)
+            worst = ms < 0 ? 99999 : ms;
+        r = coord_harness_recv(cl, 100);
+        if (r && r->reply_to != id)
+            frame_free(&r);
+    }
+    long took = (long)(wire_now_ms() - t0);
+    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
+                      strstr(r->error->message, "sampl"),
+              "the submit fails with a sampling error (after %ld ms): %s", took,
+              r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR ? r->error->message : "-");
+    CHECK_MSG(worst < 250, "list answered within %ld ms while sampling", worst);
+    fprintf(stderr, "note: unsampleable submit refused after %ld ms, worst list %ld ms\n", took,
+            worst);
+    frame_free(&r);
+    /* SIGTERM while sampling: out within 5 s. */
+    coord_harness_send(cl, &env);
+    wire_sleep_ms(300);
+    long long t1 = wire_now_ms();
+    int st = coord_harness_stop(&H, SIGTERM);
+    long stop_ms = (long)(wire_now_ms() - t1);
+    CHECK_MSG(st == 0 && stop_ms < 5000, "SIGTERM while sampling: exit %d after %ld ms", st,
+              stop_ms);
+    zmq_close(cl);
+}
+
 typedef struct {
     const char *name;
     void (*fn)(void);
@@ -938,6 +1035,8 @@ static const rogue_case_t cases[] = {
         {"big_hello", test_big_hello},
         {"ping_flood", test_ping_flood},
         {"commands", test_commands},
+        {"spec_caps", test_spec_caps},
+        {"unsampleable", test_unsampleable},
 };
 
 int main(int argc, char **argv)

@@ -58,7 +58,7 @@ yaml_kinds() {
 import glob, os, sys
 import yaml
 want = {"namespace.yaml": ["Namespace"], "config.yaml": ["ConfigMap"],
-        "curve-secret.yaml": ["Secret"],
+        "curve-secret.yaml": ["Secret", "Secret"],
         "storage.yaml": ["PersistentVolumeClaim", "PersistentVolumeClaim"],
         "coordinator.yaml": ["Service", "Service", "StatefulSet"],
         "workers.yaml": ["Deployment"], "mpijob-target.yaml": ["MPIJob"],
@@ -71,6 +71,51 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.yaml"))):
         print("%s: kinds %s, expected %s" % (path, kinds, want.get(os.path.basename(path))))
         bad = 1
 sys.exit(bad)
+PY
+}
+
+# CURVE everywhere, each pod with only its keys: worker pods mount the regmix-curve-worker
+# Secret, which holds coordinator.pub and worker.key and nothing else (never coordinator.key or
+# an allow list); the coordinator runs with a secret key and one allow list per endpoint; the
+# systemd units load their keys as credentials.
+curve_scope() {
+    python3 - "$src" <<'PY'
+import os, sys
+import yaml
+src = sys.argv[1]
+k = os.path.join(src, "kubernetes")
+bad = []
+docs = {}
+for name in ("curve-secret.yaml", "workers.yaml", "coordinator.yaml", "config.yaml"):
+    with open(os.path.join(k, name)) as f:
+        docs[name] = [d for d in yaml.safe_load_all(f) if d]
+secrets = {d["metadata"]["name"]: d for d in docs["curve-secret.yaml"]}
+w = secrets.get("regmix-curve-worker", {})
+if sorted((w.get("stringData") or {}).keys()) != ["coordinator.pub", "worker.key"]:
+    bad.append("regmix-curve-worker must hold exactly coordinator.pub and worker.key")
+pod = docs["workers.yaml"][0]["spec"]["template"]["spec"]
+for v in pod["volumes"]:
+    sec = v.get("secret")
+    if not sec:
+        continue
+    items = sorted(i["key"] for i in sec.get("items", []))
+    if sec["secretName"] != "regmix-curve-worker" or items != ["coordinator.pub", "worker.key"]:
+        bad.append("worker volume %s mounts %s %s" % (v["name"], sec["secretName"], items))
+opts = docs["config.yaml"][0]["data"]["REGMIX_COORDINATOR_OPTS"]
+for o in ("--curve-secret-key", "--curve-allow-workers", "--curve-allow-clients"):
+    if o not in opts:
+        bad.append("REGMIX_COORDINATOR_OPTS lacks " + o)
+if "--insecure" in opts:
+    bad.append("REGMIX_COORDINATOR_OPTS has --insecure")
+for unit, need in (("regmix-coordinator.service.in", ["--curve-secret-key", "--curve-allow-workers",
+                    "--curve-allow-clients", "LoadCredential=coordinator.key"]),
+                   ("regmix-worker@.service.in", ["LoadCredential=worker.key",
+                    "REGMIX_CURVE_SECRET_KEY=%d/worker.key"])):
+    text = open(os.path.join(src, unit)).read()
+    bad += ["%s lacks %s" % (unit, n) for n in need if n not in text]
+for b in bad:
+    print(b)
+sys.exit(1 if bad else 0)
 PY
 }
 
@@ -181,6 +226,7 @@ else
 fi
 if python3 -c 'import yaml' 2>/dev/null; then
     check "kubernetes/*.yaml parse with the expected kinds" yaml_kinds
+    check "CURVE everywhere; worker pods mount only their keys" curve_scope
 else
     echo "skip: python3 with PyYAML not found"
 fi

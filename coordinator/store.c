@@ -362,12 +362,46 @@ static int store__exec_sql(sqlite3 *db, const char *sql, char *err, size_t errle
     return 0;
 }
 
+static const char *store__text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t ? (const char *)t : "";
+}
+
+/* The row loop every query shares: steps `st` (its parameters bound by the caller) for at most
+ * `max` rows (< 0: all), hands each to row(st, data) (NULL: just count) and resets `st`. Returns
+ * the number of rows read, the first negative value row() returned, or -EIO. */
+typedef int (*store__row_fn)(sqlite3_stmt *st, void *data);
+
+static int store__rows(sqlite3_stmt *st, int max, store__row_fn row, void *data)
+{
+    int n = 0, r = 0, rc = SQLITE_DONE;
+    while ((max < 0 || n < max) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (row && (r = row(st, data)) < 0)
+            break;
+        n++;
+    }
+    sqlite3_reset(st);
+    if (r < 0)
+        return r;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -EIO;
+}
+
+/* The first column of a one-row query as an integer; *(int64_t *)data keeps its value for NULL. */
+static int store__int64_row(sqlite3_stmt *st, void *data)
+{
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *(int64_t *)data = sqlite3_column_int64(st, 0);
+    return 0;
+}
+
 static int store__migrate(store_t *s, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
         return -EIO;
-    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    int64_t found = -1;
+    int version = store__rows(st, 1, store__int64_row, &found) == 1 ? (int)found : -1;
     sqlite3_finalize(st);
     if (version < 0)
         return -EIO;
@@ -569,44 +603,42 @@ int store_sweep_set_state(store_t *s, int64_t id, sweep_state_t state, int64_t n
     return store__exec(s, st);
 }
 
-static const char *store__text(sqlite3_stmt *st, int col)
+typedef struct {
+    store_sweep_cb cb;
+    void *data;
+} store__sweeps_t;
+
+static int store__sweeps_row(sqlite3_stmt *st, void *data)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t ? (const char *)t : "";
+    const store__sweeps_t *x = data;
+    store_sweep_row_t row = {
+            .id = sqlite3_column_int64(st, 0),
+            .sweep_id = store__text(st, 1),
+            .name = store__text(st, 2),
+            .spec_yaml = store__text(st, 3),
+            .spec_name = store__text(st, 4),
+            .state = states_sweep_parse(store__text(st, 5)),
+            .priority = sqlite3_column_int(st, 6),
+            .gpus = sqlite3_column_int(st, 7),
+            .max_attempts = sqlite3_column_int(st, 8),
+            .backoff_ms = sqlite3_column_int(st, 9),
+            .job = sqlite3_column_blob(st, 10),
+            .job_len = (size_t)sqlite3_column_bytes(st, 10),
+            .ndomains = sqlite3_column_int(st, 11),
+            .nruns = sqlite3_column_int(st, 12),
+            .created_ms = sqlite3_column_int64(st, 13),
+            .updated_ms = sqlite3_column_int64(st, 14),
+            .converged_after_runs = sqlite3_column_int(st, 15),
+    };
+    return x->cb(&row, x->data);
 }
 
 int store_sweeps_foreach(store_t *s, store_sweep_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_SWEEPS_ALL);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_sweep_row_t row = {
-                .id = sqlite3_column_int64(st, 0),
-                .sweep_id = store__text(st, 1),
-                .name = store__text(st, 2),
-                .spec_yaml = store__text(st, 3),
-                .spec_name = store__text(st, 4),
-                .state = states_sweep_parse(store__text(st, 5)),
-                .priority = sqlite3_column_int(st, 6),
-                .gpus = sqlite3_column_int(st, 7),
-                .max_attempts = sqlite3_column_int(st, 8),
-                .backoff_ms = sqlite3_column_int(st, 9),
-                .job = sqlite3_column_blob(st, 10),
-                .job_len = (size_t)sqlite3_column_bytes(st, 10),
-                .ndomains = sqlite3_column_int(st, 11),
-                .nruns = sqlite3_column_int(st, 12),
-                .created_ms = sqlite3_column_int64(st, 13),
-                .updated_ms = sqlite3_column_int64(st, 14),
-                .converged_after_runs = sqlite3_column_int(st, 15),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_reset(st);
-    return r;
+    store__sweeps_t x = {cb, data};
+    int r = store__rows(st, -1, store__sweeps_row, &x);
+    return r < 0 ? r : 0;
 }
 
 int store_domain_insert(
@@ -622,21 +654,25 @@ int store_domain_insert(
     return r < 0 ? r : 0;
 }
 
+typedef struct {
+    store_domain_cb cb;
+    void *data;
+} store__domains_t;
+
+static int store__domains_row(sqlite3_stmt *st, void *data)
+{
+    const store__domains_t *x = data;
+    return x->cb(sqlite3_column_int(st, 0), store__text(st, 1), sqlite3_column_double(st, 2),
+                 sqlite3_column_double(st, 3), x->data);
+}
+
 int store_domains_foreach(store_t *s, int64_t sweep, store_domain_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_DOMAINS_OF);
     sqlite3_bind_int64(st, 1, sweep);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        r = cb(sqlite3_column_int(st, 0), store__text(st, 1), sqlite3_column_double(st, 2),
-               sqlite3_column_double(st, 3), data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_reset(st);
-    return r;
+    store__domains_t x = {cb, data};
+    int r = store__rows(st, -1, store__domains_row, &x);
+    return r < 0 ? r : 0;
 }
 
 /* ---- runs ------------------------------------------------------------------------------------ */
@@ -663,20 +699,38 @@ int store_run_insert(store_t *s,
     return r < 0 ? r : 0;
 }
 
+typedef struct {
+    store_count_cb cb;
+    void *data;
+} store__run_counts_t;
+
+static int store__run_counts_row(sqlite3_stmt *st, void *data)
+{
+    const store__run_counts_t *x = data;
+    return x->cb(sqlite3_column_int64(st, 0), states_run_parse(store__text(st, 1)),
+                 sqlite3_column_int64(st, 2), x->data);
+}
+
 int store_run_counts(store_t *s, store_count_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RUN_COUNTS);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        r = cb(sqlite3_column_int64(st, 0), states_run_parse(store__text(st, 1)),
-               sqlite3_column_int64(st, 2), data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_reset(st);
-    return r;
+    store__run_counts_t x = {cb, data};
+    int r = store__rows(st, -1, store__run_counts_row, &x);
+    return r < 0 ? r : 0;
+}
+
+/* Fills *(store_queued_t **)data and moves it to the next slot. */
+static int store__queued_row(sqlite3_stmt *st, void *data)
+{
+    store_queued_t **q = data;
+    (*q)->run = sqlite3_column_int64(st, 0);
+    (*q)->sweep = sqlite3_column_int64(st, 1);
+    (*q)->idx = sqlite3_column_int(st, 2);
+    (*q)->attempts = sqlite3_column_int(st, 3);
+    (*q)->priority = sqlite3_column_int(st, 4);
+    (*q)->seed = (uint64_t)sqlite3_column_int64(st, 5);
+    (*q)++;
+    return 0;
 }
 
 int store_queue_fetch(store_t *s, int gpus, int max, store_queued_t *out)
@@ -684,37 +738,35 @@ int store_queue_fetch(store_t *s, int gpus, int max, store_queued_t *out)
     sqlite3_stmt *st = store__stmt(s, ST_QUEUE_FETCH);
     sqlite3_bind_int(st, 1, gpus);
     sqlite3_bind_int(st, 2, max);
-    int n = 0, rc;
-    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        out[n].run = sqlite3_column_int64(st, 0);
-        out[n].sweep = sqlite3_column_int64(st, 1);
-        out[n].idx = sqlite3_column_int(st, 2);
-        out[n].attempts = sqlite3_column_int(st, 3);
-        out[n].priority = sqlite3_column_int(st, 4);
-        out[n].seed = (uint64_t)sqlite3_column_int64(st, 5);
-        n++;
-    }
-    sqlite3_reset(st);
-    return n;
+    store_queued_t *next = out;
+    int n = store__rows(st, max, store__queued_row, &next);
+    return n > 0 ? n : 0;
+}
+
+typedef struct {
+    double *w;
+    int n; /* room, then how many were copied */
+} store__weights_t;
+
+static int store__weights_row(sqlite3_stmt *st, void *data)
+{
+    store__weights_t *x = data;
+    int have = sqlite3_column_bytes(st, 0) / (int)sizeof(double);
+    if (have > x->n)
+        have = x->n;
+    if (have > 0)
+        memcpy(x->w, sqlite3_column_blob(st, 0), (size_t)have * sizeof(double));
+    x->n = have > 0 ? have : 0;
+    return 0;
 }
 
 int store_run_weights(store_t *s, int64_t run, double *w, int n)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RUN_WEIGHTS);
     sqlite3_bind_int64(st, 1, run);
-    int r = -ENOENT;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        int bytes = sqlite3_column_bytes(st, 0);
-        int have = bytes / (int)sizeof(double);
-        if (have > n)
-            have = n;
-        const void *b = sqlite3_column_blob(st, 0);
-        if (have > 0)
-            memcpy(w, b, (size_t)have * sizeof(double));
-        r = have;
-    }
-    sqlite3_reset(st);
-    return r;
+    store__weights_t x = {.w = w, .n = n};
+    int r = store__rows(st, 1, store__weights_row, &x);
+    return r < 0 ? r : r == 0 ? -ENOENT : x.n;
 }
 
 int store_run_claim(store_t *s, int64_t run, int64_t attempt, int64_t now_ms)
@@ -761,6 +813,20 @@ int store_runs_move(store_t *s, int64_t sweep, run_state_t from, run_state_t to,
     return store__exec(s, st);
 }
 
+typedef struct {
+    int64_t run, live;
+    run_state_t state;
+} store__lookup_t;
+
+static int store__lookup_row(sqlite3_stmt *st, void *data)
+{
+    store__lookup_t *x = data;
+    x->run = sqlite3_column_int64(st, 0);
+    x->state = states_run_parse(store__text(st, 1));
+    x->live = sqlite3_column_int64(st, 2);
+    return 0;
+}
+
 int store_run_lookup(store_t *s,
                      int64_t sweep,
                      int idx,
@@ -771,15 +837,14 @@ int store_run_lookup(store_t *s,
     sqlite3_stmt *st = store__stmt(s, ST_RUN_LOOKUP);
     sqlite3_bind_int64(st, 1, sweep);
     sqlite3_bind_int(st, 2, idx);
-    int r = -ENOENT;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *ret_run = sqlite3_column_int64(st, 0);
-        *ret_state = states_run_parse(store__text(st, 1));
-        *ret_live = sqlite3_column_int64(st, 2);
-        r = 0;
-    }
-    sqlite3_reset(st);
-    return r;
+    store__lookup_t x = {0};
+    int r = store__rows(st, 1, store__lookup_row, &x);
+    if (r <= 0)
+        return r < 0 ? r : -ENOENT;
+    *ret_run = x.run;
+    *ret_state = x.state;
+    *ret_live = x.live;
+    return 0;
 }
 
 int store_run_set_state(store_t *s, int64_t run, run_state_t from, run_state_t to, int64_t now_ms)
@@ -792,26 +857,31 @@ int store_run_set_state(store_t *s, int64_t run, run_state_t from, run_state_t t
     return store__exec(s, st);
 }
 
+typedef struct {
+    store_retry_cb cb;
+    void *data;
+} store__retry_t;
+
+static int store__retry_row(sqlite3_stmt *st, void *data)
+{
+    const store__retry_t *x = data;
+    x->cb(sqlite3_column_int64(st, 0), x->data);
+    return 0;
+}
+
 int store_runs_retry_due(store_t *s, int64_t now_ms, store_retry_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RUNS_RETRY);
     sqlite3_bind_int64(st, 1, now_ms);
-    int n = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cb(sqlite3_column_int64(st, 0), data);
-        n++;
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? n : -EIO;
+    store__retry_t x = {cb, data};
+    return store__rows(st, -1, store__retry_row, &x);
 }
 
 int64_t store_runs_next_retry(store_t *s)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RUNS_NEXT_RETRY);
     int64_t t = INT64_MAX;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        t = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    store__rows(st, 1, store__int64_row, &t);
     return t;
 }
 
@@ -820,8 +890,8 @@ int64_t store_runs_next_retry(store_t *s)
 int64_t store_attempt_max_id(store_t *s)
 {
     sqlite3_stmt *st = store__stmt(s, ST_ATTEMPT_MAX);
-    int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
+    int64_t id = 0;
+    store__rows(st, 1, store__int64_row, &id);
     return id;
 }
 
@@ -881,29 +951,33 @@ int store_attempt_failed(store_t *s,
     return store__exec(s, st);
 }
 
+typedef struct {
+    store_attempt_cb cb;
+    void *data;
+} store__attempts_live_t;
+
+static int store__attempts_live_row(sqlite3_stmt *st, void *data)
+{
+    const store__attempts_live_t *x = data;
+    store_attempt_row_t row = {
+            .id = sqlite3_column_int64(st, 0),
+            .run = sqlite3_column_int64(st, 1),
+            .sweep = sqlite3_column_int64(st, 2),
+            .run_idx = sqlite3_column_int(st, 3),
+            .attempt_no = sqlite3_column_int(st, 4),
+            .worker = store__text(st, 5),
+            .state = states_attempt_parse(store__text(st, 6)),
+            .gpu_indices = store__text(st, 7),
+    };
+    return x->cb(&row, x->data);
+}
+
 int store_attempts_live(store_t *s, store_attempt_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_ATTEMPTS_LIVE);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_attempt_row_t row = {
-                .id = sqlite3_column_int64(st, 0),
-                .run = sqlite3_column_int64(st, 1),
-                .sweep = sqlite3_column_int64(st, 2),
-                .run_idx = sqlite3_column_int(st, 3),
-                .attempt_no = sqlite3_column_int(st, 4),
-                .worker = store__text(st, 5),
-                .state = states_attempt_parse(store__text(st, 6)),
-                .gpu_indices = store__text(st, 7),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_reset(st);
-    return r;
+    store__attempts_live_t x = {cb, data};
+    int r = store__rows(st, -1, store__attempts_live_row, &x);
+    return r < 0 ? r : 0;
 }
 
 /* ---- results and progress ---------------------------------------------------------------------- */
@@ -932,38 +1006,42 @@ int store_result_insert(store_t *s,
     return store__exec(s, st);
 }
 
+typedef struct {
+    store_result_cb cb;
+    void *data;
+} store__results_t;
+
+static int store__results_row(sqlite3_stmt *st, void *data)
+{
+    const store__results_t *x = data;
+    store_result_row_t row = {
+            .run_idx = sqlite3_column_int(st, 0),
+            .attempt_no = sqlite3_column_int(st, 1),
+            .worker = store__text(st, 2),
+            .weights = sqlite3_column_blob(st, 3),
+            .nweights = sqlite3_column_bytes(st, 3) / (int)sizeof(double),
+            .losses_json = store__text(st, 4),
+            .seconds = sqlite3_column_double(st, 5),
+    };
+    return x->cb(&row, x->data);
+}
+
 int store_results_foreach(store_t *s, int64_t sweep, store_result_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RESULTS_OF);
     sqlite3_bind_int64(st, 1, sweep);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_result_row_t row = {
-                .run_idx = sqlite3_column_int(st, 0),
-                .attempt_no = sqlite3_column_int(st, 1),
-                .worker = store__text(st, 2),
-                .weights = sqlite3_column_blob(st, 3),
-                .nweights = sqlite3_column_bytes(st, 3) / (int)sizeof(double),
-                .losses_json = store__text(st, 4),
-                .seconds = sqlite3_column_double(st, 5),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_reset(st);
-    return r;
+    store__results_t x = {cb, data};
+    int r = store__rows(st, -1, store__results_row, &x);
+    return r < 0 ? r : 0;
 }
 
 int store_results_count(store_t *s, int64_t sweep)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RESULTS_COUNT);
     sqlite3_bind_int64(st, 1, sweep);
-    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -EIO;
-    sqlite3_reset(st);
-    return n;
+    int64_t n = -EIO;
+    int r = store__rows(st, 1, store__int64_row, &n);
+    return r == 1 ? (int)n : -EIO;
 }
 
 int store_progress_insert(store_t *s,
@@ -1016,32 +1094,36 @@ int store_worker_delete(store_t *s, const char *worker_id)
     return r < 0 ? r : 0;
 }
 
+typedef struct {
+    store_worker_cb cb;
+    void *data;
+} store__workers_t;
+
+static int store__workers_row(sqlite3_stmt *st, void *data)
+{
+    const store__workers_t *x = data;
+    store_worker_row_t row = {
+            .worker_id = store__text(st, 0),
+            .host = store__text(st, 1),
+            .boot_id = store__text(st, 2),
+            .gpus_json = store__text(st, 3),
+            .state = states_worker_parse(store__text(st, 4)),
+            .software_version = store__text(st, 5),
+            .slots = sqlite3_column_int(st, 6),
+            .consecutive_failures = sqlite3_column_int(st, 7),
+            .last_seen_ms = sqlite3_column_int64(st, 8),
+            .done = sqlite3_column_int64(st, 9),
+            .failed = sqlite3_column_int64(st, 10),
+    };
+    return x->cb(&row, x->data);
+}
+
 int store_workers_foreach(store_t *s, store_worker_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_WORKERS_ALL);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_worker_row_t row = {
-                .worker_id = store__text(st, 0),
-                .host = store__text(st, 1),
-                .boot_id = store__text(st, 2),
-                .gpus_json = store__text(st, 3),
-                .state = states_worker_parse(store__text(st, 4)),
-                .software_version = store__text(st, 5),
-                .slots = sqlite3_column_int(st, 6),
-                .consecutive_failures = sqlite3_column_int(st, 7),
-                .last_seen_ms = sqlite3_column_int64(st, 8),
-                .done = sqlite3_column_int64(st, 9),
-                .failed = sqlite3_column_int64(st, 10),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_reset(st);
-    return r;
+    store__workers_t x = {cb, data};
+    int r = store__rows(st, -1, store__workers_row, &x);
+    return r < 0 ? r : 0;
 }
 
 /* ---- fits ------------------------------------------------------------------------------------ */
@@ -1076,32 +1158,36 @@ static double store__real(sqlite3_stmt *st, int col)
     return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
 }
 
+typedef struct {
+    store_fit_cb cb;
+    void *data;
+} store__fits_t;
+
+static int store__fits_row(sqlite3_stmt *st, void *data)
+{
+    const store__fits_t *x = data;
+    store_fit_row_t row = {
+            .sweep = sqlite3_column_int64(st, 0),
+            .fit_no = sqlite3_column_int(st, 1),
+            .runs_used = sqlite3_column_int(st, 2),
+            .model = store__text(st, 3),
+            .metrics_json = store__text(st, 4),
+            .proposal_json = store__text(st, 5),
+            .predicted = store__real(st, 6),
+            .l1_moved = store__real(st, 7),
+            .seconds = store__real(st, 8),
+            .created_ms = sqlite3_column_int64(st, 9),
+    };
+    return x->cb(&row, x->data);
+}
+
 int store_fits_foreach(store_t *s, int64_t sweep, store_fit_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_FITS_OF);
     sqlite3_bind_int64(st, 1, sweep);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_fit_row_t row = {
-                .sweep = sqlite3_column_int64(st, 0),
-                .fit_no = sqlite3_column_int(st, 1),
-                .runs_used = sqlite3_column_int(st, 2),
-                .model = store__text(st, 3),
-                .metrics_json = store__text(st, 4),
-                .proposal_json = store__text(st, 5),
-                .predicted = store__real(st, 6),
-                .l1_moved = store__real(st, 7),
-                .seconds = store__real(st, 8),
-                .created_ms = sqlite3_column_int64(st, 9),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_reset(st);
-    return r;
+    store__fits_t x = {cb, data};
+    int r = store__rows(st, -1, store__fits_row, &x);
+    return r < 0 ? r : 0;
 }
 
 int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms)
@@ -1138,35 +1224,39 @@ int store_target_upsert(store_t *s, const store_target_row_t *row)
     return r < 0 ? r : 0;
 }
 
+typedef struct {
+    store_target_cb cb;
+    void *data;
+} store__targets_t;
+
+static int store__targets_row(sqlite3_stmt *st, void *data)
+{
+    const store__targets_t *x = data;
+    store_target_row_t row = {
+            .sweep = sqlite3_column_int64(st, 0),
+            .role = store__text(st, 1),
+            .state = states_target_parse(store__text(st, 2)),
+            .launcher = store__text(st, 3),
+            .ranks = sqlite3_column_int(st, 4),
+            .pid = sqlite3_column_int64(st, 5),
+            .log_path = store__text(st, 6),
+            .weights_json = store__text(st, 7),
+            .losses_json = store__text(st, 8),
+            .objective = store__real(st, 9),
+            .step = sqlite3_column_int64(st, 10),
+            .loss = store__real(st, 11),
+            .detail = store__text(st, 12),
+            .created_ms = sqlite3_column_int64(st, 13),
+            .updated_ms = sqlite3_column_int64(st, 14),
+            .handle = store__text(st, 15),
+    };
+    return x->cb(&row, x->data);
+}
+
 int store_targets_foreach(store_t *s, store_target_cb cb, void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_TARGETS_ALL);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_target_row_t row = {
-                .sweep = sqlite3_column_int64(st, 0),
-                .role = store__text(st, 1),
-                .state = states_target_parse(store__text(st, 2)),
-                .launcher = store__text(st, 3),
-                .ranks = sqlite3_column_int(st, 4),
-                .pid = sqlite3_column_int64(st, 5),
-                .log_path = store__text(st, 6),
-                .weights_json = store__text(st, 7),
-                .losses_json = store__text(st, 8),
-                .objective = store__real(st, 9),
-                .step = sqlite3_column_int64(st, 10),
-                .loss = store__real(st, 11),
-                .detail = store__text(st, 12),
-                .created_ms = sqlite3_column_int64(st, 13),
-                .updated_ms = sqlite3_column_int64(st, 14),
-                .handle = store__text(st, 15),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_reset(st);
-    return r;
+    store__targets_t x = {cb, data};
+    int r = store__rows(st, -1, store__targets_row, &x);
+    return r < 0 ? r : 0;
 }

@@ -198,6 +198,9 @@ static inline void h_result(harness_t *h,
     }
     frame_envelope_init(&env, 0);
     res.attempt_id = attempt;
+    /* the run the attempt was assigned (0 when it is not live: the RESULT is fenced anyway) */
+    attempt_t *a = attempt_table_get(h->c->attempts, (int64_t)attempt);
+    res.run_id = a ? (uint64_t)a->run : 0;
     res.n_losses = (size_t)n;
     res.losses = dvp;
     res.seconds = 0.5;

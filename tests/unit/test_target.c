@@ -67,7 +67,7 @@ static sweep_t *fitted(harness_t *h, const char *spec)
         double l[2] = {3.0 - w[i], 3.0};
         h_result(h, 'a', ids[i], names, l, 2);
     }
-    CHECK(h_run_until(h, fit_idle, 30000));
+    CHECK(h_run_until(h, fit_idle, 10000));
     h_flush(h);
     CHECK_INT_EQ(sw->nfits, 1);
     CHECK_INT_EQ(sw->state, SWEEP_STATE_DONE);
@@ -87,10 +87,16 @@ static const Regmix__Envelope *launch(harness_t *h, const sweep_t *sw)
     return h->nsent ? h->sent[h->nsent - 1] : NULL;
 }
 
+/* launcher: command runs only where the operator allows commands. */
+static void allow_commands(coord_config_t *cfg)
+{
+    cfg->allow_commands = 1;
+}
+
 static void test_launch_done(void)
 {
     harness_t h;
-    if (h_open(&h, NULL) < 0) {
+    if (h_open(&h, allow_commands) < 0) {
         CHECK(0);
         return;
     }
@@ -113,7 +119,7 @@ static void test_launch_done(void)
     rep = launch(&h, sw);
     CHECK(rep && rep->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
           rep->error->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT);
-    CHECK(h_run_until(&h, target_ended, 30000));
+    CHECK(h_run_until(&h, target_ended, 10000));
     CHECK_INT_EQ(g_t->state, TARGET_STATE_DONE);
     CHECK(strstr(g_t->losses_json, "\"web\":1.5") != NULL);
     CHECK_NEAR(g_t->objective, 1.5, 1e-12); /* regression.target: web */
@@ -142,7 +148,7 @@ static int count_rows(const store_target_row_t *row, void *data)
 static void test_launch_failed_and_restart(void)
 {
     harness_t h;
-    if (h_open(&h, NULL) < 0) {
+    if (h_open(&h, allow_commands) < 0) {
         CHECK(0);
         return;
     }
@@ -156,13 +162,13 @@ static void test_launch_failed_and_restart(void)
     g_t = coord_target_find(h.c, sw->id, "target");
     if (!g_t)
         goto out;
-    CHECK(h_run_until(&h, target_ended, 30000));
+    CHECK(h_run_until(&h, target_ended, 10000));
     CHECK_INT_EQ(g_t->state, TARGET_STATE_FAILED);
     CHECK(g_t->detail && strstr(g_t->detail, "exit status 3") != NULL);
     /* A failed target may be launched again (by a request), and fails again. */
     CHECK_INT_EQ(target_launch(h.c, sw, err, sizeof err), 1);
     CHECK_INT_EQ(g_t->state, TARGET_STATE_RUNNING);
-    CHECK(h_run_until(&h, target_ended, 30000));
+    CHECK(h_run_until(&h, target_ended, 10000));
     CHECK_INT_EQ(g_t->state, TARGET_STATE_FAILED);
 
     /* A row still running at start belonged to the previous coordinator: failed, not

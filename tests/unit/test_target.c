@@ -3,8 +3,9 @@
  * a real store without a daemon (coord_harness.h), with real child processes (launcher: command,
  * `sh -c`) on the harness's loop: a launch needs a fit; the row is pending, then running with a
  * pid, then done with the losses and the objective the result line reports, or failed with the
- * exit status; a second launch is refused (CONFLICT); a row found running at start is failed and
- * not relaunched; a move the life cycle does not allow is refused and changes nothing.
+ * exit status; a second launch is refused (CONFLICT); a row found running at start without a
+ * job handle to follow is failed and not relaunched; a move the life cycle does not allow is
+ * refused and changes nothing.
  */
 #include <unistd.h>
 
@@ -171,7 +172,7 @@ static void test_launch_failed_and_restart(void)
     CHECK(h_run_until(&h, target_ended, 10000));
     CHECK_INT_EQ(g_t->state, TARGET_STATE_FAILED);
 
-    /* A row still running at start belonged to the previous coordinator: failed, not
+    /* A row still running at start, with no job handle to follow: failed, not
      * relaunched. */
     store_target_row_t row = {.sweep = sw->id,
                               .role = "baseline",
@@ -196,7 +197,7 @@ static void test_launch_failed_and_restart(void)
     CHECK(b != NULL);
     if (b) {
         CHECK_INT_EQ(b->state, TARGET_STATE_FAILED);
-        CHECK(b->detail && strstr(b->detail, "restarted") != NULL);
+        CHECK(b->detail && strstr(b->detail, "coordinator stopped") != NULL);
         CHECK(b->run == NULL);
     }
     h_flush(&h);

@@ -337,9 +337,17 @@ static void kv_att_rows(float *restrict dst,
                         int hdp,
                         float alpha)
 {
-    for (int j = 0; j < rows; j++)
-        for (int c = 0; c < hdp; c++)
-            dst[(long)j * hdp + c] = j < t && c < hd ? src[j * ld + c] * alpha : 0.0f;
+    for (int j = 0; j < t; j++) {
+        float *restrict dj = dst + (long)j * hdp;
+        const float *restrict sj = src + j * ld;
+#pragma omp simd
+        for (int c = 0; c < hd; c++)
+            dj[c] = sj[c] * alpha;
+        for (int c = hd; c < hdp; c++)
+            dj[c] = 0.0f;
+    }
+    if (rows > t)
+        memset(dst + (long)t * hdp, 0, sizeof(float) * (size_t)(rows - t) * hdp);
 }
 
 /* Copies one head's rows (T, hd) of stride ld into the transpose (hd, tp), zero padded. Reads

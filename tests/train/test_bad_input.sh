@@ -1,6 +1,7 @@
 #!/bin/bash
 # test_bad_input: bad shards (wrong magic, truncated, token >= vocab), a glob that matches
-# nothing, weights for an unknown domain and bad flags exit 2 with a message naming the culprit.
+# nothing, weights for an unknown domain, bad flags and unknown REGMIX_TRAIN_ISA/GEMM values exit 2
+# with a message naming the culprit.
 TRAIN=$1
 . "$(dirname "$0")/lib.sh"
 "$PY" - "$TMP" <<'PYEOF'
@@ -35,6 +36,8 @@ expect2 "zero mixture" "zero" --train a="$TMP/good.bin" --weights a=0
 expect2 "unknown flag" "bogus" --train a="$TMP/good.bin" --bogus 1
 expect2 "bad number" "--lr" --train a="$TMP/good.bin" --lr fast
 expect2 "missing shape" "--layers" --train a="$TMP/good.bin" --layers 0
+REGMIX_TRAIN_ISA=sse9 expect2 "unknown kernel path" "REGMIX_TRAIN_ISA=sse9" --train a="$TMP/good.bin"
+REGMIX_TRAIN_GEMM=mkl expect2 "unknown gemm library" "REGMIX_TRAIN_GEMM=mkl" --train a="$TMP/good.bin"
 # The good shard trains, as raw uint16 too (its header then reads as tokens < 256? no: use a raw file).
 "$PY" -c "
 import struct,sys; open(sys.argv[1],'wb').write(struct.pack('<300H', *[i % 256 for i in range(300)]))" \

@@ -88,7 +88,10 @@ done
 kill9_coord
 note "coordinator killed -9 in state $st"
 start_coord --allow-commands
-sleep 3 # a relaunch, if there were one, would have happened by now
+# The restarted coordinator follows sweep 2's target to its end (a relaunch, if there were one,
+# is decided when it loads the sweep, long before that): wait for the end, not for a while.
+target2_done() { ctl target "$SW2" --json | jq -e '[.targets[] | select(.role == "target")] | length >= 1 and all(.state == "done" or .state == "failed")' >/dev/null; }
+wait_for "sweep 2's target followed to its end after the restart" 30 target2_done
 expect_eq "sweep 2 still converged after the restart" "$(status_field "$SW2" .converged)" true
 expect_eq "launches of sweep 2" "$(wc -l <"$T/launches-conv-b" 2>/dev/null || echo 0)" 1
 ctl target "$SW2" --json | jq -e '.targets | length == 1' >/dev/null ||

@@ -469,12 +469,16 @@ static void test_cancel(void)
 static void test_cancel_escalates_to_sigkill(void)
 {
     /* A job that ignores SIGTERM is killed after the grace period (--kill-grace-ms 500). */
-    assign_command(22, 12, 1, "trap '' TERM; sleep 30 & wait; sleep 30");
+    assign_command(22, 12, 1, "trap '' TERM; touch trapped; sleep 30 & wait; sleep 30");
     Regmix__Envelope *s = expect(REGMIX__ENVELOPE__BODY_STARTED, 3000);
     CHECK(s != NULL);
     int pid = s ? (int)s->started->pid : 0;
     frame_free(&s);
-    wire_sleep_ms(200); /* let the shell install its trap */
+    /* Cancel once the shell has installed its trap: it says so by a file in its job directory. */
+    char trapped[512];
+    snprintf(trapped, sizeof trapped, "%s/sw1/12-2/trapped", workdir);
+    CHECK_MSG(file_exists_within(trapped, 1, 3000), "the job never installed its trap: %s",
+              trapped);
     Regmix__Envelope env;
     Regmix__Cancel c = REGMIX__CANCEL__INIT;
     frame_envelope_init(&env, 0);

@@ -387,10 +387,11 @@ static void target__poll(target_t *t)
                 o = launcher_tail_outcome(t->tail);
             }
             target__end(t, o && o->has_result ? FOLLOW_DONE : FOLLOW_FAILED,
-                        o && o->has_result ? "its process ended while a previous coordinator "
-                                             "watched it"
-                                           : "its process ended while no coordinator watched it, "
-                                             "without a result line");
+                        o && o->has_result ? "its process ended (followed by pid after a "
+                                             "coordinator restart)"
+                                           : "its process ended without a result line "
+                                             "(followed by pid after a coordinator restart: "
+                                             "its exit status is not known)");
         }
         t->next_poll_mono = clock_mono_ms() + t->c->cfg.target_poll_ms;
         return;

@@ -33,8 +33,7 @@ static const char *const states__sweep[SWEEP_STATE__COUNT] = {
 static const char *const states__attempt[ATTEMPT_STATE__COUNT] = {
         "unspecified", "leased", "running", "done", "failed", "lost", "cancelled"};
 static const char *const states__target[TARGET_STATE__COUNT] = {
-        "unspecified", "pending", "running", "submitting",
-        "submitted",   "done",    "failed",  "cancelled"};
+        "unspecified", "pending", "running", "done", "failed", "cancelled"};
 static const char *const states__worker[WORKER_STATE__COUNT] = {"unspecified", "connected", "lost",
                                                                 "draining", "quarantined"};
 
@@ -132,14 +131,10 @@ static const unsigned states__attempt_next[ATTEMPT_STATE__COUNT] = {
 
 static const unsigned states__target_next[TARGET_STATE__COUNT] = {
         [TARGET_STATE_UNSPECIFIED] = B(TARGET_STATE_PENDING),
-        [TARGET_STATE_PENDING] = B(TARGET_STATE_RUNNING) | B(TARGET_STATE_SUBMITTING) |
-                                 B(TARGET_STATE_FAILED) | B(TARGET_STATE_CANCELLED),
+        [TARGET_STATE_PENDING] =
+                B(TARGET_STATE_RUNNING) | B(TARGET_STATE_FAILED) | B(TARGET_STATE_CANCELLED),
         [TARGET_STATE_RUNNING] =
                 B(TARGET_STATE_DONE) | B(TARGET_STATE_FAILED) | B(TARGET_STATE_CANCELLED),
-        [TARGET_STATE_SUBMITTING] =
-                B(TARGET_STATE_SUBMITTED) | B(TARGET_STATE_FAILED) | B(TARGET_STATE_CANCELLED),
-        [TARGET_STATE_SUBMITTED] = B(TARGET_STATE_RUNNING) | B(TARGET_STATE_DONE) |
-                                   B(TARGET_STATE_FAILED) | B(TARGET_STATE_CANCELLED),
         [TARGET_STATE_FAILED] = B(TARGET_STATE_PENDING),
         [TARGET_STATE_CANCELLED] = B(TARGET_STATE_PENDING),
 };
@@ -189,8 +184,7 @@ int states_sweep_open(sweep_state_t s)
 
 int states_target_launched(target_state_t s)
 {
-    return s == TARGET_STATE_PENDING || s == TARGET_STATE_RUNNING || s == TARGET_STATE_SUBMITTING ||
-           s == TARGET_STATE_SUBMITTED || s == TARGET_STATE_DONE;
+    return s == TARGET_STATE_PENDING || s == TARGET_STATE_RUNNING || s == TARGET_STATE_DONE;
 }
 
 int states_target_final(target_state_t s)

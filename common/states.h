@@ -13,9 +13,10 @@
  *   sweep:   running -> converged | done | failed | cancelled; converged -> cancelled;
  *            done -> converged (its last refit converged after every run finished)
  *   attempt: leased -> running -> done | failed | lost | cancelled (leased may end directly)
- *   target:  pending -> running | submitting | failed | cancelled;
- *            running -> done | failed | cancelled; submitting -> submitted | failed | cancelled;
- *            submitted -> running | done | failed | cancelled; failed -> pending (relaunch)
+ *   target:  pending -> running | failed | cancelled; running -> done | failed | cancelled;
+ *            failed | cancelled -> pending (relaunch). One life cycle for every launcher:
+ *            pending is "committed, submitted, or queued by Slurm/Kubernetes", running is "the
+ *            job runs" (coordinator/target.h)
  *   worker:  connected | lost | draining | quarantined (derived flags, not a stored machine)
  *
  * Nothing here allocates; the names are static strings.
@@ -58,10 +59,8 @@ typedef enum attempt_state {
 
 typedef enum target_state {
     TARGET_STATE_UNSPECIFIED = 0,
-    TARGET_STATE_PENDING,    /* row committed, nothing spawned yet */
-    TARGET_STATE_RUNNING,    /* our child process runs it */
-    TARGET_STATE_SUBMITTING, /* sbatch / kubectl runs */
-    TARGET_STATE_SUBMITTED,  /* handed to a scheduler outside */
+    TARGET_STATE_PENDING, /* row committed; submitted or queued, not started yet */
+    TARGET_STATE_RUNNING, /* the job runs (our child, a Slurm job, an MPIJob) */
     TARGET_STATE_DONE,
     TARGET_STATE_FAILED,
     TARGET_STATE_CANCELLED,
@@ -104,7 +103,7 @@ int states_run_live(run_state_t s);
 /* A sweep that still hands out runs (running or converged). */
 int states_sweep_open(sweep_state_t s);
 /* A target that is launched and must not be launched again on its own (pending, running,
- * submitting, submitted, done). */
+ * done). */
 int states_target_launched(target_state_t s);
 /* A target whose life cycle ended (done, failed, cancelled). */
 int states_target_final(target_state_t s);

@@ -230,6 +230,83 @@ static void test_retry_and_savepoint(void)
     sqlite3_close(db);
 }
 
+typedef struct seen_targets {
+    int n;
+    char state[2][16], handle[2][32], detail[2][200];
+} seen_targets_t;
+
+static int seen_target(const store_target_row_t *row, void *data)
+{
+    seen_targets_t *st = data;
+    if (st->n < 2) {
+        snprintf(st->state[st->n], sizeof st->state[0], "%s", states_target_name(row->state));
+        snprintf(st->handle[st->n], sizeof st->handle[0], "%s", row->handle ? row->handle : "");
+        snprintf(st->detail[st->n], sizeof st->detail[0], "%s", row->detail ? row->detail : "");
+    }
+    st->n++;
+    return 0;
+}
+
+/* Targets keep their job's handle; migration 4 moves the rows of the old submit-only life
+ * cycle (submitting, submitted: no job id was kept) to failed with the reason. */
+static void test_target_handles_and_migration(void)
+{
+    store_t *s = NULL;
+    char err[256] = "";
+    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
+    if (!s)
+        return;
+    int64_t sweep = add_sweep(s, "targets", 0, 0, 1);
+    store_target_row_t row = {.sweep = sweep,
+                              .role = "baseline",
+                              .state = TARGET_STATE_RUNNING,
+                              .launcher = "slurm",
+                              .ranks = 2,
+                              .objective = NAN,
+                              .loss = NAN,
+                              .detail = "Slurm job 7: RUNNING",
+                              .created_ms = 1,
+                              .updated_ms = 2,
+                              .handle = "slurm:7"};
+    CHECK_INT_EQ(store_target_upsert(s, &row), 0);
+    row.role = "target";
+    row.state = TARGET_STATE_PENDING;
+    row.handle = "mpijob:ns/x";
+    CHECK_INT_EQ(store_target_upsert(s, &row), 0);
+    CHECK_INT_EQ(store_commit(s), 0);
+    seen_targets_t st = {0};
+    CHECK_INT_EQ(store_targets_foreach(s, seen_target, &st), 0);
+    CHECK_INT_EQ(st.n, 2);
+    CHECK_STR_EQ(st.handle[0], "slurm:7"); /* ORDER BY sweep, role: baseline first */
+    CHECK_STR_EQ(st.state[0], "running");
+    CHECK_STR_EQ(st.handle[1], "mpijob:ns/x");
+    store_close(&s);
+    /* The same rows as a version-3 database with the old words wrote them. */
+    sqlite3 *db = NULL;
+    sqlite3_open(path, &db);
+    CHECK_INT_EQ(sqlite3_exec(db,
+                              "ALTER TABLE targets DROP COLUMN handle;"
+                              "UPDATE targets SET state = 'submitted' WHERE role = 'baseline';"
+                              "UPDATE targets SET state = 'submitting' WHERE role = 'target';"
+                              "PRAGMA user_version = 3;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_MSG(store_open(path, &s, err, sizeof err) == 0, "%s", err);
+    if (!s)
+        return;
+    CHECK_INT_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+    memset(&st, 0, sizeof st);
+    CHECK_INT_EQ(store_targets_foreach(s, seen_target, &st), 0);
+    CHECK_INT_EQ(st.n, 2);
+    for (int i = 0; i < 2; i++) {
+        CHECK_STR_EQ(st.state[i], "failed");
+        CHECK_STR_EQ(st.handle[i], "");
+        CHECK(strstr(st.detail[i], "cannot be followed") != NULL);
+    }
+    store_close(&s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -238,6 +315,7 @@ int main(void)
     }
     snprintf(path, sizeof path, "%s/regmix.db", dir);
     TEST_RUN(test_migrations_idempotent);
+    TEST_RUN(test_target_handles_and_migration);
     TEST_RUN(test_claim_result_fencing);
     TEST_RUN(test_queue_order_and_gpus);
     TEST_RUN(test_retry_and_savepoint);

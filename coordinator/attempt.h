@@ -1,8 +1,9 @@
 /*
- * attempt: the coordinator's live attempts (leased or running) in memory, a hash table by
- * attempt id with intrusive chaining (DESIGN.md §4.3). An attempt also sits on one list: its
- * worker's (worker.attempts) or, after a coordinator restart and until its worker says HELLO, the
- * orphans list. The table does not own the attempts; coord_attempt_drop() frees them.
+ * attempt: the coordinator's live attempts (leased or running) in memory, a hash table by attempt
+ * id with intrusive chaining (docs/protocol.md, jobs, attempts and fencing). An attempt also sits
+ * on one list: its worker's (worker.attempts) or, after a coordinator restart and until its worker
+ * says HELLO, the orphans list. The table does not own the attempts; coord_attempt_drop() frees
+ * them.
  */
 #ifndef REGMIX_COORD_ATTEMPT_H
 #define REGMIX_COORD_ATTEMPT_H

@@ -1,6 +1,6 @@
 /*
  * auth: CURVE on the coordinator's endpoints, the ZAP handler that checks peers against an
- * allow list per endpoint, and the protected-mode check at start (DESIGN.md §9).
+ * allow list per endpoint, and the protected-mode check at start (docs/protocol.md, transport).
  *
  * When a secret key is configured both ROUTERs become CURVE servers (their public key derives
  * from it), each in its own ZAP domain ("workers", "clients"), so a worker's key is not a

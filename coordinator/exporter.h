@@ -1,12 +1,12 @@
 /*
- * exporter: the coordinator's HTTP endpoint for metrics and probes (DESIGN.md §8): GET /metrics
- * (Prometheus text: sweeps, runs and workers by state, live attempts, counters), GET /healthz
- * ("ok" while the loop runs), and the read-only dashboard: GET / and /api/... (dashboard.h,
- * docs/dashboard.md). At most 64 connections, 16 per client address, each closed after 10 s
- * idle; responses are bounded by dashboard.h's page limits. libmicrohttpd runs without threads
- * of its own: its epoll fd is watched by the loop, so every request is answered on the loop
- * thread and reads the daemon's state without locks. Built from exporter_mhd.c with
- * libmicrohttpd, else exporter_none.c, whose exporter_start() fails with -ENOTSUP.
+ * exporter: the coordinator's HTTP endpoint for metrics and probes (docs/dashboard.md): GET
+ * /metrics (Prometheus text: sweeps, runs and workers by state, live attempts, counters), GET
+ * /healthz ("ok" while the loop runs), and the read-only dashboard: GET / and /api/...
+ * (dashboard.h, docs/dashboard.md). At most 64 connections, 16 per client address, each closed
+ * after 10 s idle; responses are bounded by dashboard.h's page limits. libmicrohttpd runs without
+ * threads of its own: its epoll fd is watched by the loop, so every request is answered on the loop
+ * thread and reads the daemon's state without locks. Built from exporter_mhd.c with libmicrohttpd,
+ * else exporter_none.c, whose exporter_start() fails with -ENOTSUP.
  */
 #ifndef REGMIX_COORD_EXPORTER_H
 #define REGMIX_COORD_EXPORTER_H

@@ -1,11 +1,12 @@
 /*
- * refit: the coordinator's side of the fit pipeline (common/fitpipe.h, DESIGN.md §3.6). After
- * each stored result it asks fitpipe_should_refit(); when yes it snapshots the sweep's results
- * from the store (loop thread), runs the refit in libuv's thread pool (fitpipe_queue), and on its completion
- * (loop thread) stores the fit as the next fit number, tells the sweep's watchers ("fit"), and
- * when the verdict is converged marks the sweep converged ("converged"; remaining runs cancelled
- * when the spec says on_converge: cancel). At most one refit per sweep is in flight. Target launch
- * (`launch: auto`) is not hooked up yet: it is logged as such.
+ * refit: the coordinator's side of the fit pipeline (common/fitpipe.h, docs/method.md). After each
+ * stored result it asks fitpipe_should_refit(); when yes it snapshots the sweep's results from the
+ * store (loop thread), runs the refit in libuv's thread pool (fitpipe_queue), and on its completion
+ * (loop thread) stores the fit as the next fit number, tells the sweep's watchers ("fit"), and when
+ * the verdict is converged marks the sweep converged ("converged"; remaining runs cancelled when
+ * the spec says on_converge: cancel; transition.h makes both changes). With `launch: auto` a
+ * converged sweep launches its target at once (target_launch(); already launched is not an error,
+ * any other failure is logged). At most one refit per sweep is in flight.
  */
 #ifndef REGMIX_COORD_REFIT_H
 #define REGMIX_COORD_REFIT_H

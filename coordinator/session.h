@@ -1,5 +1,5 @@
 /*
- * session: the worker endpoint (DESIGN.md §4.2–4.3), a state machine per worker.
+ * session: the worker endpoint (docs/protocol.md, worker session), a state machine per worker.
  *
  *   unknown  --HELLO-->  connected  (WELCOME; held attempts re-adopted or abandoned)
  *   unknown  --other-->  Error UNKNOWN_WORKER (the worker must HELLO again)

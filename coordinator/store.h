@@ -1,5 +1,5 @@
 /*
- * store: the coordinator's SQLite database (DESIGN.md §5), one file in WAL mode that only the
+ * store: the coordinator's SQLite database (docs/store.md), one file in WAL mode that only the
  * coordinator opens (an flock on the file keeps a second coordinator out).
  *
  * The schema is created and upgraded by numbered migrations at open (PRAGMA user_version); every

@@ -1,5 +1,5 @@
 /*
- * target: the coordinator's side of the target launch (launcher.h, DESIGN.md §7).
+ * target: the coordinator's side of the target launch (launcher.h, docs/architecture.md).
  *
  * target_launch() launches the sweep's target run on its last fit's proposal (and, with
  * `baseline: prior`, a baseline on the token prior) through the spec's launcher. Every launcher

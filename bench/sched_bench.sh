@@ -14,8 +14,9 @@
 # With --dashboard[=POLL_MS] it measures instead what the live dashboard costs the coordinator:
 # for each size, the same sweep twice side by side, first with the coordinator's HTTP listener
 # (--metrics) and no page, then with the dashboard open in headless Chromium (/usr/bin/chromium,
-# polling every POLL_MS, default 2000 as shipped); it prints jobs/s and coordinator CPU per job of
-# both, the HTTP requests the page made (regmix_http_requests_total), and the ratio.
+# polling every POLL_MS, default 2000 as shipped), alternating for ROUNDS rounds (default 3); it
+# prints jobs/s and coordinator CPU per job of each run, the HTTP requests the listener answered
+# (regmix_http_requests_total, the bench's own scrape included), and the median ratios.
 #
 # usage: sched_bench.sh [--dashboard[=POLL_MS]] COORDINATOR WORKER REGMIXCTL [SIZE...]
 set -u
@@ -127,7 +128,10 @@ YAML
     t1=$(now)
     local reqs=0
     [ -n "$DASHBOARD" ] && reqs=$(http_requests "$hp")
-    [ -n "$bpid" ] && kill -9 "$bpid" 2>/dev/null
+    if [ -n "$bpid" ]; then
+        kill -9 "$bpid" 2>/dev/null
+        { wait "$bpid"; } 2>/dev/null
+    fi
     local c1 w1=0
     c1=$(cpu_s "$cpid")
     for p in "${wpids[@]}"; do w1=$(echo "$w1 + $(cpu_s "$p")" | bc -l); done
@@ -152,17 +156,23 @@ http_requests() {
 if [ -n "$DASHBOARD" ]; then
     [ -x /usr/bin/chromium ] || { echo "--dashboard needs /usr/bin/chromium (scripts/setup.sh)" >&2; exit 1; }
     echo "# dashboard cost: synthetic jobs with no delay, $WORKERS workers x $SLOTS slots, $(nproc) cores; page polls every $DASHBOARD ms"
-    printf '%-8s %-6s %12s %14s %10s\n' runs page jobs_per_s coord_cpu_us requests
+    printf '%-8s %-5s %-6s %12s %14s %10s\n' runs round page jobs_per_s coord_cpu_us requests
+    median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
     for n in $SIZES; do
-        read -r _ d0 r0 _ s0 c0 _ q0 <<<"$(run_regmix "$n")" || exit 1
-        read -r _ d1 r1 _ s1 c1 _ q1 <<<"$(run_regmix "$n" page)" || exit 1
-        [ "$d0" = "$n" ] && [ "$r0" = "$n" ] && [ "$d1" = "$n" ] && [ "$r1" = "$n" ] ||
-            { echo "sweep of $n: done $d0/$d1, results $r0/$r1" >&2; exit 1; }
-        rate0=$(echo "$n / $s0" | bc -l) rate1=$(echo "$n / $s1" | bc -l)
-        printf '%-8s %-6s %12.0f %14.1f %10s\n' "$n" none "$rate0" "$(echo "1000000 * $c0 / $n" | bc -l)" "$q0"
-        printf '%-8s %-6s %12.0f %14.1f %10s\n' "$n" open "$rate1" "$(echo "1000000 * $c1 / $n" | bc -l)" "$q1"
-        printf '{"runs": %d, "jobs_per_s_none": %.0f, "jobs_per_s_page": %.0f, "ratio_page_vs_none": %.3f, "page_requests": %d}\n' \
-            "$n" "$rate0" "$rate1" "$(echo "$rate1 / $rate0" | bc -l)" "$q1"
+        rates=() cpus=()
+        for r in $(seq 1 "${ROUNDS:-3}"); do
+            read -r _ d0 r0 _ s0 c0 _ q0 <<<"$(run_regmix "$n")" || exit 1
+            read -r _ d1 r1 _ s1 c1 _ q1 <<<"$(run_regmix "$n" page)" || exit 1
+            [ "$d0" = "$n" ] && [ "$r0" = "$n" ] && [ "$d1" = "$n" ] && [ "$r1" = "$n" ] ||
+                { echo "sweep of $n: done $d0/$d1, results $r0/$r1" >&2; exit 1; }
+            rate0=$(echo "$n / $s0" | bc -l) rate1=$(echo "$n / $s1" | bc -l)
+            printf '%-8s %-5s %-6s %12.0f %14.1f %10s\n' "$n" "$r" none "$rate0" "$(echo "1000000 * $c0 / $n" | bc -l)" "$q0"
+            printf '%-8s %-5s %-6s %12.0f %14.1f %10s\n' "$n" "$r" open "$rate1" "$(echo "1000000 * $c1 / $n" | bc -l)" "$q1"
+            rates+=("$(echo "$rate1 / $rate0" | bc -l)")
+            cpus+=("$(echo "$c1 / $c0" | bc -l)")
+        done
+        printf '{"runs": %d, "poll_ms": %d, "rounds": %d, "median_jobs_per_s_ratio_page_vs_none": %.3f, "median_coord_cpu_ratio_page_vs_none": %.3f}\n' \
+            "$n" "$DASHBOARD" "${ROUNDS:-3}" "$(printf '%s\n' "${rates[@]}" | median)" "$(printf '%s\n' "${cpus[@]}" | median)"
     done
     exit 0
 fi

@@ -66,16 +66,11 @@ static json_t *dashboard__summary(const sweep_t *sw, int64_t now)
 typedef struct {
     json_t *arr;
     const sweep_t *sw;
-    int skip; /* fits to leave out (the oldest) */
 } dashboard_fits_t;
 
 static int dashboard__fit(const store_fit_row_t *row, void *data)
 {
     dashboard_fits_t *f = data;
-    if (f->skip > 0) {
-        f->skip--;
-        return 0;
-    }
     json_t *m = dashboard__parsed(row->metrics_json);
     json_t *p = dashboard__parsed(row->proposal_json);
     json_t *prop = json_array();
@@ -163,11 +158,12 @@ static json_t *dashboard__doc(coord_t *c, sweep_t *sw)
     json_object_set_new(doc, "l1_tol",
                         sw->spec ? dashboard__num(sw->spec->regression.convergence.l1_tol)
                                  : json_null());
-    dashboard_fits_t f = {.arr = fits, .sw = sw, .skip = sw->nfits - DASHBOARD_MAX_FITS};
+    dashboard_fits_t f = {.arr = fits, .sw = sw};
     dashboard_targets_t t = {.c = c, .sw = sw, .arr = targets};
     char *oof = NULL;
     if (store_domains_foreach(c->store, sw->id, dashboard__domain, domains) < 0 ||
-        store_fits_foreach(c->store, sw->id, dashboard__fit, &f) < 0 ||
+        store_view_fits_after(c->store, sw->id, sw->nfits - DASHBOARD_MAX_FITS, dashboard__fit,
+                              &f) < 0 ||
         store_targets_foreach(c->store, dashboard__target, &t) < 0 ||
         store_view_oof_get(c->store, sw->id, &oof) < 0) {
         json_decref(doc);

@@ -1,6 +1,7 @@
 #include "store_view.h"
 
 #include <errno.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,12 @@ static const char *store_view__text(sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     return t ? (const char *)t : "";
+}
+
+/* A REAL column, NAN for NULL (as store.c reads them). */
+static double store_view__real(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
 }
 
 /* Steps a statement that returns no rows and finalizes it: changes() or -EIO. */
@@ -92,6 +99,39 @@ int store_view_target_curve(
     int rc, r = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         r = cb(sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1), data);
+        if (r < 0)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = -EIO;
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_view_fits_after(store_t *s, int64_t sweep, int after, store_fit_cb cb, void *data)
+{
+    sqlite3_stmt *st = store_view__prepare(
+            s, "SELECT sweep, fit_no, runs_used, model, metrics, proposal, predicted, l1_moved,"
+               " seconds, created_ms FROM fits WHERE sweep = ?1 AND fit_no > ?2 ORDER BY fit_no");
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, sweep);
+    sqlite3_bind_int(st, 2, after);
+    int rc, r = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_fit_row_t row = {
+                .sweep = sqlite3_column_int64(st, 0),
+                .fit_no = sqlite3_column_int(st, 1),
+                .runs_used = sqlite3_column_int(st, 2),
+                .model = store_view__text(st, 3),
+                .metrics_json = store_view__text(st, 4),
+                .proposal_json = store_view__text(st, 5),
+                .predicted = store_view__real(st, 6),
+                .l1_moved = store_view__real(st, 7),
+                .seconds = store_view__real(st, 8),
+                .created_ms = sqlite3_column_int64(st, 9),
+        };
+        r = cb(&row, data);
         if (r < 0)
             break;
     }

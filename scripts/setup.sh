@@ -41,8 +41,10 @@ fi
 
 # puppeteer-core for tests/browser, pinned by its package-lock.json; it never downloads a browser
 # (the tests use /usr/bin/chromium). Installed once; nothing is fetched when the tests run.
-if [ ! -f tests/browser/node_modules/puppeteer-core/package.json ] ||
-   [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+want_pptr=$(sed -n 's/.*"puppeteer-core": "\([^"]*\)".*/\1/p' tests/browser/package.json)
+have_pptr=$(sed -n 's/^  "version": "\([^"]*\)".*/\1/p' \
+  tests/browser/node_modules/puppeteer-core/package.json 2>/dev/null || true)
+if [ "$have_pptr" != "$want_pptr" ]; then
   echo "setup: npm ci in tests/browser (puppeteer-core)" >&2
   PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix tests/browser --ignore-scripts --no-audit --no-fund \
     --loglevel=error >/dev/null

@@ -8,6 +8,7 @@
 "use strict";
 (function () {
   var POLL_MS = 2000, PAGE = 500, MAX_PAGES_PER_POLL = 20, MAX_PLOT = 4000, RUNS_PAGE = 25;
+  var MAX_KEEP = 50000; /* results the live page holds; beyond, it stops fetching them */
   var esc = Plot.esc, fmt = Plot.fmt;
   var m = /[?&]poll=(\d+)/.exec(location.search); /* ?poll=MS: faster polling (the tests) */
   if (m) POLL_MS = Math.max(250, +m[1]);
@@ -168,6 +169,8 @@
     });
     var note = model.results.length > MAX_PLOT ?
         " (" + MAX_PLOT + " of " + model.results.length + " shown, evenly thinned)" : "";
+    if (!report && model.results.length >= MAX_KEEP)
+      note += " (the page keeps the first " + MAX_KEEP + " results; the report has them all)";
     return "<h2>" + (doc.kind === "fit" ? "The target against each domain's weight" :
                      "Each domain's proxy loss against its weight") + note + '</h2><div class="grid">' +
            out + "</div>";
@@ -343,7 +346,8 @@
           return get(base + "/results?after=" + live.cursor + "&limit=" + PAGE).then(function (r) {
             model.results = model.results.concat(r.results);
             if (r.next !== null) live.cursor = r.next;
-            if (r.more && ++pages < MAX_PAGES_PER_POLL) return more();
+            if (r.more && ++pages < MAX_PAGES_PER_POLL && model.results.length < MAX_KEEP)
+              return more();
           });
         }
         return more();

@@ -311,6 +311,7 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
     expect(`fit --report (${mode}) says where`, said.includes(`report     ${fout}`));
     const fctx = await browser.createBrowserContext();
     const fp = await fctx.newPage();
+    await fp.setViewport({ width: 1400, height: 1000 });
     const fproblems = [], freqs = [];
     fp.on("pageerror", (e) => fproblems.push(e.message));
     fp.on("console", (m) => { if (m.type() === "error") fproblems.push(m.text()); });

@@ -4,7 +4,7 @@
  * results pages by cursor return every result exactly once in storage order and respect the
  * limit; runs pages start at the offset and carry the result of a done run only; a target curve
  * of 2500 points comes back thinned to about the asked maximum, ordered by step, ending with the
- * last point, and only for its own (sweep, role).
+ * last point, and only for its own (sweep, role); the fits after a number come in order.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -64,6 +64,19 @@ static int on_point(int64_t step, double loss, void *data)
     return 0;
 }
 
+typedef struct {
+    int *fit_no;
+    int *n;
+} fit_acc_t;
+
+static int on_fit(const store_fit_row_t *row, void *data)
+{
+    fit_acc_t *a = data;
+    CHECK_STR_EQ(row->model, "linear");
+    a->fit_no[(*a->n)++] = row->fit_no;
+    return 0;
+}
+
 static void test_views(void)
 {
     store_t *s = NULL;
@@ -118,7 +131,29 @@ static void test_views(void)
         CHECK(store_view_target_point(s, sweep, "target", i * 10, 5.0 - i * 0.001, 3000 + i) == 0);
     CHECK(store_view_target_point(s, sweep, "baseline", 1, 9.0, 3000) == 0);
     CHECK(store_view_target_point(s, other, "target", 1, 9.0, 3000) == 0);
+    for (int f = 1; f <= 3; f++) {
+        store_fit_row_t fr = {.sweep = sweep,
+                              .fit_no = f,
+                              .runs_used = 10 * f,
+                              .model = "linear",
+                              .metrics_json = "{}",
+                              .proposal_json = "{}",
+                              .predicted = 1.0,
+                              .l1_moved = f == 1 ? NAN : 0.1,
+                              .seconds = 0.01,
+                              .created_ms = 4000 + f};
+        CHECK(store_fit_insert(s, &fr) == 0);
+    }
     CHECK(store_commit(s) == 0);
+
+    int fits[8] = {0}, nfits = 0;
+    CHECK(store_view_fits_after(s, sweep, 1, on_fit, &(fit_acc_t){fits, &nfits}) == 0);
+    CHECK_INT_EQ(nfits, 2);
+    CHECK_INT_EQ(fits[0], 2);
+    CHECK_INT_EQ(fits[1], 3);
+    nfits = 0;
+    CHECK(store_view_fits_after(s, sweep, -5, on_fit, &(fit_acc_t){fits, &nfits}) == 0);
+    CHECK_INT_EQ(nfits, 3);
 
     page_t all = {0};
     int64_t after = 0;

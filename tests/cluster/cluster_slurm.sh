@@ -10,6 +10,7 @@
 #      scontrol/sacct through pending and running to done, and the losses of the job's result
 #      line are the target row's (regmixctl target --json);
 #   4. `regmixctl cancel SWEEP --target` reaches scancel: the job and the row end cancelled;
+#      launched again with a trainer path the node lacks, the job fails and the row says why;
 #   5. the coordinator killed -9 while a target runs: the restarted one follows the same Slurm
 #      job (its id in the row) to its end and takes its losses; no second job is submitted;
 #   6. sacct (jobcomp records, no slurmdbd) shows the array tasks and the target jobs.
@@ -153,6 +154,23 @@ wait_target "$SW2" 30 cancelled
 slurm_wait_job "$J2" 30 CANCELLED
 note "ok: cancel: Slurm job $J2 CANCELLED, target $(target_field "$SW2" .state): $(target_field "$SW2" .detail)"
 
+# ---- 4b: a job that fails: Slurm's state and exit code are the reason -------------------------
+# The cancelled target launched again by a coordinator whose trainer path does not exist on the
+# node: srun cannot start the ranks, the job FAILS.
+stop_coord
+start_coord --trainer /nonexistent/regmix-train --target-poll-ms 200
+ctl launch "$SW2" >/dev/null || fail "regmixctl launch $SW2 again"
+wait_target "$SW2" 30 failed done cancelled
+J2b=$(target_field "$SW2" .job)
+[ "$J2b" != "slurm:$J2" ] || fail "the relaunch should be a new job"
+case $(target_field "$SW2" .detail) in
+"Slurm job FAILED, exit code "*) ;;
+*) fail "failure reason: '$(target_field "$SW2" .detail)'" ;;
+esac
+note "ok: failed: $(ctl target "$SW2" | head -n 1)"
+stop_coord
+start_coord --trainer "$T/bin/regmix-train" --target-poll-ms 200
+
 # ---- 5: a coordinator restart while the target runs follows the same job ---------------------
 sed -e '/^  train: {batch: 8, steps: 3000/s/steps: 3000/steps: 400/' -e 's/cluster-slurm-b/cluster-slurm-c/' \
     "$T/long.yaml" >"$T/mid.yaml"
@@ -178,8 +196,8 @@ scancel "$ARRAY"
 slurm_wait_job "${ARRAY}_0" 30 CANCELLED COMPLETED
 slurm_wait_job "${ARRAY}_1" 30 CANCELLED COMPLETED
 end=$((SECONDS + 20))
-until [ "$(slurm_sacct | wc -l)" -ge 5 ]; do
-    [ $SECONDS -lt $end ] || { slurm_sacct >&2; fail "sacct does not show the five jobs"; }
+until [ "$(slurm_sacct | wc -l)" -ge 6 ]; do
+    [ $SECONDS -lt $end ] || { slurm_sacct >&2; fail "sacct does not show the six jobs"; }
     sleep 0.2
 done
 note "sacct:"
@@ -188,5 +206,6 @@ expect_eq "array tasks in sacct" "$(slurm_sacct | awk -F'|' '$2 == "regmix-worke
 expect_eq "target job in sacct" "$(slurm_sacct -j "$TJOB" | awk -F'|' '{ print $2, $3, $4 }')" \
     "regmix-$SW-target COMPLETED 0:0"
 expect_eq "cancelled target in sacct" "$(slurm_sacct -j "$J2" | awk -F'|' '{ print $3 }')" CANCELLED
+expect_eq "failed target in sacct" "$(slurm_sacct -j "${J2b#slurm:}" | awk -F'|' '{ print $3 }')" FAILED
 expect_eq "restarted target in sacct" "$(slurm_sacct -j "${J3#slurm:}" | awk -F'|' '{ print $3 }')" COMPLETED
 note "PASS in $((SECONDS - T0)) s"

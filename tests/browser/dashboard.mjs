@@ -4,7 +4,7 @@
 // A real regmix-coordinator (with --metrics) and two regmix-workers run a synthetic sweep on
 // loopback whose target (a command launcher) reports a loss curve. Checked:
 //   1. the /api/ endpoints: shapes, cursor paging of results (every result exactly once), the runs
-//      page cap, 400/404/405 answers, HEAD;
+//      page cap, 400/404/405 answers, HEAD; 16 connections at most per client address;
 //   2. the dashboard: loads with no console error or page error, shows the running sweep, its
 //      charts carry one point per finished run (each domain chart) and per fit (fit quality), the
 //      points grow while runs finish, and at the end equal the sweep's runs and fits;
@@ -252,6 +252,21 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
   expect("POST: 405", (await api("/api/sweeps", { method: "POST", body: "x" })).status === 405);
   expect("HEAD /: 200", (await api("/", { method: "HEAD" })).status === 200);
   expect("workers", (await json("/api/workers")).workers.length === 2);
+  // The listener's limit per client address (16): of 20 idle connections from here, at least 4
+  // are closed at once; once they are gone the listener answers again.
+  const idle = [];
+  let refused = 0;
+  for (let i = 0; i < 20; i++) {
+    const sk = net.connect(hport, "127.0.0.1");
+    sk.on("close", () => refused++);
+    sk.on("error", () => {});
+    idle.push(sk);
+  }
+  await until("4 of 20 idle connections refused", 5000, async () => refused >= 4);
+  // (the page and fetch may hold keep-alive connections from this address too: at least 4)
+  expect("at most 16 of 20 connections from one address kept", 20 - refused <= 16, refused);
+  idle.forEach((sk) => sk.destroy());
+  await until("the listener answers once they are closed", 5000, async () => (await api("/healthz")).status === 200);
 
   // 3. the report, from disk, offline
   const out = path.join(T, "report.html");

@@ -18,12 +18,23 @@
 # prints jobs/s and coordinator CPU per job of each run, the HTTP requests the listener answered
 # (regmix_http_requests_total, the bench's own scrape included), and the median ratios.
 #
-# usage: sched_bench.sh [--dashboard[=POLL_MS]] COORDINATOR WORKER REGMIXCTL [SIZE...]
+# With --durability it measures what durable commits cost: for each size, the same sweep with
+# refits on (refit_every 200) three times side by side: the coordinator's SQLite with
+# synchronous = NORMAL (a commit survives a process kill, not an OS crash), then FULL (the
+# default: the WAL is fsync'd before anything a commit covers is acknowledged), then NORMAL
+# again (to see the machine's drift); it prints jobs/s of each and FULL over the mean of the two
+# NORMAL runs. The workers fsync their reports in all three.
+#
+# usage: sched_bench.sh [--dashboard[=POLL_MS] | --durability] COORDINATOR WORKER REGMIXCTL [SIZE...]
 set -u
 DASHBOARD=
+DURABILITY=
+COORD_CONF=
+REFIT_EVERY=1000000
 case ${1:-} in
 --dashboard) DASHBOARD=2000; shift ;;
 --dashboard=*) DASHBOARD=${1#--dashboard=}; shift ;;
+--durability) DURABILITY=1; REFIT_EVERY=200; shift ;;
 esac
 COORD_BIN=$1 WORKER_BIN=$2 CTL_BIN=$3
 shift 3
@@ -72,8 +83,10 @@ run_regmix() {
     cep=tcp://127.0.0.1:$cp
     rm -rf "$T/run"
     mkdir -p "$T/run"
+    local conf=()
+    [ -n "$COORD_CONF" ] && conf=(--config "$COORD_CONF")
     "$COORD_BIN" --db "$T/run/bench.db" --workers "$wep" --clients "$cep" --log-level warn \
-        "${metrics[@]}" >>"$T/run/coordinator.log" 2>&1 &
+        "${metrics[@]}" "${conf[@]}" >>"$T/run/coordinator.log" 2>&1 &
     local cpid=$!
     PIDS+=("$cpid")
     local wpids=()
@@ -96,7 +109,7 @@ sampling: {runs: $n, seed: 1}
 proxy:
   trainer: synthetic
   synthetic: {optimum: {web: 0.5, code: 0.3, books: 0.2}, delay_ms: 0}
-regression: {target: mean, model: linear, simulate: 100, top_k: 10, refit_every: 1000000}
+regression: {target: mean, model: linear, simulate: 100, top_k: 10, refit_every: $REFIT_EVERY}
 YAML
     if [ -n "$page" ]; then
         # The page loads and starts polling before the sweep is submitted.
@@ -173,6 +186,29 @@ if [ -n "$DASHBOARD" ]; then
         done
         printf '{"runs": %d, "poll_ms": %d, "rounds": %d, "median_jobs_per_s_ratio_page_vs_none": %.3f, "median_coord_cpu_ratio_page_vs_none": %.3f}\n' \
             "$n" "$DASHBOARD" "${ROUNDS:-3}" "$(printf '%s\n' "${rates[@]}" | median)" "$(printf '%s\n' "${cpus[@]}" | median)"
+    done
+    exit 0
+fi
+
+if [ -n "$DURABILITY" ]; then
+    echo "# durability cost: synthetic jobs with no delay, refit every $REFIT_EVERY results, $WORKERS workers x $SLOTS slots, $(nproc) cores"
+    printf '%-8s %14s %14s %14s %10s\n' runs normal_jobs/s full_jobs/s normal2_jobs/s full/normal
+    echo "synchronous = normal" >"$T/normal.conf"
+    echo "synchronous = full" >"$T/full.conf"
+    for n in $SIZES; do
+        COORD_CONF=$T/normal.conf
+        read -r _ d0 r0 _ s0 _ <<<"$(run_regmix "$n")" || exit 1
+        COORD_CONF=$T/full.conf
+        read -r _ d1 r1 _ s1 _ <<<"$(run_regmix "$n")" || exit 1
+        COORD_CONF=$T/normal.conf
+        read -r _ d2 r2 _ s2 _ <<<"$(run_regmix "$n")" || exit 1
+        [ "$d0$r0$d1$r1$d2$r2" = "$n$n$n$n$n$n" ] ||
+            { echo "sweep of $n: done/results $d0/$r0 $d1/$r1 $d2/$r2" >&2; exit 1; }
+        rn=$(echo "$n / $s0" | bc -l) rf=$(echo "$n / $s1" | bc -l) rn2=$(echo "$n / $s2" | bc -l)
+        ratio=$(echo "2 * $rf / ($rn + $rn2)" | bc -l)
+        printf '%-8s %14.0f %14.0f %14.0f %10.3f\n' "$n" "$rn" "$rf" "$rn2" "$ratio"
+        printf '{"runs": %d, "jobs_per_s_normal": %.0f, "jobs_per_s_full": %.0f, "jobs_per_s_normal2": %.0f, "ratio_full_vs_normal": %.3f}\n' \
+            "$n" "$rn" "$rf" "$rn2" "$ratio"
     done
     exit 0
 fi

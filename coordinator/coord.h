@@ -62,6 +62,7 @@ typedef struct coord_config {
     const char *curve_allow_workers_path; /* allowed worker keys, NULL: curve_allow_path */
     const char *curve_allow_clients_path; /* allowed client keys, NULL: curve_allow_path */
     int insecure;       /* bind non-loopback endpoints without CURVE allow lists */
+    int sync_normal;    /* SQLite synchronous = NORMAL instead of FULL (benchmarks only) */
     int allow_commands; /* run `launcher: command` targets (the operator's choice, not a spec's) */
     const char *metrics_addr; /* HTTP /metrics and /healthz ("HOST:PORT"), NULL: none */
     const char *targets_dir;  /* work directories of target launches; NULL: DB dir/targets */

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "client.h"
 #include "clock.h"
+#include "config.h"
 #include "exporter.h"
 #include "log.h"
 #include "notify.h"
@@ -44,6 +45,7 @@ struct daemon {
     int handles; /* the handles above are initialised */
     int stopping;
     int64_t undeliv_window_mono; /* rate limit of send_undeliverable lines */
+    int64_t last_commit_mono;    /* -Dtest_ack_before_commit only */
     int undeliv_logs;
 };
 
@@ -104,10 +106,23 @@ static void daemon__flush_now(daemon_t *d)
         c->sched_dirty = 0;
         scheduler_run(c);
     }
+#if REGMIX_TEST_ACK_BEFORE_COMMIT
+    /* Fault injection (-Dtest_ack_before_commit=true, tests only): send first and commit at
+     * most every 2 s, breaking "persist before send"; the kill tests must catch it. */
+    int late = store_in_txn(c->store) && d->last_flush_mono - d->last_commit_mono < 2000;
+    if (!late && store_in_txn(c->store)) {
+        d->last_commit_mono = d->last_flush_mono;
+        if (store_commit(c->store) < 0) {
+            coord_fatal(c, "commit");
+            return;
+        }
+    }
+#else
     if (store_in_txn(c->store) && store_commit(c->store) < 0) {
         coord_fatal(c, "commit");
         return;
     }
+#endif
     /* Sending may queue more (undeliverable handling): take the batch first. */
     coord_out_t *outs = NULL;
     int n = 0;
@@ -449,6 +464,11 @@ static int daemon__start(daemon_t *d, const coord_config_t *cfg, char *err, size
     int r = store_open(cfg->db_path, &store, err, errlen);
     if (r < 0)
         return r;
+    if (cfg->sync_normal && store_set_synchronous(store, 0) < 0) {
+        snprintf(err, errlen, "%s: cannot set synchronous = NORMAL", cfg->db_path);
+        store_close(&store);
+        return -EIO;
+    }
     r = coord_new(loop, cfg, &store, &d->c);
     if (r < 0) {
         snprintf(err, errlen, "out of memory");

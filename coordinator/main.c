@@ -34,6 +34,8 @@ static void usage(FILE *f)
             "                       lease_ms, log_level, max_workers, max_sweeps,\n"
             "                       curve_secret_key, curve_allow, curve_allow_workers,\n"
             "                       curve_allow_clients, insecure, allow_commands,\n"
+            "                       synchronous (full, the default, or normal: a commit\n"
+            "                       survives a crash of the process but not of the OS),\n"
             "                       metrics, targets_dir, trainer,\n"
             "                       max_spec_bytes, quarantine_after, linger_ms,\n"
             "                       commit_window_ms (group commit window, default 0:\n"
@@ -152,6 +154,9 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
             r = parse_bool(val, &cfg->insecure);
         else if (strcmp(key, "allow_commands") == 0)
             r = parse_bool(val, &cfg->allow_commands);
+        else if (strcmp(key, "synchronous") == 0 &&
+                 (strcmp(val, "full") == 0 || strcmp(val, "normal") == 0))
+            cfg->sync_normal = strcmp(val, "normal") == 0;
         else if (strcmp(key, "metrics") == 0)
             cfg->metrics_addr = strdup(val);
         else if (strcmp(key, "targets_dir") == 0)

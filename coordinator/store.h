@@ -31,6 +31,10 @@ typedef struct store store_t;
  * err. -EBUSY when another process holds the database. */
 int store_open(const char *path, store_t **ret, char *err, size_t errlen);
 
+/* synchronous = FULL (1, the default of store_open()) or NORMAL (0: a commit survives a process
+ * kill, not an OS crash; for measuring what FULL costs). Returns 0 or -EIO. */
+int store_set_synchronous(store_t *s, int full);
+
 /* Commits an open transaction (best effort), finalizes statements, closes; NULL is a no-op. */
 void store_close(store_t **s_p);
 

@@ -791,11 +791,13 @@ static void job__synthetic_cb(uv_timer_t *t)
     if (u < fail_rate) {
         report_set_failed(r, 1, 0, "synthetic failure (fail_rate)");
     } else {
-        double loss =
+        /* Reflected at 0: a loss is never negative (as a cross-entropy; the coordinator
+         * refuses negative losses), and the bowl's minimum is unchanged. */
+        double loss = fabs(
                 job_synthetic_loss((const Regmix__DomainWeight *const *)a->weights, a->n_weights,
                                    s ? (const Regmix__DomainWeight *const *)s->optimum : NULL,
                                    s ? s->n_optimum : 0) +
-                noise * z;
+                noise * z);
         r->ok = 1;
         report_value_add(&r->losses, &r->n_losses, "synthetic", loss);
         /* The same value as each domain's loss, as a trainer reports them: any

@@ -36,6 +36,17 @@ void jobs_send_ready(worker_t *w)
 static void jobs_flush_cb(uv_timer_t *t)
 {
     worker_t *w = t->data;
+    if (w->journal_unsynced) {
+        /* One fdatasync for every synthetic report appended since the last flush, then they
+         * leave: a RESULT is never sent before its report is on disk. */
+        w->journal_unsynced = 0;
+        int rc = report_journal_sync(w->journal);
+        if (rc < 0)
+            log_warn("journal_sync_failed", "worker=%s err=\"%s\"", w->worker_id, strerror(-rc));
+        for (held_t *h = w->held; h && w->welcomed; h = h->next)
+            if (h->journaled && h->last_sent_ms == 0)
+                outbox_send(w, h);
+    }
     if (w->ready_dirty) {
         w->ready_dirty = 0;
         jobs_send_ready(w);
@@ -127,8 +138,12 @@ static void jobs_done_cb(job_t *job, void *data)
             h->journaled = 1;
             w->n_journaled++;
         }
-        if (h && w->welcomed)
+        if (h && journal) {
+            w->journal_unsynced = 1;
+            uv_timer_start(&w->flush, jobs_flush_cb, 0, 0);
+        } else if (h && w->welcomed) {
             outbox_send(w, h);
+        }
     }
     job_destroy(&job);
     if (!w->stopping) {

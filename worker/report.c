@@ -82,6 +82,30 @@ static json_t *report__json(const report_t *r)
                      "signal", r->signal, "reason", r->reason ? r->reason : "");
 }
 
+/* fsync of a directory, so a rename or a new file in it survives an OS crash. */
+static int report__sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+/* Writes `o` to `path` and fsyncs it. */
+static int report__write_synced(json_t *o, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    int rc = json_dumpfd(o, fd, JSON_COMPACT | JSON_REAL_PRECISION(17)) == 0 ? 0 : -EIO;
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 int report_save(const report_t *r)
 {
     if (!r->dir)
@@ -95,10 +119,13 @@ int report_save(const report_t *r)
     char tmp[4200], path[4200];
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", r->dir, REPORT_FILE);
     snprintf(path, sizeof path, "%s/%s", r->dir, REPORT_FILE);
-    rc = json_dump_file(o, tmp, JSON_COMPACT | JSON_REAL_PRECISION(17)) == 0 ? 0 : -EIO;
+    /* Durable before it is sent: the file, then the rename in its directory. */
+    rc = report__write_synced(o, tmp);
     json_decref(o);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
+    if (rc == 0)
+        rc = report__sync_dir(r->dir);
     if (rc < 0)
         unlink(tmp);
     return rc;
@@ -263,8 +290,15 @@ int report_journal_open(const char *workdir,
             json_object_set_new(o, "op", json_string("report"));
         rc = report__journal_write(j, o);
     }
+    if (rc == 0 && fsync(j->fd) != 0)
+        rc = -errno;
     if (rc == 0 && rename(tmp, j->path) != 0)
         rc = -errno;
+    if (rc == 0) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s", workdir);
+        rc = report__sync_dir(dir);
+    }
     if (j->fd >= 0)
         close(j->fd);
     j->fd = rc == 0 ? open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
@@ -297,6 +331,11 @@ int report_journal_append(report_journal_t *j, const report_t *r)
     if (o)
         json_object_set_new(o, "op", json_string("report"));
     return report__journal_write(j, o);
+}
+
+int report_journal_sync(report_journal_t *j)
+{
+    return fdatasync(j->fd) == 0 ? 0 : -errno;
 }
 
 int report_journal_ack(report_journal_t *j, uint64_t attempt_id, unsigned outstanding)

@@ -90,6 +90,10 @@ int report_journal_open(const char *workdir,
                         int *ret_bad);
 
 /* Appends a report (r->dir is not used). Returns 0 or -errno. */
+/* Makes what was appended so far durable (fdatasync); the caller syncs once for a batch of
+ * appends before sending any of them. Returns 0 or -errno. */
+int report_journal_sync(report_journal_t *j);
+
 int report_journal_append(report_journal_t *j, const report_t *r);
 
 /* Appends the acknowledgement of `attempt_id`; when `outstanding` (reports in the journal still

@@ -71,6 +71,10 @@ static void session_on_message(worker_t *w, const Regmix__Envelope *env)
             log_info("result_discarded",
                      "worker=%s attempt=%" PRIu64 " why=\"fenced or duplicate\"", w->worker_id,
                      env->result_ack->attempt_id);
+        /* The kill tests check that every attempt acknowledged here is stored. */
+        if (env->result_ack->accepted && outbox_find(w, env->result_ack->attempt_id, NULL))
+            log_info("result_acked", "worker=%s attempt=%" PRIu64, w->worker_id,
+                     env->result_ack->attempt_id);
         outbox_drop(w, env->result_ack->attempt_id,
                     env->result_ack->accepted ? "acked" : "acked-discarded");
         break;

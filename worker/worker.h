@@ -97,6 +97,7 @@ typedef struct worker {
     uv_timer_t tick;
     uv_timer_t flush; /* READY, at most once per loop iteration */
     int ready_dirty;
+    int journal_unsynced; /* reports appended to the journal and not yet fdatasync'd nor sent */
     uv_signal_t sigint, sigterm;
     int handles; /* the timers and signals above are initialised */
     unsigned long long done, failed;

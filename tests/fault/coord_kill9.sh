@@ -13,6 +13,10 @@ SW=$(submit "$T/spec.yaml")
 note "sweep $SW"
 wait_done_at_least "$SW" 40 60
 kill9_coord
+# Right after the kill, before anything could repair it: every result a worker was told was
+# accepted must be in the database (persist before send).
+check_acked_stored
+[ "$ACKED" -ge 20 ] || fail "only $ACKED acknowledged results before the kill"
 note "coordinator killed; restarting after ${DOWN_S}s"
 sleep "$DOWN_S"
 start_coord
@@ -21,6 +25,8 @@ stop_coord
 check_store "$SW"
 done=$STORE_DONE dead=$STORE_DEAD canc=$STORE_CANC
 expect_eq "done runs" "$done" 200
+check_acked_stored
+[ "$ACKED" -ge 100 ] || fail "only $ACKED acknowledged results in the worker logs"
 grep -q 'event=welcome' "$T/worker-w1.log" || fail "worker w1 never welcomed"
 [ "$(grep -c 'event=hello' "$T/worker-w1.log")" -ge 2 ] || fail "worker w1 did not HELLO again"
 # The HELLOs to the new coordinator listed what the workers still ran or held results for.

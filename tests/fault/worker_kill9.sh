@@ -25,6 +25,8 @@ wait_state "$SW" 90 done
 stop_coord
 check_store "$SW"
 expect_eq "done runs" "$STORE_DONE" 40
+check_acked_stored
+[ "$ACKED" -ge 20 ] || fail "only $ACKED acknowledged results in the worker logs"
 
 held=$(grep 'event=worker_lost ' "$T/coordinator.log" | grep -o 'worker=[^ ]*:w1 .*' |
     sed -n 's/.* running=\([0-9]*\).*/\1/p')

@@ -238,6 +238,20 @@ check_store() {
     STORE_CANC=$canc
 }
 
+# check_acked_stored: every attempt a worker was told its result was accepted for (the workers'
+# event=result_acked lines) has its result in the database. The kill tests exist for this: a
+# coordinator that acknowledged before committing passes "every run done" (the lost runs rerun)
+# and fails here. Sets ACKED to how many were checked (the caller asserts it is not vacuous).
+check_acked_stored() {
+    local acked stored missing
+    acked=$(cat "$T"/worker-*.log | sed -n 's/.*event=result_acked .*attempt=\([0-9]*\).*/\1/p' |
+        sort -un)
+    ACKED=$(echo "$acked" | grep -c .)
+    stored=$(db "SELECT attempt FROM results" | sort -un)
+    missing=$(comm -23 <(echo "$acked") <(echo "$stored") | grep -c .)
+    expect_eq "acknowledged results missing from the store (of $ACKED)" "$missing" 0
+}
+
 # synthetic_spec FILE NAME RUNS DELAY_MS FAIL_RATE MAX_ATTEMPTS
 synthetic_spec() {
     cat >"$1" <<YAML

@@ -7,9 +7,14 @@
  *
  * usage: test_rogue CASE   (REGMIX_BUILD_ROOT names the build directory)
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
+#include "config.h"
 #include "integration/wire.h"
 #include "proto/coord_harness.h"
 #include "test.h"
@@ -1029,6 +1034,74 @@ static void test_unsampleable(void)
     zmq_close(cl);
 }
 
+/* One HTTP GET of `path` to 127.0.0.1:port; the status code, or -1 without an answer within
+ * timeout_ms. */
+static int http_status(int port, const char *path, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int code = -1;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        char req[256], buf[256] = "";
+        int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+        if (write(fd, req, (size_t)n) == n && read(fd, buf, sizeof buf - 1) > 12)
+            code = atoi(buf + 9);
+    }
+    if (fd >= 0)
+        close(fd);
+    return code;
+}
+
+/* Row 12: 64 idle connections to the metrics port from one address: the liveness probe
+ * (/healthz, from another address as the kubelet's) keeps answering. */
+static void test_metrics_idle(void)
+{
+#if !REGMIX_HAVE_MICROHTTPD
+    test_skip("built without libmicrohttpd: no metrics listener");
+    return;
+#endif
+    int port = coord_harness_free_port();
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    const char *extra[] = {"--metrics", addr, NULL};
+    if (start(extra) < 0)
+        return;
+    /* The idle peer: 64 connections from 127.0.0.2 that never send a byte. */
+    int idle[64], nidle = 0;
+    for (int i = 0; i < 64; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000002)};
+        struct sockaddr_in dst = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (fd >= 0 && bind(fd, (struct sockaddr *)&src, sizeof src) == 0 &&
+            connect(fd, (struct sockaddr *)&dst, sizeof dst) == 0)
+            idle[nidle++] = fd;
+        else if (fd >= 0)
+            close(fd);
+    }
+    CHECK_MSG(nidle == 64, "64 idle connections opened (%d)", nidle);
+    int ok = 0;
+    long worst = 0;
+    for (int i = 0; i < 13; i++) {
+        long long t0 = wire_now_ms();
+        int code = http_status(port, "/healthz", 1000);
+        long ms = (long)(wire_now_ms() - t0);
+        ok += code == 200;
+        if (ms > worst)
+            worst = ms;
+    }
+    CHECK_MSG(ok == 13, "13 of 13 /healthz probes answered (%d; slowest %ld ms)", ok, worst);
+    for (int i = 0; i < nidle; i++)
+        close(idle[i]);
+    coord_harness_stop(&H, SIGTERM);
+}
+
 typedef struct {
     const char *name;
     void (*fn)(void);
@@ -1047,6 +1120,7 @@ static const rogue_case_t cases[] = {
         {"commands", test_commands},
         {"spec_caps", test_spec_caps},
         {"unsampleable", test_unsampleable},
+        {"metrics_idle", test_metrics_idle},
 };
 
 int main(int argc, char **argv)

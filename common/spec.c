@@ -690,13 +690,13 @@ static const field_t root_fields[] = {
 
 /* ---- defaults, cross-field checks ----------------------------------------------------------- */
 
-static void model_defaults(spec_model_t *m)
+void spec_model_defaults(spec_model_t *m)
 {
     *m = (spec_model_t){
             .layers = 2, .heads = 8, .dim = 256, .ffn = 512, .context = 2048, .vocab = 50432};
 }
 
-static void train_defaults(spec_train_t *t)
+void spec_train_defaults(spec_train_t *t)
 {
     *t = (spec_train_t){.batch = 512,
                         .micro_batch = 0,
@@ -728,8 +728,8 @@ static int set_defaults(spec_t *s)
     s->proxy.gpus = 0;
     s->proxy.timeout_s = 0;
     s->proxy.backoff_ms = 1000;
-    model_defaults(&s->proxy.model);
-    train_defaults(&s->proxy.train);
+    spec_model_defaults(&s->proxy.model);
+    spec_train_defaults(&s->proxy.train);
     s->regression.target_kind = SPEC_TARGET_MEAN;
     s->regression.model = SPEC_REGMODEL_GBDT;
     s->regression.simulate = 1000000;
@@ -744,8 +744,8 @@ static int set_defaults(spec_t *s)
     s->target.launcher = SPEC_LAUNCHER_MPIRUN;
     s->target.ranks = 1;
     s->target.baseline = SPEC_BASELINE_NONE;
-    model_defaults(&s->target.model);
-    train_defaults(&s->target.train);
+    spec_model_defaults(&s->target.model);
+    spec_train_defaults(&s->target.train);
     s->target.hostfile = strdup("");
     s->target.namespace_ = strdup("default");
     s->target.image = strdup("");

@@ -206,6 +206,10 @@ int spec_parse_string(
  * harmless no-op. */
 void spec_destroy(spec_t **self_p);
 
+/* The defaults of a model and a train section (the paper's 1M proxy, as the YAML's). */
+void spec_model_defaults(spec_model_t *m);
+void spec_train_defaults(spec_train_t *t);
+
 /* Index of the domain called `name`, or -ENOENT. */
 int spec_domain_index(const spec_t *spec, const char *name);
 

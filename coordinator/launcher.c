@@ -18,7 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "config.h"
+#include "trainargs.h"
 
 /* ---- argv building ---------------------------------------------------------------------------- */
 
@@ -203,203 +205,57 @@ void launcher_prior_weights(const spec_t *spec, double *ret)
 
 /* ---- the trainer ------------------------------------------------------------------------------ */
 
-static const char *launcher__trainer(const launcher_ctx_t *ctx)
+/* The trainer's arguments for ctx: the target stage of the spec (trainargs.h, the same module
+ * the worker uses for proxies), with the checkpoint in the work directory. */
+static int
+launcher__trainargs(const launcher_ctx_t *ctx, trainargs_t **ret, char *err, size_t errlen)
 {
-    return ctx->trainer && ctx->trainer[0] ? ctx->trainer : "regmix-train";
-}
-
-static int launcher__schedule(const spec_train_t *t, const char **ret, char *err, size_t errlen)
-{
-    switch (t->schedule) {
-    case SPEC_SCHEDULE_CONSTANT:
-        *ret = "constant";
-        return 0;
-    case SPEC_SCHEDULE_COSINE:
-        *ret = "cosine";
-        return 0;
-    default:
-        snprintf(err, errlen, "target.train.schedule: regmix-train has no '%s' schedule",
-                 spec_schedule_name(t->schedule));
-        return -ENOTSUP;
+    const spec_t *spec = ctx->spec;
+    if (!spec || !ctx->weights || !ctx->workdir) {
+        snprintf(err, errlen, "launcher: spec, weights and workdir are required");
+        return -EINVAL;
     }
-}
-
-/* The micro-batch flag is passed only when it fits one rank's share of the global batch; else
- * the trainer's default (batch / ranks) applies. */
-static int launcher__micro_batch(const spec_t *spec)
-{
-    const spec_train_t *t = &spec->target.train;
-    int ranks = spec->target.ranks > 0 ? spec->target.ranks : 1;
-    if (t->micro_batch > 0 && (long)t->micro_batch * ranks <= t->batch)
-        return t->micro_batch;
+    trainargs_t *t = NULL;
+    int rc = trainargs_from_spec(spec, SPEC_STAGE_TARGET, ctx->weights, ctx->seed,
+                                 spec->target.ranks, &t, err, errlen);
+    if (rc == 0 && trainargs_set_checkpoint(t, ctx->workdir) < 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = trainargs_check(t, err, errlen);
+    if (rc < 0) {
+        trainargs_destroy(&t);
+        return rc;
+    }
+    *ret = t;
     return 0;
 }
 
 int launcher_trainer_argv(
         const launcher_ctx_t *ctx, int progress_fd, char ***ret, char *err, size_t errlen)
 {
-    const spec_t *spec = ctx->spec;
-    if (!spec || !ctx->weights || !ctx->workdir || !ret) {
-        snprintf(err, errlen, "launcher: spec, weights and workdir are required");
+    trainargs_t *t = NULL;
+    if (!ret) {
+        snprintf(err, errlen, "launcher: no output");
         return -EINVAL;
     }
-    const spec_model_t *m = &spec->target.model;
-    const spec_train_t *t = &spec->target.train;
-    const char *sched;
-    int rc = launcher__schedule(t, &sched, err, errlen);
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < spec->ndomains; i++) {
-        /* the trainer refuses this too, but only once it runs, maybe on another cluster */
-        if (!(ctx->weights[i] >= 0) || !isfinite(ctx->weights[i]) ||
-            (ctx->weights[i] > 0 && !(spec->domains[i].train && spec->domains[i].train[0]))) {
-            snprintf(err, errlen, "domains[%d] (%s): weight %g %s", i, spec->domains[i].name,
-                     ctx->weights[i],
-                     ctx->weights[i] > 0 ? "but no train glob" : "is not a valid weight");
-            return -EINVAL;
-        }
-    }
-    char *wt = launcher_weights_text(spec, ctx->weights);
-    if (!wt)
-        return -ENOMEM;
-    launcher__sv_t s = {0};
-    sv_push(&s, launcher__trainer(ctx));
-    sv_push(&s, "--layers");
-    sv_pushf(&s, "%d", m->layers);
-    sv_push(&s, "--heads");
-    sv_pushf(&s, "%d", m->heads);
-    sv_push(&s, "--dim");
-    sv_pushf(&s, "%d", m->dim);
-    sv_push(&s, "--ffn");
-    sv_pushf(&s, "%d", m->ffn);
-    sv_push(&s, "--context");
-    sv_pushf(&s, "%d", m->context);
-    sv_push(&s, "--vocab");
-    sv_pushf(&s, "%d", m->vocab);
-    sv_push(&s, "--batch");
-    sv_pushf(&s, "%d", t->batch);
-    if (launcher__micro_batch(spec) > 0) {
-        sv_push(&s, "--micro-batch");
-        sv_pushf(&s, "%d", launcher__micro_batch(spec));
-    }
-    sv_push(&s, "--steps");
-    sv_pushf(&s, "%d", t->steps);
-    sv_push(&s, "--lr");
-    sv_pushf(&s, "%.10g", t->lr);
-    sv_push(&s, "--warmup");
-    sv_pushf(&s, "%d", t->warmup);
-    sv_push(&s, "--schedule");
-    sv_push(&s, sched);
-    sv_push(&s, "--min-lr");
-    sv_pushf(&s, "%.10g", t->min_lr);
-    sv_push(&s, "--weight-decay");
-    sv_pushf(&s, "%.10g", t->weight_decay);
-    sv_push(&s, "--clip");
-    sv_pushf(&s, "%.10g", t->clip);
-    sv_push(&s, "--eval-batches");
-    sv_pushf(&s, "%d", t->eval_batches);
-    if (t->threads > 0) {
-        sv_push(&s, "--threads");
-        sv_pushf(&s, "%d", t->threads);
-    }
-    for (int i = 0; i < spec->ndomains; i++) {
-        if (spec->domains[i].train && spec->domains[i].train[0]) {
-            sv_push(&s, "--train");
-            sv_pushf(&s, "%s=%s", spec->domains[i].name, spec->domains[i].train);
-        }
-    }
-    for (int i = 0; i < spec->ndomains; i++) {
-        if (spec->domains[i].valid && spec->domains[i].valid[0]) {
-            sv_push(&s, "--valid");
-            sv_pushf(&s, "%s=%s", spec->domains[i].name, spec->domains[i].valid);
-        }
-    }
-    sv_push(&s, "--weights");
-    sv_push(&s, wt);
-    sv_push(&s, "--seed");
-    sv_pushf(&s, "%" PRIu64, ctx->seed);
-    sv_push(&s, "--checkpoint");
-    sv_pushf(&s, "%s/checkpoint", ctx->workdir);
-    sv_push(&s, "--resume");
-    if (progress_fd >= 0) {
-        sv_push(&s, "--progress-fd");
-        sv_pushf(&s, "%d", progress_fd);
-    }
-    free(wt);
-    char **v = sv_take(&s);
-    if (!v)
-        return -ENOMEM;
-    *ret = v;
-    return 0;
+    int rc = launcher__trainargs(ctx, &t, err, errlen);
+    if (rc == 0)
+        rc = trainargs_argv(t, ctx->trainer && ctx->trainer[0] ? ctx->trainer : "regmix-train",
+                            progress_fd, ret, err, errlen);
+    trainargs_destroy(&t);
+    return rc;
 }
 
 /* The trainer options as one JSON object that `regmix-train --config` accepts (YAML ⊇ JSON). */
 static char *launcher__config_json(const launcher_ctx_t *ctx, int progress_fd)
 {
-    const spec_t *spec = ctx->spec;
-    const spec_model_t *m = &spec->target.model;
-    const spec_train_t *t = &spec->target.train;
-    char ck[PATH_MAX + 16];
-    snprintf(ck, sizeof ck, "%s/checkpoint", ctx->workdir);
-    json_t *o = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:i,s:s,s:f,s:f,s:f,s:i,s:s,s:b}",
-                          "layers", m->layers, "heads", m->heads, "dim", m->dim, "ffn", m->ffn,
-                          "context", m->context, "vocab", m->vocab, "batch", t->batch, "steps",
-                          t->steps, "lr", t->lr, "warmup", t->warmup, "schedule",
-                          t->schedule == SPEC_SCHEDULE_COSINE ? "cosine" : "constant", "min-lr",
-                          t->min_lr, "weight-decay", t->weight_decay, "clip", t->clip,
-                          "eval-batches", t->eval_batches, "checkpoint", ck, "resume", 1);
-    if (!o)
+    char err[256];
+    trainargs_t *t = NULL;
+    if (launcher__trainargs(ctx, &t, err, sizeof err) < 0)
         return NULL;
-    if (launcher__micro_batch(spec) > 0)
-        json_object_set_new(o, "micro-batch", json_integer(launcher__micro_batch(spec)));
-    if (t->threads > 0)
-        json_object_set_new(o, "threads", json_integer(t->threads));
-    json_t *tr = json_object(), *va = json_object(), *w = json_object();
-    for (int i = 0; i < spec->ndomains; i++) {
-        const spec_domain_t *dm = &spec->domains[i];
-        if (dm->train && dm->train[0])
-            json_object_set_new(tr, dm->name, json_string(dm->train));
-        if (dm->valid && dm->valid[0])
-            json_object_set_new(va, dm->name, json_string(dm->valid));
-        json_object_set_new(w, dm->name, json_real(ctx->weights[i]));
-    }
-    json_object_set_new(o, "train", tr);
-    json_object_set_new(o, "valid", va);
-    json_object_set_new(o, "weights", w);
-    char seed[32];
-    snprintf(seed, sizeof seed, "%" PRIu64, ctx->seed);
-    json_object_set_new(o, "seed", json_string(seed));
-    if (progress_fd >= 0)
-        json_object_set_new(o, "progress-fd", json_integer(progress_fd));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    json_decref(o);
+    char *s = trainargs_config_json(t, progress_fd, err, sizeof err);
+    trainargs_destroy(&t);
     return s;
-}
-
-/* ---- placeholders ----------------------------------------------------------------------------- */
-
-char *launcher_fill(const char *tmpl, const char *const *keys, const char *const *vals, int n)
-{
-    launcher__buf_t b = {0};
-    buf_puts(&b, "");
-    for (const char *p = tmpl; *p;) {
-        if (*p == '{') {
-            const char *e = strchr(p + 1, '}');
-            int hit = -1;
-            for (int i = 0; e && i < n; i++)
-                if ((size_t)(e - p - 1) == strlen(keys[i]) &&
-                    strncmp(p + 1, keys[i], (size_t)(e - p - 1)) == 0)
-                    hit = i;
-            if (hit >= 0) {
-                buf_puts(&b, vals[hit]);
-                p = e + 1;
-                continue;
-            }
-        }
-        buf_add(&b, p, 1);
-        p++;
-    }
-    return buf_take(&b);
 }
 
 /* ---- mpirun ----------------------------------------------------------------------------------- */
@@ -493,7 +349,7 @@ static int launcher__command_argv(const launcher_ctx_t *ctx, char ***ret, char *
     if (!trainer_argv || !wt || !wj || !tj || !dj || !cj)
         rc = -ENOMEM;
     for (int i = 0; rc == 0 && i < spec->target.ncommand; i++) {
-        char *a = launcher_fill(spec->target.command[i], keys, vals, 13);
+        char *a = child_fill(spec->target.command[i], keys, vals, 13);
         if (!a) {
             rc = -ENOMEM;
             break;
@@ -777,28 +633,10 @@ int launcher_plan_make(const launcher_ctx_t *ctx, launcher_plan_t *ret, char *er
     return 0;
 }
 
-static int launcher__mkdirs(const char *dir)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
-        return -ENAMETOOLONG;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 int launcher_plan_write(const launcher_plan_t *plan, char *err, size_t errlen)
 {
     if (plan->workdir) {
-        int rc = launcher__mkdirs(plan->workdir);
+        int rc = child_mkdirs(plan->workdir, 0755);
         if (rc < 0) {
             snprintf(err, errlen, "%s: %s", plan->workdir, strerror(-rc));
             return rc;
@@ -811,7 +649,7 @@ int launcher_plan_write(const launcher_plan_t *plan, char *err, size_t errlen)
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = '\0';
-        int rc = launcher__mkdirs(dir);
+        int rc = child_mkdirs(dir, 0755);
         if (rc < 0) {
             snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
             return rc;

@@ -10,7 +10,7 @@
  *                 `mpirun -np 2 sh -c 'echo >&3' 3>f` fails with "Bad file descriptor"), so the
  *                 trainer writes its JSON lines to stdout (--progress-fd 1; rank 0 alone reports)
  *                 and mpirun's stdout is the progress file;
- *   - command:    the spec's argv template with {placeholders} filled (see launcher_fill()); the
+ *   - command:    the spec's argv template with {placeholders} filled (child_fill(), common/child.h); the
  *                 progress file is the child's fd 3 ({progress_fd});
  *   - slurm:      an sbatch script (`srun --mpi=pmix regmix-train … --progress-fd 1`, progress
  *                 lines in the job's slurm-JOBID.out) written to WORKDIR/ROLE.sbatch and submitted
@@ -83,17 +83,14 @@ char *launcher_weights_json(const spec_t *spec, const double *weights);
 /* The token prior (each domain's `prior`) into ret (spec->ndomains): the baseline's mixture. */
 void launcher_prior_weights(const spec_t *spec, double *ret);
 
-/* The regmix-train argv for ctx (target.model, target.train, the domains' --train/--valid globs,
- * --weights, --seed, --checkpoint WORKDIR/checkpoint --resume, --progress-fd progress_fd).
+/* The regmix-train argv for ctx by common/trainargs.h (target.model, target.train, the domains'
+ * --train/--valid globs, --weights-json, --seed, --checkpoint WORKDIR/checkpoint --resume,
+ * --progress-fd progress_fd): the worker's proxies are built by the same module.
  * Returns 0 with *ret a new argv, -ENOTSUP for a schedule the trainer lacks (linear; message in
  * err), -EINVAL (also for a weight > 0 on a domain without a train glob, or a negative or
  * non-finite weight), -ENOMEM. */
 int launcher_trainer_argv(
         const launcher_ctx_t *ctx, int progress_fd, char ***ret, char *err, size_t errlen);
-
-/* Replaces {name} in tmpl with vals[i] where name == keys[i] (n pairs); unknown {words} stay as
- * they are. malloc'd; NULL when out of memory. */
-char *launcher_fill(const char *tmpl, const char *const *keys, const char *const *vals, int n);
 
 /* The launch for ctx by the spec's target.launcher (see the header comment). Placeholders of the
  * command launcher: {trainer_argv} (as one argument: the trainer argv shell-quoted), {weights}

@@ -12,8 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "clock.h"
 #include "rng.h"
+#include "trainargs.h"
 
 extern char **environ;
 
@@ -31,70 +33,21 @@ struct job_private {
     void *data;
     Regmix__Assign *a; /* owned copy of the assignment */
 
-    uv_process_t proc;
-    uv_pipe_t pipe;
-    uv_timer_t timer;      /* synthetic delay, failure delivery, or the wait for EOF */
-    uv_timer_t kill_timer; /* SIGTERM → SIGKILL */
-    int handles;           /* open libuv handles */
-    int proc_live;         /* spawned and not exited */
-    int pipe_live;         /* reading */
+    child_t *child;   /* the process (child.h): spawned and not ended, else NULL */
+    uv_timer_t timer; /* synthetic delay, or the delivery of a failure or cancel */
+    int handles;      /* open libuv handles (the timer) */
     int exited;
     int64_t exit_status;
     int term_signal;
     int destroyed;
     char *spawn_error; /* pending FAILED reason when spawning failed */
 
-    char *line;
-    size_t line_len;
-    int line_overflow;
     json_t *result; /* the trainer's last {"event":"result"} object */
     int64_t last_progress_ms;
     int64_t started_ms;
 };
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
-
-char *
-job_fill_placeholders(const char *tmpl, const char *const *keys, const char *const *vals, size_t n)
-{
-    size_t cap = strlen(tmpl) + 1, len = 0;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    for (const char *p = tmpl; *p;) {
-        const char *rep = NULL;
-        size_t skip = 1;
-        if (*p == '{') {
-            const char *close = strchr(p + 1, '}');
-            for (size_t i = 0; close && i < n; i++) {
-                size_t kl = strlen(keys[i]);
-                if ((size_t)(close - p - 1) == kl && strncmp(p + 1, keys[i], kl) == 0) {
-                    rep = vals[i];
-                    skip = kl + 2;
-                    break;
-                }
-            }
-        }
-        size_t add = rep ? strlen(rep) : 1;
-        if (len + add + 1 > cap) {
-            cap = (len + add + 1) * 2;
-            char *nb = realloc(out, cap);
-            if (!nb) {
-                free(out);
-                return NULL;
-            }
-            out = nb;
-        }
-        if (rep)
-            memcpy(out + len, rep, add);
-        else
-            out[len] = *p;
-        len += add;
-        p += skip;
-    }
-    out[len] = '\0';
-    return out;
-}
 
 double job_synthetic_loss(const Regmix__DomainWeight *const *w,
                           size_t n_w,
@@ -177,7 +130,6 @@ static void job__free(job_t *job)
     if (p->a)
         regmix__assign__free_unpacked(p->a, NULL);
     json_decref(p->result);
-    free(p->line);
     free(p->spawn_error);
     free(p);
     report_clear(&job->report);
@@ -207,11 +159,6 @@ static void job__finish(job_t *job)
         return;
     job->finished = 1;
     uv_timer_stop(&p->timer);
-    uv_timer_stop(&p->kill_timer);
-    if (p->pipe_live) {
-        p->pipe_live = 0;
-        job__close(job, (uv_handle_t *)&p->pipe);
-    }
     report_t *r = &job->report;
     r->attempt_id = job->attempt_id;
     r->run_id = job->run_id;
@@ -305,18 +252,20 @@ static double job__num(json_t *o, const char *k)
     return json_is_number(v) ? json_number_value(v) : 0.0;
 }
 
-static void job__line(job_t *job, const char *s)
+/* One JSON line of the progress pipe (child.h): the result, or progress to pass on. */
+static void job__line(child_t *c, const char *s, size_t len, json_t *o, void *data)
 {
+    (void)c;
+    (void)s;
+    (void)len;
+    job_t *job = data;
     struct job_private *p = job->priv;
-    json_t *o = json_loads(s, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
+    if (!o)
         return;
-    }
     const char *ev = json_string_value(json_object_get(o, "event"));
     if (ev && strcmp(ev, "result") == 0) {
         json_decref(p->result);
-        p->result = o;
+        p->result = json_incref(o);
         return;
     }
     json_t *evl = json_object_get(o, "eval_losses");
@@ -354,47 +303,6 @@ static void job__line(job_t *job, const char *s)
         }
         p->progress_cb(job, &pr, p->data);
     }
-    json_decref(o);
-}
-
-static void job__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    static char chunk[65536];
-    (void)h;
-    buf->base = chunk;
-    buf->len = sizeof chunk;
-}
-
-static void job__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    job_t *job = s->data;
-    struct job_private *p = job->priv;
-    if (nread < 0) {
-        uv_read_stop(s);
-        p->pipe_live = 0;
-        job__close(job, (uv_handle_t *)s);
-        if (p->exited)
-            job__finish(job);
-        return;
-    }
-    for (ssize_t i = 0; i < nread; i++) {
-        char c = buf->base[i];
-        if (c == '\n') {
-            if (!p->line_overflow && p->line_len) {
-                p->line[p->line_len] = '\0';
-                job__line(job, p->line);
-                if (job->finished || p->destroyed)
-                    return;
-            }
-            p->line_len = 0;
-            p->line_overflow = 0;
-        } else if (p->line_len + 1 < JOB_LINE_MAX) {
-            p->line[p->line_len++] = c;
-        } else {
-            p->line_overflow = 1; /* an over-long line is dropped whole */
-        }
-    }
 }
 
 /* ---- processes -------------------------------------------------------------------------------- */
@@ -404,27 +312,17 @@ static void job__timer_finish_cb(uv_timer_t *t)
     job__finish(t->data);
 }
 
-static void job__exit_cb(uv_process_t *proc, int64_t status, int sig)
+/* The process has exited and its pipe is drained (child.h): the report follows. */
+static void job__end(child_t *c, int64_t status, int sig, void *data)
 {
-    job_t *job = proc->data;
+    (void)c;
+    job_t *job = data;
     struct job_private *p = job->priv;
+    p->child = NULL; /* child.h releases it after this call */
     p->exited = 1;
-    p->proc_live = 0;
     p->exit_status = status;
     p->term_signal = sig;
-    job__close(job, (uv_handle_t *)proc);
-    uv_timer_stop(&p->kill_timer);
-    if (!p->pipe_live)
-        job__finish(job);
-    else /* a grandchild may hold the pipe open: do not wait for it forever */
-        uv_timer_start(&p->timer, job__timer_finish_cb, JOB_EOF_WAIT_MS, 0);
-}
-
-static void job__kill_cb(uv_timer_t *t)
-{
-    job_t *job = t->data;
-    if (job->priv->proc_live)
-        kill(-job->pid, SIGKILL);
+    job__finish(job);
 }
 
 /* Appends `s` (copied) to a NULL-terminated vector being built. */
@@ -448,136 +346,28 @@ static void job__strv_free(char **v)
     free(v);
 }
 
-static int job__pushf(char ***v, size_t *n, const char *flag, const char *val)
-{
-    int rc = job__push(v, n, flag);
-    return rc < 0 ? rc : job__push(v, n, val);
-}
-
-/* Appends `--key value` for every scalar member of `o` (snake_case keys become --kebab-case;
- * true is a bare flag; false, null, objects and arrays add nothing). Keys the worker sets itself
- * are skipped. */
-static int job__flags(json_t *o, char ***ret, size_t *n)
-{
-    static const char *reserved[] = {"seed",         "progress_fd", "weights",
-                                     "weights_json", "train",       "valid"};
-    const char *k;
-    json_t *v;
-    int rc = 0;
-    json_object_foreach(o, k, v)
-    {
-        int skip = 0;
-        for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-            skip |= strcmp(k, reserved[i]) == 0;
-        if (skip || json_is_null(v) || json_is_false(v))
-            continue;
-        char flag[256], val[256];
-        snprintf(flag, sizeof flag, "--%.200s", k);
-        for (char *c = flag + 2; *c; c++)
-            if (*c == '_')
-                *c = '-';
-        if (json_is_true(v)) {
-            rc = rc ? rc : job__push(ret, n, flag);
-            continue;
-        }
-        if (json_is_integer(v))
-            snprintf(val, sizeof val, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        else if (json_is_real(v))
-            snprintf(val, sizeof val, "%.17g", json_real_value(v));
-        else if (json_is_string(v))
-            snprintf(val, sizeof val, "%.250s", json_string_value(v));
-        else
-            continue;
-        rc = rc ? rc : job__pushf(ret, n, flag, val);
-    }
-    return rc;
-}
-
-/* Flags for regmix-train from the assignment: train_args_json keys (snake_case becomes --kebab),
- * data_json domains (--train/--valid NAME=GLOB), the weights, the seed and the progress fd. */
-static int job__builtin_argv(job_t *job, char ***ret, size_t *n, char *why, size_t why_len)
+/* regmix-train's argv for the assignment by common/trainargs.h, the module the coordinator's
+ * launcher uses too: train_args_json and data_json are the spec's renderings, the weights and the
+ * seed the run's; the progress pipe is fd 3. */
+static int job__builtin_argv(job_t *job, char ***ret, char *why, size_t why_len)
 {
     const Regmix__Assign *a = job->priv->a;
-    int rc = job__push(ret, n, job->priv->cfg.trainer);
-    json_error_t jerr;
-    json_t *args = a->train_args_json && *a->train_args_json
-                           ? json_loads(a->train_args_json, 0, &jerr)
-                           : json_object();
-    if (!json_is_object(args)) {
-        snprintf(why, why_len, "train_args_json is not a JSON object");
-        json_decref(args);
-        return -EINVAL;
+    const char **names = calloc(a->n_weights ? a->n_weights : 1, sizeof *names);
+    double *w = calloc(a->n_weights ? a->n_weights : 1, sizeof *w);
+    trainargs_t *t = NULL;
+    int rc = names && w ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < a->n_weights; i++) {
+        names[i] = a->weights[i]->domain;
+        w[i] = a->weights[i]->weight;
     }
-    /* {"model": {...}, "train": {...}} (spec_train_json) or one flat object: both become flags;
-     * the "train" group is a group of flags here, not the --train data flag. */
-    json_t *groups[8];
-    size_t ng = 0;
-    const char *k;
-    json_t *v;
-    groups[ng++] = args;
-    json_object_foreach(args, k, v)
-    {
-        if (json_is_object(v) && ng < 8)
-            groups[ng++] = v;
-    }
-    for (size_t g = 0; g < ng && rc == 0; g++)
-        rc = job__flags(groups[g], ret, n);
-    json_decref(args);
-
-    json_t *data = a->data_json && *a->data_json ? json_loads(a->data_json, 0, &jerr) : NULL;
-    if (a->data_json && *a->data_json && !data) {
-        snprintf(why, why_len, "data_json is not valid JSON: %s", jerr.text);
-        return -EINVAL;
-    }
-    /* {"name": {"train": GLOB|[GLOB…], "valid": …}} or [{"name": …, "train": …, "valid": …}] */
-    size_t idx;
-    json_t *d;
-    const char *dn;
-    json_t *items = json_array();
-    if (json_is_object(data)) {
-        json_object_foreach(data, dn, d)
-        {
-            json_t *c = json_deep_copy(d);
-            if (json_is_object(c))
-                json_object_set_new(c, "name", json_string(dn));
-            json_array_append_new(items, c);
-        }
-    } else if (json_is_array(data)) {
-        json_array_foreach(data, idx, d) json_array_append(items, d);
-    }
-    json_array_foreach(items, idx, d)
-    {
-        const char *name = json_string_value(json_object_get(d, "name"));
-        if (!name)
-            continue;
-        static const char *which[] = {"train", "valid"};
-        for (int w = 0; w < 2; w++) {
-            json_t *g = json_object_get(d, which[w]);
-            json_t *list = json_is_array(g) ? json_incref(g) : json_pack("[O]", g);
-            size_t j;
-            json_t *gi;
-            json_array_foreach(list, j, gi)
-            {
-                if (!json_is_string(gi))
-                    continue;
-                char flag[16], val[4096];
-                snprintf(flag, sizeof flag, "--%s", which[w]);
-                snprintf(val, sizeof val, "%s=%s", name, json_string_value(gi));
-                rc = rc ? rc : job__pushf(ret, n, flag, val);
-            }
-            json_decref(list);
-        }
-    }
-    json_decref(items);
-    json_decref(data);
-
-    char *wj = job__weights_json(a);
-    char seed[32];
-    snprintf(seed, sizeof seed, "%" PRIu64, a->seed);
-    rc = rc ? rc : job__pushf(ret, n, "--weights-json", wj ? wj : "{}");
-    rc = rc ? rc : job__pushf(ret, n, "--seed", seed);
-    rc = rc ? rc : job__pushf(ret, n, "--progress-fd", "3");
-    free(wj);
+    if (rc == 0)
+        rc = trainargs_from_json(a->train_args_json, a->data_json, names, w, a->n_weights, a->seed,
+                                 &t, why, why_len);
+    if (rc == 0)
+        rc = trainargs_argv(t, job->priv->cfg.trainer, JOB_PROGRESS_FD, ret, why, why_len);
+    trainargs_destroy(&t);
+    free(names);
+    free(w);
     return rc;
 }
 
@@ -604,7 +394,7 @@ static int job__command_argv(job_t *job, char ***ret, size_t *n, char *why, size
     const char *vals[] = {run, attempt, seed, wj ? wj : "{}", job->dir, result, job->sweep_id};
     int rc = 0;
     for (size_t i = 0; i < a->n_argv && rc == 0; i++) {
-        char *s = job_fill_placeholders(a->argv[i], keys, vals, 7);
+        char *s = child_fill(a->argv[i], keys, vals, 7);
         rc = s ? job__push(ret, n, s) : -ENOMEM;
         free(s);
     }
@@ -685,19 +475,17 @@ static int job__env(job_t *job, char ***ret, size_t *n)
     return rc;
 }
 
-/* Spawns the job's process; on failure sets p->spawn_error (delivered as FAILED). */
+/* Spawns the job's process (child.h: its own process group, so a cancel reaches the children
+ * of a shell script too; the progress pipe on fd 3); on failure sets p->spawn_error (delivered as
+ * FAILED). */
 static void job__spawn(job_t *job)
 {
     struct job_private *p = job->priv;
     char why[512] = "", **argv = NULL, **env = NULL;
     size_t argc = 0, envc = 0;
-    int rc = job__push(&argv, &argc, NULL);
-    if (rc == 0) {
-        argc = 0;
-        rc = job->kind == REGMIX__JOB_KIND__JOB_KIND_BUILTIN
-                     ? job__builtin_argv(job, &argv, &argc, why, sizeof why)
+    int rc = job->kind == REGMIX__JOB_KIND__JOB_KIND_BUILTIN
+                     ? job__builtin_argv(job, &argv, why, sizeof why)
                      : job__command_argv(job, &argv, &argc, why, sizeof why);
-    }
     if (rc == 0)
         rc = job__env(job, &env, &envc);
     int out_fd = -1, err_fd = -1;
@@ -713,45 +501,23 @@ static void job__spawn(job_t *job)
         }
     }
     if (rc == 0) {
-        uv_pipe_init(p->loop, &p->pipe, 0);
-        p->pipe.data = job;
-        p->handles++;
-        uv_stdio_container_t stdio[4];
-        stdio[0].flags = UV_IGNORE;
-        stdio[1].flags = UV_INHERIT_FD;
-        stdio[1].data.fd = out_fd;
-        stdio[2].flags = UV_INHERIT_FD;
-        stdio[2].data.fd = err_fd;
-        stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-        stdio[3].data.stream = (uv_stream_t *)&p->pipe;
-        uv_process_options_t o;
-        memset(&o, 0, sizeof o);
-        o.exit_cb = job__exit_cb;
-        o.file = argv[0];
-        o.args = argv;
-        o.env = env;
-        o.cwd = job->dir;
-        o.stdio = stdio;
-        o.stdio_count = 4;
-        /* Its own process group, so a cancel reaches the children of a shell script too. */
-        o.flags = UV_PROCESS_DETACHED;
-        p->proc.data = job;
-        rc = uv_spawn(p->loop, &p->proc, &o);
-        if (rc == 0) {
-            p->handles++;
-            p->proc_live = 1;
-            job->pid = p->proc.pid;
-            if (uv_read_start((uv_stream_t *)&p->pipe, job__alloc_cb, job__read_cb) == 0)
-                p->pipe_live = 1;
-            else
-                job__close(job, (uv_handle_t *)&p->pipe);
-        } else {
+        child_options_t o = {
+                .argv = argv,
+                .env = env,
+                .cwd = job->dir,
+                .stdout_fd = out_fd,
+                .stderr_fd = err_fd,
+                .progress_fd = JOB_PROGRESS_FD,
+                .line_max = JOB_LINE_MAX,
+                .eof_wait_ms = JOB_EOF_WAIT_MS,
+                .own_group = 1,
+                .kill_grace_ms = p->cfg.kill_grace_ms,
+        };
+        rc = child_start(p->loop, &o, job__line, job__end, job, &p->child);
+        if (rc == 0)
+            job->pid = child_pid(p->child);
+        else
             snprintf(why, sizeof why, "cannot start %s: %s", argv[0], uv_strerror(rc));
-            job__close(job, (uv_handle_t *)&p->pipe);
-            /* uv_spawn leaves an initialised handle on failure: it must be closed too. */
-            p->handles++;
-            job__close(job, (uv_handle_t *)&p->proc);
-        }
     }
     if (out_fd >= 0)
         close(out_fd);
@@ -854,19 +620,14 @@ int job_start(uv_loop_t *loop,
     job->kind = a->kind;
     job->sweep_id = strdup(a->sweep_id ? a->sweep_id : "");
     job->dir = strdup(dir);
-    if (a->kind != REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC)
-        p->line = malloc(JOB_LINE_MAX);
-    if (!p->a || !job->sweep_id || !job->dir ||
-        (a->kind != REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC && !p->line)) {
+    if (!p->a || !job->sweep_id || !job->dir) {
         p->destroyed = 1;
         job__free(job);
         return -ENOMEM;
     }
     uv_timer_init(loop, &p->timer);
-    uv_timer_init(loop, &p->kill_timer);
     p->timer.data = job;
-    p->kill_timer.data = job;
-    p->handles = 2;
+    p->handles = 1;
 
     switch (a->kind) {
     case REGMIX__JOB_KIND__JOB_KIND_SYNTHETIC:
@@ -874,13 +635,10 @@ int job_start(uv_loop_t *loop,
         break;
     case REGMIX__JOB_KIND__JOB_KIND_BUILTIN:
     case REGMIX__JOB_KIND__JOB_KIND_COMMAND: {
-        char sdir[4096];
-        snprintf(sdir, sizeof sdir, "%s/%s", cfg->workdir, safe);
-        mkdir(cfg->workdir, 0755);
-        mkdir(sdir, 0755);
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        int mrc = child_mkdirs(dir, 0755);
+        if (mrc < 0) {
             char why[4400];
-            snprintf(why, sizeof why, "cannot create job directory %s: %s", dir, strerror(errno));
+            snprintf(why, sizeof why, "cannot create job directory %s: %s", dir, strerror(-mrc));
             p->spawn_error = strdup(why);
             uv_timer_start(&p->timer, job__timer_finish_cb, 0, 0);
         } else {
@@ -903,9 +661,8 @@ void job_cancel(job_t *job)
         return;
     struct job_private *p = job->priv;
     job->cancelled = 1;
-    if (p->proc_live) {
-        kill(-job->pid, SIGTERM);
-        uv_timer_start(&p->kill_timer, job__kill_cb, (uint64_t)p->cfg.kill_grace_ms, 0);
+    if (p->child) {
+        child_stop(p->child); /* SIGTERM to the group, SIGKILL after the grace period */
     } else {
         uv_timer_stop(&p->timer);
         uv_timer_start(&p->timer, job__timer_finish_cb, 0, 0);
@@ -919,20 +676,8 @@ void job_destroy(job_t **job_p)
         return;
     *job_p = NULL;
     struct job_private *p = job->priv;
-    if (p->proc_live)
-        kill(-job->pid, SIGKILL);
+    child_close(&p->child); /* a running process is killed; no callback follows */
     p->destroyed = 1;
     uv_timer_stop(&p->timer);
-    uv_timer_stop(&p->kill_timer);
     job__close(job, (uv_handle_t *)&p->timer);
-    job__close(job, (uv_handle_t *)&p->kill_timer);
-    if (p->pipe_live) {
-        p->pipe_live = 0;
-        job__close(job, (uv_handle_t *)&p->pipe);
-    }
-    if (p->proc_live) {
-        /* The exit callback will not be awaited: closing the handle is enough for libuv. */
-        p->proc_live = 0;
-        job__close(job, (uv_handle_t *)&p->proc);
-    }
 }

@@ -1,9 +1,9 @@
 /*
  * job: one attempt running on this worker (DESIGN.md §4.3), from ASSIGN to a report.
  *
- * Three kinds (Assign.kind): BUILTIN spawns regmix-train with flags built from the assignment and
- * reads its JSON lines on a pipe (--progress-fd 3); COMMAND spawns any argv after filling the
- * placeholders {run} {attempt} {seed} {weights_json} {workdir} {result} and reads the result
+ * Three kinds (Assign.kind): BUILTIN spawns regmix-train with flags built from the assignment by
+ * common/trainargs.h (the coordinator's launcher uses the same module) and reads its JSON lines on
+ * a pipe (--progress-fd 3); COMMAND spawns any argv after filling the placeholders (child_fill()) {run} {attempt} {seed} {weights_json} {workdir} {result} and reads the result
  * file it writes; SYNTHETIC runs no process: after delay_ms it reports
  * `synthetic = Σ_i (w_i − optimum_i)² + N(0, noise²)` (also as each domain's loss, so that
  * regression.target applies as to a trainer's losses) or fails with probability fail_rate, drawn
@@ -85,10 +85,5 @@ double job_synthetic_loss(const Regmix__DomainWeight *const *w,
                           size_t n_w,
                           const Regmix__DomainWeight *const *opt,
                           size_t n_opt);
-
-/* Replaces the placeholders in `tmpl` ({name} with the value of `keys[i]` = `vals[i]`);
- * unknown placeholders are kept as they are. Returns a malloc'd string or NULL. */
-char *
-job_fill_placeholders(const char *tmpl, const char *const *keys, const char *const *vals, size_t n);
 
 #endif

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "child.h"
+
 int report_value_add(report_value_t **vals, size_t *n, const char *name, double value)
 {
     report_value_t *nv = realloc(*vals, (*n + 1) * sizeof *nv);
@@ -34,32 +36,6 @@ int report_set_failed(report_t *r, int exit_code, int signal, const char *reason
     r->ok = 0;
     r->exit_code = exit_code;
     r->signal = signal;
-    return 0;
-}
-
-/* mkdir -p for the job directory; the parents are the workdir and the sweep directory. The
- * common case (parents exist) costs one mkdir. */
-static int report__mkdirs(const char *dir)
-{
-    if (mkdir(dir, 0755) == 0 || errno == EEXIST)
-        return 0;
-    if (errno != ENOENT)
-        return -errno;
-    char buf[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, dir, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -errno;
     return 0;
 }
 
@@ -110,7 +86,7 @@ int report_save(const report_t *r)
 {
     if (!r->dir)
         return -EINVAL;
-    int rc = report__mkdirs(r->dir);
+    int rc = child_mkdirs(r->dir, 0755);
     if (rc < 0)
         return rc;
     json_t *o = report__json(r);

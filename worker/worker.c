@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "child.h"
 #include "clock.h"
 #include "errbuf.h"
 #include "jobs.h"
@@ -55,16 +56,8 @@ int worker_new(
     for (int i = 0; i < 16; i++)
         snprintf(w->boot_id + 2 * i, 3, "%02x", rnd[i]);
 
-    /* Create the workdir (and its parent) now, so a bad path is an error at start. */
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", cfg->workdir);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = '\0';
-        mkdir(parent, 0755);
-    }
-    if (mkdir(cfg->workdir, 0755) != 0 && errno != EEXIST) {
-        rc = -errno;
+    /* Create the workdir (and its parents) now, so a bad path is an error at start. */
+    if ((rc = child_mkdirs(cfg->workdir, 0755)) < 0) {
         errbuf_set(err, errlen, "cannot create --workdir %s: %s", cfg->workdir, strerror(-rc));
         goto fail;
     }

@@ -1,7 +1,7 @@
 /*
- * test_worker_units: the worker's pure pieces without a daemon: placeholder filling, the
- * synthetic loss, nvidia-smi CSV parsing and --gpus lists, and report files (atomic save, load,
- * scan of a workdir, forget).
+ * test_worker_units: the worker's pure pieces without a daemon: the synthetic loss, nvidia-smi
+ * CSV parsing and --gpus lists, and report files (atomic save, load, scan of a workdir, forget).
+ * Placeholders are child_fill()'s (tests/unit/test_child.c).
  */
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,21 +10,6 @@
 #include "../../worker/job.h"
 #include "../../worker/report.h"
 #include "test.h"
-
-static void test_placeholders(void)
-{
-    const char *keys[] = {"run", "seed", "result"};
-    const char *vals[] = {"12", "777", "/w/r.json"};
-    char *s = job_fill_placeholders("--run={run} {seed}{seed} {result} {unknown} {", keys, vals, 3);
-    CHECK_STR_EQ(s, "--run=12 777777 /w/r.json {unknown} {");
-    free(s);
-    s = job_fill_placeholders("", keys, vals, 3);
-    CHECK_STR_EQ(s, "");
-    free(s);
-    s = job_fill_placeholders("{run}", keys, vals, 0);
-    CHECK_STR_EQ(s, "{run}");
-    free(s);
-}
 
 static void test_synthetic_loss(void)
 {
@@ -246,7 +231,6 @@ static void test_journal(void)
 
 int main(void)
 {
-    TEST_RUN(test_placeholders);
     TEST_RUN(test_synthetic_loss);
     TEST_RUN(test_gpu_parse);
     TEST_RUN(test_gpu_auto);

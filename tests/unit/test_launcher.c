@@ -92,7 +92,7 @@ static void test_trainer_argv(void)
     CHECK_STR_EQ(argv_after(a, "--lr"), "0.003");
     CHECK_STR_EQ(argv_after(a, "--schedule"), "cosine");
     CHECK_INT_EQ(argv_find(a, "--micro-batch"), -1); /* spec micro_batch 0: the trainer decides */
-    CHECK_STR_EQ(argv_after(a, "--weights"), "web=0.5,code=0.5,books=0");
+    CHECK_STR_EQ(argv_after(a, "--weights-json"), "{\"web\":0.5,\"code\":0.5,\"books\":0.0}");
     CHECK_STR_EQ(argv_after(a, "--seed"), "5");
     CHECK_STR_EQ(argv_after(a, "--checkpoint"), "/state/targets/sw1/target/checkpoint");
     CHECK(argv_find(a, "--resume") > 0);
@@ -178,18 +178,6 @@ static void test_mpirun(void)
     spec_destroy(&spec);
 }
 
-static void test_fill(void)
-{
-    const char *k[] = {"a", "bb"};
-    const char *v[] = {"1", "two"};
-    char *s = launcher_fill("x{a}y{bb}{c}{a", k, v, 2);
-    CHECK_STR_EQ(s, "x1ytwo{c}{a");
-    free(s);
-    s = launcher_fill("", k, v, 2);
-    CHECK_STR_EQ(s, "");
-    free(s);
-}
-
 static void test_command(void)
 {
     spec_t *spec = make_spec("command",
@@ -248,7 +236,8 @@ static void test_slurm(void)
     CHECK(strstr(p.file_text, "#SBATCH --job-name=regmix-sw-1-a-target\n") != NULL);
     CHECK(strstr(p.file_text, "exec srun") != NULL);
     CHECK(strstr(p.file_text, "'--train' \\\n    'web=/data/web/train_*.bin'") != NULL);
-    CHECK(strstr(p.file_text, "'--weights' \\\n    'web=0.5,code=0.5,books=0'") != NULL);
+    CHECK(strstr(p.file_text,
+                 "'--weights-json' \\\n    '{\"web\":0.5,\"code\":0.5,\"books\":0.0}'") != NULL);
     CHECK(strstr(p.file_text, "'--progress-fd' \\\n    '1'") != NULL);
     char path[300];
     snprintf(path, sizeof path, "%s/target.sbatch", wd);
@@ -344,12 +333,12 @@ static void test_kubernetes(void)
         CHECK_STR_EQ(items[2], "4");
         int w = -1, v = -1;
         for (int i = 0; i < n; i++) {
-            if (strcmp(items[i], "--weights") == 0)
+            if (strcmp(items[i], "--weights-json") == 0)
                 w = i;
             if (strcmp(items[i], "books=/data/it's/val.bin") == 0)
                 v = i;
         }
-        CHECK(w > 0 && strcmp(items[w + 1], "web=0.5,code=0.5,books=0") == 0);
+        CHECK(w > 0 && strcmp(items[w + 1], "{\"web\":0.5,\"code\":0.5,\"books\":0.0}") == 0);
         CHECK(v > 0);
         fy_document_destroy(doc);
     }
@@ -535,7 +524,6 @@ int main(void)
 {
     TEST_RUN(test_trainer_argv);
     TEST_RUN(test_mpirun);
-    TEST_RUN(test_fill);
     TEST_RUN(test_command);
     TEST_RUN(test_slurm);
     TEST_RUN(test_kubernetes);

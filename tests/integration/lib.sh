@@ -188,6 +188,28 @@ worker_running() {
         '[.workers[] | select(.worker | endswith(":" + $n)) | .running + 0] | add // 0'
 }
 
+# attempt_ids: the attempt ids (attempt=N) of the log lines on stdin, sorted, once each.
+attempt_ids() {
+    sed -n 's/.* attempt=\([0-9]*\)\( .*\)*$/\1/p' | sort -n -u
+}
+
+# lost_in_log WORKER [WHY]: ids of the attempts the coordinator logged lost on HOST:WORKER (for
+# that reason only, when given).
+lost_in_log() {
+    grep 'event=attempt_lost ' "$T/coordinator.log" | grep "worker=[^ ]*:$1 .*why=\"${2:-}" |
+        attempt_ids
+}
+
+# lost_in_store WORKER: ids of the attempts of HOST:WORKER in state 'lost' (coordinator stopped).
+lost_in_store() {
+    db "SELECT id FROM attempts WHERE worker LIKE '%:$1' AND state = 'lost' ORDER BY id"
+}
+
+# subset A B: every line of A is in B (both sorted numerically, one id a line).
+subset() {
+    [ -z "$(comm -23 <(echo "$1" | sort) <(echo "$2" | sort))" ]
+}
+
 # wait_done_at_least SWEEP N TIMEOUT_S: until at least N runs are done.
 wait_done_at_least() {
     local end=$(($SECONDS + $3)) d

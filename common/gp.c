@@ -1,0 +1,327 @@
+/* gp: Gaussian-process regression on sqrt(weights) with a ridge mean (gp.h). */
+#include "gp.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errbuf.h"
+#include "surrogate.h"
+
+struct gp {
+    size_t n, d;
+    double *Z;     /* (n, d) sqrt of the weights */
+    double *L;     /* (n, n) lower Cholesky factor of K + g I (unit signal variance) */
+    double *alpha; /* (n) (K + g I)^-1 (y - m(X)) */
+    double s2;     /* signal variance */
+    double g;      /* noise-to-signal variance ratio */
+    double ell;    /* length scale */
+    double b0;     /* ridge mean: intercept */
+    double *b;     /* (d) ridge mean: slopes */
+};
+
+/* Matérn 5/2 of a distance r at length scale ell (unit variance). */
+static double gp__matern(double r, double ell)
+{
+    double a = sqrt(5.0) * r / ell;
+    return (1 + a + a * a / 3) * exp(-a);
+}
+
+static double gp__dist(const double *a, const double *b, size_t d)
+{
+    double s = 0;
+    for (size_t j = 0; j < d; j++) {
+        double t = a[j] - b[j];
+        s += t * t;
+    }
+    return sqrt(s);
+}
+
+static void gp__sqrt_row(const double *w, size_t d, double *z)
+{
+    for (size_t j = 0; j < d; j++)
+        z[j] = w[j] > 0 ? sqrt(w[j]) : 0;
+}
+
+void gp_destroy(gp_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gp_t *g = *self_p;
+    free(g->Z);
+    free(g->L);
+    free(g->alpha);
+    free(g->b);
+    free(g);
+    *self_p = NULL;
+}
+
+int gp_fit(const double *X, const double *y, size_t n, size_t d, gp_t **ret, char *err,
+           size_t errlen)
+{
+    static const double ells[] = {0.12, 0.2, 0.32, 0.5, 0.8, 1.3, 2.0, 3.2, 5.0};
+    static const double ratios[] = {1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0};
+    if (n < 2 || d < 1) {
+        errbuf_set(err, errlen, "gp fit: need at least 2 runs and 1 domain");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n * d; i++)
+        if (!isfinite(X[i])) {
+            errbuf_set(err, errlen, "gp fit: non-finite weight in row %zu", i / d);
+            return -EINVAL;
+        }
+    int rc = -ENOMEM;
+    gp_t *g = calloc(1, sizeof *g);
+    double *D = malloc(n * n * sizeof *D);
+    double *K = malloc(n * n * sizeof *K);
+    double *r = malloc(n * sizeof *r);
+    double *a = malloc(n * sizeof *a);
+    if (!g || !D || !K || !r || !a)
+        goto fail;
+    g->n = n;
+    g->d = d;
+    g->Z = malloc(n * d * sizeof *g->Z);
+    g->L = malloc(n * n * sizeof *g->L);
+    g->alpha = malloc(n * sizeof *g->alpha);
+    g->b = malloc(d * sizeof *g->b);
+    if (!g->Z || !g->L || !g->alpha || !g->b)
+        goto fail;
+    rc = surrogate_ridge_gcv(X, y, n, d, &g->b0, g->b, err, errlen);
+    if (rc < 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        double m = g->b0;
+        for (size_t j = 0; j < d; j++)
+            m += g->b[j] * X[i * d + j];
+        r[i] = y[i] - m;
+        if (!isfinite(r[i])) {
+            errbuf_set(err, errlen, "gp fit: non-finite target in row %zu", i);
+            rc = -EINVAL;
+            goto fail;
+        }
+        gp__sqrt_row(X + i * d, d, g->Z + i * d);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j <= i; j++)
+            D[i * n + j] = gp__dist(g->Z + i * d, g->Z + j * d, d);
+    double best = -INFINITY;
+    for (size_t li = 0; li < sizeof ells / sizeof ells[0]; li++) {
+        for (size_t gi = 0; gi < sizeof ratios / sizeof ratios[0]; gi++) {
+            for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < i; j++)
+                    K[i * n + j] = gp__matern(D[i * n + j], ells[li]);
+                K[i * n + i] = 1 + ratios[gi];
+            }
+            if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, K, (lapack_int)n) != 0)
+                continue;
+            memcpy(a, r, n * sizeof *a);
+            cblas_dtrsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, (int)n, K, (int)n,
+                        a, 1);
+            double q = 0, logdet = 0;
+            for (size_t i = 0; i < n; i++) {
+                q += a[i] * a[i];
+                logdet += log(K[i * n + i]);
+            }
+            double s2 = q / (double)n;
+            if (!(s2 > 0))
+                s2 = 1e-300;
+            double lml = -0.5 * (double)n * log(s2) - logdet;
+            if (lml > best) {
+                best = lml;
+                g->ell = ells[li];
+                g->g = ratios[gi];
+                g->s2 = s2;
+                memcpy(g->L, K, n * n * sizeof *K);
+            }
+        }
+    }
+    if (!(best > -INFINITY)) {
+        errbuf_set(err, errlen, "gp fit: no kernel on the grid gave a positive definite matrix");
+        rc = -EINVAL;
+        goto fail;
+    }
+    /* alpha = L^-T L^-1 r */
+    memcpy(g->alpha, r, n * sizeof *r);
+    LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, 1, g->L, (lapack_int)n, g->alpha, 1);
+    free(D);
+    free(K);
+    free(r);
+    free(a);
+    *ret = g;
+    return 0;
+fail:
+    free(D);
+    free(K);
+    free(r);
+    free(a);
+    gp_destroy(&g);
+    return rc;
+}
+
+double gp_noise_sd(const gp_t *gp)
+{
+    return sqrt(gp->s2 * gp->g);
+}
+
+void gp_hyper(const gp_t *gp, double *ret_length, double *ret_ratio)
+{
+    if (ret_length)
+        *ret_length = gp->ell;
+    if (ret_ratio)
+        *ret_ratio = gp->g;
+}
+
+#define GP_BLOCK 512
+
+/* Kernel rows of B candidates against the runs: Ks (B, n), and their ridge means. */
+static void gp__cross(const gp_t *gp, const double *X, size_t B, double *Ks, double *m)
+{
+    size_t n = gp->n, d = gp->d;
+    double z[64];
+    double *zz = d <= 64 ? z : malloc(d * sizeof *zz);
+    for (size_t i = 0; i < B; i++) {
+        const double *w = X + i * d;
+        gp__sqrt_row(w, d, zz);
+        double mm = gp->b0;
+        for (size_t j = 0; j < d; j++)
+            mm += gp->b[j] * w[j];
+        m[i] = mm;
+        for (size_t k = 0; k < n; k++)
+            Ks[i * n + k] = gp__matern(gp__dist(zz, gp->Z + k * d, d), gp->ell);
+    }
+    if (zz != z)
+        free(zz);
+}
+
+int gp_predict(const gp_t *gp, const double *X, size_t m, double *mean, double *sd)
+{
+    size_t n = gp->n, d = gp->d;
+    double *Ks = malloc(GP_BLOCK * n * sizeof *Ks);
+    double *mm = malloc(GP_BLOCK * sizeof *mm);
+    if (!Ks || !mm || (d > 64 && 0)) {
+        free(Ks);
+        free(mm);
+        return -ENOMEM;
+    }
+    for (size_t s = 0; s < m; s += GP_BLOCK) {
+        size_t B = m - s < GP_BLOCK ? m - s : GP_BLOCK;
+        gp__cross(gp, X + s * d, B, Ks, mm);
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)B, (int)n, 1.0, Ks, (int)n, gp->alpha, 1,
+                    1.0, mm, 1);
+        memcpy(mean + s, mm, B * sizeof *mm);
+        if (sd) {
+            /* V = Ks L^-T, var = s2 (1 - |v|^2) */
+            cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)B,
+                        (int)n, 1.0, gp->L, (int)n, Ks, (int)n);
+            for (size_t i = 0; i < B; i++) {
+                double q = cblas_ddot((int)n, Ks + i * n, 1, Ks + i * n, 1);
+                double v = 1 - q;
+                sd[s + i] = v > 0 ? sqrt(gp->s2 * v) : 0;
+            }
+        }
+    }
+    free(Ks);
+    free(mm);
+    return 0;
+}
+
+struct gp_batch {
+    const gp_t *gp;
+    const double *P;
+    size_t m, max_added, added;
+    double *V;    /* (m, n) rows v_p = L^-1 k(X, p) */
+    double *U;    /* (max_added, m) hallucinated factors */
+    double *mean; /* (m) */
+    double *var;  /* (m) latent variance / s2 */
+    double *Zp;   /* (m, d) sqrt of pool weights */
+};
+
+void gp_batch_destroy(gp_batch_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gp_batch_t *b = *self_p;
+    free(b->V);
+    free(b->U);
+    free(b->mean);
+    free(b->var);
+    free(b->Zp);
+    free(b);
+    *self_p = NULL;
+}
+
+int gp_batch_new(const gp_t *gp, const double *P, size_t m, size_t max_added, gp_batch_t **ret)
+{
+    size_t n = gp->n, d = gp->d;
+    if (m == 0)
+        return -EINVAL;
+    gp_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    b->gp = gp;
+    b->P = P;
+    b->m = m;
+    b->max_added = max_added;
+    b->V = malloc(m * n * sizeof *b->V);
+    b->U = malloc((max_added ? max_added : 1) * m * sizeof *b->U);
+    b->mean = malloc(m * sizeof *b->mean);
+    b->var = malloc(m * sizeof *b->var);
+    b->Zp = malloc(m * d * sizeof *b->Zp);
+    if (!b->V || !b->U || !b->mean || !b->var || !b->Zp) {
+        gp_batch_destroy(&b);
+        return -ENOMEM;
+    }
+    for (size_t s = 0; s < m; s += GP_BLOCK) {
+        size_t B = m - s < GP_BLOCK ? m - s : GP_BLOCK;
+        double *Ks = b->V + s * n;
+        gp__cross(gp, P + s * d, B, Ks, b->mean + s);
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)B, (int)n, 1.0, Ks, (int)n, gp->alpha, 1,
+                    1.0, b->mean + s, 1);
+        cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)B,
+                    (int)n, 1.0, gp->L, (int)n, Ks, (int)n);
+        for (size_t i = 0; i < B; i++) {
+            double v = 1 - cblas_ddot((int)n, Ks + i * n, 1, Ks + i * n, 1);
+            b->var[s + i] = v > 0 ? v : 0;
+        }
+    }
+    for (size_t i = 0; i < m; i++)
+        gp__sqrt_row(P + i * d, d, b->Zp + i * d);
+    *ret = b;
+    return 0;
+}
+
+double gp_batch_mean(const gp_batch_t *b, size_t i)
+{
+    return b->mean[i];
+}
+
+double gp_batch_sd(const gp_batch_t *b, size_t i)
+{
+    return sqrt(b->gp->s2 * b->var[i]);
+}
+
+int gp_batch_add(gp_batch_t *b, size_t i)
+{
+    if (b->added >= b->max_added)
+        return -ENOSPC;
+    size_t n = b->gp->n, d = b->gp->d, m = b->m;
+    double denom = b->var[i] + b->gp->g;
+    double *u = b->U + b->added * m;
+    const double *vi = b->V + i * n;
+    for (size_t p = 0; p < m; p++) {
+        double c = gp__matern(gp__dist(b->Zp + p * d, b->Zp + i * d, d), b->gp->ell);
+        c -= cblas_ddot((int)n, b->V + p * n, 1, vi, 1);
+        for (size_t j = 0; j < b->added; j++)
+            c -= b->U[j * m + p] * b->U[j * m + i];
+        u[p] = c / sqrt(denom);
+    }
+    for (size_t p = 0; p < m; p++) {
+        double v = b->var[p] - u[p] * u[p];
+        b->var[p] = v > 0 ? v : 0;
+    }
+    b->added++;
+    return 0;
+}

@@ -3,7 +3,7 @@
  * (argv[0] is the command name) and returns the process exit status: 0 success, 2 bad usage or
  * input, 1 any other failure. Results go to stdout, errors to stderr.
  *
- * Offline commands need no daemon: sample (cmd_sample.c), fit (cmd_fit.c), keygen
+ * Offline commands need no daemon: sample (cmd_sample.c), fit (cmd_fit.c), next (cmd_next.c), keygen
  * (cmd_keygen.c). The others talk to a coordinator (cmd_client.c); `endpoint` is the
  * coordinator's client endpoint and `curve` its CURVE keys (curve.h; disabled: plain).
  */
@@ -14,6 +14,8 @@
 
 int cmd_sample(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
+/* next: the next mixtures to run and the current proposal, from CSV results (active.h). */
+int cmd_next(int argc, char **argv);
 /* keygen [--out PREFIX] [--force] [--json]: a CURVE key pair in PREFIX.key and PREFIX.pub. */
 int cmd_keygen(int argc, char **argv);
 

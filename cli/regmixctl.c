@@ -22,6 +22,7 @@ static void usage(FILE *f)
           "Offline commands (no daemon needed):\n"
           "  sample    sample a sweep's mixtures from a spec into CSV\n"
           "  fit       fit mixture -> loss regression on CSV results and propose a mixture\n"
+          "  next      the next mixtures to run (active search) from CSV results\n"
           "  keygen    write a CURVE key pair (PREFIX.key, PREFIX.pub) for --curve-* options\n"
           "\n"
           "Coordinator commands:\n"
@@ -110,6 +111,8 @@ int main(int argc, char **argv)
         return cmd_sample(argc - i, argv + i);
     if (strcmp(cmd, "fit") == 0)
         return cmd_fit(argc - i, argv + i);
+    if (strcmp(cmd, "next") == 0)
+        return cmd_next(argc - i, argv + i);
     if (strcmp(cmd, "keygen") == 0)
         return cmd_keygen(argc - i, argv + i);
     if (cmd[0] == '-') {

@@ -13,6 +13,8 @@
 #define ACTIVE_CENTRES 12  /* candidates refined around per round */
 #define ACTIVE_MOVES 48    /* local moves per centre per round */
 #define ACTIVE_MAX_D 64
+#define ACTIVE_SD_MIN 1024   /* candidates that always get a GP sd */
+#define ACTIVE_SD_WORK 4e8   /* n^2 * candidates worth of GP sd per scoring */
 
 void active_params_default(active_params_t *p)
 {
@@ -194,6 +196,13 @@ static int active__pool_init(active__pool_t *pl, size_t cap, size_t d)
     return 0;
 }
 
+static int active__cmp_score(const void *a, const void *b, void *ctx)
+{
+    const double *s = ctx;
+    double x = s[*(const size_t *)a], y = s[*(const size_t *)b];
+    return x < y ? -1 : x > y ? 1 : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
+}
+
 /* Scores rows [from, m) of the pool: mean + sgn * kappa * sd (sd 0 where unknown). */
 static int active__pool_score(active__pool_t *pl,
                               size_t from,
@@ -204,8 +213,45 @@ static int active__pool_score(active__pool_t *pl,
     size_t k = pl->m - from;
     if (k == 0)
         return 0;
-    int rc = active__model_eval(mod, pl->P + from * pl->d, k, pl->d, pl->mean + from,
+    int rc;
+    size_t n = mod->main && surrogate_gp(mod->main) ? gp_nruns(surrogate_gp(mod->main)) : 0;
+    if (need_sd && n > 0 && k > ACTIVE_SD_MIN && (double)k * (double)n * (double)n > ACTIVE_SD_WORK) {
+        /* A GP's sd costs n^2 per candidate: past ACTIVE_SD_WORK, only the candidates with the
+         * lowest means get one (the others score by their mean alone). */
+        rc = active__model_eval(mod, pl->P + from * pl->d, k, pl->d, pl->mean + from, NULL);
+        if (rc < 0)
+            return rc;
+        size_t want = (size_t)(ACTIVE_SD_WORK / ((double)n * (double)n));
+        if (want < ACTIVE_SD_MIN)
+            want = ACTIVE_SD_MIN;
+        size_t *idx = malloc(k * sizeof *idx);
+        double *Q = malloc(want * pl->d * sizeof *Q), *qm = malloc(want * sizeof *qm),
+               *qs = malloc(want * sizeof *qs);
+        if (!idx || !Q || !qm || !qs) {
+            free(idx);
+            free(Q);
+            free(qm);
+            free(qs);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < k; i++) {
+            idx[i] = from + i;
+            pl->sd[from + i] = NAN; /* none: see the scores below */
+        }
+        qsort_r(idx, k, sizeof *idx, active__cmp_score, pl->mean);
+        for (size_t i = 0; i < want; i++)
+            memcpy(Q + i * pl->d, pl->P + idx[i] * pl->d, pl->d * sizeof *Q);
+        rc = active__model_eval(mod, Q, want, pl->d, qm, qs);
+        for (size_t i = 0; i < want && rc == 0; i++)
+            pl->sd[idx[i]] = qs[i];
+        free(idx);
+        free(Q);
+        free(qm);
+        free(qs);
+    } else {
+        rc = active__model_eval(mod, pl->P + from * pl->d, k, pl->d, pl->mean + from,
                                 need_sd ? pl->sd + from : NULL);
+    }
     if (rc < 0)
         return rc;
     for (size_t i = from; i < pl->m; i++) {
@@ -213,6 +259,9 @@ static int active__pool_score(active__pool_t *pl,
         if (!need_sd)
             pl->sd[i] = NAN;
         pl->score[i] = pl->mean[i] + kappa * s;
+        /* a candidate left without an sd cannot win a pessimistic score */
+        if (need_sd && kappa > 0 && isnan(pl->sd[i]))
+            pl->score[i] = INFINITY;
         if (!isfinite(pl->score[i]))
             pl->score[i] = INFINITY;
     }
@@ -299,13 +348,6 @@ static void active__pool_base(active__pool_t *pl,
         memcpy(pl->P + pl->m * d, X + i * d, d * sizeof *X);
         pl->m++;
     }
-}
-
-static int active__cmp_score(const void *a, const void *b, void *ctx)
-{
-    const double *s = ctx;
-    double x = s[*(const size_t *)a], y = s[*(const size_t *)b];
-    return x < y ? -1 : x > y ? 1 : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
 }
 
 /* Indexes of the `k` lowest scores of the pool into idx (k <= m). */
@@ -539,6 +581,7 @@ int active_next(const active_params_t *p,
     active__pool_t pl;
     gp_batch_t *gb = NULL;
     char *used = NULL;
+    double *sub = NULL;
     rc = active__pool_init(&pl, active__pool_cap(p, n), d);
     if (rc < 0) {
         active__model_clear(&mod);
@@ -601,18 +644,51 @@ int active_next(const active_params_t *p,
         free(idx);
         goto out;
     }
-    rc = gp_batch_new(surrogate_gp(mod.main), pl.P, pl.m, k, &gb);
+    /* The batch is chosen among the best-scored candidates only: conditioning costs n^2 per
+     * candidate. The repeats come first so the batch is conditioned on them. */
+    size_t nr = gp_nruns(surrogate_gp(mod.main));
+    size_t T = (size_t)(ACTIVE_SD_WORK / ((double)nr * (double)nr));
+    if (T < ACTIVE_SD_MIN)
+        T = ACTIVE_SD_MIN;
+    if (T > pl.m)
+        T = pl.m;
+    size_t *top = malloc(pl.m * sizeof *top), ns = 0;
+    sub = malloc((T + reps) * d * sizeof *sub);
+    if (!top || !sub) {
+        free(top);
+        rc = -ENOMEM;
+        goto out;
+    }
+    active__lowest(&pl, pl.m, top);
+    for (size_t r = 0; r < reps; r++) {
+        memcpy(sub + ns * d, pl.P + rep_idx[r] * d, d * sizeof *sub);
+        used[rep_idx[r]] = 1;
+        ns++;
+    }
+    for (size_t i = 0; i < pl.m && ns < T + reps; i++)
+        if (!used[top[i]])
+            memcpy(sub + (ns++) * d, pl.P + top[i] * d, d * sizeof *sub);
+    free(top);
+    free(used);
+    used = calloc(ns, 1);
+    if (!used) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = gp_batch_new(surrogate_gp(mod.main), sub, ns, k, &gb);
     if (rc < 0)
         goto out;
-    for (size_t r = 0; r < reps; r++)
-        gp_batch_add(gb, rep_idx[r]);
+    for (size_t r = 0; r < reps; r++) {
+        gp_batch_add(gb, r);
+        used[r] = 1;
+    }
     double best = INFINITY;
     for (size_t i = 0; i < n; i++)
-        best = fmin(best, gp_batch_mean(gb, runs_at + i));
+        best = fmin(best, pl.mean[runs_at + i]);
     for (size_t j = reps; j < k; j++) {
         size_t bi = 0;
         double bs = INFINITY;
-        for (size_t i = 0; i < pl.m; i++) {
+        for (size_t i = 0; i < ns; i++) {
             if (used[i])
                 continue;
             double mu = gp_batch_mean(gb, i), sd = gp_batch_sd(gb, i), s;
@@ -622,7 +698,8 @@ int active_next(const active_params_t *p,
                 double imp = best - mu;
                 if (sd > 0) {
                     double z = imp / sd;
-                    s = -(imp * 0.5 * erfc(-z / sqrt(2.0)) + sd * exp(-0.5 * z * z) / sqrt(2 * M_PI));
+                    s = -(imp * 0.5 * erfc(-z / sqrt(2.0)) +
+                          sd * exp(-0.5 * z * z) / sqrt(2 * M_PI));
                 } else {
                     s = -(imp > 0 ? imp : 0);
                 }
@@ -633,11 +710,12 @@ int active_next(const active_params_t *p,
             }
         }
         used[bi] = 1;
-        memcpy(ret_next + j * d, pl.P + bi * d, d * sizeof *ret_next);
+        memcpy(ret_next + j * d, sub + bi * d, d * sizeof *ret_next);
         gp_batch_add(gb, bi);
     }
 out:
     free(used);
+    free(sub);
     gp_batch_destroy(&gb);
     active__pool_free(&pl);
     active__model_clear(&mod);

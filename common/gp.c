@@ -11,6 +11,8 @@
 #include "errbuf.h"
 #include "surrogate.h"
 
+#define GP_HYPER_MAX 192
+
 struct gp {
     size_t n, d;
     double *Z;     /* (n, d) sqrt of the weights */
@@ -63,7 +65,6 @@ int gp_fit(const double *X, const double *y, size_t n, size_t d, gp_t **ret, cha
            size_t errlen)
 {
     static const double ells[] = {0.12, 0.2, 0.32, 0.5, 0.8, 1.3, 2.0, 3.2, 5.0};
-    static const double ratios[] = {1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0};
     if (n < 2 || d < 1) {
         errbuf_set(err, errlen, "gp fit: need at least 2 runs and 1 domain");
         return -EINVAL;
@@ -78,8 +79,7 @@ int gp_fit(const double *X, const double *y, size_t n, size_t d, gp_t **ret, cha
     double *D = malloc(n * n * sizeof *D);
     double *K = malloc(n * n * sizeof *K);
     double *r = malloc(n * sizeof *r);
-    double *a = malloc(n * sizeof *a);
-    if (!g || !D || !K || !r || !a)
+    if (!g || !D || !K || !r)
         goto fail;
     g->n = n;
     g->d = d;
@@ -107,58 +107,112 @@ int gp_fit(const double *X, const double *y, size_t n, size_t d, gp_t **ret, cha
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j <= i; j++)
             D[i * n + j] = gp__dist(g->Z + i * d, g->Z + j * d, d);
+    /* The hyperparameters are chosen on at most GP_HYPER_MAX runs (every n/h-th): the marginal
+     * likelihood's optimum moves little with more, and the eigendecompositions cost h^3. */
+    size_t h = n < GP_HYPER_MAX ? n : GP_HYPER_MAX;
+    double *rh = malloc(h * sizeof *rh);
+    size_t *pick = malloc(h * sizeof *pick);
+    if (!rh || !pick) {
+        free(rh);
+        free(pick);
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < h; i++) {
+        pick[i] = i * n / h;
+        rh[i] = r[pick[i]];
+    }
+    /* For each length scale one eigendecomposition K = U diag(l) U' gives the marginal
+     * likelihood of every noise ratio g in O(n) after O(n^2): |K + g I| = prod(l + g) and
+     * r'(K + g I)^-1 r = sum (U'r)_i^2 / (l_i + g). */
+    double *lam = malloc(h * sizeof *lam), *ur = malloc(h * sizeof *ur);
+    if (!lam || !ur) {
+        free(lam);
+        free(ur);
+        free(rh);
+        free(pick);
+        rc = -ENOMEM;
+        goto fail;
+    }
     double best = -INFINITY;
     for (size_t li = 0; li < sizeof ells / sizeof ells[0]; li++) {
-        for (size_t gi = 0; gi < sizeof ratios / sizeof ratios[0]; gi++) {
-            for (size_t i = 0; i < n; i++) {
-                for (size_t j = 0; j < i; j++)
-                    K[i * n + j] = gp__matern(D[i * n + j], ells[li]);
-                K[i * n + i] = 1 + ratios[gi];
-            }
-            if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, K, (lapack_int)n) != 0)
-                continue;
-            memcpy(a, r, n * sizeof *a);
-            cblas_dtrsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, (int)n, K, (int)n,
-                        a, 1);
+        for (size_t i = 0; i < h; i++) {
+            for (size_t j = 0; j < i; j++)
+                K[i * h + j] = K[j * h + i] = gp__matern(D[pick[i] * n + pick[j]], ells[li]);
+            K[i * h + i] = 1;
+        }
+        if (LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)h, K, (lapack_int)h, lam) != 0)
+            continue;
+        /* ur = U' r (columns of K are the eigenvectors) */
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)h, (int)h, 1.0, K, (int)h, rh, 1, 0.0, ur, 1);
+        for (int e = 0; e <= 24; e++) {
+            double ratio = pow(10.0, -6.0 + 0.25 * e);
             double q = 0, logdet = 0;
-            for (size_t i = 0; i < n; i++) {
-                q += a[i] * a[i];
-                logdet += log(K[i * n + i]);
+            for (size_t i = 0; i < h; i++) {
+                double l = (lam[i] > 0 ? lam[i] : 0) + ratio;
+                q += ur[i] * ur[i] / l;
+                logdet += log(l);
             }
-            double s2 = q / (double)n;
+            double s2 = q / (double)h;
             if (!(s2 > 0))
                 s2 = 1e-300;
-            double lml = -0.5 * (double)n * log(s2) - logdet;
+            double lml = -0.5 * (double)h * log(s2) - 0.5 * logdet;
             if (lml > best) {
                 best = lml;
                 g->ell = ells[li];
-                g->g = ratios[gi];
+                g->g = ratio;
                 g->s2 = s2;
-                memcpy(g->L, K, n * n * sizeof *K);
             }
         }
     }
+    free(lam);
+    free(ur);
+    free(rh);
+    free(pick);
     if (!(best > -INFINITY)) {
-        errbuf_set(err, errlen, "gp fit: no kernel on the grid gave a positive definite matrix");
+        errbuf_set(err, errlen, "gp fit: no eigendecomposition of the kernel succeeded");
         rc = -EINVAL;
         goto fail;
     }
+    /* The Cholesky factor of the chosen K + g I; a ratio too small for it to be positive
+     * definite in floating point is raised until it is. */
+    for (int tries = 0;; tries++) {
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < i; j++)
+                g->L[i * n + j] = gp__matern(D[i * n + j], g->ell);
+            g->L[i * n + i] = 1 + g->g;
+        }
+        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, g->L, (lapack_int)n) == 0)
+            break;
+        if (tries >= 8) {
+            errbuf_set(err, errlen, "gp fit: kernel matrix not positive definite");
+            rc = -EINVAL;
+            goto fail;
+        }
+        g->g = g->g * 10 + 1e-8;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            g->L[i * n + j] = 0;
     /* alpha = L^-T L^-1 r */
     memcpy(g->alpha, r, n * sizeof *r);
     LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, 1, g->L, (lapack_int)n, g->alpha, 1);
     free(D);
     free(K);
     free(r);
-    free(a);
     *ret = g;
     return 0;
 fail:
     free(D);
     free(K);
     free(r);
-    free(a);
     gp_destroy(&g);
     return rc;
+}
+
+size_t gp_nruns(const gp_t *gp)
+{
+    return gp->n;
 }
 
 double gp_noise_sd(const gp_t *gp)

@@ -37,6 +37,9 @@ int gp_fit(const double *X, const double *y, size_t n, size_t d, gp_t **ret, cha
  * -ENOMEM. */
 int gp_predict(const gp_t *gp, const double *X, size_t m, double *mean, double *sd);
 
+/* The number of runs the GP was fitted on. */
+size_t gp_nruns(const gp_t *gp);
+
 /* The standard deviation of one observation's noise, as fitted. */
 double gp_noise_sd(const gp_t *gp);
 

@@ -194,7 +194,7 @@ static int surrogate__fit_loglinear(
         th[1 + j] = t0[j];
     }
     /* Ridge on t - t0, light: keeps an under-determined fit (n <= d) near the start. */
-    const double rho = 1e-4 * (double)n;
+    const double rho = 1e-7 * (double)n;
     double lambda = 1e-3;
     double sse = INFINITY;
     for (int it = 0; it < 200; it++) {

@@ -45,9 +45,9 @@
 
 /* ---- the oracle: an ensemble of one-hidden-layer tanh networks ------------------------------ */
 
-#define ORACLE_H 48
+#define ORACLE_H    48
 #define ORACLE_NETS 4
-#define ORACLE_EPS 0.01
+#define ORACLE_EPS  0.01
 
 typedef struct oracle {
     size_t d;
@@ -109,8 +109,14 @@ static void oracle_features(const oracle_t *o, const double *w, double *x)
 }
 
 /* Trains net k on (X, y standardised) with full-batch Adam and a light L2. */
-static void oracle_train_net(oracle_t *o, int k, const double *X, const double *ys, size_t n,
-                             int steps, double wd, uint64_t seed)
+static void oracle_train_net(oracle_t *o,
+                             int k,
+                             const double *X,
+                             const double *ys,
+                             size_t n,
+                             int steps,
+                             double wd,
+                             uint64_t seed)
 {
     size_t d = o->din, H = ORACLE_H;
     size_t np = H * d + H + H + 1;
@@ -129,8 +135,8 @@ static void oracle_train_net(oracle_t *o, int k, const double *X, const double *
     const double lr0 = 0.005, beta1 = 0.9, beta2 = 0.999;
     for (int s = 1; s <= steps; s++) {
         /* forward: A = tanh(X W1' + b1) */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)H, (int)d, 1.0, X,
-                    (int)d, W1, (int)d, 0.0, A, (int)H);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)H, (int)d, 1.0, X, (int)d,
+                    W1, (int)d, 0.0, A, (int)H);
         for (size_t i = 0; i < n; i++)
             for (size_t h = 0; h < H; h++)
                 A[i * H + h] = tanh(A[i * H + h] + b1[h]);
@@ -173,8 +179,14 @@ static void oracle_train_net(oracle_t *o, int k, const double *X, const double *
     free(dA);
 }
 
-static void oracle_fit(oracle_t *o, const double *X, const double *y, size_t n, size_t d,
-                       int steps, double wd, uint64_t seed)
+static void oracle_fit(oracle_t *o,
+                       const double *X,
+                       const double *y,
+                       size_t n,
+                       size_t d,
+                       int steps,
+                       double wd,
+                       uint64_t seed)
 {
     o->d = d;
     o->logf = 1;
@@ -212,8 +224,8 @@ static void normalise(double *w, size_t d)
 
 /* The oracle's minimum: random candidates of three kinds, then exponentiated gradient (mirror
  * descent on the simplex) from the best 48, plus the data's own mixtures. */
-static void oracle_optimum(oracle_t *o, const double *prior, const double *upper, const double *X,
-                           size_t n)
+static void
+oracle_optimum(oracle_t *o, const double *prior, const double *upper, const double *X, size_t n)
 {
     size_t d = o->d;
     enum { NC = 300000, TOP = 48 };
@@ -230,7 +242,8 @@ static void oracle_optimum(oracle_t *o, const double *prior, const double *upper
         for (int i = blk * 1000; i < (blk + 1) * 1000; i++) {
             double *w = cand + (size_t)i * d;
             int kind = i % 3;
-            double s = kind == 1 ? 0.1 * pow(50.0, rng_uniform(&r)) : 5 * pow(200.0, rng_uniform(&r));
+            double s =
+                    kind == 1 ? 0.1 * pow(50.0, rng_uniform(&r)) : 5 * pow(200.0, rng_uniform(&r));
             for (size_t j = 0; j < d; j++)
                 a[j] = kind == 0 ? prior[j] : q[j] / qs * s;
             rng_dirichlet(&r, a, (int)d, w);
@@ -429,7 +442,7 @@ static double paper_dup_noise(const paper_t *p, int *ret_pairs)
 typedef struct bench {
     const oracle_t *o;
     const paper_t *p;
-    size_t candidates; /* regmix: simulated candidates */
+    size_t candidates;   /* regmix: simulated candidates */
     double upper[D_MAX]; /* the sweep's epoch bound: min(1, 15 prior) */
 } bench_t;
 
@@ -518,8 +531,8 @@ static void observe(const bench_t *b, const double *X, size_t n, rng_t *r, doubl
 }
 
 /* Runs one strategy at one budget and seed; returns the regret (NAN on failure). */
-static double run_one(const bench_t *b, const strategy_t *s, int budget, uint64_t seed,
-                      char *err, size_t errlen)
+static double
+run_one(const bench_t *b, const strategy_t *s, int budget, uint64_t seed, char *err, size_t errlen)
 {
     size_t d = b->p->d, n = (size_t)budget;
     double *X = malloc(n * d * sizeof *X), *y = malloc(n * sizeof *y), w[D_MAX];
@@ -633,7 +646,8 @@ static void usage(FILE *f)
           "  --oracle NAME        paper: a network ensemble fitted to the RegMix authors' 1,256\n"
           "                       released 1M-proxy runs (Pile-CC loss), with their noise level\n"
           "                       (corpus: real sweeps, see bench/README.md; not in this program)\n"
-          "  --budgets LIST       proxy runs per search, comma-separated (default 16,32,64,128,256,512)\n"
+          "  --budgets LIST       proxy runs per search, comma-separated (default "
+          "16,32,64,128,256,512)\n"
           "  --seeds N            seeds per (strategy, budget) (default 10)\n"
           "  --seed S             first seed (default 1)\n"
           "  --strategies LIST    comma-separated names, or 'all' (default: regmix,\n"
@@ -642,7 +656,8 @@ static void usage(FILE *f)
           "  --candidates N       regmix's simulated candidates (default 200000; the paper\n"
           "                       draws 1,000,000: same top-100 average, 5x the time)\n"
           "  --noise SD           observation noise (default: the oracle's held-out residual)\n"
-          "  --data DIR           the released data (default $REGMIX_PAPER_DIR or the source tree)\n"
+          "  --data DIR           the released data (default $REGMIX_PAPER_DIR or the source "
+          "tree)\n"
           "  --threads T          parallel tasks (default: all cores)\n"
           "  --cache FILE         the fitted oracle and its optimum are kept here (default:\n"
           "                       paper-oracle.cache beside the program; refitted when the data\n"
@@ -651,7 +666,8 @@ static void usage(FILE *f)
           "  --json               print one JSON object:\n"
           "                       {\"oracle\": \"paper\", \"strategies\": {NAME: {\"BUDGET\":\n"
           "                        {\"regret\": MEAN, \"ci95\": [LO, HI]}}}, ...}\n"
-          "  --check              fit the oracle on the 1,000 train+extra runs, score the 256 test\n"
+          "  --check              fit the oracle on the 1,000 train+extra runs, score the 256 "
+          "test\n"
           "                       runs, and print its figures (no strategies)\n"
           "  --list               list the strategies and exit\n"
           "  -v, --verbose        progress on stderr\n"
@@ -683,9 +699,9 @@ static int parse_list(const char *s, int *out, int max)
 /* Two-sided 97.5 % Student t quantile for df degrees of freedom. */
 static double t975(int df)
 {
-    static const double t[] = {0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
-                               2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
-                               2.101, 2.093, 2.086};
+    static const double t[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447,
+                               2.365, 2.306,  2.262, 2.228, 2.201, 2.179, 2.160,
+                               2.145, 2.131,  2.120, 2.110, 2.101, 2.093, 2.086};
     if (df < 1)
         return NAN;
     return df <= 20 ? t[df] : df <= 30 ? 2.042 : df <= 60 ? 2.000 : 1.96;
@@ -693,8 +709,23 @@ static double t975(int df)
 
 int main(int argc, char **argv)
 {
-    enum { O_ORACLE = 256, O_BUDGETS, O_SEEDS, O_SEED, O_STRATS, O_CAND, O_NOISE, O_DATA,
-           O_THREADS, O_JSON, O_CHECK, O_LIST, O_VERSION, O_CACHE, O_NOCACHE };
+    enum {
+        O_ORACLE = 256,
+        O_BUDGETS,
+        O_SEEDS,
+        O_SEED,
+        O_STRATS,
+        O_CAND,
+        O_NOISE,
+        O_DATA,
+        O_THREADS,
+        O_JSON,
+        O_CHECK,
+        O_LIST,
+        O_VERSION,
+        O_CACHE,
+        O_NOCACHE
+    };
     static const struct option opts[] = {
             {"oracle", required_argument, NULL, O_ORACLE},
             {"budgets", required_argument, NULL, O_BUDGETS},
@@ -716,7 +747,8 @@ int main(int argc, char **argv)
             {0},
     };
     const char *oracle_name = NULL, *strats = NULL;
-    const char *dir = getenv("REGMIX_PAPER_DIR") ? getenv("REGMIX_PAPER_DIR") : REGMIX_PAPER_DEFAULT;
+    const char *dir =
+            getenv("REGMIX_PAPER_DIR") ? getenv("REGMIX_PAPER_DIR") : REGMIX_PAPER_DEFAULT;
     int budgets[32] = {16, 32, 64, 128, 256, 512}, nb = 6, seeds = 10, json = 0, check = 0,
         verbose = 0, threads = 0;
     long long seed0 = 1;
@@ -858,9 +890,9 @@ int main(int argc, char **argv)
         }
         free(dup);
     } else {
-        static const char *const core[] = {"regmix", "topk_quadratic", "random_loglinear",
-                                           "random_gp", "maximin_gp", "active", "active_ei",
-                                           "active_ts", "active_rep"};
+        static const char *const core[] = {"regmix",    "topk_quadratic", "random_loglinear",
+                                           "random_gp", "maximin_gp",     "active",
+                                           "active_ei", "active_ts",      "active_rep"};
         for (size_t i = 0; i < NSTRAT; i++)
             for (size_t c2 = 0; c2 < sizeof core / sizeof core[0]; c2++)
                 if (strcmp(strategies[i].name, core[c2]) == 0)
@@ -896,8 +928,7 @@ int main(int argc, char **argv)
         if (regress_fit(REGRESS_GBDT, &rp, p.X, p.y, 1000, p.d, &g, err, sizeof err) == 0) {
             regress_predict(g, p.X + 1000 * p.d, nt, pred);
             printf("gbdt (paper settings) on the same split: spearman %.4f rmse %.4f\n",
-                   metrics_spearman(p.y + 1000, pred, nt),
-                   sqrt(metrics_mse(p.y + 1000, pred, nt)));
+                   metrics_spearman(p.y + 1000, pred, nt), sqrt(metrics_mse(p.y + 1000, pred, nt)));
             regress_destroy(&g);
         }
         surrogate_t *s = NULL;
@@ -967,8 +998,8 @@ int main(int argc, char **argv)
         best_run = fmin(best_run, oracle_eval(&o, p.X + i * p.d, NULL));
     if (verbose) {
         fprintf(stderr, "oracle: fitted in %.1f s, noise sd %.4f, minimum %.4f (best run %.4f) at",
-                (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
-                o.noise, o.fmin, best_run);
+                (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), o.noise,
+                o.fmin, best_run);
         for (size_t j = 0; j < p.d; j++)
             if (o.wmin[j] > 0.005)
                 fprintf(stderr, " %s=%.3f", p.domains[j], o.wmin[j]);

@@ -48,7 +48,8 @@ static void next_usage(FILE *f)
           "  --seed S             seed (default 42)\n"
           "Output:\n"
           "  --json               one JSON object: {\"next\": [{domain: weight}], \"proposal\":\n"
-          "                       {\"mixture\", \"predicted\", \"sd\", \"noise_sd\", \"interval\"}}\n"
+          "                       {\"mixture\", \"predicted\", \"sd\", \"noise_sd\", "
+          "\"interval\"}}\n"
           "                       (default: the K mixtures as CSV with a header, 'index' 1..K,\n"
           "                       and the proposal on stderr)\n"
           "  -h, --help           show this help\n"
@@ -64,8 +65,22 @@ static void next_usage(FILE *f)
 
 int cmd_next(int argc, char **argv)
 {
-    enum { O_MIX = 256, O_LOSS, O_TARGET, O_JOIN, O_PRIOR, O_EPOCHS, O_N, O_MODEL, O_ACQ,
-           O_REPEATS, O_CAND, O_SEED, O_JSON, O_VERSION };
+    enum {
+        O_MIX = 256,
+        O_LOSS,
+        O_TARGET,
+        O_JOIN,
+        O_PRIOR,
+        O_EPOCHS,
+        O_N,
+        O_MODEL,
+        O_ACQ,
+        O_REPEATS,
+        O_CAND,
+        O_SEED,
+        O_JSON,
+        O_VERSION
+    };
     static const struct option opts[] = {
             {"mixtures", required_argument, NULL, O_MIX},
             {"losses", required_argument, NULL, O_LOSS},
@@ -123,8 +138,7 @@ int cmd_next(int argc, char **argv)
         case O_N:
             k = strtol(optarg, &end, 10);
             if (*end || errno || k < 1 || k > 4096) {
-                fprintf(stderr, "regmixctl next: --n: '%s' is not an integer in 1..4096\n",
-                        optarg);
+                fprintf(stderr, "regmixctl next: --n: '%s' is not an integer in 1..4096\n", optarg);
                 return 2;
             }
             break;
@@ -215,8 +229,7 @@ int cmd_next(int argc, char **argv)
     if (!alpha || !upper || !next || !w)
         goto out;
     if (prior) {
-        rc = fitdata_load_prior(prior, (const char *const *)fd->domains, d, alpha, err,
-                                sizeof err);
+        rc = fitdata_load_prior(prior, (const char *const *)fd->domains, d, alpha, err, sizeof err);
         if (rc < 0) {
             fprintf(stderr, "regmixctl next: %s\n", err);
             status = rc == -ENOMEM ? 1 : 2;

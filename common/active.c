@@ -9,12 +9,12 @@
 #include "errbuf.h"
 #include "rng.h"
 
-#define ACTIVE_BOOT 8      /* bootstrap refits for models without their own uncertainty */
-#define ACTIVE_CENTRES 12  /* candidates refined around per round */
-#define ACTIVE_MOVES 48    /* local moves per centre per round */
-#define ACTIVE_MAX_D 64
-#define ACTIVE_SD_MIN 1024   /* candidates that always get a GP sd */
-#define ACTIVE_SD_WORK 4e8   /* n^2 * candidates worth of GP sd per scoring */
+#define ACTIVE_BOOT    8  /* bootstrap refits for models without their own uncertainty */
+#define ACTIVE_CENTRES 12 /* candidates refined around per round */
+#define ACTIVE_MOVES   48 /* local moves per centre per round */
+#define ACTIVE_MAX_D   64
+#define ACTIVE_SD_MIN  1024 /* candidates that always get a GP sd */
+#define ACTIVE_SD_WORK 4e8  /* n^2 * candidates worth of GP sd per scoring */
 
 void active_params_default(active_params_t *p)
 {
@@ -116,8 +116,7 @@ static int active__model_fit(const active_params_t *p,
     if (!want_boot)
         return 0;
     for (int b = 0; b < ACTIVE_BOOT; b++) {
-        rc = active__fit_boot(kind, X, y, n, d, p->seed, (uint64_t)b + 1, &m->boot[b], err,
-                              errlen);
+        rc = active__fit_boot(kind, X, y, n, d, p->seed, (uint64_t)b + 1, &m->boot[b], err, errlen);
         if (rc < 0) {
             active__model_clear(m);
             return rc;
@@ -200,22 +199,23 @@ static int active__cmp_score(const void *a, const void *b, void *ctx)
 {
     const double *s = ctx;
     double x = s[*(const size_t *)a], y = s[*(const size_t *)b];
-    return x < y ? -1 : x > y ? 1 : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
+    return x < y   ? -1
+           : x > y ? 1
+                   : (*(const size_t *)a > *(const size_t *)b) -
+                             (*(const size_t *)a < *(const size_t *)b);
 }
 
 /* Scores rows [from, m) of the pool: mean + sgn * kappa * sd (sd 0 where unknown). */
-static int active__pool_score(active__pool_t *pl,
-                              size_t from,
-                              const active__model_t *mod,
-                              double kappa,
-                              int need_sd)
+static int active__pool_score(
+        active__pool_t *pl, size_t from, const active__model_t *mod, double kappa, int need_sd)
 {
     size_t k = pl->m - from;
     if (k == 0)
         return 0;
     int rc;
     size_t n = mod->main && surrogate_gp(mod->main) ? gp_nruns(surrogate_gp(mod->main)) : 0;
-    if (need_sd && n > 0 && k > ACTIVE_SD_MIN && (double)k * (double)n * (double)n > ACTIVE_SD_WORK) {
+    if (need_sd && n > 0 && k > ACTIVE_SD_MIN &&
+        (double)k * (double)n * (double)n > ACTIVE_SD_WORK) {
         /* A GP's sd costs n^2 per candidate: past ACTIVE_SD_WORK, only the candidates with the
          * lowest means get one (the others score by their mean alone). */
         rc = active__model_eval(mod, pl->P + from * pl->d, k, pl->d, pl->mean + from, NULL);

@@ -17,8 +17,8 @@ int design_kind_parse(const char *name, design_kind_t *ret)
     return -EINVAL;
 }
 
-static int design__maximin(
-        const double *pool, size_t m, size_t d, size_t k, rng_t *rng, size_t *ret_idx)
+static int
+design__maximin(const double *pool, size_t m, size_t d, size_t k, rng_t *rng, size_t *ret_idx)
 {
     double *Z = malloc(m * d * sizeof *Z), *near = malloc(m * sizeof *near);
     if (!Z || !near) {
@@ -58,8 +58,8 @@ static int design__maximin(
     return 0;
 }
 
-static int design__dopt(const double *pool, size_t m, size_t d, size_t k, rng_t *rng,
-                        size_t *ret_idx)
+static int
+design__dopt(const double *pool, size_t m, size_t d, size_t k, rng_t *rng, size_t *ret_idx)
 {
     double *Mi = calloc(d * d, sizeof *Mi), *v = malloc(d * sizeof *v);
     char *used = calloc(m, 1);
@@ -114,9 +114,13 @@ static int design__dopt(const double *pool, size_t m, size_t d, size_t k, rng_t 
     return 0;
 }
 
-int design_select(
-        design_kind_t kind, const double *pool, size_t m, size_t d, size_t k, rng_t *rng,
-        size_t *ret_idx)
+int design_select(design_kind_t kind,
+                  const double *pool,
+                  size_t m,
+                  size_t d,
+                  size_t k,
+                  rng_t *rng,
+                  size_t *ret_idx)
 {
     if (k == 0 || k > m || d == 0)
         return -EINVAL;

@@ -30,8 +30,12 @@ int design_kind_parse(const char *name, design_kind_t *ret);
 
 /* Writes the indexes of k distinct rows of pool (m, d) to ret_idx (k). Returns 0, -EINVAL
  * (k > m or k == 0), -ENOMEM. */
-int design_select(
-        design_kind_t kind, const double *pool, size_t m, size_t d, size_t k, rng_t *rng,
-        size_t *ret_idx);
+int design_select(design_kind_t kind,
+                  const double *pool,
+                  size_t m,
+                  size_t d,
+                  size_t k,
+                  rng_t *rng,
+                  size_t *ret_idx);
 
 #endif

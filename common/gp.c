@@ -61,8 +61,8 @@ void gp_destroy(gp_t **self_p)
     *self_p = NULL;
 }
 
-int gp_fit(const double *X, const double *y, size_t n, size_t d, gp_t **ret, char *err,
-           size_t errlen)
+int gp_fit(
+        const double *X, const double *y, size_t n, size_t d, gp_t **ret, char *err, size_t errlen)
 {
     static const double ells[] = {0.12, 0.2, 0.32, 0.5, 0.8, 1.3, 2.0, 3.2, 5.0};
     if (n < 2 || d < 1) {
@@ -263,8 +263,8 @@ int gp_predict(const gp_t *gp, const double *X, size_t m, double *mean, double *
     for (size_t s = 0; s < m; s += GP_BLOCK) {
         size_t B = m - s < GP_BLOCK ? m - s : GP_BLOCK;
         gp__cross(gp, X + s * d, B, Ks, mm);
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)B, (int)n, 1.0, Ks, (int)n, gp->alpha, 1,
-                    1.0, mm, 1);
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)B, (int)n, 1.0, Ks, (int)n, gp->alpha, 1, 1.0,
+                    mm, 1);
         memcpy(mean + s, mm, B * sizeof *mm);
         if (sd) {
             /* V = Ks L^-T, var = s2 (1 - |v|^2) */
@@ -332,10 +332,10 @@ int gp_batch_new(const gp_t *gp, const double *P, size_t m, size_t max_added, gp
         size_t B = m - s < GP_BLOCK ? m - s : GP_BLOCK;
         double *Ks = b->V + s * n;
         gp__cross(gp, P + s * d, B, Ks, b->mean + s);
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)B, (int)n, 1.0, Ks, (int)n, gp->alpha, 1,
-                    1.0, b->mean + s, 1);
-        cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)B,
-                    (int)n, 1.0, gp->L, (int)n, Ks, (int)n);
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)B, (int)n, 1.0, Ks, (int)n, gp->alpha, 1, 1.0,
+                    b->mean + s, 1);
+        cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)B, (int)n,
+                    1.0, gp->L, (int)n, Ks, (int)n);
         for (size_t i = 0; i < B; i++) {
             double v = 1 - cblas_ddot((int)n, Ks + i * n, 1, Ks + i * n, 1);
             b->var[s + i] = v > 0 ? v : 0;

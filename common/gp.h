@@ -29,8 +29,8 @@ typedef struct gp gp_t;
 /* Fits the GP to rows X (n, d), each a mixture summing to 1, and targets y (n); n >= 2. On
  * success *ret is a new model the caller frees with gp_destroy(). Returns 0, -EINVAL (bad sizes
  * or non-finite data, message in err), -ENOMEM. */
-int gp_fit(const double *X, const double *y, size_t n, size_t d, gp_t **ret, char *err,
-           size_t errlen);
+int gp_fit(
+        const double *X, const double *y, size_t n, size_t d, gp_t **ret, char *err, size_t errlen);
 
 /* Predicts rows X (m, d): the posterior mean of the latent function into mean (m) and, when sd is
  * non-NULL, its standard deviation (without the observation noise) into sd (m). Returns 0 or

@@ -162,9 +162,13 @@ out:
 }
 
 /* Levenberg-Marquardt on L = c + exp(t . w), parameters (c, t_1..t_d). */
-static int surrogate__fit_loglinear(
-        surrogate_t *s, const double *X, const double *y, size_t n, size_t d, char *err,
-        size_t errlen)
+static int surrogate__fit_loglinear(surrogate_t *s,
+                                    const double *X,
+                                    const double *y,
+                                    size_t n,
+                                    size_t d,
+                                    char *err,
+                                    size_t errlen)
 {
     size_t p = d + 1;
     double *th = malloc(p * sizeof *th), *nt = malloc(p * sizeof *nt);

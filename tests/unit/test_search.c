@@ -232,10 +232,9 @@ static void test_active_rounds(void)
     int rc = active_propose(&p, X, y, n, D, prior, w, &pr, err, sizeof err);
     CHECK_MSG(rc == 0, "active_propose: %s", err);
     double truth = bowl(w);
-    CHECK_MSG(truth - 3.0 < 0.04, "regret %g at L1 %g from the optimum, predicted %g sd %g", truth - 3.0,
-              l1(w, W_STAR, D), pr.predicted, pr.sd);
-    CHECK_MSG(pr.lo <= truth && truth <= pr.hi, "interval [%g, %g] misses %g", pr.lo, pr.hi,
-              truth);
+    CHECK_MSG(truth - 3.0 < 0.04, "regret %g at L1 %g from the optimum, predicted %g sd %g",
+              truth - 3.0, l1(w, W_STAR, D), pr.predicted, pr.sd);
+    CHECK_MSG(pr.lo <= truth && truth <= pr.hi, "interval [%g, %g] misses %g", pr.lo, pr.hi, truth);
     CHECK(pr.model == SURROGATE_GP);
     /* same inputs, same answer */
     double w2[D];

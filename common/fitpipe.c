@@ -24,11 +24,16 @@ const fitpipe_model_t fitpipe_models[] = {
         {"ridge", "ridge regression on the weights", REGRESS_RIDGE, 0, NULL, NULL},
         {"quadratic", "ridge on the products w_i w_j (a quadratic surface)", REGRESS_RIDGE,
          FITPIPE_QUADRATIC_MAX_D, fitpipe_quadratic_features, fitpipe_quadratic_expand},
+        {"gp", "Gaussian process on sqrt(weights), ridge mean, Matern 5/2 (docs/search.md)",
+         REGRESS_GP, 64, NULL, NULL},
+        {"loglinear", "L = c + exp(sum t_j w_j), Levenberg-Marquardt (docs/search.md)",
+         REGRESS_LOGLINEAR, 64, NULL, NULL},
         {NULL, NULL, REGRESS_LINEAR, 0, NULL, NULL},
 };
 
 /* The names above, in the same order (tests/unit/test_fitpipe.c checks that they agree). */
-const char *const fitpipe_model_words[] = {"gbdt", "linear", "ridge", "quadratic", NULL};
+const char *const fitpipe_model_words[] = {"gbdt", "linear",    "ridge", "quadratic",
+                                           "gp",   "loglinear", NULL};
 
 const fitpipe_model_t *fitpipe_model_find(const char *name)
 {

@@ -12,6 +12,7 @@
 #include <xgboost/c_api.h>
 
 #include "errbuf.h"
+#include "surrogate.h"
 
 struct regress {
     regress_kind_t kind;
@@ -21,6 +22,7 @@ struct regress {
     double *coef;     /* linear, ridge: (d) */
     BoosterHandle booster;
     forest_t *forest;
+    surrogate_t *sur; /* gp, loglinear */
 };
 
 void regress_params_default(regress_params_t *p)
@@ -40,8 +42,8 @@ void regress_params_default(regress_params_t *p)
 
 int regress_kind_parse(const char *name, regress_kind_t *ret)
 {
-    static const char *const names[] = {"linear", "ridge", "gbdt"};
-    for (int i = 0; i < 3; i++)
+    static const char *const names[] = {"linear", "ridge", "gbdt", "gp", "loglinear"};
+    for (int i = 0; i < 5; i++)
         if (name && strcmp(name, names[i]) == 0) {
             *ret = (regress_kind_t)i;
             return 0;
@@ -58,6 +60,10 @@ const char *regress_kind_name(regress_kind_t kind)
         return "ridge";
     case REGRESS_GBDT:
         return "gbdt";
+    case REGRESS_GP:
+        return "gp";
+    case REGRESS_LOGLINEAR:
+        return "loglinear";
     }
     return "?";
 }
@@ -71,6 +77,7 @@ void regress_destroy(regress_t **self_p)
     if (m->booster)
         XGBoosterFree(m->booster);
     forest_destroy(&m->forest);
+    surrogate_destroy(&m->sur);
     free(m);
     *self_p = NULL;
 }
@@ -315,6 +322,11 @@ int regress_fit(regress_kind_t kind,
     case REGRESS_GBDT:
         rc = regress__fit_gbdt(m, params, X, y, n, d, err, errlen);
         break;
+    case REGRESS_GP:
+    case REGRESS_LOGLINEAR:
+        rc = surrogate_fit(kind == REGRESS_GP ? SURROGATE_GP : SURROGATE_LOGLINEAR, X, y, n, d,
+                           params->seed, &m->sur, err, errlen);
+        break;
     default:
         errbuf_set(err, errlen, "fit: unknown model kind %d", (int)kind);
         rc = -EINVAL;
@@ -329,6 +341,8 @@ int regress_fit(regress_kind_t kind,
 
 int regress_predict(const regress_t *m, const double *X, size_t n, double *out)
 {
+    if (m->sur)
+        return surrogate_predict(m->sur, X, n, out, NULL);
     if (m->forest)
         return forest_predict(m->forest, X, n, m->d, out, m->threads);
     for (size_t i = 0; i < n; i++) {

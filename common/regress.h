@@ -26,6 +26,8 @@ typedef enum regress_kind {
     REGRESS_LINEAR = 0,
     REGRESS_RIDGE = 1,
     REGRESS_GBDT = 2,
+    REGRESS_GP = 3,        /* Gaussian process on sqrt(weights) with a ridge mean (gp.h) */
+    REGRESS_LOGLINEAR = 4, /* L = c + exp(sum t_j w_j) (surrogate.h) */
 } regress_kind_t;
 
 typedef struct regress_params {
@@ -45,10 +47,11 @@ typedef struct regress regress_t;
 /* Fills *p with the defaults above. */
 void regress_params_default(regress_params_t *p);
 
-/* Parses "linear", "ridge" or "gbdt"; returns 0 or -EINVAL. */
+/* Parses "linear", "ridge", "gbdt", "gp" or "loglinear"; returns 0 or -EINVAL. gp and loglinear
+ * take mixtures (rows summing to 1) and are fitted by surrogate.h. */
 int regress_kind_parse(const char *name, regress_kind_t *ret);
 
-/* The name of a kind ("linear", "ridge", "gbdt"). */
+/* The name of a kind ("linear", "ridge", "gbdt", "gp", "loglinear"). */
 const char *regress_kind_name(regress_kind_t kind);
 
 /* Fits a model of `kind` to rows X (n, d) row-major and targets y (n). params may be NULL for the

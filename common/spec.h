@@ -45,6 +45,8 @@ typedef enum spec_regmodel {
     SPEC_REGMODEL_LINEAR,
     SPEC_REGMODEL_RIDGE,
     SPEC_REGMODEL_QUADRATIC, /* ridge on the pairwise products w_i w_j: a quadratic surface */
+    SPEC_REGMODEL_GP,        /* Gaussian process (docs/search.md) */
+    SPEC_REGMODEL_LOGLINEAR, /* L = c + exp(sum t_j w_j) */
 } spec_regmodel_t;
 
 typedef enum spec_target_kind {

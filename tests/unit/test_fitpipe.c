@@ -469,7 +469,7 @@ static void test_model_table(void)
         fitpipe_fitted_destroy(&f); /* a harmless no-op */
     }
     CHECK(fitpipe_model_words[n] == NULL);
-    CHECK_INT_EQ(n, 4);
+    CHECK_INT_EQ(n, 6);
     CHECK(fitpipe_model_find("cubic") == NULL && fitpipe_model_find(NULL) == NULL);
     CHECK(fitpipe_model_find("quadratic")->featurize == fitpipe_quadratic_expand);
     const char *yaml =

@@ -193,13 +193,20 @@
   function targetsTable() {
     var ts = model.doc.targets || [];
     if (!ts.length) return "";
+    /* The proxy regression's prediction of the objective at the proposal (latest fit), beside
+     * what the target run measured: the question the sweep exists to answer. */
+    var fits = model.doc.fits || [], last = fits[fits.length - 1];
     return '<h2>Target runs</h2><table id="target-table"><tr><th>role</th><th>state</th>' +
-           "<th>launcher</th><th>step</th><th>loss</th><th>objective</th></tr>" +
+           "<th>launcher</th><th>step</th><th>last loss</th><th>objective</th>" +
+           "<th>proxy prediction (fit " + (last ? last.fit_no : "–") + ")</th></tr>" +
            ts.map(function (t) {
              return "<tr><td>" + esc(t.role) + "</td><td>" + esc(t.state) + "</td><td>" +
                     esc(t.launcher) + "</td><td>" + t.step + "</td><td>" + fmt(t.loss) +
-                    "</td><td>" + fmt(t.objective) + "</td></tr>";
-           }).join("") + "</table>";
+                    "</td><td>" + fmt(t.objective) + "</td><td>" +
+                    (t.role === "target" && last ? fmt(last.predicted) : "–") + "</td></tr>";
+           }).join("") + "</table>" +
+           '<p class="facts">The objective is measured on the target model; the prediction is ' +
+           "the proxy regression's at the proposed mixture, on the proxy models' scale.</p>";
   }
 
   /* The runs table: live, a server page of every run with its state; in the report, the done

@@ -167,73 +167,112 @@ static int do_cancel(ctl_t *c, const char *sweep, int has_run, uint64_t run, int
     return 0;
 }
 
-static int do_results(ctl_t *c, const char *sweep)
+/* Asks for the page after `after` (has_after 0: the first). */
+static int
+results_page(ctl_t *c, const char *sweep, int has_after, uint64_t after, Regmix__Envelope **rep)
 {
-    Regmix__Envelope req, *rep = NULL;
+    Regmix__Envelope req;
     Regmix__ResultsRequest rr = REGMIX__RESULTS_REQUEST__INIT;
     frame_envelope_init(&req, 0);
     rr.sweep_id = (char *)sweep;
+    rr.has_after = has_after;
+    rr.after_run_index = after;
     req.body_case = REGMIX__ENVELOPE__BODY_RESULTS;
     req.results = &rr;
-    int st = client_call(c->client, &req, REGMIX__ENVELOPE__BODY_RESULTS_REPLY, &rep);
+    return client_call(c->client, &req, REGMIX__ENVELOPE__BODY_RESULTS_REPLY, rep);
+}
+
+/* Streams every page: the CSV (or the JSON array) is written as the pages come, so memory does
+ * not grow with the sweep. The loss columns are those of the first page (a sweep's runs report
+ * the same losses); a later row without one of them leaves its cell empty. */
+static int do_results(ctl_t *c, const char *sweep)
+{
+    Regmix__Envelope *rep = NULL, *first = NULL;
+    int st = results_page(c, sweep, 0, 0, &rep);
     if (st)
         return st;
-    const Regmix__ResultsReply *r = rep->results_reply;
+    first = rep;
+    const Regmix__ResultsReply *h = first->results_reply;
     if (c->json) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < r->n_results; i++) {
-            const Regmix__RunResult *x = r->results[i];
-            json_array_append_new(a,
-                                  json_pack("{s:I, s:i, s:s, s:o, s:o, s:o}", "run",
-                                            (json_int_t)x->run_index, "attempt", (int)x->attempt_no,
-                                            "worker", render_str_or(x->worker_id, ""), "weights",
-                                            render_weights_json(x->weights, x->n_weights), "losses",
-                                            render_values_json(x->losses, x->n_losses), "seconds",
-                                            render_num_json(x->seconds)));
+        fputs("{\"sweep\": ", stdout);
+        json_t *js = json_string(sweep);
+        json_dumpf(js, stdout, JSON_ENCODE_ANY);
+        json_decref(js);
+        fputs(", \"results\": [", stdout);
+    } else {
+        fputs("run,attempt,worker", stdout);
+        for (size_t d = 0; d < h->n_domains; d++) {
+            fputc(',', stdout);
+            render_csv_field(stdout, h->domains[d]);
         }
-        render_print_json(json_pack("{s:s, s:o}", "sweep", sweep, "results", a));
-        frame_free(&rep);
-        return 0;
-    }
-    fputs("run,attempt,worker", stdout);
-    for (size_t d = 0; d < r->n_domains; d++) {
-        fputc(',', stdout);
-        render_csv_field(stdout, r->domains[d]);
-    }
-    /* Loss columns are "loss:NAME": a trainer reports a loss per domain, and a column name
-     * must not repeat (csv.h rejects duplicate names). */
-    for (size_t k = 0; k < r->n_loss_names; k++) {
-        char name[512];
-        snprintf(name, sizeof name, "loss:%s", r->loss_names[k]);
-        fputc(',', stdout);
-        render_csv_field(stdout, name);
-    }
-    fputc('\n', stdout);
-    for (size_t i = 0; i < r->n_results; i++) {
-        const Regmix__RunResult *x = r->results[i];
-        printf("%" PRIu64 ",%u,", x->run_index, x->attempt_no);
-        render_csv_field(stdout, render_str_or(x->worker_id, ""));
-        for (size_t d = 0; d < r->n_domains; d++) {
-            double v = 0;
-            for (size_t j = 0; j < x->n_weights; j++)
-                if (x->weights[j]->domain && strcmp(x->weights[j]->domain, r->domains[d]) == 0)
-                    v = x->weights[j]->weight;
-            printf(",%.17g", v);
-        }
-        for (size_t k = 0; k < r->n_loss_names; k++) {
-            int found = 0;
-            for (size_t j = 0; j < x->n_losses && !found; j++) {
-                if (x->losses[j]->name && strcmp(x->losses[j]->name, r->loss_names[k]) == 0) {
-                    printf(",%.17g", x->losses[j]->value);
-                    found = 1;
-                }
-            }
-            if (!found)
-                fputc(',', stdout);
+        /* Loss columns are "loss:NAME": a trainer reports a loss per domain, and a column name
+         * must not repeat (csv.h rejects duplicate names). */
+        for (size_t k = 0; k < h->n_loss_names; k++) {
+            char name[512];
+            snprintf(name, sizeof name, "loss:%s", h->loss_names[k]);
+            fputc(',', stdout);
+            render_csv_field(stdout, name);
         }
         fputc('\n', stdout);
     }
-    frame_free(&rep);
+    size_t nrows = 0;
+    for (;;) {
+        const Regmix__ResultsReply *r = rep->results_reply;
+        for (size_t i = 0; i < r->n_results; i++, nrows++) {
+            const Regmix__RunResult *x = r->results[i];
+            if (c->json) {
+                json_t *o = json_pack("{s:I, s:i, s:s, s:o, s:o, s:o}", "run",
+                                      (json_int_t)x->run_index, "attempt", (int)x->attempt_no,
+                                      "worker", render_str_or(x->worker_id, ""), "weights",
+                                      render_weights_json(x->weights, x->n_weights), "losses",
+                                      render_values_json(x->losses, x->n_losses), "seconds",
+                                      render_num_json(x->seconds));
+                if (nrows)
+                    fputs(", ", stdout);
+                json_dumpf(o, stdout, JSON_COMPACT);
+                json_decref(o);
+                continue;
+            }
+            printf("%" PRIu64 ",%u,", x->run_index, x->attempt_no);
+            render_csv_field(stdout, render_str_or(x->worker_id, ""));
+            for (size_t d = 0; d < h->n_domains; d++) {
+                double v = 0;
+                for (size_t j = 0; j < x->n_weights; j++)
+                    if (x->weights[j]->domain && strcmp(x->weights[j]->domain, h->domains[d]) == 0)
+                        v = x->weights[j]->weight;
+                printf(",%.17g", v);
+            }
+            for (size_t k = 0; k < h->n_loss_names; k++) {
+                int found = 0;
+                for (size_t j = 0; j < x->n_losses && !found; j++) {
+                    if (x->losses[j]->name && strcmp(x->losses[j]->name, h->loss_names[k]) == 0) {
+                        printf(",%.17g", x->losses[j]->value);
+                        found = 1;
+                    }
+                }
+                if (!found)
+                    fputc(',', stdout);
+            }
+            fputc('\n', stdout);
+        }
+        if (!r->more || r->n_results == 0)
+            break;
+        uint64_t last = r->results[r->n_results - 1]->run_index;
+        if (rep != first)
+            frame_free(&rep);
+        rep = NULL;
+        st = results_page(c, sweep, 1, last, &rep);
+        if (st) {
+            fflush(stdout);
+            frame_free(&first);
+            return st;
+        }
+    }
+    if (c->json)
+        fputs("]}\n", stdout);
+    if (rep != first)
+        frame_free(&rep);
+    frame_free(&first);
     return 0;
 }
 

@@ -81,18 +81,33 @@ int cmd_report_sweep(client_t *client, const char *sweep, const char *out)
         json_decref(doc);
         return 1;
     }
+    /* Every page of the results (the coordinator sends them a page at a time). */
+    json_t *rows = json_array();
     Regmix__ResultsRequest qr = REGMIX__RESULTS_REQUEST__INIT;
-    frame_envelope_init(&req, 0);
     qr.sweep_id = (char *)sweep;
-    req.body_case = REGMIX__ENVELOPE__BODY_RESULTS;
-    req.results = &qr;
-    st = client_call(client, &req, REGMIX__ENVELOPE__BODY_RESULTS_REPLY, &res);
-    if (st) {
-        json_decref(doc);
-        return st;
+    for (;;) {
+        frame_envelope_init(&req, 0);
+        req.body_case = REGMIX__ENVELOPE__BODY_RESULTS;
+        req.results = &qr;
+        st = client_call(client, &req, REGMIX__ENVELOPE__BODY_RESULTS_REPLY, &res);
+        if (st) {
+            json_decref(rows);
+            json_decref(doc);
+            return st;
+        }
+        const Regmix__ResultsReply *r = res->results_reply;
+        json_t *page = report__rows(r, json_object_get(doc, "domains"));
+        json_array_extend(rows, page);
+        json_decref(page);
+        int more = r->more && r->n_results > 0;
+        if (more) {
+            qr.has_after = 1;
+            qr.after_run_index = r->results[r->n_results - 1]->run_index;
+        }
+        frame_free(&res);
+        if (!more)
+            break;
     }
-    json_t *rows = report__rows(res->results_reply, json_object_get(doc, "domains"));
-    frame_free(&res);
     char title[160];
     snprintf(title, sizeof title, "regmix report: %s", sweep);
     st = cmd_report_write(out, title, doc, rows);

@@ -488,6 +488,11 @@ static void client__cancel(coord_t *c, const frame_msg_t *msg, const Regmix__Can
 
 /* ---- results ----------------------------------------------------------------------------------- */
 
+/* Rows of one ResultsReply: at most 1000, fewer for wide sweeps (a row carries a weight and
+ * usually a loss per domain, ~100 bytes each), so a page stays under ~10 MB. */
+#define CLIENT_RESULTS_PAGE  1000
+#define CLIENT_RESULTS_CELLS 100000
+
 typedef struct {
     Regmix__RunResult **rows;
     size_t n, cap;
@@ -581,8 +586,21 @@ static void client__results(coord_t *c, const frame_msg_t *msg, const Regmix__Re
     sweep_t *sw = client__sweep(c, msg, req->sweep_id);
     if (!sw)
         return;
+    /* One page per request (regmixctl asks for the next with the last run index): the work on
+     * the loop thread and the reply stay bounded however big the sweep. */
     client__results_t acc = {.k = sw->ndomains, .domains = sw->domains, .names = json_object()};
-    int r = acc.names ? store_results_foreach(c->store, sw->id, client__result_row, &acc) : -ENOMEM;
+    int page = CLIENT_RESULTS_CELLS / (sw->ndomains + 1);
+    page = page < 1 ? 1 : page > CLIENT_RESULTS_PAGE ? CLIENT_RESULTS_PAGE : page;
+    int limit = req->limit && (int)req->limit < page ? (int)req->limit : page;
+    int64_t after = req->has_after ? (int64_t)req->after_run_index : -1;
+    int r = acc.names ? store_results_page(c->store, sw->id, after, limit + 1, client__result_row,
+                                           &acc)
+                      : -ENOMEM;
+    int more = r > limit;
+    if (more) {
+        client__run_result_free(acc.rows[--acc.n]);
+        r = limit;
+    }
     size_t nnames = acc.names ? json_object_size(acc.names) : 0;
     char **names = calloc(nnames ? nnames : 1, sizeof *names);
     if (r < 0 || !names) {
@@ -604,6 +622,7 @@ static void client__results(coord_t *c, const frame_msg_t *msg, const Regmix__Re
         rep.domains = sw->domains;
         rep.n_loss_names = nnames;
         rep.loss_names = names;
+        rep.more = more;
         frame_envelope_init(&env, 0);
         env.body_case = REGMIX__ENVELOPE__BODY_RESULTS_REPLY;
         env.results_reply = &rep;

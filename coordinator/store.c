@@ -200,6 +200,7 @@ enum {
     ST_ATTEMPTS_LIVE,
     ST_RESULT_INSERT,
     ST_RESULTS_OF,
+    ST_RESULTS_PAGE,
     ST_RESULTS_COUNT,
     ST_PROGRESS_INSERT,
     ST_WORKER_UPSERT,
@@ -274,6 +275,10 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_RESULTS_OF] = "SELECT r.idx, a.attempt_no, s.worker, r.weights, s.losses, s.seconds"
                           " FROM results s JOIN runs r ON r.id = s.run"
                           " JOIN attempts a ON a.id = s.attempt WHERE s.sweep = ?1 ORDER BY r.idx",
+        [ST_RESULTS_PAGE] = "SELECT r.idx, a.attempt_no, s.worker, r.weights, s.losses, s.seconds"
+                            " FROM runs r JOIN results s ON s.run = r.id"
+                            " JOIN attempts a ON a.id = s.attempt"
+                            " WHERE r.sweep = ?1 AND r.idx > ?2 ORDER BY r.idx LIMIT ?3",
         [ST_RESULTS_COUNT] = "SELECT count(*) FROM results WHERE sweep = ?1",
         [ST_PROGRESS_INSERT] =
                 "INSERT INTO progress (attempt, step, loss, lr, tokens,"
@@ -1046,6 +1051,17 @@ int store_results_foreach(store_t *s, int64_t sweep, store_result_cb cb, void *d
     store__results_t x = {cb, data};
     int r = store__rows(st, -1, store__results_row, &x);
     return r < 0 ? r : 0;
+}
+
+int store_results_page(
+        store_t *s, int64_t sweep, int64_t after_idx, int limit, store_result_cb cb, void *data)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_RESULTS_PAGE);
+    sqlite3_bind_int64(st, 1, sweep);
+    sqlite3_bind_int64(st, 2, after_idx);
+    sqlite3_bind_int(st, 3, limit);
+    store__results_t x = {cb, data};
+    return store__rows(st, -1, store__results_row, &x);
 }
 
 int store_results_count(store_t *s, int64_t sweep)

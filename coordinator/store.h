@@ -226,6 +226,11 @@ typedef struct store_result_row {
 } store_result_row_t;
 typedef int (*store_result_cb)(const store_result_row_t *row, void *data);
 int store_results_foreach(store_t *s, int64_t sweep, store_result_cb cb, void *data);
+/* One page of the results: runs with idx > after_idx (-1: from the first), in idx order, at
+ * most `limit` (the runs(sweep, idx) index drives it: a page costs its rows, not the sweep's).
+ * Returns the rows passed to cb, or -errno. */
+int store_results_page(
+        store_t *s, int64_t sweep, int64_t after_idx, int limit, store_result_cb cb, void *data);
 int store_results_count(store_t *s, int64_t sweep);
 
 int store_progress_insert(store_t *s,

@@ -21,7 +21,7 @@ struct child {
     uv_timer_t eof_timer;  /* after the exit, the bounded wait for the pipe's end */
     uv_timer_t kill_timer; /* SIGTERM -> SIGKILL */
     int handles;           /* open handles; the memory goes with the last */
-    int has_pipe, pipe_done, exited, ended, detached, own_group;
+    int has_pipe, pipe_done, exited, ended, detached, own_group, signal_pid_only;
     int64_t exit_status;
     int term_signal;
     int eof_wait_ms, kill_grace_ms;
@@ -173,10 +173,11 @@ int child_start(uv_loop_t *loop,
     c->eof_wait_ms = o->eof_wait_ms > 0 ? o->eof_wait_ms : CHILD_EOF_WAIT_DEFAULT;
     c->kill_grace_ms = o->kill_grace_ms > 0 ? o->kill_grace_ms : CHILD_GRACE_DEFAULT;
     c->own_group = o->own_group;
+    c->signal_pid_only = o->signal_pid_only;
     c->on_line = on_line;
     c->on_end = on_end;
     c->data = data;
-    c->has_pipe = o->progress_fd >= 0;
+    c->has_pipe = o->progress_fd >= 0 && o->progress_file <= 0;
     c->pipe_done = !c->has_pipe;
     if (c->has_pipe && !(c->line = malloc(c->line_max))) {
         free(c);
@@ -206,6 +207,9 @@ int child_start(uv_loop_t *loop,
     if (c->has_pipe) {
         io[o->progress_fd].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
         io[o->progress_fd].data.stream = (uv_stream_t *)&c->pipe;
+    } else if (o->progress_fd >= 0) {
+        io[o->progress_fd].flags = UV_INHERIT_FD;
+        io[o->progress_fd].data.fd = o->progress_file;
     }
     uv_process_options_t opt = {
             .exit_cb = child__exit,
@@ -244,7 +248,7 @@ int child_signal(child_t *c, int signum)
 {
     if (c->exited)
         return -ESRCH;
-    if (c->own_group)
+    if (c->own_group && !c->signal_pid_only)
         return kill(-c->proc.pid, signum) == 0 ? 0 : -errno;
     return uv_process_kill(&c->proc, signum);
 }

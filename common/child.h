@@ -3,8 +3,10 @@
  * stderr on caller-given files, a progress pipe on one of its descriptors read as lines (each
  * handed over parsed when it is a JSON object), SIGTERM then SIGKILL after a grace period, and the
  * end reported once, after both the exit and the pipe's end (or a bounded wait for it: a
- * grandchild may hold the pipe open). Also the two small helpers every launch needs: placeholder
- * expansion and mkdir -p.
+ * grandchild may hold the pipe open). Or, for a launch followed through files (the coordinator's
+ * launcher), the progress descriptor is a file the caller tails. Also the two small helpers every
+ * launch needs: placeholder expansion and mkdir -p. The worker's jobs and the coordinator's
+ * launches both start their processes here.
  *
  * Rules: the line buffer is bounded (an over-long line is dropped whole, counted in
  * child_dropped_lines()); a callback-taking child_start() that fails never calls back; the memory
@@ -29,10 +31,14 @@ typedef struct child_options {
     int stdout_fd;     /* the child's stdout, -1: /dev/null; stays the caller's to close */
     int stderr_fd;     /* likewise for stderr */
     int progress_fd;   /* the child's descriptor that is the pipe: -1 none, 1 (its stdout), >= 3 */
+    int progress_file; /* > 0: progress_fd is this file of the caller's instead of a pipe (the
+                        * caller reads it; no line callbacks; the end follows the exit) */
     size_t line_max;   /* longest line kept (0: 64 KiB) */
     int eof_wait_ms;   /* after the exit, wait at most this long for the pipe's end (0: 1000) */
-    int own_group;     /* a new process group: signals reach the child's children too */
-    int kill_grace_ms; /* child_stop(): SIGKILL this long after SIGTERM (0: 5000) */
+    int own_group;     /* a new session and process group: the child outlives this process's
+                        * group (a terminal's ^C), and signals reach the child's children too */
+    int signal_pid_only; /* with own_group: signals go to the child alone (mpirun forwards) */
+    int kill_grace_ms;   /* child_stop(): SIGKILL this long after SIGTERM (0: 5000) */
 } child_options_t;
 
 /* One line from the progress pipe, without its newline: `obj` is the line parsed when it is a

@@ -871,8 +871,10 @@ int launcher_tail_read(launcher_tail_t *t, int final, launcher_line_cb cb, void 
 
 #define LAUNCHER_TAIL_MS 200 /* how often a running launch's progress file is read */
 
+/* The process is a child.h child (spawn, session, signals, exit); this adds the log, the
+ * progress file's tail and the outcome. */
 struct launcher_run {
-    uv_process_t proc;
+    child_t *child; /* NULL once it has exited */
     uv_timer_t timer;
     int open_handles;
     int exited;
@@ -932,9 +934,11 @@ static void launcher__tick(uv_timer_t *t)
         launcher_tail_read(r->tail, 0, launcher__progress, r);
 }
 
-static void launcher__exit(uv_process_t *p, int64_t status, int sig)
+static void launcher__exit(child_t *c, int64_t status, int sig, void *data)
 {
-    launcher_run_t *r = p->data;
+    (void)c;
+    launcher_run_t *r = data;
+    r->child = NULL; /* child.h releases it after this call */
     r->exited = 1;
     uv_timer_stop(&r->timer);
     launcher_outcome_t o = {.exit_status = status, .term_signal = sig};
@@ -950,7 +954,6 @@ static void launcher__exit(uv_process_t *p, int64_t status, int sig)
     if (r->on_exit)
         r->on_exit(r, &o, r->data);
     r->on_exit = NULL;
-    uv_close((uv_handle_t *)&r->proc, launcher__closed);
     uv_close((uv_handle_t *)&r->timer, launcher__closed);
 }
 
@@ -1039,48 +1042,30 @@ int launcher_run_start(uv_loop_t *loop,
     r->timer.data = r;
     r->open_handles = 1;
 
-    uv_stdio_container_t io[4];
-    int nio = progress_fd == 3 ? 4 : 3;
-    io[0].flags = UV_IGNORE;
-    for (int i = 1; i < 4; i++) {
-        if (r->log_fd >= 0) {
-            io[i].flags = UV_INHERIT_FD;
-            io[i].data.fd = r->log_fd;
-        } else {
-            io[i].flags = UV_IGNORE;
-        }
-    }
-    if (progress_fd >= 0) {
-        io[progress_fd].flags = UV_INHERIT_FD;
-        io[progress_fd].data.fd = r->progress_file_fd;
-    }
     /* Open MPI 4 keeps a session directory under one shared base (/tmp); two mpiruns started
      * together (target and baseline) race creating it and one fails in orte_init. Each launch
      * gets its own short base, removed when the run is freed. Other launchers ignore it. */
     r->envp = launcher__child_env(r->mpi_tmp, sizeof r->mpi_tmp);
-    uv_process_options_t opt = {
-            .exit_cb = launcher__exit,
-            .file = argv[0],
-            .args = (char **)argv,
+    child_options_t opt = {
+            .argv = argv,
             .env = r->envp,
             .cwd = cwd,
-            .stdio_count = nio,
-            .stdio = io,
+            .stdout_fd = r->log_fd,
+            .stderr_fd = r->log_fd,
+            .progress_fd = progress_fd,
+            .progress_file = r->progress_file_fd,
             /* its own session: a signal to the coordinator's process group (a terminal's ^C)
-             * does not reach it, and it outlives a coordinator that dies (follow.h) */
-            .flags = UV_PROCESS_DETACHED,
+             * does not reach it, and it outlives a coordinator that dies (follow.h); signals go
+             * to the launcher alone (mpirun forwards SIGTERM to its ranks) */
+            .own_group = 1,
+            .signal_pid_only = 1,
     };
-    r->proc.data = r;
-    rc = uv_spawn(loop, &r->proc, &opt);
+    rc = child_start(loop, &opt, NULL, launcher__exit, r, &r->child);
     if (rc < 0) {
-        /* libuv: the process handle must be closed even when spawning failed. */
         r->on_exit = NULL;
-        r->open_handles++;
-        uv_close((uv_handle_t *)&r->proc, launcher__closed);
         uv_close((uv_handle_t *)&r->timer, launcher__closed);
         return rc;
     }
-    r->open_handles++;
     if (r->tail)
         uv_timer_start(&r->timer, launcher__tick, LAUNCHER_TAIL_MS, LAUNCHER_TAIL_MS);
     if (ret)
@@ -1090,12 +1075,12 @@ int launcher_run_start(uv_loop_t *loop,
 
 int launcher_run_pid(const launcher_run_t *run)
 {
-    return run->proc.pid;
+    return run->child ? child_pid(run->child) : 0;
 }
 
 int launcher_run_kill(launcher_run_t *run, int signum)
 {
-    if (run->exited)
+    if (run->exited || !run->child)
         return -ESRCH;
-    return uv_process_kill(&run->proc, signum);
+    return child_signal(run->child, signum);
 }

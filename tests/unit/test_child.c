@@ -126,6 +126,34 @@ static void test_long_line_dropped(void)
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* progress_file: the child's progress descriptor is the caller's file (the launcher tails it);
+ * no pipe, no line callbacks, the end right after the exit; signal_pid_only spares the group. */
+static void test_progress_file(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char path[300], buf[256];
+    snprintf(path, sizeof path, "%s/progress.jsonl", tmp);
+    int pfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    rec_t r = {0};
+    child_options_t o = {.stdout_fd = -1,
+                         .stderr_fd = -1,
+                         .progress_fd = 3,
+                         .progress_file = pfd,
+                         .own_group = 1,
+                         .signal_pid_only = 1};
+    child_t *c = NULL;
+    CHECK(start(&loop, "echo '{\"step\": 1}' >&3; exit 0", &o, &r, &c) == 0);
+    close(pfd);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT_EQ(r.ends, 1);
+    CHECK_INT_EQ(r.status, 0);
+    CHECK_INT_EQ(r.lines, 0);
+    slurp(path, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "{\"step\": 1}\n");
+    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
 /* A grandchild that keeps the pipe open does not hold the end back beyond eof_wait_ms. */
 static void test_grandchild_holds_pipe(void)
 {
@@ -257,6 +285,7 @@ int main(void)
     TEST_RUN(test_lines_and_logs);
     TEST_RUN(test_long_line_dropped);
     TEST_RUN(test_grandchild_holds_pipe);
+    TEST_RUN(test_progress_file);
     TEST_RUN(test_stop);
     TEST_RUN(test_failures_and_close);
     TEST_RUN(test_fill);

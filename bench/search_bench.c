@@ -619,8 +619,6 @@ run_one(const bench_t *b, const strategy_t *s, int budget, uint64_t seed, char *
         active_proposal_t pr;
         if (s->model != SURROGATE_GP)
             ap.kappa_propose = 0;
-        if (getenv("KP"))
-            ap.kappa_propose = atof(getenv("KP"));
         rc = active_propose(&ap, X, y, n, d, b->p->prior, w, &pr, err, errlen);
     }
     if (rc < 0)

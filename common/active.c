@@ -27,6 +27,7 @@ void active_params_default(active_params_t *p)
             .refine = 3,
             .repeats = 0,
             .seed = 42,
+            .trust = 0.2,
     };
 }
 
@@ -455,6 +456,36 @@ static int active__check(const double *X,
     return 0;
 }
 
+/* Candidates farther than `radius` (Hellinger: |sqrt(a) - sqrt(b)|) from every run cannot be
+ * proposed: the GP's sd covers its kernel part only, not the ridge mean it extrapolates with. */
+static void active__trust(active__pool_t *pl, const double *X, size_t n, double radius)
+{
+    size_t d = pl->d;
+    double r2 = radius * radius;
+    double *Z = malloc(n * d * sizeof *Z);
+    if (!Z)
+        return;
+    for (size_t i = 0; i < n * d; i++)
+        Z[i] = X[i] > 0 ? sqrt(X[i]) : 0;
+    for (size_t c = 0; c < pl->m; c++) {
+        double z[ACTIVE_MAX_D];
+        for (size_t j = 0; j < d; j++)
+            z[j] = pl->P[c * d + j] > 0 ? sqrt(pl->P[c * d + j]) : 0;
+        int near = 0;
+        for (size_t i = 0; i < n && !near; i++) {
+            double s = 0;
+            for (size_t j = 0; j < d && s <= r2; j++) {
+                double t = z[j] - Z[i * d + j];
+                s += t * t;
+            }
+            near = s <= r2;
+        }
+        if (!near)
+            pl->score[c] = INFINITY;
+    }
+    free(Z);
+}
+
 static size_t active__pool_cap(const active_params_t *p, size_t n)
 {
     return p->pool + n + (size_t)(p->refine > 0 ? p->refine : 0) * ACTIVE_CENTRES * ACTIVE_MOVES;
@@ -492,6 +523,8 @@ int active_propose(const active_params_t *p,
         rc = active__refine(&pl, p->upper, &mod, p->kappa_propose, need_sd, p->refine, &rng);
     if (rc < 0)
         goto out;
+    if (p->trust > 0)
+        active__trust(&pl, X, n, p->trust);
     size_t best;
     rc = active__lowest(&pl, 1, &best);
     if (rc < 0)

@@ -52,6 +52,8 @@ typedef struct active_params {
     int refine;             /* local refinement rounds (3) */
     int repeats;            /* picks per batch that repeat the best runs (0) */
     uint64_t seed;          /* default 42 */
+    double trust;           /* proposal: at most this Hellinger distance from a run (0.2;
+                               0: anywhere) */
     const double *upper;    /* (d) largest weight of each domain (the sweep's epoch bound), or
                                NULL: every candidate is projected under it (active_project) */
 } active_params_t;

@@ -21,7 +21,9 @@ struct gp {
     double s2;     /* signal variance */
     double g;      /* noise-to-signal variance ratio */
     double ell;    /* length scale */
-    double b0;     /* ridge mean: intercept */
+    double lin;    /* weight of the linear kernel w_a . w_b (a Bayesian linear trend) */
+    double *X;     /* (n, d) the weights */
+    double b0;     /* constant mean: the mean target */
     double *b;     /* (d) ridge mean: slopes */
 };
 
@@ -57,6 +59,7 @@ void gp_destroy(gp_t **self_p)
     free(g->L);
     free(g->alpha);
     free(g->b);
+    free(g->X);
     free(g);
     *self_p = NULL;
 }
@@ -76,6 +79,7 @@ int gp_fit(
         }
     int rc = -ENOMEM;
     gp_t *g = calloc(1, sizeof *g);
+    double *G = NULL;
     double *D = malloc(n * n * sizeof *D);
     double *K = malloc(n * n * sizeof *K);
     double *r = malloc(n * sizeof *r);
@@ -86,12 +90,22 @@ int gp_fit(
     g->Z = malloc(n * d * sizeof *g->Z);
     g->L = malloc(n * n * sizeof *g->L);
     g->alpha = malloc(n * sizeof *g->alpha);
-    g->b = malloc(d * sizeof *g->b);
-    if (!g->Z || !g->L || !g->alpha || !g->b)
+    g->b = calloc(d, sizeof *g->b);
+    g->X = malloc(n * d * sizeof *g->X);
+    G = malloc(n * n * sizeof *G);
+    if (!g->Z || !g->L || !g->alpha || !g->b || !g->X || !G)
         goto fail;
-    rc = surrogate_ridge_gcv(X, y, n, d, &g->b0, g->b, err, errlen);
-    if (rc < 0)
+    memcpy(g->X, X, n * d * sizeof *X);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j <= i; j++)
+            G[i * n + j] = cblas_ddot((int)d, X + i * d, 1, X + j * d, 1);
+    if (0)
         goto fail;
+    /* The mean is a constant; a linear trend in the weights is part of the kernel (its
+     * uncertainty then counts in the sd, where a fitted linear mean would extrapolate with none) */
+    g->b0 = 0;
+    for (size_t i = 0; i < n; i++)
+        g->b0 += y[i] / (double)n;
     for (size_t i = 0; i < n; i++) {
         double m = g->b0;
         for (size_t j = 0; j < d; j++)
@@ -135,18 +149,24 @@ int gp_fit(
         goto fail;
     }
     double best = -INFINITY;
-    for (size_t li = 0; li < sizeof ells / sizeof ells[0]; li++) {
+    static const double lins[] = {0, 1, 10, 100};
+    for (size_t cfg = 0; cfg < sizeof ells / sizeof ells[0] * 4; cfg++) {
+        size_t li = cfg / 4;
+        double lin = lins[cfg % 4];
         for (size_t i = 0; i < h; i++) {
-            for (size_t j = 0; j < i; j++)
-                K[i * h + j] = K[j * h + i] = gp__matern(D[pick[i] * n + pick[j]], ells[li]);
-            K[i * h + i] = 1;
+            for (size_t j = 0; j < i; j++) {
+                size_t a = pick[i], bb = pick[j];
+                K[i * h + j] = K[j * h + i] =
+                        gp__matern(D[a * n + bb], ells[li]) + lin * G[a * n + bb];
+            }
+            K[i * h + i] = 1 + lin * G[pick[i] * n + pick[i]];
         }
         if (LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)h, K, (lapack_int)h, lam) != 0)
             continue;
         /* ur = U' r (columns of K are the eigenvectors) */
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)h, (int)h, 1.0, K, (int)h, rh, 1, 0.0, ur, 1);
-        for (int e = 0; e <= 24; e++) {
-            double ratio = pow(10.0, -6.0 + 0.25 * e);
+        for (int e = 0; e <= 16; e++) {
+            double ratio = pow(10.0, -4.0 + 0.25 * e);
             double q = 0, logdet = 0;
             for (size_t i = 0; i < h; i++) {
                 double l = (lam[i] > 0 ? lam[i] : 0) + ratio;
@@ -160,6 +180,7 @@ int gp_fit(
             if (lml > best) {
                 best = lml;
                 g->ell = ells[li];
+                g->lin = lin;
                 g->g = ratio;
                 g->s2 = s2;
             }
@@ -179,8 +200,8 @@ int gp_fit(
     for (int tries = 0;; tries++) {
         for (size_t i = 0; i < n; i++) {
             for (size_t j = 0; j < i; j++)
-                g->L[i * n + j] = gp__matern(D[i * n + j], g->ell);
-            g->L[i * n + i] = 1 + g->g;
+                g->L[i * n + j] = gp__matern(D[i * n + j], g->ell) + g->lin * G[i * n + j];
+            g->L[i * n + i] = 1 + g->lin * G[i * n + i] + g->g;
         }
         if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, g->L, (lapack_int)n) == 0)
             break;
@@ -200,9 +221,11 @@ int gp_fit(
     free(D);
     free(K);
     free(r);
+    free(G);
     *ret = g;
     return 0;
 fail:
+    free(G);
     free(D);
     free(K);
     free(r);
@@ -244,7 +267,8 @@ static void gp__cross(const gp_t *gp, const double *X, size_t B, double *Ks, dou
             mm += gp->b[j] * w[j];
         m[i] = mm;
         for (size_t k = 0; k < n; k++)
-            Ks[i * n + k] = gp__matern(gp__dist(zz, gp->Z + k * d, d), gp->ell);
+            Ks[i * n + k] = gp__matern(gp__dist(zz, gp->Z + k * d, d), gp->ell) +
+                            gp->lin * cblas_ddot((int)d, w, 1, gp->X + k * d, 1);
     }
     if (zz != z)
         free(zz);
@@ -272,7 +296,8 @@ int gp_predict(const gp_t *gp, const double *X, size_t m, double *mean, double *
                         (int)n, 1.0, gp->L, (int)n, Ks, (int)n);
             for (size_t i = 0; i < B; i++) {
                 double q = cblas_ddot((int)n, Ks + i * n, 1, Ks + i * n, 1);
-                double v = 1 - q;
+                const double *w = X + (s + i) * d;
+                double v = 1 + gp->lin * cblas_ddot((int)d, w, 1, w, 1) - q;
                 sd[s + i] = v > 0 ? sqrt(gp->s2 * v) : 0;
             }
         }
@@ -337,7 +362,9 @@ int gp_batch_new(const gp_t *gp, const double *P, size_t m, size_t max_added, gp
         cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)B, (int)n,
                     1.0, gp->L, (int)n, Ks, (int)n);
         for (size_t i = 0; i < B; i++) {
-            double v = 1 - cblas_ddot((int)n, Ks + i * n, 1, Ks + i * n, 1);
+            const double *w = P + (s + i) * d;
+            double v = 1 + gp->lin * cblas_ddot((int)d, w, 1, w, 1) -
+                       cblas_ddot((int)n, Ks + i * n, 1, Ks + i * n, 1);
             b->var[s + i] = v > 0 ? v : 0;
         }
     }
@@ -366,7 +393,8 @@ int gp_batch_add(gp_batch_t *b, size_t i)
     double *u = b->U + b->added * m;
     const double *vi = b->V + i * n;
     for (size_t p = 0; p < m; p++) {
-        double c = gp__matern(gp__dist(b->Zp + p * d, b->Zp + i * d, d), b->gp->ell);
+        double c = gp__matern(gp__dist(b->Zp + p * d, b->Zp + i * d, d), b->gp->ell) +
+                   b->gp->lin * cblas_ddot((int)d, b->P + p * d, 1, b->P + i * d, 1);
         c -= cblas_ddot((int)n, b->V + p * n, 1, vi, 1);
         for (size_t j = 0; j < b->added; j++)
             c -= b->U[j * m + p] * b->U[j * m + i];

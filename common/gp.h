@@ -3,14 +3,16 @@
  * (docs/search.md). Rasmussen & Williams, "Gaussian Processes for Machine Learning" (2006),
  * algorithm 2.1 (Cholesky prediction) and §5.4 (marginal likelihood).
  *
- * The model is y = m(w) + f(w) + noise. The mean m is a ridge regression on the weights (the
- * loss of a mixture is dominated by a few domains' shares, and a GP with a zero mean reverts to
- * the data's average away from the runs, which makes far corners look as good as the best runs).
- * f is a GP with a Matérn 5/2 kernel on z = sqrt(w): the distance |sqrt(a) - sqrt(b)| is the
- * Hellinger distance of two mixtures, the natural one between distributions, and it stretches the
- * neighbourhood of a zero weight where the loss moves fastest. The kernel's length scale and the
- * noise-to-signal ratio are chosen on a grid by the marginal likelihood, the signal variance is
- * profiled out in closed form.
+ * The model is y = c + f(w) + noise with c the mean target and f a GP whose kernel is a Matérn
+ * 5/2 on z = sqrt(w) plus a linear kernel lin * (w_a . w_b). The Matérn part's distance
+ * |sqrt(a) - sqrt(b)| is the Hellinger distance of two mixtures, the natural one between
+ * distributions, and it stretches the neighbourhood of a zero weight where the loss moves fastest.
+ * The linear part is a Bayesian linear trend in the weights: a loss is dominated by a few domains'
+ * shares, and with the trend inside the kernel its uncertainty counts in the posterior sd (a
+ * fitted linear mean extrapolates into corners with none, which made the first version propose
+ * mixtures 1.5 nats worse than its runs from 32 runs). The length scale (9 values), lin (0, 1,
+ * 10, 100) and the noise-to-signal ratio (1e-4..1, 17 values) maximise the marginal likelihood,
+ * the signal variance is profiled out in closed form.
  *
  * Batches: gp_batch_new() holds the posterior over a pool of candidates and can condition it on
  * "hallucinated" observations at chosen candidates (the posterior mean is unchanged, the

@@ -28,6 +28,7 @@ void coord_config_defaults(coord_config_t *cfg)
     cfg->max_sweeps = 256;
     cfg->max_spec_bytes = 1u << 20;
     cfg->quarantine_after = 5;
+    cfg->quarantine_ms = 600000;
     cfg->linger_ms = 500;
     cfg->progress_every_ms = 5000;
     cfg->target_poll_ms = 5000;

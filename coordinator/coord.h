@@ -53,6 +53,7 @@ typedef struct coord_config {
     int max_sweeps;   /* sweeps in state running */
     size_t max_spec_bytes;
     int quarantine_after;  /* consecutive failed attempts of a worker */
+    int quarantine_ms;     /* then, after this long, one attempt on probation (default 10 min) */
     int linger_ms;         /* ZMQ_LINGER at shutdown */
     int progress_every_ms; /* thinning of stored progress, per attempt */
     int target_poll_ms;    /* how often a Slurm job or MPIJob target is polled */
@@ -160,6 +161,8 @@ typedef struct worker {
     int alive;                   /* heard from within 3 heartbeats */
     int draining;
     int quarantined;
+    int64_t quarantined_mono; /* when (this process's clock); probation after cfg.quarantine_ms */
+    int probation;            /* released from quarantine: one attempt at a time until a success */
     int slots;
     int ngpus;
     uint32_t gpu_index[COORD_MAX_GPUS];

@@ -218,6 +218,20 @@ static void daemon__tick(uv_timer_t *t)
                 }
             }
         }
+        if (w->quarantined &&
+            mono - (w->quarantined_mono ? w->quarantined_mono : mono) > c->cfg.quarantine_ms) {
+            /* Probation: one more failure (a failed or never-started attempt) quarantines it
+             * again; a success clears the count. A new boot id alone never does this. */
+            w->quarantined = 0;
+            w->probation = 1;
+            w->consecutive_failures = c->cfg.quarantine_after - 1;
+            log_info("worker_probation", "worker=%s after_ms=%d", w->worker_id,
+                     c->cfg.quarantine_ms);
+            coord_worker_persist(c, w);
+            coord_kick(c);
+        }
+        if (w->quarantined && !w->quarantined_mono)
+            w->quarantined_mono = mono; /* quarantined before this start: the clock starts now */
         if (w->dirty && mono - c->last_persist_mono > 1000)
             coord_worker_persist(c, w);
     }

@@ -37,7 +37,9 @@ static void usage(FILE *f)
             "                       synchronous (full, the default, or normal: a commit\n"
             "                       survives a crash of the process but not of the OS),\n"
             "                       metrics, targets_dir, trainer,\n"
-            "                       max_spec_bytes, quarantine_after, linger_ms,\n"
+            "                       max_spec_bytes, quarantine_after, quarantine_ms (a\n"
+            "                       quarantined worker gets one attempt on probation after\n"
+            "                       this long, default 600000), linger_ms,\n"
             "                       commit_window_ms (group commit window, default 0:\n"
             "                       one commit per loop iteration),\n"
             "                       progress_every_ms (progress thinning, default 5000),\n"
@@ -175,6 +177,8 @@ static int read_config(const char *path, coord_config_t *cfg, const char **log_l
             cfg->max_spec_bytes = (size_t)iv;
         else if (strcmp(key, "quarantine_after") == 0 && !(r = parse_int(val, 1, 1000000, &iv)))
             cfg->quarantine_after = iv;
+        else if (strcmp(key, "quarantine_ms") == 0 && !(r = parse_int(val, 1000, 86400000, &iv)))
+            cfg->quarantine_ms = iv;
         else if (strcmp(key, "linger_ms") == 0 && !(r = parse_int(val, 0, 60000, &iv)))
             cfg->linger_ms = iv;
         else if (strcmp(key, "commit_window_ms") == 0 && !(r = parse_int(val, 0, 1000, &iv)))

@@ -16,6 +16,8 @@ int scheduler_credit(const worker_t *w)
     int a = w->ready_free - w->assigned_since_ready;
     int b = w->slots - w->outstanding;
     int m = a < b ? a : b;
+    if (w->probation && m > 1 - w->outstanding)
+        m = 1 - w->outstanding; /* on probation: one attempt at a time */
     return m > 0 ? m : 0;
 }
 

@@ -155,6 +155,7 @@ void session_worker_strike(coord_t *c, worker_t *w, const char *why)
     w->consecutive_failures++;
     if (!w->quarantined && w->consecutive_failures >= c->cfg.quarantine_after) {
         w->quarantined = 1;
+        w->quarantined_mono = clock_mono_ms();
         log_warn("worker_quarantined", "worker=%s consecutive_failures=%d last=\"%s\"",
                  w->worker_id, w->consecutive_failures, why);
     }
@@ -467,6 +468,7 @@ session__result(coord_t *c, worker_t *w, const frame_msg_t *msg, const Regmix__R
     int accepted = r == 1;
     w->done++;
     w->consecutive_failures = 0;
+    w->probation = 0;
     w->dirty = 1;
     if (accepted)
         refit_maybe(c, sw);

@@ -1185,6 +1185,67 @@ static void test_results_paged(void)
     coord_harness_stop(&H, SIGTERM);
 }
 
+/* Row 3, the way back: a quarantined worker gets one attempt on probation after quarantine_ms
+ * (never because of a new boot id); on probation it holds one attempt at a time, and sitting
+ * on it quarantines it again. */
+static void test_quarantine_probation(void)
+{
+    char conf[400];
+    snprintf(H.dir, sizeof H.dir, "/tmp/regmix-rogue-XXXXXX");
+    if (!mkdtemp(H.dir))
+        return;
+    snprintf(H.db, sizeof H.db, "%s/regmix.db", H.dir);
+    snprintf(H.workers_ep, sizeof H.workers_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
+    snprintf(H.clients_ep, sizeof H.clients_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
+    H.zctx = zmq_ctx_new();
+    snprintf(conf, sizeof conf, "%s/coordinator.conf", H.dir);
+    write_file(conf, "quarantine_ms = 1500\n");
+    const char *extra[] = {"--config", conf, "--heartbeat-ms", "200", "--lease-ms", "500", NULL};
+    if (start(extra) < 0)
+        return;
+    char sw[64];
+    CHECK(submit_ok("name: probation\n"
+                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+                    "sampling: {runs: 20, seed: 3}\n"
+                    "proxy: {trainer: synthetic, max_attempts: 5}\n",
+                    sw, sizeof sw));
+    void *rogue = coord_harness_dealer(&H, H.workers_ep);
+    Regmix__Envelope *r = hello(rogue, "rogue:probation", "b1", 64);
+    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
+    frame_free(&r);
+    send_ready(rogue, 64);
+    uint64_t att[64], run[64];
+    CHECK_INT_EQ(collect_assigns(rogue, att, run, 20, 3000), 20);
+    long long end = wire_now_ms() + 5000;
+    while (strcmp(worker_state("rogue:probation"), "quarantined") != 0 && wire_now_ms() < end) {
+        send_ping(rogue, NULL, 0);
+        wire_sleep_ms(50);
+    }
+    CHECK_STR_EQ(worker_state("rogue:probation"), "quarantined");
+    end = wire_now_ms() + 5000;
+    while (strcmp(worker_state("rogue:probation"), "connected") != 0 && wire_now_ms() < end) {
+        send_ping(rogue, NULL, 0);
+        wire_sleep_ms(50);
+    }
+    CHECK_MSG(strcmp(worker_state("rogue:probation"), "connected") == 0, "on probation");
+    send_ready(rogue, 64);
+    int got = 0;
+    end = wire_now_ms() + 400;
+    while (wire_now_ms() < end) {
+        send_ping(rogue, NULL, 0);
+        got += collect_assigns(rogue, att, run, 64, 100);
+    }
+    CHECK_INT_EQ(got, 1);
+    end = wire_now_ms() + 5000;
+    while (strcmp(worker_state("rogue:probation"), "quarantined") != 0 && wire_now_ms() < end) {
+        send_ping(rogue, NULL, 0);
+        wire_sleep_ms(50);
+    }
+    CHECK_STR_EQ(worker_state("rogue:probation"), "quarantined");
+    zmq_close(rogue);
+    coord_harness_stop(&H, SIGTERM);
+}
+
 typedef struct {
     const char *name;
     void (*fn)(void);
@@ -1205,6 +1266,7 @@ static const rogue_case_t cases[] = {
         {"unsampleable", test_unsampleable},
         {"metrics_idle", test_metrics_idle},
         {"results_paged", test_results_paged},
+        {"quarantine_probation", test_quarantine_probation},
 };
 
 int main(int argc, char **argv)

@@ -286,11 +286,14 @@ static void test_bad_inputs(void)
 
 /* `--model M` for every model of the pipeline's table (the spec's regression.model values), on
  * the paper's 512 training runs scored on its 256 test runs: each fits, scores with a Spearman
- * above 0.5 on the held-out runs, and proposes a mixture on the simplex. */
+ * above 0.5 on the held-out runs, and proposes a mixture on the simplex. gbdt, the default, is
+ * test_json_test_set's (its 1000 trees are the slow part of this suite under ASan). */
 static void test_every_model(void)
 {
     int n = 0;
     for (const fitpipe_model_t *m = fitpipe_models; m->name; m++, n++) {
+        if (strcmp(m->name, "gbdt") == 0)
+            continue;
         run_t r;
         run_fit(&r, (const char *[]){"--mixtures",      pp(0, "train_mixture_1m.csv"),
                                      "--losses",        pp(1, "train_pile_loss_1m.csv"),

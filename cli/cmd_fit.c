@@ -614,6 +614,11 @@ int cmd_fit(int argc, char **argv)
             json_object_set_new(p, "simulated", json_integer((json_int_t)rec.simulated));
             json_object_set_new(p, "top_k", json_integer(rec.top_k));
             json_object_set_new(p, "predicted", fit_num(rec.predicted_topk));
+            json_object_set_new(p, "predicted_at_proposal", fit_num(rec.predicted));
+            json_t *iv = json_array();
+            json_array_append_new(iv, fit_num(rec.predicted_lo));
+            json_array_append_new(iv, fit_num(rec.predicted_hi));
+            json_object_set_new(p, "interval", iv);
             for (size_t k = 0; k < tr->d; k++)
                 json_object_set_new(ws, tr->domains[k], json_real(w[k]));
             json_object_set_new(p, "weights", ws);
@@ -646,6 +651,10 @@ int cmd_fit(int argc, char **argv)
         if (w) {
             printf("proposal   mean of the top %d of %zu candidates, predicted %.6f\n", rec.top_k,
                    rec.simulated, rec.predicted_topk);
+            if (isfinite(rec.predicted_lo))
+                printf("           at the proposal %.6f, 95%% interval of a run [%.6f, %.6f] "
+                       "(out-of-fold RMSE)\n",
+                       rec.predicted, rec.predicted_lo, rec.predicted_hi);
             size_t *ord = malloc(tr->d * sizeof *ord);
             if (!ord) {
                 rc = -ENOMEM;

@@ -478,6 +478,11 @@ int fitpipe_run(const fitpipe_input_t *in,
     ret->cv = cv;
     ret->predicted = pred;
     ret->predicted_topk = sr.predicted;
+    /* The out-of-fold RMSE is the error of predicting a run the model has not seen; at the
+     * proposal (an optimum of the model, often at the edge of the data) it is a lower bound. */
+    double half = cv.folds > 0 && isfinite(cv.mse) ? 1.96 * sqrt(cv.mse) : NAN;
+    ret->predicted_lo = pred - half;
+    ret->predicted_hi = pred + half;
     ret->simulated = s->candidates ? sr.simulated : 0;
     ret->top_k = s->candidates ? sr.top_k : 0;
     ret->l1_moved = in->nhistory && proposal
@@ -536,6 +541,11 @@ char *fitpipe_record_metrics_json(const fitpipe_record_t *rec)
     json_object_set_new(o, "r2", fitpipe__num(rec->cv.r2));
     json_object_set_new(o, "runs_skipped", json_integer((json_int_t)rec->runs_skipped));
     json_object_set_new(o, "predicted_topk", fitpipe__num(rec->predicted_topk));
+    json_object_set_new(o, "predicted", fitpipe__num(rec->predicted));
+    json_t *iv = json_array();
+    json_array_append_new(iv, fitpipe__num(rec->predicted_lo));
+    json_array_append_new(iv, fitpipe__num(rec->predicted_hi));
+    json_object_set_new(o, "predicted_interval", iv);
     json_object_set_new(o, "l1_window", fitpipe__num(rec->l1_window));
     if (rec->min_child_weight > 0)
         json_object_set_new(o, "min_child_weight", json_real(rec->min_child_weight));

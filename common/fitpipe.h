@@ -157,23 +157,25 @@ typedef enum fitpipe_verdict {
 
 /* The outcome of one refit. proposal is owned by the record (fitpipe_record_clear() frees it). */
 typedef struct fitpipe_record {
-    size_t runs_used;          /* rows whose weights and used losses are all finite */
-    size_t runs_skipped;       /* rows left out (a NAN or infinite value the objective needs) */
-    size_t d;                  /* length of proposal */
-    char model[24];            /* the model's table name: "gbdt", "linear", "ridge", "quadratic" */
-    double min_child_weight;   /* gbdt: the value used (after small-n scaling); 0 otherwise */
-    metrics_t cv;              /* out-of-fold metrics, cv.folds = k (0: no CV, metrics NAN) */
-    double *proposal;          /* (d) the averaged top_k mixture, sums to 1; NULL: no simulation */
-    double predicted;          /* the model's prediction at the proposal itself */
-    double predicted_topk;     /* mean prediction of the top_k candidates */
-    double l1_moved;           /* L1 from the previous proposal; NAN for the first refit */
-    double l1_window;          /* max L1 to the last stable_refits proposals; NAN if fewer exist */
-    size_t simulated;          /* candidates simulated */
-    int top_k;                 /* candidates averaged */
-    double seconds;            /* wall time of the refit */
-    double seconds_fit;        /* of which the fit on all rows */
-    double seconds_cv;         /* the cross-validation */
-    double seconds_simulate;   /* the simulation */
+    size_t runs_used;        /* rows whose weights and used losses are all finite */
+    size_t runs_skipped;     /* rows left out (a NAN or infinite value the objective needs) */
+    size_t d;                /* length of proposal */
+    char model[24];          /* the model's table name: "gbdt", "linear", "ridge", "quadratic" */
+    double min_child_weight; /* gbdt: the value used (after small-n scaling); 0 otherwise */
+    metrics_t cv;            /* out-of-fold metrics, cv.folds = k (0: no CV, metrics NAN) */
+    double *proposal;        /* (d) the averaged top_k mixture, sums to 1; NULL: no simulation */
+    double predicted;        /* the model's prediction at the proposal itself */
+    double predicted_topk;   /* mean prediction of the top_k candidates */
+    double predicted_lo;     /* 95 % interval of a run's objective at the proposal: predicted -+ */
+    double predicted_hi;     /* 1.96 x the out-of-fold RMSE (NAN without CV or a proposal) */
+    double l1_moved;         /* L1 from the previous proposal; NAN for the first refit */
+    double l1_window;        /* max L1 to the last stable_refits proposals; NAN if fewer exist */
+    size_t simulated;        /* candidates simulated */
+    int top_k;               /* candidates averaged */
+    double seconds;          /* wall time of the refit */
+    double seconds_fit;      /* of which the fit on all rows */
+    double seconds_cv;       /* the cross-validation */
+    double seconds_simulate; /* the simulation */
     fitpipe_verdict_t verdict; /* FITPIPE_TOO_FEW_RUNS when nothing was simulated */
     /* (runs_used) the out-of-fold predictions behind cv: oof_rows[i] is the input row,
      * oof_actual[i] its objective, oof_predicted[i] the prediction of the fold model that did

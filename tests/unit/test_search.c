@@ -10,6 +10,7 @@
 
 #include "active.h"
 #include "design.h"
+#include "fitpipe.h"
 #include "gp.h"
 #include "metrics.h"
 #include "rng.h"
@@ -247,6 +248,49 @@ static void test_active_rounds(void)
     CHECK(strstr(err, "run 0") != NULL);
 }
 
+/* The fit pipeline has the search's models and reports an interval on the proposal's objective
+ * (predicted -+ 1.96 x the out-of-fold RMSE). */
+static void test_fitpipe_models(void)
+{
+    enum { N = 48 };
+    rng_t r;
+    rng_seed(&r, 13);
+    double X[N * D], y[N], prior[D];
+    for (int j = 0; j < D; j++)
+        prior[j] = 1.0 / D;
+    for (int i = 0; i < N; i++) {
+        draw(&r, 3, X + i * D);
+        y[i] = bowl(X + i * D) + 0.005 * rng_normal(&r);
+    }
+    const char *names[] = {"gp", "loglinear"};
+    for (int m = 0; m < 2; m++) {
+        fitpipe_settings_t st;
+        fitpipe_settings_default(&st);
+        st.model = fitpipe_model_find(names[m]);
+        CHECK(st.model != NULL);
+        if (!st.model)
+            continue;
+        st.candidates = 4000;
+        st.top_k = 20;
+        st.threads = 1;
+        fitpipe_input_t in = {.n = N, .d = D, .X = X, .y = y, .prior = prior};
+        fitpipe_record_t rec;
+        char err[256] = "";
+        int rc = fitpipe_run(&in, &st, &rec, NULL, err, sizeof err);
+        CHECK_MSG(rc == 0, "%s: %s", names[m], err);
+        if (rc)
+            continue;
+        CHECK_MSG(rec.predicted_lo < rec.predicted && rec.predicted < rec.predicted_hi,
+                  "%s: [%g, %g] around %g", names[m], rec.predicted_lo, rec.predicted_hi,
+                  rec.predicted);
+        CHECK_NEAR(rec.predicted_hi - rec.predicted, 1.96 * sqrt(rec.cv.mse), 1e-9);
+        char *js = fitpipe_record_metrics_json(&rec);
+        CHECK(js && strstr(js, "\"predicted_interval\":[") != NULL);
+        free(js);
+        fitpipe_record_clear(&rec);
+    }
+}
+
 int main(void)
 {
     TEST_RUN(test_project);
@@ -254,5 +298,6 @@ int main(void)
     TEST_RUN(test_gp);
     TEST_RUN(test_design);
     TEST_RUN(test_active_rounds);
+    TEST_RUN(test_fitpipe_models);
     return test_finish();
 }

@@ -239,10 +239,17 @@ def run(role):
         return None
     return {"ranks": t["ranks"], "state": t["state"], "objective": t["objective"],
             "losses": t["losses"], "weights": t["weights"]}
+# the fit pipeline's interval (common/fitpipe.c): a proxy run at the proposal should land within
+# predicted -+ 1.96 x the out-of-fold RMSE
+fit = mx["fit"]
+pred, mse = fit.get("predicted"), (fit.get("cv") or {}).get("mse")
+interval = None
+if isinstance(pred, (int, float)) and isinstance(mse, (int, float)) and mse >= 0:
+    interval = [pred - 1.96 * math.sqrt(mse), pred + 1.96 * math.sqrt(mse)]
 s = {"sweep": st["sweep"], "runs_done": st["runs"]["done"], "fits": len(fits),
      "converged": bool(st["converged"]), "converged_after_runs": st["converged_after_runs"],
-     "prior": prior, "proposal": prop, "target": run("target"), "baseline": run("baseline"),
-     "wall_s": wall}
+     "prior": prior, "proposal": prop, "predicted": pred, "predicted_interval": interval,
+     "target": run("target"), "baseline": run("baseline"), "wall_s": wall}
 json.dump(s, open(d + "/summary.json", "w"), indent=1)
 print("%-14s %9s %9s %7s" % ("domain", "prior", "proposal", "ratio"))
 for k in prior:
@@ -255,6 +262,10 @@ if tgt and base:
         print("%-14s %9.4f %9.4f %+9.4f" % (k, a, b, a - b))
     print("%-14s %9.4f %9.4f %+9.4f" % ("objective", tgt["objective"], base["objective"],
                                           tgt["objective"] - base["objective"]))
+    if interval:
+        print("%-14s %9.4f, 95%% interval of a proxy run [%.4f, %.4f] (the target is larger: "
+              "its realised objective %.4f)" % ("predicted", pred, interval[0], interval[1],
+                                                tgt["objective"]))
 print("\nruns done %d, fits %d, converged %s after %d runs, wall %d s" % (
     s["runs_done"], s["fits"], s["converged"], s["converged_after_runs"], wall))
 bad = []

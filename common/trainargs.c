@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "strv.h"
 
 void trainargs_destroy(trainargs_t **self_p)
 {
@@ -31,9 +32,7 @@ void trainargs_destroy(trainargs_t **self_p)
 
 void trainargs_argv_free(char **argv)
 {
-    for (size_t i = 0; argv && argv[i]; i++)
-        free(argv[i]);
-    free(argv);
+    strv_free(argv);
 }
 
 /* strdup of a non-empty string, NULL for NULL or "" (*oom set when the copy fails). */
@@ -321,51 +320,23 @@ char *trainargs_weights_json(const trainargs_t *t)
     return s;
 }
 
-/* A growing NULL-terminated vector of owned strings. */
-typedef struct trainargs__sv {
-    char **v;
-    size_t n, cap;
-    int oom;
-} trainargs__sv_t;
-
-static void trainargs__push(trainargs__sv_t *s, const char *x)
-{
-    if (s->oom)
-        return;
-    if (s->n + 2 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        char **v = realloc(s->v, cap * sizeof *v);
-        if (!v) {
-            s->oom = 1;
-            return;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
-    if (!(s->v[s->n] = strdup(x))) {
-        s->oom = 1;
-        return;
-    }
-    s->v[++s->n] = NULL;
-}
-
-static void trainargs__int(trainargs__sv_t *s, const char *flag, long v)
+static void trainargs__int(strv_t *s, const char *flag, long v)
 {
     char b[32];
     snprintf(b, sizeof b, "%ld", v);
-    trainargs__push(s, flag);
-    trainargs__push(s, b);
+    strv_push(s, flag);
+    strv_push(s, b);
 }
 
-static void trainargs__dbl(trainargs__sv_t *s, const char *flag, double v)
+static void trainargs__dbl(strv_t *s, const char *flag, double v)
 {
     char b[40];
     trainargs__num(b, sizeof b, v);
-    trainargs__push(s, flag);
-    trainargs__push(s, b);
+    strv_push(s, flag);
+    strv_push(s, b);
 }
 
-static void trainargs__glob(trainargs__sv_t *s, const char *flag, const char *name, const char *g)
+static void trainargs__glob(strv_t *s, const char *flag, const char *name, const char *g)
 {
     size_t n = strlen(name) + strlen(g) + 2;
     char *b = malloc(n);
@@ -374,8 +345,8 @@ static void trainargs__glob(trainargs__sv_t *s, const char *flag, const char *na
         return;
     }
     snprintf(b, n, "%s=%s", name, g);
-    trainargs__push(s, flag);
-    trainargs__push(s, b);
+    strv_push(s, flag);
+    strv_push(s, b);
     free(b);
 }
 
@@ -394,8 +365,8 @@ int trainargs_argv(const trainargs_t *t,
         return -ENOMEM;
     const spec_model_t *m = &t->model;
     const spec_train_t *tr = &t->train;
-    trainargs__sv_t s = {0};
-    trainargs__push(&s, trainer && *trainer ? trainer : "regmix-train");
+    strv_t s = {0};
+    strv_push(&s, trainer && *trainer ? trainer : "regmix-train");
     trainargs__int(&s, "--layers", m->layers);
     trainargs__int(&s, "--heads", m->heads);
     trainargs__int(&s, "--dim", m->dim);
@@ -408,8 +379,8 @@ int trainargs_argv(const trainargs_t *t,
     trainargs__int(&s, "--steps", tr->steps);
     trainargs__dbl(&s, "--lr", tr->lr);
     trainargs__int(&s, "--warmup", tr->warmup);
-    trainargs__push(&s, "--schedule");
-    trainargs__push(&s, spec_schedule_name(tr->schedule));
+    strv_push(&s, "--schedule");
+    strv_push(&s, spec_schedule_name(tr->schedule));
     trainargs__dbl(&s, "--min-lr", tr->min_lr);
     trainargs__dbl(&s, "--weight-decay", tr->weight_decay);
     trainargs__dbl(&s, "--clip", tr->clip);
@@ -422,25 +393,24 @@ int trainargs_argv(const trainargs_t *t,
     for (int i = 0; i < t->ndomains; i++)
         if (t->domains[i].valid)
             trainargs__glob(&s, "--valid", t->domains[i].name, t->domains[i].valid);
-    trainargs__push(&s, "--weights-json");
-    trainargs__push(&s, wj);
+    strv_push(&s, "--weights-json");
+    strv_push(&s, wj);
     char seed[32];
     snprintf(seed, sizeof seed, "%" PRIu64, t->seed);
-    trainargs__push(&s, "--seed");
-    trainargs__push(&s, seed);
+    strv_push(&s, "--seed");
+    strv_push(&s, seed);
     if (t->checkpoint) {
-        trainargs__push(&s, "--checkpoint");
-        trainargs__push(&s, t->checkpoint);
-        trainargs__push(&s, "--resume");
+        strv_push(&s, "--checkpoint");
+        strv_push(&s, t->checkpoint);
+        strv_push(&s, "--resume");
     }
     if (progress_fd >= 0)
         trainargs__int(&s, "--progress-fd", progress_fd);
     free(wj);
-    if (s.oom) {
-        trainargs_argv_free(s.v);
+    char **v = strv_take(&s);
+    if (!v)
         return -ENOMEM;
-    }
-    *ret = s.v;
+    *ret = v;
     return 0;
 }
 

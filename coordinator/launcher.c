@@ -20,69 +20,14 @@
 
 #include "child.h"
 #include "config.h"
+#include "strv.h"
 #include "trainargs.h"
 
 /* ---- argv building ---------------------------------------------------------------------------- */
 
-typedef struct launcher__sv {
-    char **v;
-    int n, cap;
-    int oom;
-} launcher__sv_t;
-
-static void sv_push(launcher__sv_t *s, const char *x)
-{
-    if (s->oom)
-        return;
-    if (s->n + 2 > s->cap) {
-        int cap = s->cap ? 2 * s->cap : 32;
-        char **v = realloc(s->v, (size_t)cap * sizeof *v);
-        if (!v) {
-            s->oom = 1;
-            return;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
-    if (!(s->v[s->n] = strdup(x))) {
-        s->oom = 1;
-        return;
-    }
-    s->v[++s->n] = NULL;
-}
-
-__attribute__((format(printf, 2, 3))) static void sv_pushf(launcher__sv_t *s, const char *fmt, ...)
-{
-    char buf[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (w < 0 || (size_t)w >= sizeof buf) {
-        s->oom = 1;
-        return;
-    }
-    sv_push(s, buf);
-}
-
-/* Hands the argv over (NULL when out of memory, everything freed). */
-static char **sv_take(launcher__sv_t *s)
-{
-    if (s->oom || !s->v) {
-        launcher_argv_free(s->v);
-        s->v = NULL;
-        return NULL;
-    }
-    char **v = s->v;
-    s->v = NULL;
-    return v;
-}
-
 void launcher_argv_free(char **argv)
 {
-    for (char **p = argv; p && *p; p++)
-        free(*p);
-    free(argv);
+    strv_free(argv);
 }
 
 int launcher_argv_len(char *const *argv)
@@ -267,31 +212,31 @@ static int launcher__mpirun_argv(const launcher_ctx_t *ctx, char ***ret, char *e
     int rc = launcher_trainer_argv(ctx, 1, &tr, err, errlen);
     if (rc < 0)
         return rc;
-    launcher__sv_t s = {0};
-    sv_push(&s, ctx->mpirun && ctx->mpirun[0] ? ctx->mpirun : REGMIX_MPIRUN);
-    sv_push(&s, "-np");
-    sv_pushf(&s, "%d", tg->ranks > 0 ? tg->ranks : 1);
+    strv_t s = {0};
+    strv_push(&s, ctx->mpirun && ctx->mpirun[0] ? ctx->mpirun : REGMIX_MPIRUN);
+    strv_push(&s, "-np");
+    strv_pushf(&s, "%d", tg->ranks > 0 ? tg->ranks : 1);
     if (tg->nhosts > 0) {
         launcher__buf_t h = {0};
         for (int i = 0; i < tg->nhosts; i++)
             buf_printf(&h, "%s%s", i ? "," : "", tg->hosts[i]);
         char *hs = buf_take(&h);
-        sv_push(&s, "--host");
-        sv_push(&s, hs ? hs : "");
+        strv_push(&s, "--host");
+        strv_push(&s, hs ? hs : "");
         s.oom |= !hs;
         free(hs);
     } else if (tg->hostfile && tg->hostfile[0]) {
-        sv_push(&s, "--hostfile");
-        sv_push(&s, tg->hostfile);
+        strv_push(&s, "--hostfile");
+        strv_push(&s, tg->hostfile);
     }
     if (ctx->as_root)
-        sv_push(&s, "--allow-run-as-root");
+        strv_push(&s, "--allow-run-as-root");
     if (ctx->oversubscribe)
-        sv_push(&s, "--oversubscribe");
+        strv_push(&s, "--oversubscribe");
     for (char **p = tr; *p; p++)
-        sv_push(&s, *p);
+        strv_push(&s, *p);
     launcher_argv_free(tr);
-    char **v = sv_take(&s);
+    char **v = strv_take(&s);
     if (!v)
         return -ENOMEM;
     *ret = v;
@@ -344,7 +289,7 @@ static int launcher__command_argv(const launcher_ctx_t *ctx, char ***ret, char *
                           tj,
                           dj,
                           cj};
-    launcher__sv_t s = {0};
+    strv_t s = {0};
     rc = 0;
     if (!trainer_argv || !wt || !wj || !tj || !dj || !cj)
         rc = -ENOMEM;
@@ -354,7 +299,7 @@ static int launcher__command_argv(const launcher_ctx_t *ctx, char ***ret, char *
             rc = -ENOMEM;
             break;
         }
-        sv_push(&s, a);
+        strv_push(&s, a);
         free(a);
     }
     free(trainer_argv);
@@ -363,7 +308,7 @@ static int launcher__command_argv(const launcher_ctx_t *ctx, char ***ret, char *
     free(tj);
     free(dj);
     free(cj);
-    char **v = sv_take(&s);
+    char **v = strv_take(&s);
     if (rc == 0 && !v)
         rc = -ENOMEM;
     if (rc < 0) {
@@ -590,16 +535,16 @@ int launcher_plan_make(const launcher_ctx_t *ctx, launcher_plan_t *ret, char *er
         int have = launcher__tool(slurm ? ctx->sbatch : ctx->kubectl, slurm ? "sbatch" : "kubectl",
                                   tool, sizeof tool);
         if (have) {
-            launcher__sv_t s = {0};
-            sv_push(&s, tool);
+            strv_t s = {0};
+            strv_push(&s, tool);
             if (!slurm) {
-                sv_push(&s, "apply");
-                sv_push(&s, "-f");
+                strv_push(&s, "apply");
+                strv_push(&s, "-f");
             } else {
-                sv_push(&s, "--parsable"); /* prints JOBID[;CLUSTER]: the handle */
+                strv_push(&s, "--parsable"); /* prints JOBID[;CLUSTER]: the handle */
             }
-            sv_push(&s, p.file_path ? p.file_path : "");
-            p.argv = sv_take(&s);
+            strv_push(&s, p.file_path ? p.file_path : "");
+            p.argv = strv_take(&s);
             p.submits = 1;
             p.message = launcher__strf("%s %s", slurm ? "sbatch" : "kubectl apply -f", p.file_path);
         } else {

@@ -504,7 +504,7 @@ static const strategy_t strategies[] = {
 };
 #define NSTRAT (sizeof strategies / sizeof strategies[0])
 
-/* The sweep's first `runs` mixtures (DESIGN.md §3.2 defaults) for this seed. */
+/* The sweep's first `runs` mixtures (docs/method.md defaults) for this seed. */
 static int sweep(const bench_t *b, int runs, uint64_t seed, double *out)
 {
     sampler_params_t sp = {0};

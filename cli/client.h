@@ -1,5 +1,5 @@
 /*
- * client: regmixctl's transport to a coordinator's client endpoint (DESIGN.md §4.4).
+ * client: regmixctl's transport to a coordinator's client endpoint (docs/protocol.md).
  *
  * A client is one DEALER (a CURVE client when keys are given, curve.h) connected to one
  * endpoint, with a connmon on it (connmon.h): a refused handshake looks like silence, so when a

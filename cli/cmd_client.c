@@ -1,5 +1,5 @@
 /*
- * cmd_client: the regmixctl commands that talk to a coordinator (DESIGN.md §4.4): argument
+ * cmd_client: the regmixctl commands that talk to a coordinator (docs/protocol.md): argument
  * parsing, one request per command and what it prints. The transport is client.c (one DEALER,
  * replies within --timeout, why a coordinator stays silent); the tables, CSV and JSON are
  * render.c.

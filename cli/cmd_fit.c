@@ -4,7 +4,7 @@
  * top-k. Input: a mixtures CSV joined with a losses CSV, or a sweep's `regmixctl results --csv`
  * with its spec (--results, --spec): with the sweep's settings it proposes exactly what the
  * coordinator's refit on the same results proposed. Scores on a held-out test set or by k-fold
- * cross-validation (DESIGN.md §3.4-3.5). Output: a readable table, or one JSON object with --json;
+ * cross-validation (docs/method.md). Output: a readable table, or one JSON object with --json;
  * --out writes the proposal as YAML a spec can use.
  */
 #include <errno.h>
@@ -345,7 +345,7 @@ static int fit_write_yaml(const char *path,
         fprintf(stderr, "regmixctl fit: %s: %s\n", path, strerror(errno));
         return 1;
     }
-    fprintf(f, "# Proposed mixture from `regmixctl fit` (RegMix, DESIGN.md 3.5)\n");
+    fprintf(f, "# Proposed mixture from `regmixctl fit` (RegMix, docs/method.md)\n");
     fprintf(f, "# model %s, target %s, %zu training runs from %s\n", rec->model, target,
             rec->runs_used, o->results ? o->results : o->mixtures);
     fprintf(f,

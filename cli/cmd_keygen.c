@@ -1,6 +1,6 @@
 /*
  * cmd_keygen: `regmixctl keygen` writes a CURVE key pair for the --curve-* options of
- * regmix-coordinator, regmix-worker and regmixctl (DESIGN.md §9): PREFIX.key holds the secret
+ * regmix-coordinator, regmix-worker and regmixctl (docs/protocol.md): PREFIX.key holds the secret
  * key (mode 0600), PREFIX.pub the public key, one Z85 line each (curve.h). The public key is
  * printed on stdout, so it can be appended to a coordinator's --curve-allow file.
  */

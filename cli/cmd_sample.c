@@ -1,6 +1,6 @@
 /*
  * regmixctl sample: the sweep's mixtures without a coordinator. Parses a sweep spec, draws its
- * mixtures with the sampler (DESIGN.md §3.2) and writes them as CSV `run,<domain>,...`, runs
+ * mixtures with the sampler (docs/method.md) and writes them as CSV `run,<domain>,...`, runs
  * numbered from 0, weights printed with %.17g so they read back bit for bit. What the
  * coordinator would hand to proxy run i is row i of this file for the same spec and seed.
  */

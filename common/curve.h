@@ -1,5 +1,5 @@
 /*
- * curve: CURVE key files and the client side of CURVE on ZeroMQ sockets (DESIGN.md §9), shared
+ * curve: CURVE key files and the client side of CURVE on ZeroMQ sockets (docs/protocol.md), shared
  * by the coordinator (its secret key and allow list, coordinator/auth.c), regmix-worker and
  * regmixctl (the server's public key and the client's own key pair).
  *

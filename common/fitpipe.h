@@ -1,5 +1,5 @@
 /*
- * fitpipe: the one RegMix fit pipeline (DESIGN.md §3.4-3.6) that both the coordinator's refits and
+ * fitpipe: the one RegMix fit pipeline (docs/method.md) that both the coordinator's refits and
  * `regmixctl fit` run: the usable rows of a results table, the objective, the regression model,
  * k-fold cross-validation, the simulation and its top-k average (simulate.h, the one top-k), and
  * the convergence verdict. Given the same rows, settings and seed, the daemon and the CLI propose

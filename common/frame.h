@@ -1,5 +1,5 @@
 /*
- * frame: one protobuf Envelope per ZeroMQ message (DESIGN.md §4.1).
+ * frame: one protobuf Envelope per ZeroMQ message (docs/protocol.md).
  *
  * Packing and unpacking are pure functions over buffers; sending and receiving wrap a ZeroMQ
  * socket. A message on a ROUTER is [routing id][envelope]; on a DEALER just [envelope]. Anything

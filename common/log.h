@@ -1,7 +1,7 @@
 /*
  * log: structured `key=value` lines on stderr for the daemons and tools, one line per event, so
  * journald and log collectors can filter them. Library code in common/ never calls this: it
- * returns errors and the program decides what to log (STYLE.md §8).
+ * returns errors and the program decides what to log (docs/style.md).
  *
  *     log_info("attempt_started", "attempt=%llu run=%llu worker=%s", ...);
  *

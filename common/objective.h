@@ -1,5 +1,5 @@
 /*
- * objective: the regression target as a function of a run's validation losses (DESIGN.md §3.4).
+ * objective: the regression target as a function of a run's validation losses (docs/method.md).
  *
  * The target is a weighted sum of loss columns: one column (weight 1), several with weights
  * (`a=1.0,b=0.5`, DESIGN's `target: {pile_cc: 1.0}`), or `mean`, every column with weight

@@ -1,5 +1,5 @@
 /*
- * regress: the RegMix regression from mixture weights to a validation loss (DESIGN.md §3.4).
+ * regress: the RegMix regression from mixture weights to a validation loss (docs/method.md).
  *
  * Three kinds of model share one opaque handle. `linear` is least squares with an intercept; the
  * mixture columns sum to one, so with an intercept the design is rank-deficient, and the fit

@@ -1,4 +1,4 @@
-/* sampler: RegMix mixture sampling (DESIGN.md §3.2; Liu et al., ICLR 2025, and the authors'
+/* sampler: RegMix mixture sampling (docs/method.md; Liu et al., ICLR 2025, and the authors'
  * mixture_config/synthesize_mixture.py), see sampler.h. */
 #include "sampler.h"
 

@@ -1,5 +1,5 @@
 /*
- * sampler: draws the sweep's candidate mixtures exactly as DESIGN.md §3.2 (the RegMix authors'
+ * sampler: draws the sweep's candidate mixtures exactly as docs/method.md (the RegMix authors'
  * generator): a tempered token prior, Dirichlet draws at log-spaced strengths, rejection of
  * mixtures that would repeat a domain more than max_epochs times, zeroing of tiny weights, and
  * removal of near-duplicates.

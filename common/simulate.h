@@ -1,5 +1,5 @@
 /*
- * simulate: the RegMix proposal (DESIGN.md §3.5). Draw N candidate mixtures from Dirichlet(alpha),
+ * simulate: the RegMix proposal (docs/method.md). Draw N candidate mixtures from Dirichlet(alpha),
  * predict each with a fitted model, and average the weights of the top_k with the lowest
  * prediction.
  *

@@ -6,7 +6,7 @@
  * bad enum words, duplicate domain names, YAML aliases and syntax errors are rejected with ONE
  * message of the form `FILE:LINE:COL: KEY.PATH: problem` (1-based line and column, e.g.
  * `sweep.yaml:7:5: domains[2].tokens: must be positive`). Keys that are absent take the defaults
- * documented at each field below (DESIGN.md §3). Hard limits: text <= SPEC_MAX_BYTES, at most
+ * documented at each field below (docs/method.md). Hard limits: text <= SPEC_MAX_BYTES, at most
  * SPEC_MAX_DOMAINS domains, runs <= SPEC_MAX_RUNS.
  *
  * A spec_t is immutable after parsing and owns all its strings and arrays; spec_destroy()

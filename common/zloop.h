@@ -1,5 +1,5 @@
 /*
- * zloop: ZeroMQ sockets inside a libuv loop (DESIGN.md §4.1), the pattern flux-core uses.
+ * zloop: ZeroMQ sockets inside a libuv loop (docs/protocol.md), the pattern flux-core uses.
  *
  * ZMQ_FD is edge-triggered and only says "look at ZMQ_EVENTS"; any ZeroMQ call on the socket
  * (a send included) may consume the edge while leaving messages queued. So a watch reads

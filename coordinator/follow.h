@@ -1,5 +1,5 @@
 /*
- * follow: watching a launched target to its end, whatever launched it (launcher.h, DESIGN.md §7).
+ * follow: watching a launched target to its end, whatever launched it (launcher.h, docs/targets.md).
  *
  * Every launch leaves a handle that outlives the coordinator's process, stored as text in the
  * target's row so that a restarted coordinator follows the same job:

@@ -365,7 +365,7 @@ char *launcher_slurm_script(const launcher_ctx_t *ctx, char *err, size_t errlen)
     }
     buf_printf(&b, "#SBATCH --output=%s/slurm-%%j.out\n", ctx->workdir);
     buf_printf(&b, "#SBATCH --error=%s/slurm-%%j.err\n", ctx->workdir);
-    buf_printf(&b, "# Rendered by regmix-coordinator: the %s run of sweep %s (DESIGN.md §7).\n",
+    buf_printf(&b, "# Rendered by regmix-coordinator: the %s run of sweep %s (docs/targets.md).\n",
                ctx->role ? ctx->role : "target", ctx->sweep_id ? ctx->sweep_id : "?");
     buf_puts(&b,
              "# Progress (JSON lines from rank 0) goes to the .out file; the checkpoint makes a\n"
@@ -406,7 +406,7 @@ char *launcher_mpijob_yaml(const launcher_ctx_t *ctx, char *err, size_t errlen)
     launcher__job_name(ctx, name, sizeof name);
     int ranks = tg->ranks > 0 ? tg->ranks : 1;
     launcher__buf_t b = {0};
-    buf_printf(&b, "# Rendered by regmix-coordinator: the %s run of sweep %s (DESIGN.md §7).\n",
+    buf_printf(&b, "# Rendered by regmix-coordinator: the %s run of sweep %s (docs/targets.md).\n",
                ctx->role ? ctx->role : "target", ctx->sweep_id ? ctx->sweep_id : "?");
     buf_puts(&b, "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata:\n  name: ");
     buf_puts(&b, name);

@@ -1,5 +1,5 @@
 /*
- * launcher: the target launch (DESIGN.md §7): the proposed mixture (or, for the `baseline: prior`
+ * launcher: the target launch (docs/targets.md): the proposed mixture (or, for the `baseline: prior`
  * run, the token prior) trained on the spec's target config by one of four launchers, and a
  * small runner that follows a launched process in a libuv loop.
  *

@@ -1,6 +1,6 @@
 /*
  * regmix-coordinator: keeps sweeps in SQLite and hands proxy-training jobs to workers over
- * ZeroMQ (DESIGN.md §4–5). This file is options, the config file, and the loop's life; the
+ * ZeroMQ (docs/protocol.md, docs/store.md). This file is options, the config file, and the loop's life; the
  * daemon itself is daemon.c and the modules below it (docs/coordinator.md).
  */
 #include <errno.h>

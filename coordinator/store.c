@@ -475,7 +475,7 @@ int store_open(const char *path, store_t **ret, char *err, size_t errlen)
      * (max + 1 at start) are never reused; the group commit keeps the fsyncs few
      * (bench/sched_bench.sh --durability measures it against NORMAL). The WAL is truncated to
      * 64 MiB after each checkpoint. Exclusive locking: the coordinator is the database's only
-     * user (DESIGN.md §5), so SQLite takes its file locks once instead of per transaction and
+     * user (docs/store.md), so SQLite takes its file locks once instead of per transaction and
      * keeps the WAL index in memory. */
     if (store__exec_sql(s->db,
                         "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;"

@@ -66,7 +66,7 @@ def main():
             rest = text[m.end():]
             semi, brace = rest.find(";"), rest.find("{")
             name = m.group(1)
-            # public functions are named module_verb (STYLE.md); this also skips `typedef void (`
+            # public functions are named module_verb (docs/style.md); this also skips `typedef void (`
             if semi >= 0 and (brace < 0 or semi < brace) and name.startswith(h + "_"):
                 owner.setdefault(name, h)
     edges = {}  # module -> {module: why}

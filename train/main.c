@@ -1,5 +1,5 @@
 /*
- * main.c: regmix-train, the proxy and target trainer (DESIGN.md §6).
+ * main.c: regmix-train, the proxy and target trainer (docs/trainer.md).
  *
  * Reads the options, opens the shards, builds the backend, then runs `--steps` optimizer steps of
  * `--batch` sequences each (split over MPI ranks and micro-batches), with periodic evaluation and

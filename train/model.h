@@ -3,7 +3,7 @@
  *
  * The model is token embedding; L blocks of (RMSNorm -> causal multi-head attention with RoPE ->
  * residual; RMSNorm -> SwiGLU MLP -> residual); final RMSNorm; untied LM head; no biases
- * (DESIGN.md §3.3). All parameters live in one float array; model_layout() gives each tensor's
+ * (docs/method.md). All parameters live in one float array; model_layout() gives each tensor's
  * offset so backends, checkpoints and the PyTorch reference agree on one order:
  *   wte (V,D); per layer: attn_norm (D), wqkv (3D,D), wo (D,D), mlp_norm (D), w13 (2F,D),
  *   w2 (D,F); final_norm (D); lm_head (V,D).

@@ -1,5 +1,5 @@
 /*
- * gpu: which GPUs this worker offers (DESIGN.md §4.2, HELLO.gpus).
+ * gpu: which GPUs this worker offers (docs/protocol.md, HELLO.gpus).
  *
  * `auto` asks nvidia-smi (--query-gpu=index,name,memory.total,uuid) when it is on PATH and
  * offers none otherwise; `none` offers none; a list "0,1,3" offers those indices as they are

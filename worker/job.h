@@ -1,5 +1,5 @@
 /*
- * job: one attempt running on this worker (DESIGN.md §4.3), from ASSIGN to a report.
+ * job: one attempt running on this worker (docs/protocol.md), from ASSIGN to a report.
  *
  * Three kinds (Assign.kind): BUILTIN spawns regmix-train with flags built from the assignment by
  * common/trainargs.h (the coordinator's launcher uses the same module) and reads its JSON lines on

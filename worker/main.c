@@ -1,5 +1,5 @@
 /*
- * regmix-worker: runs proxy-training attempts for a regmix-coordinator (DESIGN.md §4.2, §4.3).
+ * regmix-worker: runs proxy-training attempts for a regmix-coordinator (docs/protocol.md).
  *
  * This file is the program: its options, their checks and defaults (exit 2 on bad usage), then
  * worker_new(), worker_start(), worker_run() and worker_destroy() (worker.h). The daemon itself

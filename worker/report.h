@@ -1,6 +1,6 @@
 /*
  * report: the outcome of one attempt (a RESULT with losses, or a FAILED with a reason) as the
- * worker keeps it until the coordinator acknowledges it (DESIGN.md §4.2).
+ * worker keeps it until the coordinator acknowledges it (docs/protocol.md).
  *
  * A report lives in memory in the worker's outbox and on disk as `result.json` in the attempt's
  * job directory, written atomically (temporary file + rename) before the first send, so a worker

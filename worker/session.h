@@ -1,5 +1,5 @@
 /*
- * session: the worker's side of the worker protocol (DESIGN.md §4.3).
+ * session: the worker's side of the worker protocol (docs/protocol.md).
  *
  *   CONNECTING  --HELLO-->  (coordinator)  --WELCOME-->  SERVING
  *   SERVING: PING every heartbeat_ms; READY(free slots) after WELCOME and whenever a slot frees;

@@ -1,5 +1,5 @@
 /*
- * worker: the state of one regmix-worker daemon and its lifecycle (DESIGN.md §4.2, §4.3).
+ * worker: the state of one regmix-worker daemon and its lifecycle (docs/protocol.md).
  *
  * One libuv loop drives everything: a DEALER socket watched through zloop (net.c), the session
  * with the coordinator (session.c), the slots and the local queue of attempts (jobs.c, each

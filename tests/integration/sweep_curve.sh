@@ -1,5 +1,5 @@
 #!/bin/bash
-# CURVE end to end (DESIGN.md §9): keys from `regmixctl keygen`; a coordinator with
+# CURVE end to end (docs/protocol.md): keys from `regmixctl keygen`; a coordinator with
 # --curve-secret-key and --curve-allow; workers with allowed keys (options, or the environment)
 # complete a synthetic sweep, and another after a coordinator restart; regmixctl with allowed keys gets `list`; a client without keys,
 # with a key pair not on the allow list, with only the server's key, or with a wrong server key

@@ -1,5 +1,5 @@
 /*
- * test_launch_mpirun: the target launch end to end (coordinator/launcher.h, DESIGN.md §7).
+ * test_launch_mpirun: the target launch end to end (coordinator/launcher.h, docs/targets.md).
  *
  * Writes tiny byte-level llm.c shards for two domains (prose and C-like code), renders the
  * `mpirun` plan of a spec with `ranks: 2` and `baseline: prior` for a tiny model (1 layer, d 32,

@@ -1,6 +1,6 @@
 /*
  * test_worker_session: the real regmix-worker against a ROUTER in this test that plays the
- * coordinator (DESIGN.md §4.2, §4.3): HELLO/WELCOME/READY, synthetic and command jobs with their
+ * coordinator (docs/protocol.md): HELLO/WELCOME/READY, synthetic and command jobs with their
  * exact results, failures with the reason, results kept on disk until RESULT_ACK and resent by
  * a worker restarted after kill -9, CANCEL, reconnect when the coordinator goes silent, garbage
  * frames survived, and a clean exit on SIGTERM.

@@ -1,6 +1,6 @@
 /*
  * test_coordinator_curve: with --curve-secret-key and --curve-allow, both endpoints of a real
- * coordinator serve only CURVE clients whose public key is on the allow list (DESIGN.md §9):
+ * coordinator serve only CURVE clients whose public key is on the allow list (docs/protocol.md):
  * an allowed client gets answers on both endpoints; a client with another key pair, and a plain
  * (non-CURVE) client, get nothing; the daemon keeps serving. A bad key file stops the start.
  */

@@ -1,6 +1,6 @@
 /*
  * test_coordinator_session: the worker session and client requests of a real coordinator, driven
- * message by message (DESIGN.md §4.2–4.4): credit, ASSIGN contents, results stored once and
+ * message by message (docs/protocol.md): credit, ASSIGN contents, results stored once and
  * acknowledged, duplicates and stale attempts fenced, retries with backoff, watch streams,
  * cancel, lease expiry and requeue, quarantine, and re-adoption after a coordinator restart.
  */

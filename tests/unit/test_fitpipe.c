@@ -1,6 +1,6 @@
 /*
  * test_fitpipe: the fit pipeline of the coordinator and regmixctl fit (common/fitpipe.h),
- * DESIGN.md §3.4-3.6.
+ * docs/method.md.
  *
  * Synthetic sweep like the worker's synthetic job: 6 domains (tokens 30:25:20:12:8:5), 64
  * mixtures drawn with common/sampler.h (spec defaults: temperature 0.5, strengths 0.1..5),

@@ -1,5 +1,5 @@
 /*
- * test_launcher: rendering of the target launch (coordinator/launcher.h, DESIGN.md §7) for the
+ * test_launcher: rendering of the target launch (coordinator/launcher.h, docs/targets.md) for the
  * four launchers, and the runner on small shell children in a real libuv loop (progress lines on
  * fd 3 and on stdout, the final losses, exit codes, signals, the log file, spawn errors).
  */

@@ -95,7 +95,7 @@ static void test_dirichlet_means(void)
     check_means(0.5, 20.0, 9);
 }
 
-/* Every property of DESIGN.md §3.2 on the paper's prior with the default parameters. */
+/* Every property of docs/method.md on the paper's prior with the default parameters. */
 static void check_properties(const sampler_params_t *p, const double *out)
 {
     double total = 0;

@@ -1,5 +1,5 @@
 /*
- * test_simulate: the RegMix proposal on the paper's data (DESIGN.md §3.5).
+ * test_simulate: the RegMix proposal on the paper's data (docs/method.md).
  *
  * Fit gbdt on the 512 training runs (target Pile-CC), draw 1,000,000 candidates from
  * Dirichlet(prior.csv) and average the top 100: the proposal must put the most weight on pile_cc
@@ -91,7 +91,7 @@ static void test_paper_proposal(void)
     CHECK_INT_EQ(second, irc);
     CHECK_INT_EQ(r.simulated, 1000000);
     CHECK_INT_EQ(r.top_k, 100);
-    /* DESIGN.md §3.5: pile_cc about 0.87-0.90; a loose band that still catches a broken search */
+    /* docs/method.md: pile_cc about 0.87-0.90; a loose band that still catches a broken search */
     CHECK(w[cc] > 0.75 && w[cc] < 0.97);
     CHECK(r.predicted >= r.best);
 }

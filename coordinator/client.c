@@ -33,8 +33,13 @@ static void client__reply(coord_t *c, const frame_msg_t *msg, Regmix__Envelope *
 
 /* ---- submit ------------------------------------------------------------------------------------ */
 
+/* Runs stored per loop iteration while a submitted sweep goes in (about 15 ms on the test
+ * machine): bounds what one submit holds the loop for, whatever its size. */
+#define CLIENT_RUNS_PER_TURN 5000
+
 typedef struct client_submit {
     uv_work_t req;
+    uv_idle_t chunk; /* storing the runs, a chunk per loop iteration */
     coord_t *c;
     uint8_t rid[FRAME_MAX_ROUTING_ID];
     size_t rlen;
@@ -44,12 +49,18 @@ typedef struct client_submit {
     char *spec_name;
     int priority;
     double *weights; /* (runs, k) */
+    sweep_t *sw;     /* stored 'loading', not yet in c->sweeps */
+    int64_t id;
+    int64_t now;
+    int next; /* the next run index to store */
     int r;
     char err[512];
 } client_submit_t;
 
 static void client__submit_free(client_submit_t *s)
 {
+    s->c->nloading--;
+    coord_sweep_destroy(&s->sw);
     spec_destroy(&s->spec);
     free(s->yaml);
     free(s->spec_name);
@@ -135,8 +146,9 @@ out:
     return buf;
 }
 
-/* Loop thread: stores the sweep in one savepoint and queues the reply for after the commit. */
-static int client__submit_store(coord_t *c, client_submit_t *s, sweep_t **ret)
+/* Loop thread: stores the sweep row ('loading', store.h) and its domains in one savepoint and
+ * builds the sweep, which joins c->sweeps only once every run is stored (client__submit_chunk). */
+static int client__submit_begin(coord_t *c, client_submit_t *s)
 {
     const spec_t *spec = s->spec;
     int k = spec->ndomains, runs = spec->sampling.runs;
@@ -175,7 +187,7 @@ static int client__submit_store(coord_t *c, client_submit_t *s, sweep_t **ret)
             .name = spec->name,
             .spec_yaml = s->yaml,
             .spec_name = s->spec_name,
-            .state = SWEEP_STATE_RUNNING,
+            .loading = 1,
             .priority = s->priority,
             .gpus = sw->gpus,
             .max_attempts = sw->max_attempts,
@@ -190,9 +202,6 @@ static int client__submit_store(coord_t *c, client_submit_t *s, sweep_t **ret)
     for (int i = 0; r == 0 && i < k; i++)
         r = store_domain_insert(c->store, sw->id, i, spec->domains[i].name, spec->domains[i].tokens,
                                 spec->domains[i].prior);
-    for (int i = 0; r == 0 && i < runs; i++)
-        r = store_run_insert(c->store, sw->id, i, sampler_run_seed(spec->sampling.seed, i),
-                             s->weights + (size_t)i * (size_t)k, k, s->priority, sw->gpus, now);
     if (r < 0) {
         store_savepoint_rollback(c->store);
         goto fail_db;
@@ -200,15 +209,9 @@ static int client__submit_store(coord_t *c, client_submit_t *s, sweep_t **ret)
     r = store_savepoint_release(c->store);
     if (r < 0)
         goto fail_db;
-    sweep_t *added = sw;
-    r = coord_sweep_add(c, &sw);
-    if (r < 0) {
-        /* The rows are in the transaction: without the sweep in memory they must not commit. */
-        coord_fatal(c, "out of memory");
-        goto fail;
-    }
     free(job);
-    *ret = added;
+    s->sw = sw;
+    s->now = now;
     return 0;
 fail_db:
     snprintf(s->err, sizeof s->err, "storing the sweep: %s", store_errmsg(c->store));
@@ -217,6 +220,96 @@ fail:
     free(job);
     coord_sweep_destroy(&sw);
     return r;
+}
+
+static void client__submit_closed(uv_handle_t *h)
+{
+    client__submit_free(h->data);
+}
+
+/* Every run stored: the sweep joins c->sweeps (schedulable) and the client gets its id, sent
+ * after the commit that covers the last chunk. */
+static void client__submit_done(coord_t *c, client_submit_t *s)
+{
+    sweep_t *sw = s->sw;
+    s->sw = NULL;
+    if (coord_sweep_add(c, &sw) < 0) {
+        /* The rows are in the transaction: without the sweep in memory they must not commit. */
+        coord_sweep_destroy(&sw);
+        coord_fatal(c, "out of memory");
+        return;
+    }
+    sw = coord_sweep_by_id(c, s->id);
+    sw->spec = s->spec; /* the sweep keeps the parsed spec (refits, mixture prior) */
+    s->spec = NULL;
+    c->queue_maybe_nonempty = 1;
+    coord_gpu_classes_update(c);
+    coord_kick(c);
+    log_info("sweep_submitted", "sweep=%s name=%s runs=%d domains=%d priority=%d gpus=%d",
+             sw->sweep_id, sw->name, sw->nruns, sw->ndomains, sw->priority, sw->gpus);
+    Regmix__Envelope env;
+    Regmix__SubmitReply rep = REGMIX__SUBMIT_REPLY__INIT;
+    frame_envelope_init(&env, 0);
+    rep.sweep_id = sw->sweep_id;
+    rep.runs = (uint32_t)sw->nruns;
+    env.reply_to = s->req_id;
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT_REPLY;
+    env.submit_reply = &rep;
+    coord_send(c, COORD_CLIENTS, s->rid, s->rlen, &env, 0);
+}
+
+/* Idle handle, once per loop iteration: stores the next CLIENT_RUNS_PER_TURN runs in a savepoint
+ * of the group transaction, so a 10^6-run submit takes many short turns and status, list and
+ * the workers are served between them. The last chunk flips the row to 'running' in the same
+ * savepoint. A coordinator stopping meanwhile leaves the row 'loading': the next start drops it
+ * (the client never had an answer). A failed chunk drops the partial sweep and answers an error. */
+static void client__submit_chunk(uv_idle_t *h)
+{
+    client_submit_t *s = h->data;
+    coord_t *c = s->c;
+    if (c->stopping || c->fatal) {
+        uv_close((uv_handle_t *)h, client__submit_closed);
+        return;
+    }
+    const spec_t *spec = s->spec;
+    sweep_t *sw = s->sw;
+    int k = sw->ndomains, runs = sw->nruns;
+    int end = runs - s->next > CLIENT_RUNS_PER_TURN ? s->next + CLIENT_RUNS_PER_TURN : runs;
+    int r = coord_write(c);
+    if (r < 0) {
+        uv_close((uv_handle_t *)h, client__submit_closed);
+        return;
+    }
+    r = store_savepoint(c->store);
+    for (int i = s->next; r == 0 && i < end; i++)
+        r = store_run_insert(c->store, sw->id, i, sampler_run_seed(spec->sampling.seed, i),
+                             s->weights + (size_t)i * (size_t)k, k, s->priority, sw->gpus, s->now);
+    if (r == 0 && end == runs)
+        r = store_sweep_loaded(c->store, sw->id, clock_unix_ms());
+    if (r == 0)
+        r = store_savepoint_release(c->store);
+    if (r < 0) {
+        snprintf(s->err, sizeof s->err, "storing the sweep's runs: %s", store_errmsg(c->store));
+        store_savepoint_rollback(c->store);
+        if (store_savepoint(c->store) < 0 ||
+            store_sweeps_drop_loading(c->store, sw->id, NULL) < 0 ||
+            store_savepoint_release(c->store) < 0) {
+            coord_fatal(c, "dropping a partly stored sweep");
+        } else {
+            log_warn("sweep_submit_failed", "sweep=%s stored=%d runs=%d error=\"%s\"", sw->sweep_id,
+                     s->next, runs, s->err);
+            coord_send_error(c, COORD_CLIENTS, s->rid, s->rlen, s->req_id,
+                             REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "%s", s->err);
+        }
+        uv_close((uv_handle_t *)h, client__submit_closed);
+        return;
+    }
+    s->next = end;
+    if (end < runs)
+        return;
+    s->id = sw->id;
+    client__submit_done(c, s);
+    uv_close((uv_handle_t *)h, client__submit_closed);
 }
 
 static void client__sample_done(uv_work_t *req, int status)
@@ -236,8 +329,7 @@ static void client__sample_done(uv_work_t *req, int status)
         client__submit_free(s);
         return;
     }
-    sweep_t *sw = NULL;
-    int r = client__submit_store(c, s, &sw);
+    int r = client__submit_begin(c, s);
     if (r < 0) {
         coord_send_error(c, COORD_CLIENTS, rid, s->rlen, s->req_id,
                          REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "%s",
@@ -245,23 +337,9 @@ static void client__sample_done(uv_work_t *req, int status)
         client__submit_free(s);
         return;
     }
-    sw->spec = s->spec; /* the sweep keeps the parsed spec (refits, mixture prior) */
-    s->spec = NULL;
-    c->queue_maybe_nonempty = 1;
-    coord_gpu_classes_update(c);
-    coord_kick(c);
-    log_info("sweep_submitted", "sweep=%s name=%s runs=%d domains=%d priority=%d gpus=%d",
-             sw->sweep_id, sw->name, sw->nruns, sw->ndomains, sw->priority, sw->gpus);
-    Regmix__Envelope env;
-    Regmix__SubmitReply rep = REGMIX__SUBMIT_REPLY__INIT;
-    frame_envelope_init(&env, 0);
-    rep.sweep_id = sw->sweep_id;
-    rep.runs = (uint32_t)sw->nruns;
-    env.reply_to = s->req_id;
-    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT_REPLY;
-    env.submit_reply = &rep;
-    coord_send(c, COORD_CLIENTS, rid, s->rlen, &env, 0);
-    client__submit_free(s);
+    uv_idle_init(c->loop, &s->chunk);
+    s->chunk.data = s;
+    uv_idle_start(&s->chunk, client__submit_chunk);
 }
 
 static void client__submit(coord_t *c, const frame_msg_t *msg, const Regmix__SubmitRequest *req)
@@ -274,7 +352,7 @@ static void client__submit(coord_t *c, const frame_msg_t *msg, const Regmix__Sub
                                                           : (size_t)SPEC_MAX_BYTES);
         return;
     }
-    int open = 0;
+    int open = c->nloading; /* submits being sampled or stored count too */
     for (int i = 0; i < c->nsweeps; i++)
         open += states_sweep_open(c->sweeps[i]->state);
     if (open >= c->cfg.max_sweeps) {
@@ -288,13 +366,14 @@ static void client__submit(coord_t *c, const frame_msg_t *msg, const Regmix__Sub
         CLIENT_ERR(c, msg, INTERNAL, "out of memory");
         return;
     }
+    s->c = c;
+    c->nloading++;
     int r = spec_parse_string(name, yaml, len, &s->spec, s->err, sizeof s->err);
     if (r < 0) {
         CLIENT_ERR(c, msg, BAD_REQUEST, "%s", s->err[0] ? s->err : "invalid spec");
         client__submit_free(s);
         return;
     }
-    s->c = c;
     memcpy(s->rid, msg->routing_id, msg->routing_len);
     s->rlen = msg->routing_len;
     s->req_id = msg->id;

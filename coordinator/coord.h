@@ -218,6 +218,7 @@ typedef struct coord {
     int64_t last_persist_mono;
     int stopping;
     int fatal;
+    int nloading; /* submits accepted and not yet stored or refused (client.c) */
     char coordinator_id[48];
 
     /* counters for logs and tests */

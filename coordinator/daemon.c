@@ -379,7 +379,22 @@ static int daemon__load_attempt(const store_attempt_row_t *row, void *data)
 
 static int daemon__load(coord_t *c, char *err, size_t errlen)
 {
-    int r = store_sweeps_foreach(c->store, daemon__load_sweep, c);
+    /* A sweep whose runs were still going in when the last coordinator died was never
+     * acknowledged: it goes, whole (store.h). */
+    int dropped = 0;
+    int r = store_begin(c->store);
+    if (r == 0)
+        r = store_sweeps_drop_loading(c->store, 0, &dropped);
+    if (r == 0)
+        r = store_commit(c->store);
+    else
+        store_rollback(c->store);
+    if (r == 0 && dropped > 0)
+        log_warn("sweep_load_dropped",
+                 "sweeps=%d reason=\"submitted but not all runs stored before the last stop\"",
+                 dropped);
+    if (r == 0)
+        r = store_sweeps_foreach(c->store, daemon__load_sweep, c);
     if (r == 0)
         r = store_run_counts(c->store, daemon__load_count, c);
     if (r == 0)

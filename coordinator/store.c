@@ -178,6 +178,10 @@ enum {
     ST_SWEEP_SET_ID,
     ST_SWEEP_SET_STATE,
     ST_SWEEPS_ALL,
+    ST_SWEEP_LOADED,
+    ST_LOADING_RUNS_DROP,
+    ST_LOADING_DOMAINS_DROP,
+    ST_LOADING_SWEEPS_DROP,
     ST_DOMAIN_INSERT,
     ST_DOMAINS_OF,
     ST_RUN_INSERT,
@@ -227,6 +231,14 @@ static const char *const store__sql[ST__COUNT] = {
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
         [ST_SWEEP_SET_ID] = "UPDATE sweeps SET sweep_id = ?2 WHERE id = ?1",
         [ST_SWEEP_SET_STATE] = "UPDATE sweeps SET state = ?2, updated_ms = ?3 WHERE id = ?1",
+        [ST_SWEEP_LOADED] = "UPDATE sweeps SET state = 'running', updated_ms = ?2"
+                            " WHERE id = ?1 AND state = 'loading'",
+        [ST_LOADING_RUNS_DROP] = "DELETE FROM runs WHERE sweep IN (SELECT id FROM sweeps"
+                                 " WHERE state = 'loading' AND (?1 = 0 OR id = ?1))",
+        [ST_LOADING_DOMAINS_DROP] = "DELETE FROM domains WHERE sweep IN (SELECT id FROM sweeps"
+                                    " WHERE state = 'loading' AND (?1 = 0 OR id = ?1))",
+        [ST_LOADING_SWEEPS_DROP] = "DELETE FROM sweeps WHERE state = 'loading'"
+                                   " AND (?1 = 0 OR id = ?1)",
         [ST_SWEEPS_ALL] = "SELECT id, sweep_id, name, spec_yaml, spec_name, state, priority, gpus,"
                           " max_attempts, backoff_ms, job, ndomains, nruns, created_ms,"
                           " updated_ms, converged_after_runs FROM sweeps ORDER BY id",
@@ -586,7 +598,8 @@ int store_sweep_insert(store_t *s,
     sqlite3_bind_text(st, 1, row->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, row->spec_yaml, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, row->spec_name ? row->spec_name : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, states_sweep_name(row->state), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, row->loading ? "loading" : states_sweep_name(row->state), -1,
+                      SQLITE_STATIC);
     sqlite3_bind_int(st, 5, row->priority);
     sqlite3_bind_int(st, 6, row->gpus);
     sqlite3_bind_int(st, 7, row->max_attempts);
@@ -619,6 +632,34 @@ int store_sweep_set_state(store_t *s, int64_t id, sweep_state_t state, int64_t n
     sqlite3_bind_text(st, 2, states_sweep_name(state), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now_ms);
     return store__exec(s, st);
+}
+
+int store_sweep_loaded(store_t *s, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SWEEP_LOADED);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int r = store__exec(s, st);
+    if (r < 0)
+        return r;
+    return r == 1 ? 0 : -ENOENT;
+}
+
+int store_sweeps_drop_loading(store_t *s, int64_t id, int *ret_dropped)
+{
+    static const int stmts[] = {ST_LOADING_RUNS_DROP, ST_LOADING_DOMAINS_DROP,
+                                ST_LOADING_SWEEPS_DROP};
+    int r = 0;
+    for (size_t i = 0; r >= 0 && i < sizeof stmts / sizeof stmts[0]; i++) {
+        sqlite3_stmt *st = store__stmt(s, stmts[i]);
+        sqlite3_bind_int64(st, 1, id);
+        r = store__exec(s, st);
+    }
+    if (r < 0)
+        return r;
+    if (ret_dropped)
+        *ret_dropped = r;
+    return 0;
 }
 
 typedef struct {

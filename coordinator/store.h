@@ -68,7 +68,8 @@ typedef struct store_sweep_row {
     const char *name;
     const char *spec_yaml;
     const char *spec_name;
-    sweep_state_t state;
+    sweep_state_t state; /* ignored by store_sweep_insert when loading is set */
+    int loading;         /* insert: stored as 'loading' (store_sweep_loaded() ends it), see below */
     int priority;
     int gpus;
     int max_attempts;
@@ -89,6 +90,14 @@ int store_sweep_insert(store_t *s,
                        int64_t *ret_id,
                        char *ret_sweep_id);
 int store_sweep_set_state(store_t *s, int64_t id, sweep_state_t state, int64_t now_ms);
+/* A big sweep's runs go in over many transactions (client.c): its row says 'loading' until the
+ * last chunk is in, and store_sweep_loaded() (in the same transaction as that chunk) makes it
+ * 'running'. A 'loading' sweep is never loaded at start: store_sweeps_drop_loading() deletes it
+ * with its domains and runs (never scheduled: no attempts or results refer to them), so a
+ * coordinator killed mid-insert has the whole sweep or none. */
+int store_sweep_loaded(store_t *s, int64_t id, int64_t now_ms);
+/* Drops 'loading' sweep `id`, or every one when id is 0. */
+int store_sweeps_drop_loading(store_t *s, int64_t id, int *ret_dropped);
 typedef int (*store_sweep_cb)(const store_sweep_row_t *row, void *data);
 int store_sweeps_foreach(store_t *s, store_sweep_cb cb, void *data);
 

@@ -1185,6 +1185,160 @@ static void test_results_paged(void)
     coord_harness_stop(&H, SIGTERM);
 }
 
+/* Sweeps a `list` shows (-1 without an answer in 3 s). */
+static int list_count(void)
+{
+    Regmix__Envelope env;
+    Regmix__ListRequest req = REGMIX__LIST_REQUEST__INIT;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_LIST;
+    env.list = &req;
+    Regmix__Envelope *r = client_rpc(&env, 3000);
+    int n = r && r->body_case == REGMIX__ENVELOPE__BODY_LIST_REPLY ? (int)r->list_reply->n_sweeps
+                                                                   : -1;
+    frame_free(&r);
+    return n;
+}
+
+/* Bytes of a file (0 if none). */
+static long long file_bytes(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
+}
+
+/* A 10^6-run sampleable sweep (5 domains) for the big-submit cases. */
+static const char *const big_spec = "name: big\n"
+                                    "domains:\n  - {name: web, tokens: 1.0e9}\n"
+                                    "  - {name: code, tokens: 1.0e9}\n"
+                                    "  - {name: books, tokens: 1.0e9}\n"
+                                    "  - {name: wiki, tokens: 1.0e9}\n"
+                                    "  - {name: news, tokens: 1.0e9}\n"
+                                    "sampling: {runs: 1000000, seed: 5}\n";
+
+static uint64_t big_submit_send(void *cl)
+{
+    Regmix__Envelope env;
+    Regmix__SubmitRequest req = REGMIX__SUBMIT_REQUEST__INIT;
+    req.spec_yaml = (char *)big_spec;
+    req.spec_name = "big.yaml";
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    return coord_harness_send(cl, &env);
+}
+
+/* Milliseconds a `status` of `sweep` takes over a fresh socket (99999 without an answer). */
+static long status_ms(const char *sweep)
+{
+    Regmix__RunCounts rc;
+    int state = 0;
+    long long t0 = wire_now_ms();
+    if (sweep_counts(sweep, &rc, &state) < 0)
+        return 99999;
+    return (long)(wire_now_ms() - t0);
+}
+
+/* Item 4, run inserts chunked: while a 10^6-run sweep is sampled and stored, `status` of
+ * another sweep answers every time within the bound (100 ms is the goal; 250 ms is asserted,
+ * as this machine is shared); the big sweep is invisible until every run is stored, then whole. */
+static void test_big_submit(void)
+{
+    if (start(NULL) < 0)
+        return;
+    char small[64];
+    CHECK(submit_ok("name: small\n"
+                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+                    "sampling: {runs: 4}\n",
+                    small, sizeof small));
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    long long t0 = wire_now_ms();
+    uint64_t id = big_submit_send(cl);
+    long worst = 0, worst_at = 0, polls = 0, listed_early = 0;
+    Regmix__Envelope *r = NULL;
+    while (!r && wire_now_ms() - t0 < 60000) {
+        long ms = status_ms(small);
+        if (ms > worst) {
+            worst = ms;
+            worst_at = (long)(wire_now_ms() - t0);
+        }
+        polls++;
+        /* Until every run is stored the sweep is neither listed nor schedulable. */
+        if (polls % 8 == 0 && list_count() != 1)
+            listed_early++;
+        r = coord_harness_recv(cl, 20);
+        if (r && r->reply_to != id)
+            frame_free(&r);
+    }
+    long took = (long)(wire_now_ms() - t0);
+    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY &&
+                      r->submit_reply->runs == 1000000,
+              "the 10^6-run submit is answered (after %ld ms)", took);
+    CHECK_MSG(worst < 250,
+              "status answered within %ld ms at worst (%ld polls, the worst %ld ms after the "
+              "submit) during the submit",
+              worst, polls, worst_at);
+    CHECK_MSG(listed_early == 0, "the big sweep was listed %ld times before its reply",
+              listed_early);
+    CHECK_INT_EQ(list_count(), 2);
+    fprintf(stderr,
+            "note: 10^6-run submit answered after %ld ms; status worst %ld ms (at %ld ms) over "
+            "%ld polls\n",
+            took, worst, worst_at, polls);
+    frame_free(&r);
+    zmq_close(cl);
+    coord_harness_stop(&H, SIGTERM);
+    CHECK_INT_EQ(db_int("SELECT count(*) FROM runs WHERE sweep = (SELECT id FROM sweeps WHERE "
+                        "name = 'big' AND state = 'running')"),
+                 1000000);
+}
+
+/* Item 4, restart-safe: SIGKILL while a 10^6-run sweep's runs go in; the restarted coordinator
+ * has the whole sweep or none (here none: the kill lands mid-insert, no reply was sent), and no
+ * stray domain or run rows. */
+static void test_big_submit_kill9(void)
+{
+    if (start(NULL) < 0)
+        return;
+    void *cl = coord_harness_dealer(&H, H.clients_ep);
+    big_submit_send(cl);
+    /* The coordinator holds the database exclusively: its growth (main file plus WAL) tells
+     * that the runs are going in; 10^6 runs take about 150 MB. */
+    char wal[420];
+    snprintf(wal, sizeof wal, "%s-wal", H.db);
+    long long end = wire_now_ms() + 60000, base = file_bytes(H.db) + file_bytes(wal);
+    while (wire_now_ms() < end && file_bytes(H.db) + file_bytes(wal) - base < 40ll << 20)
+        wire_sleep_ms(20);
+    int st = coord_harness_stop(&H, SIGKILL);
+    int64_t n = db_int("SELECT count(*) FROM runs");
+    CHECK_INT_EQ(st, 128 + SIGKILL);
+    zmq_close(cl);
+    int64_t loading = db_int("SELECT count(*) FROM sweeps WHERE state = 'loading'");
+    fprintf(stderr, "note: killed with %lld runs stored, loading sweeps %lld\n", (long long)n,
+            (long long)loading);
+    CHECK_MSG(n >= 200000 && n < 1000000 && loading == 1, "the kill lands mid-insert (%lld runs)",
+              (long long)n);
+    if (start(NULL) < 0)
+        return;
+    CHECK(file_contains(log_path(), "sweep_load_dropped"));
+    CHECK_INT_EQ(list_count(), 0);
+    /* The coordinator takes a new submit after the recovery. */
+    char sw[64];
+    CHECK(submit_ok("name: after\n"
+                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+                    "sampling: {runs: 4}\n",
+                    sw, sizeof sw));
+    CHECK_INT_EQ(list_count(), 1);
+    coord_harness_stop(&H, SIGTERM);
+    int64_t sweeps = db_int("SELECT count(*) FROM sweeps");
+    int64_t runs = db_int("SELECT count(*) FROM runs");
+    int64_t domains = db_int("SELECT count(*) FROM domains");
+    CHECK_MSG(sweeps == 1 && runs == 4 && domains == 2,
+              "after restart and a new submit: %lld sweeps, %lld runs, %lld domains (the "
+              "partial sweep gone, whole)",
+              (long long)sweeps, (long long)runs, (long long)domains);
+}
+
 /* Row 3, the way back: a quarantined worker gets one attempt on probation after quarantine_ms
  * (never because of a new boot id); on probation it holds one attempt at a time, and sitting
  * on it quarantines it again. */
@@ -1267,6 +1421,8 @@ static const rogue_case_t cases[] = {
         {"metrics_idle", test_metrics_idle},
         {"results_paged", test_results_paged},
         {"quarantine_probation", test_quarantine_probation},
+        {"big_submit", test_big_submit},
+        {"big_submit_kill9", test_big_submit_kill9},
 };
 
 int main(int argc, char **argv)

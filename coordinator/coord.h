@@ -116,7 +116,8 @@ typedef struct sweep {
     int nfits;
     double *history; /* (nfits, ndomains) proposals, oldest first */
     int64_t results_at_last_fit;
-    struct fitpipe_job *fit_job; /* in flight, or NULL */
+    struct fitpipe_job *fit_job;     /* in flight, or NULL */
+    struct refit_reader *fit_reader; /* its snapshot being read (refit.c), or NULL */
 } sweep_t;
 
 /* A target launch (target.h): the row of (sweep, role) in `targets`, and its process. */

@@ -220,40 +220,53 @@ static void refit__done(
     coord_kick(c);
 }
 
-void refit_maybe(coord_t *c, sweep_t *sw)
+/* Runs whose results the snapshot reads per loop iteration: a refit of a 10^6-run sweep takes
+ * many short turns instead of one long read on the loop thread. */
+#define REFIT_RUNS_PER_TURN 5000
+
+/* The snapshot being read, a range of runs per loop iteration (idle handle). Results that
+ * arrive meanwhile for runs not yet read are included; the fit counts the results it was
+ * started for (x->results), so the next refit comes as before. */
+typedef struct refit_reader {
+    uv_idle_t idle;
+    coord_t *c;
+    sweep_t *sw;
+    refit_snap_t snap;
+    int64_t results; /* the sweep's results when the refit was called for */
+    int64_t after;   /* last run index read */
+} refit_reader_t;
+
+static void refit__reader_closed(uv_handle_t *h)
 {
-    if (!sw->spec || sw->fit_job || c->stopping || c->fatal)
-        return;
+    refit_reader_t *rd = h->data;
+    free(rd->snap.X);
+    free(rd->snap.losses);
+    free(rd->snap.runs);
+    free(rd);
+}
+
+/* The snapshot is read: queues the fit pipeline on it (libuv's thread pool). */
+static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t results)
+{
     const spec_t *spec = sw->spec;
-    int64_t results = sw->counts[RUN_STATE_DONE];
-    /* The sweep's last result: what can still finish is queued, leased, running or failed. */
-    int64_t total = results + sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
-                    sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
-    if (!fitpipe_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
-                              (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))
-        return;
-    /* The loss columns are the domains' losses, whatever the trainer (a synthetic job reports
-     * one per domain too); the objective is regression.target over them. */
-    const char *const *names = (const char *const *)sw->domains;
-    refit_snap_t snap = {.sw = sw, .m = (size_t)sw->ndomains, .names = names};
-    int r = store_results_foreach(c->store, sw->id, refit__row, &snap);
     refit_ctx_t *x = calloc(1, sizeof *x);
     double *prior = calloc((size_t)sw->ndomains, sizeof *prior);
     char target[1024];
-    if (r < 0 || !x || !prior || fitpipe_target_text(spec, target, sizeof target) < 0) {
-        log_warn("fit_not_started", "sweep=%s why=\"snapshot, memory or target\"", sw->sweep_id);
+    int r = 0;
+    if (!x || !prior || fitpipe_target_text(spec, target, sizeof target) < 0) {
+        log_warn("fit_not_started", "sweep=%s why=\"memory or target\"", sw->sweep_id);
         sw->results_at_last_fit = results;
         goto out;
     }
     for (int i = 0; i < sw->ndomains; i++)
         prior[i] = spec->domains[i].prior;
     fitpipe_input_t in = {
-            .n = snap.n,
+            .n = snap->n,
             .d = (size_t)sw->ndomains,
-            .X = snap.X,
-            .m = (int)snap.m,
-            .loss_names = snap.names,
-            .losses = snap.losses,
+            .X = snap->X,
+            .m = (int)snap->m,
+            .loss_names = snap->names,
+            .losses = snap->losses,
             .target = target,
             .prior = prior,
             .nhistory = (size_t)sw->nfits,
@@ -264,8 +277,8 @@ void refit_maybe(coord_t *c, sweep_t *sw)
     x->c = c;
     x->sw = sw;
     x->results = results;
-    x->runs = snap.runs;
-    x->nruns = (int64_t)snap.n;
+    x->runs = snap->runs;
+    x->nruns = (int64_t)snap->n;
     fitpipe_job_t *job = NULL;
     r = fitpipe_queue(c->loop, &in, &settings, refit__done, x, &job);
     if (r < 0) {
@@ -274,14 +287,69 @@ void refit_maybe(coord_t *c, sweep_t *sw)
         goto out;
     }
     x = NULL; /* refit__done frees it and the run indices */
-    snap.runs = NULL;
+    snap->runs = NULL;
     sw->fit_job = job;
 out:
     free(x);
     free(prior);
-    free(snap.X);
-    free(snap.losses);
-    free(snap.runs);
+}
+
+static void refit__read(uv_idle_t *h)
+{
+    refit_reader_t *rd = h->data;
+    coord_t *c = rd->c;
+    sweep_t *sw = rd->sw;
+    if (c->stopping || c->fatal) {
+        sw->fit_reader = NULL;
+        uv_close((uv_handle_t *)h, refit__reader_closed);
+        return;
+    }
+    int64_t last = rd->after + REFIT_RUNS_PER_TURN;
+    int r = store_results_range(c->store, sw->id, rd->after, last, refit__row, &rd->snap);
+    if (r < 0) {
+        log_warn("fit_not_started", "sweep=%s why=\"snapshot: %s\"", sw->sweep_id,
+                 r == -ENOMEM ? "out of memory" : store_errmsg(c->store));
+        sw->results_at_last_fit = rd->results;
+    } else if (last < sw->nruns) {
+        rd->after = last;
+        return;
+    } else {
+        refit__start(c, sw, &rd->snap, rd->results);
+    }
+    sw->fit_reader = NULL;
+    uv_close((uv_handle_t *)h, refit__reader_closed);
+}
+
+void refit_maybe(coord_t *c, sweep_t *sw)
+{
+    if (!sw->spec || sw->fit_job || sw->fit_reader || c->stopping || c->fatal)
+        return;
+    const spec_t *spec = sw->spec;
+    int64_t results = sw->counts[RUN_STATE_DONE];
+    /* The sweep's last result: what can still finish is queued, leased, running or failed. */
+    int64_t total = results + sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
+                    sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
+    if (!fitpipe_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
+                              (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))
+        return;
+    refit_reader_t *rd = calloc(1, sizeof *rd);
+    if (!rd) {
+        log_warn("fit_not_started", "sweep=%s why=\"out of memory\"", sw->sweep_id);
+        sw->results_at_last_fit = results;
+        return;
+    }
+    /* The loss columns are the domains' losses, whatever the trainer (a synthetic job reports
+     * one per domain too); the objective is regression.target over them. */
+    rd->snap = (refit_snap_t){
+            .sw = sw, .m = (size_t)sw->ndomains, .names = (const char *const *)sw->domains};
+    rd->c = c;
+    rd->sw = sw;
+    rd->results = results;
+    rd->after = -1;
+    rd->idle.data = rd;
+    uv_idle_init(c->loop, &rd->idle);
+    uv_idle_start(&rd->idle, refit__read);
+    sw->fit_reader = rd;
 }
 
 typedef struct {

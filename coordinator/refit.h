@@ -1,7 +1,9 @@
 /*
  * refit: the coordinator's side of the fit pipeline (common/fitpipe.h, docs/method.md). After each
  * stored result it asks fitpipe_should_refit(); when yes it snapshots the sweep's results from the
- * store (loop thread), runs the refit in libuv's thread pool (fitpipe_queue), and on its completion
+ * store on the loop thread, 5,000 runs per loop iteration (store_results_range(), so a huge
+ * sweep's snapshot never holds the loop long), runs the refit in libuv's thread pool
+ * (fitpipe_queue), and on its completion
  * (loop thread) stores the fit as the next fit number, tells the sweep's watchers ("fit"), and when
  * the verdict is converged marks the sweep converged ("converged"; remaining runs cancelled when
  * the spec says on_converge: cancel; transition.h makes both changes). With `launch: auto` a

@@ -285,8 +285,9 @@ static const char *const store__sql[ST__COUNT] = {
                              " bits_per_byte, tokens, seconds, created_ms)"
                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         [ST_RESULTS_OF] = "SELECT r.idx, a.attempt_no, s.worker, r.weights, s.losses, s.seconds"
-                          " FROM results s JOIN runs r ON r.id = s.run"
-                          " JOIN attempts a ON a.id = s.attempt WHERE s.sweep = ?1 ORDER BY r.idx",
+                          " FROM runs r JOIN results s ON s.run = r.id"
+                          " JOIN attempts a ON a.id = s.attempt"
+                          " WHERE r.sweep = ?1 AND r.idx > ?2 AND r.idx <= ?3 ORDER BY r.idx",
         [ST_RESULTS_PAGE] = "SELECT r.idx, a.attempt_no, s.worker, r.weights, s.losses, s.seconds"
                             " FROM runs r JOIN results s ON s.run = r.id"
                             " JOIN attempts a ON a.id = s.attempt"
@@ -1085,10 +1086,17 @@ static int store__results_row(sqlite3_stmt *st, void *data)
     return x->cb(&row, x->data);
 }
 
-int store_results_foreach(store_t *s, int64_t sweep, store_result_cb cb, void *data)
+int store_results_range(store_t *s,
+                        int64_t sweep,
+                        int64_t after_idx,
+                        int64_t last_idx,
+                        store_result_cb cb,
+                        void *data)
 {
     sqlite3_stmt *st = store__stmt(s, ST_RESULTS_OF);
     sqlite3_bind_int64(st, 1, sweep);
+    sqlite3_bind_int64(st, 2, after_idx);
+    sqlite3_bind_int64(st, 3, last_idx);
     store__results_t x = {cb, data};
     int r = store__rows(st, -1, store__results_row, &x);
     return r < 0 ? r : 0;

@@ -234,7 +234,15 @@ typedef struct store_result_row {
     double seconds;
 } store_result_row_t;
 typedef int (*store_result_cb)(const store_result_row_t *row, void *data);
-int store_results_foreach(store_t *s, int64_t sweep, store_result_cb cb, void *data);
+/* The results of runs after_idx < idx <= last_idx, in idx order: a range costs its runs (the
+ * runs(sweep, idx) index drives it), however many results the sweep has (refit.c reads its
+ * snapshot a range per loop iteration). */
+int store_results_range(store_t *s,
+                        int64_t sweep,
+                        int64_t after_idx,
+                        int64_t last_idx,
+                        store_result_cb cb,
+                        void *data);
 /* One page of the results: runs with idx > after_idx (-1: from the first), in idx order, at
  * most `limit` (the runs(sweep, idx) index drives it: a page costs its rows, not the sweep's).
  * Returns the rows passed to cb, or -errno. */

@@ -37,8 +37,15 @@ static void client__reply(coord_t *c, const frame_msg_t *msg, Regmix__Envelope *
  * machine): bounds what one submit holds the loop for, whatever its size. */
 #define CLIENT_RUNS_PER_TURN 5000
 
+/* Samplings at once. A submit's mixtures are drawn on a thread of its own, not in libuv's pool
+ * (where the refits run, refit.c), at most this many at a time; later submits wait their turn
+ * in FIFO order (c->sample_wait) holding only their spec. */
+#define CLIENT_SAMPLERS 2
+
 typedef struct client_submit {
-    uv_work_t req;
+    uv_async_t sampled; /* the sampling thread is done */
+    uv_thread_t thread;
+    struct client_submit *next_waiting;
     uv_idle_t chunk; /* storing the runs, a chunk per loop iteration */
     coord_t *c;
     uint8_t rid[FRAME_MAX_ROUTING_ID];
@@ -68,10 +75,9 @@ static void client__submit_free(client_submit_t *s)
     free(s);
 }
 
-/* Thread pool: draws the mixtures. Touches only the job. */
-static void client__sample_work(uv_work_t *req)
+/* Sampling thread: draws the mixtures. Touches only the job (and reads c->stopping). */
+static void client__sample_work(client_submit_t *s)
 {
-    client_submit_t *s = req->data;
     sampler_params_t *p = malloc(sizeof *p);
     if (!p) {
         s->r = -ENOMEM;
@@ -312,11 +318,10 @@ static void client__submit_chunk(uv_idle_t *h)
     uv_close((uv_handle_t *)h, client__submit_closed);
 }
 
-static void client__sample_done(uv_work_t *req, int status)
+static void client__sample_done(client_submit_t *s)
 {
-    client_submit_t *s = req->data;
     coord_t *c = s->c;
-    if (c->stopping || c->fatal || status == UV_ECANCELED) {
+    if (c->stopping || c->fatal) {
         client__submit_free(s);
         return;
     }
@@ -340,6 +345,59 @@ static void client__sample_done(uv_work_t *req, int status)
     uv_idle_init(c->loop, &s->chunk);
     s->chunk.data = s;
     uv_idle_start(&s->chunk, client__submit_chunk);
+}
+
+static void client__sample_thread(void *arg)
+{
+    client_submit_t *s = arg;
+    client__sample_work(s);
+    uv_async_send(&s->sampled);
+}
+
+static void client__sampled_closed(uv_handle_t *h)
+{
+    client__sample_done(h->data);
+}
+
+static void client__sample_next(coord_t *c);
+
+static void client__sampled(uv_async_t *h)
+{
+    client_submit_t *s = h->data;
+    uv_thread_join(&s->thread);
+    s->c->nsampling--;
+    uv_close((uv_handle_t *)h, client__sampled_closed);
+    client__sample_next(s->c);
+}
+
+/* Starts the waiting samplings while fewer than CLIENT_SAMPLERS run; a stopping coordinator
+ * drops them (their clients never had an answer). */
+static void client__sample_next(coord_t *c)
+{
+    while (c->sample_wait && (c->nsampling < CLIENT_SAMPLERS || c->stopping || c->fatal)) {
+        client_submit_t *s = c->sample_wait;
+        c->sample_wait = s->next_waiting;
+        if (!c->sample_wait)
+            c->sample_wait_tail = NULL;
+        if (c->stopping || c->fatal) {
+            client__submit_free(s);
+            continue;
+        }
+        if (uv_async_init(c->loop, &s->sampled, client__sampled) < 0) {
+            coord_send_error(c, COORD_CLIENTS, s->rid, s->rlen, s->req_id,
+                             REGMIX__ERROR_CODE__ERROR_CODE_INTERNAL, "cannot start the sampling");
+            client__submit_free(s);
+            continue;
+        }
+        s->sampled.data = s;
+        if (uv_thread_create(&s->thread, client__sample_thread, s) < 0) {
+            s->r = -ENOMEM;
+            snprintf(s->err, sizeof s->err, "cannot start a sampling thread");
+            uv_close((uv_handle_t *)&s->sampled, client__sampled_closed);
+            continue;
+        }
+        c->nsampling++;
+    }
 }
 
 static void client__submit(coord_t *c, const frame_msg_t *msg, const Regmix__SubmitRequest *req)
@@ -380,12 +438,17 @@ static void client__submit(coord_t *c, const frame_msg_t *msg, const Regmix__Sub
     s->yaml = strdup(yaml);
     s->spec_name = strdup(name);
     s->priority = req->priority ? req->priority : s->spec->priority;
-    s->req.data = s;
-    if (!s->yaml || !s->spec_name ||
-        uv_queue_work(c->loop, &s->req, client__sample_work, client__sample_done) < 0) {
-        CLIENT_ERR(c, msg, INTERNAL, "cannot queue the sampling");
+    if (!s->yaml || !s->spec_name) {
+        CLIENT_ERR(c, msg, INTERNAL, "out of memory");
         client__submit_free(s);
+        return;
     }
+    if (c->sample_wait_tail)
+        c->sample_wait_tail->next_waiting = s;
+    else
+        c->sample_wait = s;
+    c->sample_wait_tail = s;
+    client__sample_next(c);
 }
 
 /* ---- status, list, watch ----------------------------------------------------------------------- */

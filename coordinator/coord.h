@@ -219,7 +219,9 @@ typedef struct coord {
     int64_t last_persist_mono;
     int stopping;
     int fatal;
-    int nloading; /* submits accepted and not yet stored or refused (client.c) */
+    int nloading;  /* submits accepted and not yet stored or refused (client.c) */
+    int nsampling; /* sampling threads running (client.c) */
+    struct client_submit *sample_wait, *sample_wait_tail; /* submits waiting for a sampler */
     char coordinator_id[48];
 
     /* counters for logs and tests */

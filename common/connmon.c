@@ -1,11 +1,14 @@
 /*
  * connmon: a socket's connection events turned into one verdict (connmon.h). The events come
- * from zmq_socket_monitor() over a PAIR on an inproc endpoint named after the connmon's address
- * (unique while it lives); each is two frames: [event u16, value u32][endpoint].
+ * from zmq_socket_monitor() over a PAIR on an inproc endpoint with a name never used before in
+ * this process (a counter: a name made from the connmon's address was reused by the next connmon
+ * at the same address before libzmq had released the old endpoint, and the bind failed with
+ * EADDRINUSE); each event is two frames: [event u16, value u32][endpoint].
  */
 #include "connmon.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,8 @@ struct connmon {
     uint32_t worst_value;
 };
 
+static atomic_ulong connmon__seq;
+
 int connmon_new(void *zctx, void *sock, int curve, connmon_t **ret)
 {
     connmon_t *m = calloc(1, sizeof *m);
@@ -32,7 +37,8 @@ int connmon_new(void *zctx, void *sock, int curve, connmon_t **ret)
     m->sock = sock;
     m->curve = curve;
     char ep[64];
-    snprintf(ep, sizeof ep, "inproc://regmix-connmon-%p", (void *)m);
+    snprintf(ep, sizeof ep, "inproc://regmix-connmon-%lu",
+             (unsigned long)atomic_fetch_add(&connmon__seq, 1));
     const int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
                        ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                        ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;

@@ -453,6 +453,7 @@ static const char *const schedule_words[] = {"constant", "cosine", "linear", NUL
 /* regression.model: the fit pipeline's model table (fitpipe.h). */
 #define regmodel_words fitpipe_model_words
 static const char *const on_converge_words[] = {"keep", "cancel", NULL};
+static const char *const strategy_words[] = {"random", "active", NULL};
 static const char *const launch_words[] = {"manual", "auto", NULL};
 static const char *const launcher_words[] = {"mpirun", "command", "slurm", "kubernetes", NULL};
 static const char *const baseline_words[] = {"none", "prior", NULL};
@@ -529,6 +530,9 @@ static int strengths_fn(pctx_t *p, struct fy_node *v, const char *path, void *ob
 
 static const field_t sampling_fields[] = {
         F_INT(spec_sampling_t, "runs", runs, RANGE(1, SPEC_MAX_RUNS)),
+        F_ENUM(spec_sampling_t, "strategy", strategy, strategy_words),
+        F_INT(spec_sampling_t, "initial", initial, RANGE(1, SPEC_MAX_RUNS)),
+        F_INT(spec_sampling_t, "batch", batch, RANGE(1, SPEC_MAX_RUNS)),
         F_U64(spec_sampling_t, "seed", seed),
         F_DBL(spec_sampling_t, "temperature", temperature, POS(INF)),
         F_FN("strengths", strengths_fn),
@@ -722,7 +726,10 @@ static int set_defaults(spec_t *s)
                                     .strength_steps = 15,
                                     .max_epochs = 15,
                                     .min_weight = 2.0e-4,
-                                    .target_tokens = 0};
+                                    .target_tokens = 0,
+                                    .strategy = SPEC_STRATEGY_RANDOM,
+                                    .initial = 0,
+                                    .batch = 8};
     s->proxy.trainer = SPEC_TRAINER_BUILTIN;
     s->proxy.max_attempts = 3;
     s->proxy.gpus = 0;
@@ -979,6 +986,17 @@ static int check_all(pctx_t *p, spec_t *s, unsigned seen)
         return fail(p, node_at2(p, "/sampling/strengths/max", "/sampling/strengths/min"),
                     "sampling.strengths.max", "must be at least strengths.min (%g), got %g",
                     sm->strength_min, sm->strength_max);
+    if (sm->initial > sm->runs)
+        return fail(p, node_at2(p, "/sampling/initial", "/sampling/runs"), "sampling.initial",
+                    "must be at most runs (%d), got %d", sm->runs, sm->initial);
+    if (sm->batch > sm->runs)
+        return fail(p, node_at2(p, "/sampling/batch", "/sampling/runs"), "sampling.batch",
+                    "must be at most runs (%d), got %d", sm->runs, sm->batch);
+    if (sm->strategy != SPEC_STRATEGY_ACTIVE && node_at2(p, "/sampling/initial", "/sampling/batch"))
+        return fail(p, node_at2(p, "/sampling/initial", "/sampling/batch"), "sampling.strategy",
+                    "initial and batch need strategy: active");
+    if (sm->initial == 0)
+        s->sampling.initial = sm->runs / 4 > 0 ? sm->runs / 4 : 1;
     if (check_stage(p, "proxy", &s->proxy.model, &s->proxy.train) < 0 ||
         check_stage(p, "target", &s->target.model, &s->target.train) < 0)
         return p->rc;

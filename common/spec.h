@@ -111,8 +111,16 @@ typedef struct spec_train {
     int threads;              /* 0 = let the trainer decide */
 } spec_train_t;
 
+typedef enum spec_strategy {
+    SPEC_STRATEGY_RANDOM, /* every run drawn up front (the paper's one-shot sweep) */
+    SPEC_STRATEGY_ACTIVE, /* `initial` drawn up front, then `batch` per refit (common/active.h) */
+} spec_strategy_t;
+
 typedef struct spec_sampling {
-    int runs;             /* 512, 1..SPEC_MAX_RUNS */
+    int runs;             /* 512, 1..SPEC_MAX_RUNS; for active: the total budget */
+    spec_strategy_t strategy; /* random */
+    int initial;              /* active: runs of the first design, runs / 4 (at least 1) */
+    int batch;                /* active: runs added per round, 8 */
     uint64_t seed;        /* 42 */
     double temperature;   /* 0.5, > 0 */
     double strength_min;  /* strengths.min 0.1, > 0 */

@@ -31,6 +31,8 @@ static void test_full_spec(void)
     CHECK_STR_EQ(s->name, "pile4.full-v1");
     CHECK_INT_EQ(s->priority, 7);
     CHECK_INT_EQ(s->ndomains, 4);
+    CHECK(s->sampling.strategy == SPEC_STRATEGY_ACTIVE && s->sampling.initial == 16 &&
+          s->sampling.batch == 4);
     CHECK_STR_EQ(s->domains[0].name, "pile_cc");
     CHECK(s->domains[0].tokens == 59.2e9);
     CHECK_STR_EQ(s->domains[0].train, "data/pile_cc/train_*.bin");
@@ -170,6 +172,8 @@ static void test_defaults(void)
     CHECK(s->sampling.strength_min == 0.1 && s->sampling.strength_max == 5.0);
     CHECK(s->sampling.strength_steps == 15 && s->sampling.max_epochs == 15);
     CHECK(s->sampling.min_weight == 2.0e-4 && s->sampling.target_tokens == 0);
+    CHECK(s->sampling.strategy == SPEC_STRATEGY_RANDOM && s->sampling.initial == 128 &&
+          s->sampling.batch == 8);
     CHECK_INT_EQ(s->proxy.trainer, SPEC_TRAINER_BUILTIN);
     CHECK(s->proxy.max_attempts == 3 && s->proxy.gpus == 0 && s->proxy.timeout_s == 0);
     CHECK_INT_EQ(s->proxy.backoff_ms, 1000);

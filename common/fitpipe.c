@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "active.h"
 #include "clock.h"
 #include "objective.h"
 #include "simulate.h"
@@ -340,6 +341,9 @@ void fitpipe_record_clear(fitpipe_record_t *rec)
     rec->oof_actual = NULL;
     free(rec->oof_predicted);
     rec->oof_predicted = NULL;
+    free(rec->next);
+    rec->next = NULL;
+    rec->nnext = 0;
 }
 
 size_t fitpipe_quadratic_features(size_t d)
@@ -573,7 +577,7 @@ struct fitpipe_job {
     uv_work_t req;
     fitpipe_settings_t settings;
     fitpipe_input_t in; /* arrays below are owned copies */
-    double *X, *losses, *prior, *history;
+    double *X, *losses, *prior, *history, *upper;
     char **names;
     char *target;
     fitpipe_done_cb cb;
@@ -595,14 +599,63 @@ static void fitpipe__job_free(fitpipe_job_t *j)
     free(j->losses);
     free(j->prior);
     free(j->history);
+    free(j->upper);
     free(j->target);
     free(j);
+}
+
+/* The active round of a queued job (fitpipe_input_t.next_k): the objective of every usable row,
+ * then active_next() with the defaults of active.h on them. */
+static void fitpipe__next(fitpipe_job_t *j)
+{
+    const fitpipe_input_t *in = &j->in;
+    size_t d = in->d, m = (size_t)in->m, n = 0;
+    objective_t *obj = NULL;
+    double *X = malloc((in->n ? in->n : 1) * d * sizeof *X);
+    double *y = malloc((in->n ? in->n : 1) * sizeof *y);
+    double *next = malloc(in->next_k * d * sizeof *next);
+    char *err = j->rec.next_err;
+    size_t errlen = sizeof j->rec.next_err;
+    int rc = !X || !y || !next
+                     ? -ENOMEM
+                     : objective_parse(in->target, in->loss_names, in->m, &obj, err, errlen);
+    for (size_t i = 0; rc == 0 && i < in->n; i++) {
+        const double *l = in->losses + i * m, *x = in->X + i * d;
+        int ok = 1;
+        for (size_t c = 0; c < m; c++)
+            ok = ok && (!objective_uses(obj, (int)c) || isfinite(l[c]));
+        double v = ok ? objective_eval(obj, l) : NAN;
+        if (!isfinite(v))
+            continue;
+        memcpy(X + n * d, x, d * sizeof *X);
+        y[n++] = v;
+    }
+    if (rc == 0) {
+        active_params_t ap;
+        active_params_default(&ap);
+        ap.seed = in->next_seed;
+        ap.upper = in->next_upper;
+        rc = active_next(&ap, X, y, n, d, in->prior, in->next_k, next, err, errlen);
+    } else if (rc == -ENOMEM) {
+        snprintf(err, errlen, "out of memory");
+    }
+    if (rc == 0) {
+        j->rec.next = next;
+        j->rec.nnext = in->next_k;
+        next = NULL;
+    }
+    objective_destroy(&obj);
+    free(X);
+    free(y);
+    free(next);
 }
 
 static void fitpipe__work(uv_work_t *req)
 {
     fitpipe_job_t *j = req->data;
     j->status = fitpipe_run(&j->in, &j->settings, &j->rec, NULL, j->err, sizeof j->err);
+    if (j->status == 0 && j->in.next_k > 0)
+        fitpipe__next(j);
 }
 
 static void fitpipe__after(uv_work_t *req, int status)
@@ -647,9 +700,11 @@ int fitpipe_queue(uv_loop_t *loop,
     j->losses = fitpipe__dup(in->losses, in->n * m * sizeof(double));
     j->prior = fitpipe__dup(in->prior, d * sizeof(double));
     j->history = fitpipe__dup(in->history, in->nhistory * d * sizeof(double));
+    j->upper = in->next_upper ? fitpipe__dup(in->next_upper, d * sizeof(double)) : NULL;
     j->target = strdup(in->target);
     j->names = calloc(m, sizeof *j->names);
-    int ok = j->X && j->losses && j->prior && j->history && j->target && j->names;
+    int ok = j->X && j->losses && j->prior && j->history && j->target && j->names &&
+             (!in->next_upper || j->upper);
     for (size_t c = 0; ok && c < m; c++)
         ok = (j->names[c] = strdup(in->loss_names[c])) != NULL;
     if (!ok) {
@@ -661,6 +716,7 @@ int fitpipe_queue(uv_loop_t *loop,
     j->in.losses = j->losses;
     j->in.prior = j->prior;
     j->in.history = in->nhistory ? j->history : NULL;
+    j->in.next_upper = j->upper;
     j->in.target = j->target;
     j->in.loss_names = (const char *const *)j->names;
     j->req.data = j;

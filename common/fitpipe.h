@@ -146,6 +146,10 @@ typedef struct fitpipe_input {
     const double *prior;           /* (d) Dirichlet concentration of the simulation, each > 0 */
     size_t nhistory;               /* proposals of the earlier refits */
     const double *history;         /* (nhistory, d) row-major, oldest first; NULL if none */
+    /* fitpipe_queue() only: an active round computed in the same worker after the fit */
+    size_t next_k;            /* > 0: also the next next_k mixtures to run (active_next()) */
+    const double *next_upper; /* (d) caps of the weights (active_params_t.upper), or NULL */
+    uint64_t next_seed;       /* active_params_t.seed of the round */
 } fitpipe_input_t;
 
 typedef enum fitpipe_verdict {
@@ -183,6 +187,11 @@ typedef struct fitpipe_record {
     size_t *oof_rows;
     double *oof_actual;
     double *oof_predicted;
+    /* fitpipe_queue() with next_k > 0: the next mixtures (nnext, d) row-major, or NULL when the
+     * round could not be computed (why in next_err); owned by the record */
+    double *next;
+    size_t nnext;
+    char next_err[160];
 } fitpipe_record_t;
 
 /* Fills *ret from the spec's regression section (model, cv_folds, seed, simulate, top_k,

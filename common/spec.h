@@ -117,18 +117,18 @@ typedef enum spec_strategy {
 } spec_strategy_t;
 
 typedef struct spec_sampling {
-    int runs;             /* 512, 1..SPEC_MAX_RUNS; for active: the total budget */
+    int runs;                 /* 512, 1..SPEC_MAX_RUNS; for active: the total budget */
     spec_strategy_t strategy; /* random */
     int initial;              /* active: runs of the first design, runs / 4 (at least 1) */
     int batch;                /* active: runs added per round, 8 */
-    uint64_t seed;        /* 42 */
-    double temperature;   /* 0.5, > 0 */
-    double strength_min;  /* strengths.min 0.1, > 0 */
-    double strength_max;  /* strengths.max 5.0, >= min */
-    int strength_steps;   /* strengths.steps 15, >= 1 */
-    double max_epochs;    /* 15, > 0 */
-    double min_weight;    /* 2e-4, in [0, 1) */
-    double target_tokens; /* 0 = unknown; else the target run's token budget */
+    uint64_t seed;            /* 42 */
+    double temperature;       /* 0.5, > 0 */
+    double strength_min;      /* strengths.min 0.1, > 0 */
+    double strength_max;      /* strengths.max 5.0, >= min */
+    int strength_steps;       /* strengths.steps 15, >= 1 */
+    double max_epochs;        /* 15, > 0 */
+    double min_weight;        /* 2e-4, in [0, 1) */
+    double target_tokens;     /* 0 = unknown; else the target run's token budget */
 } spec_sampling_t;
 
 typedef struct spec_synthetic {

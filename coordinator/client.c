@@ -84,6 +84,8 @@ static void client__sample_work(client_submit_t *s)
         return;
     }
     sampler_params_from_spec(s->spec, p);
+    if (s->spec->sampling.strategy == SPEC_STRATEGY_ACTIVE)
+        p->runs = s->spec->sampling.initial; /* the rest comes in rounds (refit.c) */
     s->weights = malloc((size_t)p->runs * (size_t)p->k * sizeof(double));
     if (!s->weights) {
         free(p);
@@ -157,7 +159,9 @@ out:
 static int client__submit_begin(coord_t *c, client_submit_t *s)
 {
     const spec_t *spec = s->spec;
-    int k = spec->ndomains, runs = spec->sampling.runs;
+    int k = spec->ndomains, runs = spec->sampling.strategy == SPEC_STRATEGY_ACTIVE
+                                           ? spec->sampling.initial
+                                           : spec->sampling.runs;
     size_t job_len = 0;
     uint8_t *job = client__job_template(spec, &job_len);
     sweep_t *sw = calloc(1, sizeof *sw);

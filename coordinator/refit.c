@@ -20,6 +20,7 @@ typedef struct refit_ctx {
     int64_t results; /* results in the snapshot */
     int *runs;       /* (nruns) run index of each snapshot row, for the out-of-fold record */
     int64_t nruns;
+    int round_at; /* active round asked for: the sweep's run count then, else -1 */
 } refit_ctx_t;
 
 typedef struct {
@@ -86,6 +87,19 @@ static void refit__event(coord_t *c, sweep_t *sw, const char *kind, const char *
     coord_sweep_event(c, sw, kind, text, 0);
 }
 
+/* No round will come for the active sweep `sw` (asked for at run count round_at >= 0): it may
+ * end now like any other sweep. */
+static void refit__close_rounds(coord_t *c, sweep_t *sw, int round_at, const char *why)
+{
+    if (round_at < 0 || !transition_sweep_awaits_round(sw))
+        return;
+    char q[300];
+    log_warn("round_failed", "sweep=%s runs=%d why=%s", sw->sweep_id, sw->nruns,
+             log_quote(why, q, sizeof q));
+    sw->rounds_closed = 1;
+    transition_sweep_check_end(c, sw);
+}
+
 /* Most points of the stored out-of-fold record (evenly thinned beyond). */
 #define REFIT_OOF_MAX 5000
 
@@ -125,6 +139,7 @@ static void refit__done(
     int64_t results = x->results;
     int *runs = x->runs;
     int64_t nruns = x->nruns;
+    int round_at = x->round_at;
     free(x);
     sw->fit_job = NULL;
     if (c->stopping || c->fatal || status == -ECANCELED) {
@@ -137,6 +152,7 @@ static void refit__done(
         log_warn("fit_failed", "sweep=%s results=%lld error=%d why=%s", sw->sweep_id,
                  (long long)results, status, log_quote(err ? err : "", q, sizeof q));
         free(runs);
+        refit__close_rounds(c, sw, round_at, "the refit failed");
         return;
     }
     if (coord_write(c) < 0) {
@@ -180,6 +196,23 @@ static void refit__done(
     }
     memcpy(sw->history + (size_t)sw->nfits * d, rec->proposal, d * sizeof(double));
     sw->nfits++;
+    /* The active round, in the transaction of the fit row that chose it (exactly once): only
+     * when nothing else added runs meanwhile and the sweep goes on. */
+    if (round_at >= 0 && round_at == sw->nruns && rec->verdict != FITPIPE_CONVERGED &&
+        transition_sweep_awaits_round(sw)) {
+        if (rec->next && rec->nnext > 0) {
+            if (transition_sweep_add_runs(c, sw, rec->next, (int)rec->nnext, sw->nfits) < 0) {
+                free(runs);
+                return;
+            }
+        } else {
+            free(runs);
+            runs = NULL;
+            refit__close_rounds(c, sw, round_at, rec->next_err[0] ? rec->next_err : "no mixtures");
+            if (c->fatal)
+                return;
+        }
+    }
     r = refit__store_oof(c, sw, rec, runs, nruns);
     free(runs);
     if (r == -EIO) {
@@ -245,6 +278,13 @@ static void refit__reader_closed(uv_handle_t *h)
     free(rd);
 }
 
+/* Runs of `sw` that can still finish. */
+static int64_t refit__open_runs(const sweep_t *sw)
+{
+    return sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
+           sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
+}
+
 /* The snapshot is read: queues the fit pipeline on it (libuv's thread pool). */
 static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t results)
 {
@@ -272,6 +312,19 @@ static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t re
             .nhistory = (size_t)sw->nfits,
             .history = sw->history,
     };
+    /* An active sweep whose runs have all ended asks for its next round with this fit. */
+    double upper[SPEC_MAX_DOMAINS];
+    x->round_at = -1;
+    if (transition_sweep_awaits_round(sw) && refit__open_runs(sw) == 0) {
+        int left = spec->sampling.runs - sw->nruns;
+        in.next_k = (size_t)(left < spec->sampling.batch ? left : spec->sampling.batch);
+        in.next_seed = spec->sampling.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(sw->nfits + 1));
+        double su = 0;
+        for (int i = 0; i < sw->ndomains; i++)
+            su += (upper[i] = fmin(1.0, spec->sampling.max_epochs * prior[i]));
+        in.next_upper = su > 1 ? upper : NULL;
+        x->round_at = sw->nruns;
+    }
     fitpipe_settings_t settings;
     fitpipe_settings_from_spec(spec, &settings);
     x->c = c;

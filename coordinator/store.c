@@ -213,6 +213,7 @@ enum {
     ST_FIT_INSERT,
     ST_FITS_OF,
     ST_SWEEP_CONVERGED,
+    ST_SWEEP_NRUNS,
     ST_TARGET_UPSERT,
     ST_TARGETS_ALL,
     ST__COUNT
@@ -324,6 +325,7 @@ static const char *const store__sql[ST__COUNT] = {
                            " created_ms, updated_ms, handle FROM targets ORDER BY sweep, role",
         [ST_SWEEP_CONVERGED] = "UPDATE sweeps SET state = 'converged', converged_after_runs = ?2,"
                                " updated_ms = ?3 WHERE id = ?1",
+        [ST_SWEEP_NRUNS] = "UPDATE sweeps SET nruns = ?2, updated_ms = ?3 WHERE id = ?1",
 };
 
 struct store {
@@ -1273,6 +1275,15 @@ int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms)
     sqlite3_stmt *st = store__stmt(s, ST_SWEEP_CONVERGED);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, runs);
+    sqlite3_bind_int64(st, 3, now_ms);
+    return store__exec(s, st);
+}
+
+int store_sweep_set_nruns(store_t *s, int64_t id, int nruns, int64_t now_ms)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SWEEP_NRUNS);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, nruns);
     sqlite3_bind_int64(st, 3, now_ms);
     return store__exec(s, st);
 }

@@ -280,6 +280,9 @@ typedef int (*store_fit_cb)(const store_fit_row_t *row, void *data);
 int store_fits_foreach(store_t *s, int64_t sweep, store_fit_cb cb, void *data);
 /* Marks a sweep converged after `runs` results. */
 int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms);
+/* An active sweep's round added runs (in the transaction that stores them and the fit that
+ * chose them): its run count is now nruns. */
+int store_sweep_set_nruns(store_t *s, int64_t id, int nruns, int64_t now_ms);
 
 /* ---- targets --------------------------------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "sampler.h"
 
 /* ---- sweeps ---------------------------------------------------------------------------------- */
 
@@ -47,9 +48,45 @@ static int transition__sweep_set(coord_t *c, sweep_t *sw, sweep_state_t to, int6
     return 0;
 }
 
+int transition_sweep_awaits_round(const sweep_t *sw)
+{
+    return sw->spec && sw->spec->sampling.strategy == SPEC_STRATEGY_ACTIVE &&
+           sw->nruns < sw->spec->sampling.runs && sw->state == SWEEP_STATE_RUNNING &&
+           !sw->rounds_closed;
+}
+
+int transition_sweep_add_runs(coord_t *c, sweep_t *sw, const double *w, int k, int fit_no)
+{
+    if (coord_write(c) < 0)
+        return -EIO;
+    int64_t now = clock_unix_ms();
+    int d = sw->ndomains, first = sw->nruns, r = 0;
+    uint64_t seed = sw->spec ? sw->spec->sampling.seed : 0;
+    for (int i = 0; r == 0 && i < k; i++)
+        r = store_run_insert(c->store, sw->id, first + i, sampler_run_seed(seed, first + i),
+                             w + (size_t)i * (size_t)d, d, sw->priority, sw->gpus, now);
+    if (r == 0)
+        r = store_sweep_set_nruns(c->store, sw->id, first + k, now);
+    if (r < 0) {
+        coord_fatal(c, "round_insert");
+        return -EIO;
+    }
+    sw->nruns = first + k;
+    sw->updated_ms = now;
+    sw->counts[RUN_STATE_QUEUED] += k;
+    c->queue_maybe_nonempty = 1;
+    log_info("sweep_round", "sweep=%s fit=%d added=%d runs=%d", sw->sweep_id, fit_no, k, sw->nruns);
+    char text[200];
+    snprintf(text, sizeof text, "fit %d added runs %d..%d (%d of %d)", fit_no, first, first + k - 1,
+             sw->nruns, sw->spec ? sw->spec->sampling.runs : sw->nruns);
+    coord_sweep_event(c, sw, "round", text, 0);
+    coord_kick(c);
+    return 0;
+}
+
 void transition_sweep_check_end(coord_t *c, sweep_t *sw)
 {
-    if (!states_sweep_open(sw->state))
+    if (!states_sweep_open(sw->state) || transition_sweep_awaits_round(sw))
         return;
     for (int s = 0; s < RUN_STATE__COUNT; s++)
         if (states_run_open((run_state_t)s) && sw->counts[s] > 0)

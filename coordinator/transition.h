@@ -45,6 +45,16 @@ uint32_t transition_sweep_cancel_runs(coord_t *c, sweep_t *sw, const char *why);
  * cancelled (>= 0), -EINVAL when the sweep is not open, or -EIO. */
 int transition_sweep_cancel(coord_t *c, sweep_t *sw, const char *why);
 
+/* Whether `sw` is an active sweep that still waits for a round (sampling.strategy active, fewer
+ * runs than its budget, running, rounds not closed): it does not end when its runs do. */
+int transition_sweep_awaits_round(const sweep_t *sw);
+
+/* An active round: stores the k mixtures `w` (k, d) as runs sw->nruns .. sw->nruns + k - 1
+ * (queued, seeds from sampling.seed and the index) and the sweep's new run count, in the open
+ * transaction (the refit's fit row commits with them: a round is added exactly once); `round`
+ * event. Returns 0 or -EIO. */
+int transition_sweep_add_runs(coord_t *c, sweep_t *sw, const double *w, int k, int fit_no);
+
 /* ---- runs ------------------------------------------------------------------------------------ */
 
 /* Cancels run `idx` of `sw`: queued or failed rows directly, a live one through its attempt.

@@ -1,0 +1,118 @@
+#!/bin/bash
+# Active sweeps in the daemon (sampling.strategy: active, docs/search.md): the coordinator draws
+# `initial` runs, and after each refit that finds every run ended it adds the next `batch`
+# mixtures chosen by common/active (in the refit's worker thread), until the sweep converges or
+# holds `runs` runs.
+#   1. A synthetic sweep (loss sum_i (w_i - optimum_i)^2 + noise, optimum (0.5, 0.3, 0.2), token
+#      prior (0.6, 0.3, 0.1)): the run count grows in rounds 16 -> 24 -> ..., never past 48;
+#      the sweep converges (min_runs 32: at least two rounds); the proposal lands within L1 0.1
+#      of the optimum.
+#   2. The same sweep (min_runs 40) with the coordinator killed -9 after its first round and
+#      restarted: it
+#      still ends with exactly 16 + k * 8 runs (indices 0..n-1, each once), one round per fit
+#      that added one: a round is stored with the fit that chose it, never twice.
+. "$(dirname "$0")/lib.sh" "$@"
+
+active_spec() {
+    cat >"$1" <<YAML
+name: $2
+domains:
+  - {name: web, tokens: 6.0e9}
+  - {name: code, tokens: 3.0e9}
+  - {name: books, tokens: 1.0e9}
+sampling: {runs: 48, seed: 5, strategy: active, initial: 16, batch: 8}
+proxy:
+  trainer: synthetic
+  synthetic: {optimum: {web: 0.5, code: 0.3, books: 0.2}, noise: 0.001, delay_ms: $3}
+regression:
+  target: mean
+  model: quadratic
+  simulate: 20000
+  top_k: 100
+  refit_every: 8
+  seed: 3
+  convergence: {min_runs: $4, min_spearman: 0.8, stable_refits: 2, l1_tol: 0.05}
+YAML
+}
+
+l1_to_optimum() {
+    ctl mixture "$1" --json | jq -r '.fit.proposal | [.web - 0.5, .code - 0.3, .books - 0.2]
+        | map(if . < 0 then -. else . end) | add'
+}
+
+# check_rounds SWEEP: n = 16 + k * 8 <= 48 runs stored, indices 0..n-1 once each, the sweep
+# row agrees, and the coordinator logged k rounds.
+check_rounds() {
+    local sw=$1 id n distinct maxidx nrow
+    id=$(db "SELECT id FROM sweeps WHERE sweep_id = '$sw'")
+    n=$(db "SELECT count(*) FROM runs WHERE sweep = $id")
+    distinct=$(db "SELECT count(DISTINCT idx) FROM runs WHERE sweep = $id")
+    maxidx=$(db "SELECT max(idx) FROM runs WHERE sweep = $id")
+    nrow=$(db "SELECT nruns FROM sweeps WHERE id = $id")
+    expect_eq "distinct run indices" "$distinct" "$n"
+    expect_eq "largest run index" "$maxidx" $((n - 1))
+    expect_eq "sweeps.nruns" "$nrow" "$n"
+    [ "$n" -ge 24 ] && [ "$n" -le 48 ] && [ $(((n - 16) % 8)) -eq 0 ] ||
+        fail "sweep $sw has $n runs, want 16 + k * 8 (k >= 1) and at most 48"
+    ROUNDS_N=$n
+}
+
+start_coord
+start_worker w1 4
+start_worker w2 4
+
+# ---- 1: rounds, convergence, the proposal ------------------------------------------------------
+active_spec "$T/a.yaml" act-a 20 32
+SW=$(submit "$T/a.yaml")
+[ -n "$SW" ] || fail "no sweep id"
+seen=""
+end=$((SECONDS + 60))
+while :; do
+    st=$(ctl status "$SW" --json --timeout 3)
+    n=$(jq -r '.runs.total' <<<"$st")
+    case " $seen " in *" $n "*) ;; *) seen="$seen $n" ;; esac
+    s=$(jq -r '.state' <<<"$st")
+    [ "$s" = converged ] || [ "$s" = done ] || [ "$s" = failed ] && break
+    [ $SECONDS -lt $end ] || fail "sweep 1 did not end within 60 s (state $s, runs $n)"
+    sleep 0.1
+done
+note "run counts seen:$seen; status: $st"
+first=$(awk '{print $1}' <<<"$seen")
+expect_eq "first design" "$first" 16
+prev=0
+for n in $seen; do
+    [ "$n" -gt "$prev" ] && [ $(((n - 16) % 8)) -eq 0 ] && [ "$n" -le 48 ] ||
+        fail "run counts$seen do not grow in rounds of 8 from 16 up to 48"
+    prev=$n
+done
+# Every round the coordinator logged, in order: 24, 32, ... up to the final count.
+logged=$(grep sweep_round "$T/coordinator.log" | grep "sweep=$SW " | sed 's/.*runs=//' | tr '\n' ' ')
+want=$(seq 24 8 "$(jq -r '.runs.total' <<<"$st")" | tr '\n' ' ')
+expect_eq "sweep 1's rounds (run count after each)" "$logged" "$want"
+expect_eq "sweep 1 converged" "$(jq -r '.converged' <<<"$st")" true
+l1=$(l1_to_optimum "$SW")
+awk -v l="$l1" 'BEGIN { exit !(l < 0.1) }' || fail "proposal is $l1 (L1) from the optimum, want < 0.1"
+note "ok: proposal within L1 $l1 of the optimum"
+
+# ---- 2: kill -9 after the first round, restart -------------------------------------------------
+active_spec "$T/b.yaml" act-b 100 40
+SW2=$(submit "$T/b.yaml")
+first_round() { [ "$(status_field "$SW2" .runs.total)" -ge 24 ]; }
+wait_for "sweep 2's first round" 60 first_round
+kill9_coord
+note "coordinator killed -9 at $(db "SELECT nruns FROM sweeps WHERE sweep_id = '$SW2'") runs"
+start_coord
+wait_state "$SW2" 60 converged done failed
+note "status after the restart: $(ctl status "$SW2" --json)"
+expect_eq "sweep 2 ended converged or done" \
+    "$(status_field "$SW2" '.state == "converged" or .state == "done"')" true
+
+stop_coord
+check_store "$SW"
+check_rounds "$SW"
+check_store "$SW2"
+check_rounds "$SW2"
+rounds=$(grep sweep_round "$T/coordinator.log" | grep -c "sweep=$SW2" || true)
+note "sweep 2: $ROUNDS_N runs, $rounds rounds logged over both coordinator lives"
+expect_eq "rounds logged = (runs - 16) / 8" "$rounds" $(((ROUNDS_N - 16) / 8))
+note "PASS"

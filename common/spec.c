@@ -729,7 +729,7 @@ static int set_defaults(spec_t *s)
                                     .target_tokens = 0,
                                     .strategy = SPEC_STRATEGY_RANDOM,
                                     .initial = 0,
-                                    .batch = 8};
+                                    .batch = 0};
     s->proxy.trainer = SPEC_TRAINER_BUILTIN;
     s->proxy.max_attempts = 3;
     s->proxy.gpus = 0;
@@ -997,6 +997,8 @@ static int check_all(pctx_t *p, spec_t *s, unsigned seen)
                     "initial and batch need strategy: active");
     if (sm->initial == 0)
         s->sampling.initial = sm->runs / 4 > 0 ? sm->runs / 4 : 1;
+    if (sm->batch == 0)
+        s->sampling.batch = sm->runs < 8 ? sm->runs : 8;
     if (check_stage(p, "proxy", &s->proxy.model, &s->proxy.train) < 0 ||
         check_stage(p, "target", &s->target.model, &s->target.train) < 0)
         return p->rc;

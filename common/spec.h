@@ -120,7 +120,7 @@ typedef struct spec_sampling {
     int runs;                 /* 512, 1..SPEC_MAX_RUNS; for active: the total budget */
     spec_strategy_t strategy; /* random */
     int initial;              /* active: runs of the first design, runs / 4 (at least 1) */
-    int batch;                /* active: runs added per round, 8 */
+    int batch;                /* active: runs added per round, 8 (at most runs) */
     uint64_t seed;            /* 42 */
     double temperature;       /* 0.5, > 0 */
     double strength_min;      /* strengths.min 0.1, > 0 */

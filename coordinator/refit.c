@@ -312,7 +312,8 @@ static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t re
             .nhistory = (size_t)sw->nfits,
             .history = sw->history,
     };
-    /* An active sweep whose runs have all ended asks for its next round with this fit. */
+    /* An active sweep whose runs have all ended asks for its next round with this fit; the
+     * candidates keep the sampler's epoch bound (docs/method.md). */
     double upper[SPEC_MAX_DOMAINS];
     x->round_at = -1;
     if (transition_sweep_awaits_round(sw) && refit__open_runs(sw) == 0) {
@@ -321,7 +322,11 @@ static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t re
         in.next_seed = spec->sampling.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(sw->nfits + 1));
         double su = 0;
         for (int i = 0; i < sw->ndomains; i++)
-            su += (upper[i] = fmin(1.0, spec->sampling.max_epochs * prior[i]));
+            su += (upper[i] =
+                           fmin(1.0, spec->sampling.target_tokens > 0
+                                             ? spec->sampling.max_epochs * spec->domains[i].tokens /
+                                                       spec->sampling.target_tokens
+                                             : spec->sampling.max_epochs * prior[i]));
         in.next_upper = su > 1 ? upper : NULL;
         x->round_at = sw->nruns;
     }
@@ -382,7 +387,12 @@ void refit_maybe(coord_t *c, sweep_t *sw)
     /* The sweep's last result: what can still finish is queued, leased, running or failed. */
     int64_t total = results + sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
                     sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
-    if (!fitpipe_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
+    /* An active sweep waiting for a round with every run ended needs a refit even when its
+     * results were all fitted (a restart after a round that could not be chosen, or fewer
+     * results than the folds): it chooses the round, or closes the rounds. */
+    int round_due = transition_sweep_awaits_round(sw) && refit__open_runs(sw) == 0;
+    if (!round_due &&
+        !fitpipe_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
                               (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))
         return;
     refit_reader_t *rd = calloc(1, sizeof *rd);

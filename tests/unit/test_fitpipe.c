@@ -27,6 +27,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "active.h"
 #include "fitpipe.h"
 #include "rng.h"
 #include "sampler.h"
@@ -445,6 +446,82 @@ static void test_queue(void)
     fitpipe_record_clear(&ref);
 }
 
+/* An active round queued with the fit (the daemon's rounds, coordinator/refit.c): the record
+ * carries next_k mixtures, the same as active_next() on the objective's values with the same
+ * seed and caps, each a mixture under the caps; without next_k there are none. */
+typedef struct nstate {
+    int calls, status;
+    size_t nnext;
+    double next[5 * D];
+    char err[160];
+} nstate_t;
+
+static void
+on_next(fitpipe_job_t *job, int status, const fitpipe_record_t *rec, const char *err, void *data)
+{
+    (void)job;
+    (void)err;
+    nstate_t *q = data;
+    q->calls++;
+    q->status = status;
+    if (rec) {
+        q->nnext = rec->next ? rec->nnext : 0;
+        if (rec->next && rec->nnext <= 5)
+            memcpy(q->next, rec->next, rec->nnext * D * sizeof(double));
+        snprintf(q->err, sizeof q->err, "%s", rec->next_err);
+    }
+}
+
+static void test_queue_next(void)
+{
+    fitpipe_settings_t st;
+    settings(&st, "quadratic");
+    st.candidates = 20000;
+    double upper[D];
+    for (int j = 0; j < D; j++)
+        upper[j] = fmin(1.0, 2.5 * prior[j]);
+    fitpipe_input_t in = input(40, NULL, 0);
+    in.next_k = 5;
+    in.next_upper = upper;
+    in.next_seed = 77;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    nstate_t q = {0};
+    CHECK(fitpipe_queue(&loop, &in, &st, on_next, &q, NULL) == 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT_EQ(q.calls, 1);
+    CHECK_INT_EQ(q.status, 0);
+    CHECK_MSG(q.nnext == 5, "nnext %zu: %s", q.nnext, q.err);
+
+    double y[NMAX], want[5 * D];
+    for (int i = 0; i < 40; i++)
+        y[i] = L[i * 2];
+    active_params_t ap;
+    active_params_default(&ap);
+    ap.seed = 77;
+    ap.upper = upper;
+    char err[256];
+    int rc = active_next(&ap, X, y, 40, D, prior, 5, want, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    CHECK(memcmp(q.next, want, sizeof want) == 0);
+    for (int i = 0; i < 5; i++) {
+        double sum = 0;
+        for (int j = 0; j < D; j++) {
+            CHECK(q.next[i * D + j] >= 0 && q.next[i * D + j] <= upper[j] + 1e-9);
+            sum += q.next[i * D + j];
+        }
+        CHECK(fabs(sum - 1) < 1e-9);
+    }
+
+    in.next_k = 0;
+    q = (nstate_t){0};
+    CHECK(fitpipe_queue(&loop, &in, &st, on_next, &q, NULL) == 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT_EQ(q.status, 0);
+    CHECK(q.nnext == 0);
+    uv_loop_close(&loop);
+}
+
 /* One table: the model names spec.c accepts are the table's, in its order (spec_regmodel_t is
  * an index into it); every entry fits. */
 static void test_model_table(void)
@@ -562,6 +639,7 @@ int main(void)
     TEST_RUN(test_json);
     TEST_RUN(test_deterministic);
     TEST_RUN(test_queue);
+    TEST_RUN(test_queue_next);
     TEST_RUN(test_other_models);
     TEST_RUN(test_synthetic_convergence);
     return test_finish();

@@ -162,8 +162,8 @@ static json_t *dashboard__doc(coord_t *c, sweep_t *sw)
     dashboard_targets_t t = {.c = c, .sw = sw, .arr = targets};
     char *oof = NULL;
     if (store_domains_foreach(c->store, sw->id, dashboard__domain, domains) < 0 ||
-        store_view_fits_after(c->store, sw->id, sw->nfits - DASHBOARD_MAX_FITS, dashboard__fit,
-                              &f) < 0 ||
+        store_fits_after(c->store, sw->id, sw->nfits - DASHBOARD_MAX_FITS, dashboard__fit, &f) <
+                0 ||
         store_targets_foreach(c->store, dashboard__target, &t) < 0 ||
         store_view_oof_get(c->store, sw->id, &oof) < 0) {
         json_decref(doc);

@@ -312,7 +312,8 @@ static const char *const store__sql[ST__COUNT] = {
                           " predicted, l1_moved, seconds, created_ms)"
                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [ST_FITS_OF] = "SELECT sweep, fit_no, runs_used, model, metrics, proposal, predicted,"
-                       " l1_moved, seconds, created_ms FROM fits WHERE sweep = ?1 ORDER BY fit_no",
+                       " l1_moved, seconds, created_ms FROM fits WHERE sweep = ?1 AND fit_no > ?2"
+                       " ORDER BY fit_no",
         [ST_TARGET_UPSERT] =
                 "INSERT INTO targets (sweep, role, state, launcher, ranks, pid, log_path, weights,"
                 " losses, objective, step, loss, detail, created_ms, updated_ms, handle)"
@@ -382,18 +383,13 @@ static int store__exec_sql(sqlite3 *db, const char *sql, char *err, size_t errle
     return 0;
 }
 
-static const char *store__text(sqlite3_stmt *st, int col)
+const char *store__text(sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     return t ? (const char *)t : "";
 }
 
-/* The row loop every query shares: steps `st` (its parameters bound by the caller) for at most
- * `max` rows (< 0: all), hands each to row(st, data) (NULL: just count) and resets `st`. Returns
- * the number of rows read, the first negative value row() returned, or -EIO. */
-typedef int (*store__row_fn)(sqlite3_stmt *st, void *data);
-
-static int store__rows(sqlite3_stmt *st, int max, store__row_fn row, void *data)
+int store__rows(sqlite3_stmt *st, int max, store__row_fn row, void *data)
 {
     int n = 0, r = 0, rc = SQLITE_DONE;
     while ((max < 0 || n < max) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1263,8 +1259,14 @@ static int store__fits_row(sqlite3_stmt *st, void *data)
 
 int store_fits_foreach(store_t *s, int64_t sweep, store_fit_cb cb, void *data)
 {
+    return store_fits_after(s, sweep, 0, cb, data);
+}
+
+int store_fits_after(store_t *s, int64_t sweep, int after, store_fit_cb cb, void *data)
+{
     sqlite3_stmt *st = store__stmt(s, ST_FITS_OF);
     sqlite3_bind_int64(st, 1, sweep);
+    sqlite3_bind_int(st, 2, after);
     store__fits_t x = {cb, data};
     int r = store__rows(st, -1, store__fits_row, &x);
     return r < 0 ? r : 0;

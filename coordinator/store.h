@@ -45,6 +45,17 @@ const char *store_errmsg(store_t *s);
 struct sqlite3;
 struct sqlite3 *store__db(store_t *s);
 
+/* The row loop every query of store.c and store_view.c shares: steps `st` (its parameters bound
+ * by the caller) for at most `max` rows (< 0: all), hands each to row(st, data) (NULL: just
+ * count) and resets `st`. Returns the number of rows read, the first negative value row()
+ * returned, or -EIO. */
+struct sqlite3_stmt;
+typedef int (*store__row_fn)(struct sqlite3_stmt *st, void *data);
+int store__rows(struct sqlite3_stmt *st, int max, store__row_fn row, void *data);
+
+/* A TEXT column, "" for NULL. */
+const char *store__text(struct sqlite3_stmt *st, int col);
+
 /* PRAGMA user_version as found after migrations. */
 int store_schema_version(store_t *s);
 
@@ -278,6 +289,8 @@ int store_fit_insert(store_t *s, const store_fit_row_t *row);
 typedef int (*store_fit_cb)(const store_fit_row_t *row, void *data);
 /* The fits of `sweep` by fit number. */
 int store_fits_foreach(store_t *s, int64_t sweep, store_fit_cb cb, void *data);
+/* The same for the fits numbered above `after` only (the dashboard reads the latest ones). */
+int store_fits_after(store_t *s, int64_t sweep, int after, store_fit_cb cb, void *data);
 /* Marks a sweep converged after `runs` results. */
 int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms);
 /* An active sweep's round added runs (in the transaction that stores them and the fit that

@@ -1,7 +1,6 @@
 #include "store_view.h"
 
 #include <errno.h>
-#include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +15,13 @@ static sqlite3_stmt *store_view__prepare(store_t *s, const char *sql)
     return st;
 }
 
-static const char *store_view__text(sqlite3_stmt *st, int col)
+/* Steps `st` through the store's row loop, then finalizes it (statements here are prepared per
+ * call). Returns what store__rows() returns. */
+static int store_view__rows(sqlite3_stmt *st, store__row_fn row, void *data)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t ? (const char *)t : "";
-}
-
-/* A REAL column, NAN for NULL (as store.c reads them). */
-static double store_view__real(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
+    int r = store__rows(st, -1, row, data);
+    sqlite3_finalize(st);
+    return r;
 }
 
 /* Steps a statement that returns no rows and finalizes it: changes() or -EIO. */
@@ -58,7 +54,7 @@ int store_view_oof_get(store_t *s, int64_t sweep, char **ret)
     int rc = sqlite3_step(st), r = 0;
     *ret = NULL;
     if (rc == SQLITE_ROW) {
-        if (!(*ret = strdup(store_view__text(st, 0))))
+        if (!(*ret = strdup(store__text(st, 0))))
             r = -ENOMEM;
     } else if (rc != SQLITE_DONE) {
         r = -EIO;
@@ -82,6 +78,17 @@ int store_view_target_point(
     return store_view__exec(s, st) < 0 ? -EIO : 0;
 }
 
+typedef struct {
+    store_view_point_cb cb;
+    void *data;
+} store_view__point_t;
+
+static int store_view__point_row(sqlite3_stmt *st, void *data)
+{
+    const store_view__point_t *x = data;
+    return x->cb(sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1), x->data);
+}
+
 int store_view_target_curve(
         store_t *s, int64_t sweep, const char *role, int max, store_view_point_cb cb, void *data)
 {
@@ -96,49 +103,30 @@ int store_view_target_curve(
     sqlite3_bind_int64(st, 1, sweep);
     sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, max > 0 ? max : 1);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        r = cb(sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1), data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_finalize(st);
-    return r;
+    store_view__point_t x = {cb, data};
+    int r = store_view__rows(st, store_view__point_row, &x);
+    return r < 0 ? r : 0;
 }
 
-int store_view_fits_after(store_t *s, int64_t sweep, int after, store_fit_cb cb, void *data)
+typedef struct {
+    store_view_result_cb cb;
+    void *data;
+} store_view__result_t;
+
+static int store_view__result_row(sqlite3_stmt *st, void *data)
 {
-    sqlite3_stmt *st = store_view__prepare(
-            s, "SELECT sweep, fit_no, runs_used, model, metrics, proposal, predicted, l1_moved,"
-               " seconds, created_ms FROM fits WHERE sweep = ?1 AND fit_no > ?2 ORDER BY fit_no");
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, sweep);
-    sqlite3_bind_int(st, 2, after);
-    int rc, r = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_fit_row_t row = {
-                .sweep = sqlite3_column_int64(st, 0),
-                .fit_no = sqlite3_column_int(st, 1),
-                .runs_used = sqlite3_column_int(st, 2),
-                .model = store_view__text(st, 3),
-                .metrics_json = store_view__text(st, 4),
-                .proposal_json = store_view__text(st, 5),
-                .predicted = store_view__real(st, 6),
-                .l1_moved = store_view__real(st, 7),
-                .seconds = store_view__real(st, 8),
-                .created_ms = sqlite3_column_int64(st, 9),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_finalize(st);
-    return r;
+    const store_view__result_t *x = data;
+    store_view_result_t row = {
+            .id = sqlite3_column_int64(st, 0),
+            .run_idx = sqlite3_column_int(st, 1),
+            .attempt_no = sqlite3_column_int(st, 2),
+            .worker = store__text(st, 3),
+            .weights = sqlite3_column_blob(st, 4),
+            .nweights = sqlite3_column_bytes(st, 4) / (int)sizeof(double),
+            .losses_json = store__text(st, 5),
+            .seconds = sqlite3_column_double(st, 6),
+    };
+    return x->cb(&row, x->data);
 }
 
 int store_view_results_page(
@@ -153,27 +141,28 @@ int store_view_results_page(
     sqlite3_bind_int64(st, 1, sweep);
     sqlite3_bind_int64(st, 2, after);
     sqlite3_bind_int(st, 3, limit);
-    int rc, r = 0, n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_view_result_t row = {
-                .id = sqlite3_column_int64(st, 0),
-                .run_idx = sqlite3_column_int(st, 1),
-                .attempt_no = sqlite3_column_int(st, 2),
-                .worker = store_view__text(st, 3),
-                .weights = sqlite3_column_blob(st, 4),
-                .nweights = sqlite3_column_bytes(st, 4) / (int)sizeof(double),
-                .losses_json = store_view__text(st, 5),
-                .seconds = sqlite3_column_double(st, 6),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-        n++;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_finalize(st);
-    return r < 0 ? r : n;
+    store_view__result_t x = {cb, data};
+    return store_view__rows(st, store_view__result_row, &x);
+}
+
+typedef struct {
+    store_view_run_cb cb;
+    void *data;
+} store_view__run_t;
+
+static int store_view__run_row(sqlite3_stmt *st, void *data)
+{
+    const store_view__run_t *x = data;
+    store_view_run_t row = {
+            .idx = sqlite3_column_int(st, 0),
+            .state = store__text(st, 1),
+            .attempts = sqlite3_column_int(st, 2),
+            .weights = sqlite3_column_blob(st, 3),
+            .nweights = sqlite3_column_bytes(st, 3) / (int)sizeof(double),
+            .worker = store__text(st, 4),
+            .losses_json = sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : store__text(st, 5),
+    };
+    return x->cb(&row, x->data);
 }
 
 int store_view_runs_page(
@@ -190,25 +179,6 @@ int store_view_runs_page(
     sqlite3_bind_int64(st, 1, sweep);
     sqlite3_bind_int(st, 2, offset);
     sqlite3_bind_int(st, 3, limit);
-    int rc, r = 0, n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_view_run_t row = {
-                .idx = sqlite3_column_int(st, 0),
-                .state = store_view__text(st, 1),
-                .attempts = sqlite3_column_int(st, 2),
-                .weights = sqlite3_column_blob(st, 3),
-                .nweights = sqlite3_column_bytes(st, 3) / (int)sizeof(double),
-                .worker = store_view__text(st, 4),
-                .losses_json =
-                        sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : store_view__text(st, 5),
-        };
-        r = cb(&row, data);
-        if (r < 0)
-            break;
-        n++;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = -EIO;
-    sqlite3_finalize(st);
-    return r < 0 ? r : n;
+    store_view__run_t x = {cb, data};
+    return store_view__rows(st, store_view__run_row, &x);
 }

@@ -33,10 +33,6 @@ typedef int (*store_view_point_cb)(int64_t step, double loss, void *data);
 int store_view_target_curve(
         store_t *s, int64_t sweep, const char *role, int max, store_view_point_cb cb, void *data);
 
-/* The fits of the sweep with fit_no > after, by fit number (the dashboard asks for the latest
- * ones only: a sweep may have refitted many thousand times). */
-int store_view_fits_after(store_t *s, int64_t sweep, int after, store_fit_cb cb, void *data);
-
 /* One result, for pages of them; id is the cursor (results rowid, increasing). */
 typedef struct store_view_result {
     int64_t id;

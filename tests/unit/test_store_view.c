@@ -147,12 +147,12 @@ static void test_views(void)
     CHECK(store_commit(s) == 0);
 
     int fits[8] = {0}, nfits = 0;
-    CHECK(store_view_fits_after(s, sweep, 1, on_fit, &(fit_acc_t){fits, &nfits}) == 0);
+    CHECK(store_fits_after(s, sweep, 1, on_fit, &(fit_acc_t){fits, &nfits}) == 0);
     CHECK_INT_EQ(nfits, 2);
     CHECK_INT_EQ(fits[0], 2);
     CHECK_INT_EQ(fits[1], 3);
     nfits = 0;
-    CHECK(store_view_fits_after(s, sweep, -5, on_fit, &(fit_acc_t){fits, &nfits}) == 0);
+    CHECK(store_fits_after(s, sweep, -5, on_fit, &(fit_acc_t){fits, &nfits}) == 0);
     CHECK_INT_EQ(nfits, 3);
 
     page_t all = {0};

@@ -61,22 +61,6 @@ target:
 YAML
 }
 
-target_field() {
-    ctl target "$1" --json 2>/dev/null | jq -r ".targets[] | select(.role == \"target\") | $2"
-}
-wait_target() {
-    local sw=$1 end=$((SECONDS + $2)) st want
-    shift 2
-    while [ $SECONDS -lt $end ]; do
-        st=$(target_field "$sw" .state)
-        for want in "$@"; do
-            [ "$st" = "$want" ] && return 0
-        done
-        sleep 0.05
-    done
-    ctl target "$sw" >&2
-    fail "target of $sw not in state '$*' (last: $st)"
-}
 # scenario SWEEP DOCS...: the stand-in's answers for the sweep's MPIJob, and its launcher's log
 # (a step line per document, then the result).
 scenario() {

@@ -171,6 +171,28 @@ wait_state() {
     fail "sweep $sweep not in state '$*' within $timeout s (last: $st)"
 }
 
+# target_field SWEEP JQ: one field of the sweep's target row in `regmixctl target --json`.
+target_field() {
+    ctl target "$1" --json 2>/dev/null | jq -r ".targets[] | select(.role == \"target\") | $2"
+}
+
+# wait_target SWEEP TIMEOUT_S STATE...: polls the target row until it is in one of the states.
+# A test may define wait_target_diag to print more (e.g. squeue) when it fails.
+wait_target() {
+    local sw=$1 end=$((SECONDS + $2)) st want
+    shift 2
+    while [ $SECONDS -lt $end ]; do
+        st=$(target_field "$sw" .state)
+        for want in "$@"; do
+            [ "$st" = "$want" ] && return 0
+        done
+        sleep 0.05
+    done
+    ctl target "$sw" >&2
+    declare -F wait_target_diag >/dev/null && wait_target_diag >&2
+    fail "target of $sw not in state '$*' (last: $st)"
+}
+
 # wait_for WHAT TIMEOUT_S COMMAND...: runs COMMAND every 0.1 s until it succeeds; fails naming
 # WHAT when TIMEOUT_S pass first. The way to wait for a condition (never a bare sleep).
 wait_for() {

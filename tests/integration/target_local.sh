@@ -41,22 +41,6 @@ target:
       $3
 YAML
 }
-target_field() {
-    ctl target "$1" --json 2>/dev/null | jq -r ".targets[] | select(.role == \"target\") | $2"
-}
-wait_target() {
-    local sw=$1 end=$((SECONDS + $2)) st want
-    shift 2
-    while [ $SECONDS -lt $end ]; do
-        st=$(target_field "$sw" .state)
-        for want in "$@"; do
-            [ "$st" = "$want" ] && return 0
-        done
-        sleep 0.05
-    done
-    ctl target "$sw" >&2
-    fail "target of $sw not in state '$*' (last: $st)"
-}
 # launched SPEC NAME COMMAND: a converged sweep whose target was launched; prints its id.
 launched() {
     local sw

@@ -93,21 +93,7 @@ static int do_status(ctl_t *c, const char *sweep)
         frame_free(&rep);
         return 1;
     }
-    if (c->json) {
-        render_print_json(render_sweep_json(s));
-    } else {
-        const Regmix__RunCounts *r = s->runs;
-        Regmix__RunCounts z = REGMIX__RUN_COUNTS__INIT;
-        if (!r)
-            r = &z;
-        printf("sweep     %s\nname      %s\nstate     %s\nruns      %u: queued %u, leased %u, "
-               "running %u, done %u, failed %u, dead %u, cancelled %u\nfits      %u\n",
-               render_str_or(s->sweep_id, "-"), render_str_or(s->name, "-"),
-               render_sweep_state(s->state), render_counts_total(r), r->queued, r->leased,
-               r->running, r->done, r->failed, r->dead, r->cancelled, s->fits);
-        if (s->converged)
-            printf("converged after %u runs\n", s->converged_after_runs);
-    }
+    render_status(c->json, rep->status_reply);
     frame_free(&rep);
     return 0;
 }
@@ -294,14 +280,18 @@ static int do_fits(ctl_t *c, const char *sweep)
             json_array_append_new(a, render_fit_json(f->fits[i]));
         render_print_json(json_pack("{s:s, s:o}", "sweep", sweep, "fits", a));
     } else {
-        printf("%4s %6s %-8s %9s %9s %11s %9s %10s\n", "FIT", "RUNS", "MODEL", "SPEARMAN",
-               "PEARSON", "MSE", "L1_MOVED", "PREDICTED");
+        printf("%4s %6s %-8s %9s %9s %11s %9s %10s %10s %10s %9s %-12s\n", "FIT", "RUNS", "MODEL",
+               "SPEARMAN", "PEARSON", "MSE", "L1_MOVED", "PREDICTED", "LO95", "HI95", "GAIN",
+               "VERDICT");
         for (size_t i = 0; i < f->n_fits; i++) {
             const Regmix__FitInfo *x = f->fits[i];
-            printf("%4u %6u %-8s %9.4f %9.4f %11.4g %9.4f %10.5g\n", x->fit_no, x->runs_used,
-                   render_str_or(x->model, "-"), x->cv ? x->cv->spearman : NAN,
-                   x->cv ? x->cv->pearson : NAN, x->cv ? x->cv->mse : NAN, x->l1_moved,
-                   x->predicted);
+            const Regmix__ProposalEstimate *e = x->estimate;
+            printf("%4u %6u %-8s %9.4f %9.4f %11.4g %9.4f %10.5g %10.5g %10.5g %9.3g %-12s\n",
+                   x->fit_no, x->runs_used, render_str_or(x->model, "-"),
+                   x->cv ? x->cv->spearman : NAN, x->cv ? x->cv->pearson : NAN,
+                   x->cv ? x->cv->mse : NAN, x->l1_moved, x->predicted, e ? e->predicted_lo : NAN,
+                   e ? e->predicted_hi : NAN, e ? e->expected_gain : NAN,
+                   render_str_or(e ? e->verdict : NULL, "-"));
         }
     }
     frame_free(&rep);
@@ -546,13 +536,17 @@ static const struct {
 } client_cmds[] = {
         {"submit", "SPEC.yaml [--priority N]", "submit a sweep; prints its id"},
         {"list", "", "list sweeps"},
-        {"status", "SWEEP", "state and run counts of a sweep"},
+        {"status", "SWEEP",
+         "state and run counts of a sweep, and its latest proposal: the predicted objective with "
+         "the 95 % interval of a run there, the verdict, the expected gain of one more run"},
         {"watch", "SWEEP", "follow a sweep until it ends (a progress bar on a terminal)"},
         {"cancel", "SWEEP [--run N | --target]",
          "cancel a sweep (its runs and target launches), one run, or only its target launches"},
         {"results", "SWEEP [--csv]",
          "one CSV row per done run: run,attempt,worker,weights,loss:NAME..."},
-        {"fits", "SWEEP", "every refit of a sweep with its cross-validated metrics"},
+        {"fits", "SWEEP",
+         "every refit of a sweep with its cross-validated metrics, predicted objective and its "
+         "95 % interval (LO95, HI95), expected gain and verdict"},
         {"mixture", "SWEEP [--out FILE.yaml]", "the current proposed mixture as YAML"},
         {"launch", "SWEEP", "launch the target training now"},
         {"target", "SWEEP", "state and losses of the target runs"},

@@ -438,6 +438,10 @@ static int fit_write_report(const fit_opts_t *o,
             json_array_append_new(p, fit_num(rec->proposal[j]));
         json_object_set_new(fit, "proposal", p);
     }
+    json_object_set_new(fit, "predicted_interval",
+                        isfinite(rec->predicted_lo) && isfinite(rec->predicted_hi)
+                                ? json_pack("[f, f]", rec->predicted_lo, rec->predicted_hi)
+                                : json_null());
     json_t *oof = json_null();
     if (score && (te ? pred != NULL : rec->oof_rows != NULL)) {
         json_t *r = json_array(), *a = json_array(), *p = json_array();

@@ -84,14 +84,114 @@ static json_t *metrics_json(const Regmix__Metrics *m)
                      render_num_json(m->r2), "folds", (int)m->folds);
 }
 
+/* The estimate at the proposal (issue 10), added to a fit's JSON: the 95 % interval of a run's
+ * objective there ([lo, hi], or null), the verdict, and the active sweep's figures; each null
+ * where the fit (or an older coordinator) did not record it. */
+static void render_estimate_json(json_t *o, const Regmix__ProposalEstimate *e)
+{
+    double lo = e ? e->predicted_lo : NAN, hi = e ? e->predicted_hi : NAN;
+    json_object_set_new(o, "predicted_interval",
+                        isfinite(lo) && isfinite(hi)
+                                ? json_pack("[o, o]", render_num_json(lo), render_num_json(hi))
+                                : json_null());
+    json_object_set_new(o, "verdict",
+                        e && e->verdict && *e->verdict ? json_string(e->verdict) : json_null());
+    json_object_set_new(o, "predicted_sd", render_num_json(e ? e->predicted_sd : NAN));
+    json_object_set_new(o, "noise_sd", render_num_json(e ? e->noise_sd : NAN));
+    json_object_set_new(o, "expected_gain", render_num_json(e ? e->expected_gain : NAN));
+    json_object_set_new(o, "proposal_from",
+                        e && e->proposal_from && *e->proposal_from ? json_string(e->proposal_from)
+                                                                   : json_null());
+}
+
 json_t *render_fit_json(const Regmix__FitInfo *f)
 {
-    return json_pack(
+    json_t *o = json_pack(
             "{s:i, s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:I}", "fit", (int)f->fit_no, "runs_used",
             (int)f->runs_used, "model", render_str_or(f->model, ""), "cv", metrics_json(f->cv),
             "proposal", render_weights_json(f->proposal, f->n_proposal), "predicted",
             render_num_json(f->predicted), "l1_moved", render_num_json(f->l1_moved), "seconds",
             render_num_json(f->seconds), "created_unix_ms", (json_int_t)f->created_unix_ms);
+    if (o)
+        render_estimate_json(o, f->estimate);
+    return o;
+}
+
+/* Where `v` falls against [lo, hi]: "inside", "above", "below" ("" when one is not finite). */
+static const char *render_against(double v, double lo, double hi)
+{
+    if (!isfinite(v) || !isfinite(lo) || !isfinite(hi))
+        return "";
+    return v < lo ? "below" : v > hi ? "above" : "inside";
+}
+
+void render_status(int json, const Regmix__StatusReply *r)
+{
+    const Regmix__SweepInfo *s = r->sweep;
+    const Regmix__FitInfo *f = r->latest_fit;
+    const Regmix__ProposalEstimate *e = f ? f->estimate : NULL;
+    const Regmix__StatusFigures *g = r->figures;
+    double lo = e ? e->predicted_lo : NAN, hi = e ? e->predicted_hi : NAN;
+    double tobj = g ? g->target_objective : NAN;
+    if (json) {
+        json_t *o = render_sweep_json(s);
+        if (!o) {
+            render_print_json(NULL);
+            return;
+        }
+        json_object_set_new(o, "latest_fit", f ? render_fit_json(f) : json_null());
+        json_object_set_new(o, "l1_tol", render_num_json(g ? g->l1_tol : NAN));
+        json_object_set_new(o, "gain_tol", render_num_json(g ? g->gain_tol : NAN));
+        json_object_set_new(o, "target_state",
+                            g && g->target_state && *g->target_state ? json_string(g->target_state)
+                                                                     : json_null());
+        json_object_set_new(o, "target_objective", render_num_json(tobj));
+        const char *where = render_against(tobj, lo, hi);
+        json_object_set_new(o, "target_in_interval", *where ? json_string(where) : json_null());
+        render_print_json(o);
+        return;
+    }
+    const Regmix__RunCounts *rc = s->runs;
+    Regmix__RunCounts z = REGMIX__RUN_COUNTS__INIT;
+    if (!rc)
+        rc = &z;
+    printf("sweep     %s\nname      %s\nstate     %s\nruns      %u: queued %u, leased %u, "
+           "running %u, done %u, failed %u, dead %u, cancelled %u\nfits      %u\n",
+           render_str_or(s->sweep_id, "-"), render_str_or(s->name, "-"),
+           render_sweep_state(s->state), render_counts_total(rc), rc->queued, rc->leased,
+           rc->running, rc->done, rc->failed, rc->dead, rc->cancelled, s->fits);
+    if (s->converged)
+        printf("converged after %u runs\n", s->converged_after_runs);
+    if (!f)
+        return;
+    /* One line: the prediction at the proposal, where a run there should land (95 %), the
+     * verdict, and for active sweeps the expected gain of one more run against gain_tol. */
+    printf("proposal  fit %u on %u runs (%s): predicted %.6g", f->fit_no, f->runs_used,
+           render_str_or(f->model, "?"), f->predicted);
+    if (isfinite(lo) && isfinite(hi))
+        printf(", 95 %% interval of a run there [%.6g, %.6g]", lo, hi);
+    if (e && (isfinite(e->predicted_sd) || isfinite(e->noise_sd)))
+        printf(" (sd: model %.3g, noise %.3g)", e->predicted_sd, e->noise_sd);
+    if (e && e->verdict && *e->verdict)
+        printf("; verdict %s", e->verdict);
+    if (e && isfinite(e->expected_gain)) {
+        printf("; expected gain %.3g", e->expected_gain);
+        if (g && isfinite(g->gain_tol))
+            printf(" %s gain_tol %.3g", e->expected_gain < g->gain_tol ? "<" : ">=", g->gain_tol);
+    }
+    if (e && e->proposal_from && *e->proposal_from)
+        printf("; chosen by %s", e->proposal_from);
+    putchar('\n');
+    if (g && g->target_state && *g->target_state) {
+        printf("target    %s", g->target_state);
+        if (isfinite(tobj)) {
+            printf(", objective %.6g", tobj);
+            const char *where = render_against(tobj, lo, hi);
+            if (*where)
+                printf(" (%s the interval of fit %u)", where, f->fit_no);
+        }
+        putchar('\n');
+    }
 }
 
 static json_t *render_target_json(const Regmix__TargetInfo *t)

@@ -29,7 +29,14 @@ json_t *render_num_json(double x);
 json_t *render_sweep_json(const Regmix__SweepInfo *s);
 json_t *render_weights_json(Regmix__DomainWeight **w, size_t n);
 json_t *render_values_json(Regmix__DomainValue **v, size_t n);
+/* A fit as JSON, with its estimate at the proposal (predicted_interval, verdict, expected_gain,
+ * ...: null where absent). */
 json_t *render_fit_json(const Regmix__FitInfo *f);
+
+/* `regmixctl status`: the sweep's counts and, once it has a fit, one line with the proposal's
+ * predicted objective, its 95 % interval, the verdict and the expected gain against gain_tol,
+ * and the target's realised objective against that interval (or all of it as one JSON object). */
+void render_status(int json, const Regmix__StatusReply *r);
 
 /* Prints `o` compactly on one line and drops the reference (NULL: says out of memory). */
 void render_print_json(json_t *o);

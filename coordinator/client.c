@@ -465,6 +465,11 @@ static sweep_t *client__sweep(coord_t *c, const frame_msg_t *msg, const char *ke
     return sw;
 }
 
+static int client__latest_fit(coord_t *c, const sweep_t *sw, Regmix__FitInfo **ret);
+static void client__fit_info_free(Regmix__FitInfo *f);
+
+/* The sweep's counts, and since issue 10 its latest fit (one row read by fit number) with what
+ * it is judged against and the target's realised objective (in memory). */
 static void client__status(coord_t *c, const frame_msg_t *msg, const Regmix__StatusRequest *req)
 {
     sweep_t *sw = client__sweep(c, msg, req->sweep_id);
@@ -472,14 +477,28 @@ static void client__status(coord_t *c, const frame_msg_t *msg, const Regmix__Sta
         return;
     Regmix__Envelope env;
     Regmix__StatusReply rep = REGMIX__STATUS_REPLY__INIT;
+    Regmix__StatusFigures fig = REGMIX__STATUS_FIGURES__INIT;
     Regmix__SweepInfo info;
     Regmix__RunCounts counts;
+    Regmix__FitInfo *fit = NULL;
+    if (client__latest_fit(c, sw, &fit) < 0) {
+        CLIENT_ERR(c, msg, INTERNAL, "reading the latest fit of %s failed", sw->sweep_id);
+        return;
+    }
     coord_sweep_info(sw, &info, &counts);
+    const target_t *t = coord_target_find(c, sw->id, "target");
+    fig.l1_tol = sw->spec ? sw->spec->regression.convergence.l1_tol : NAN;
+    fig.gain_tol = NAN;
+    fig.target_objective = t && t->state == TARGET_STATE_DONE ? t->objective : NAN;
+    fig.target_state = (char *)(t ? states_target_name(t->state) : "");
     rep.sweep = &info;
+    rep.latest_fit = fit;
+    rep.figures = &fig;
     frame_envelope_init(&env, 0);
     env.body_case = REGMIX__ENVELOPE__BODY_STATUS_REPLY;
     env.status_reply = &rep;
     client__reply(c, msg, &env);
+    client__fit_info_free(fit);
 }
 
 static void client__list(coord_t *c, const frame_msg_t *msg)
@@ -799,6 +818,11 @@ static void client__fit_info_free(Regmix__FitInfo *f)
     free(f->proposal);
     free(f->model);
     free(f->cv);
+    if (f->estimate) {
+        free(f->estimate->verdict);
+        free(f->estimate->proposal_from);
+        free(f->estimate);
+    }
     free(f);
 }
 
@@ -806,6 +830,40 @@ static double client__json_num(json_t *o, const char *key)
 {
     json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
     return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* A string member of the fit's metrics JSON, copied ("" when absent or not a string); NULL only
+ * when out of memory. */
+static char *client__json_str(json_t *o, const char *key)
+{
+    json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+    return strdup(json_is_string(v) ? json_string_value(v) : "");
+}
+
+/* The estimate at the proposal from the fit's metrics JSON: the interval (fitpipe.c), the verdict,
+ * and the active sweep's keys, each NaN or "" where the fit did not record it. */
+static Regmix__ProposalEstimate *client__estimate(json_t *mj)
+{
+    Regmix__ProposalEstimate *e = malloc(sizeof *e);
+    if (!e)
+        return NULL;
+    regmix__proposal_estimate__init(e);
+    json_t *iv = json_is_object(mj) ? json_object_get(mj, "predicted_interval") : NULL;
+    json_t *lo = json_array_get(iv, 0), *hi = json_array_get(iv, 1);
+    e->predicted_lo = json_is_array(iv) && json_is_number(lo) ? json_number_value(lo) : NAN;
+    e->predicted_hi = json_is_array(iv) && json_is_number(hi) ? json_number_value(hi) : NAN;
+    e->predicted_sd = client__json_num(mj, "predicted_sd");
+    e->noise_sd = client__json_num(mj, "noise_sd");
+    e->expected_gain = client__json_num(mj, "expected_gain");
+    e->verdict = client__json_str(mj, "verdict");
+    e->proposal_from = client__json_str(mj, "proposal_from");
+    if (!e->verdict || !e->proposal_from) {
+        free(e->verdict);
+        free(e->proposal_from);
+        free(e);
+        return NULL;
+    }
+    return e;
 }
 
 static int client__fit_row(const store_fit_row_t *row, void *data)
@@ -849,10 +907,11 @@ static int client__fit_row(const store_fit_row_t *row, void *data)
     m->r2 = client__json_num(mj, "r2");
     double folds = client__json_num(mj, "folds");
     m->folds = isfinite(folds) && folds > 0 ? (uint32_t)folds : 0;
+    f->estimate = client__estimate(mj);
     json_decref(mj);
     json_t *pj = json_loads(row->proposal_json, 0, NULL);
     f->proposal = calloc((size_t)(sw->ndomains ? sw->ndomains : 1), sizeof *f->proposal);
-    if (!f->model || !f->proposal) {
+    if (!f->model || !f->proposal || !f->estimate) {
         json_decref(pj);
         return -ENOMEM;
     }
@@ -868,6 +927,25 @@ static int client__fit_row(const store_fit_row_t *row, void *data)
         f->proposal[f->n_proposal++] = dw;
     }
     json_decref(pj);
+    return 0;
+}
+
+/* The sweep's latest fit in *ret (NULL before the first): one row, read by its number. */
+static int client__latest_fit(coord_t *c, const sweep_t *sw, Regmix__FitInfo **ret)
+{
+    *ret = NULL;
+    if (sw->nfits < 1)
+        return 0;
+    client__fits_t acc = {.sw = sw, .last_only = 1};
+    int r = store_fits_after(c->store, sw->id, sw->nfits - 1, client__fit_row, &acc);
+    if (r < 0 || acc.n == 0) {
+        for (size_t i = 0; i < acc.n; i++)
+            client__fit_info_free(acc.fits[i]);
+        free(acc.fits);
+        return r < 0 ? r : 0;
+    }
+    *ret = acc.fits[0];
+    free(acc.fits);
     return 0;
 }
 

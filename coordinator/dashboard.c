@@ -83,14 +83,27 @@ static int dashboard__fit(const store_fit_row_t *row, void *data)
                           row->runs_used, "model", row->model, "predicted",
                           dashboard__num(row->predicted), "l1_moved", dashboard__num(row->l1_moved),
                           "proposal", prop, "created_ms", (json_int_t)row->created_ms);
-    const char *keys[] = {"spearman", "pearson", "r2", "mse", "l1_window"};
+    /* The active sweep's keys (predicted_sd, noise_sd, expected_gain) are null on other fits. */
+    const char *keys[] = {"spearman",  "pearson",      "r2",       "mse",
+                          "l1_window", "predicted_sd", "noise_sd", "expected_gain"};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         json_t *v = json_object_get(m, keys[k]);
         json_object_set(o, keys[k], json_is_number(v) ? v : json_null());
     }
+    /* [lo, hi]: the 95 % interval of a run's objective at the proposal; null when either end is
+     * missing (a fit without out-of-fold error, a fit older than the interval). */
+    json_t *iv = json_object_get(m, "predicted_interval");
+    json_t *lo = json_array_get(iv, 0), *hi = json_array_get(iv, 1);
+    json_object_set_new(o, "predicted_interval",
+                        json_is_array(iv) && json_is_number(lo) && json_is_number(hi)
+                                ? json_pack("[O, O]", lo, hi)
+                                : json_null());
     json_t *verdict = json_object_get(m, "verdict");
     json_object_set_new(o, "verdict",
                         json_string(json_is_string(verdict) ? json_string_value(verdict) : ""));
+    json_t *from = json_object_get(m, "proposal_from");
+    json_object_set_new(o, "proposal_from",
+                        json_is_string(from) ? json_string(json_string_value(from)) : json_null());
     json_decref(m);
     json_decref(p);
     json_array_append_new(f->arr, o);
@@ -158,6 +171,7 @@ static json_t *dashboard__doc(coord_t *c, sweep_t *sw)
     json_object_set_new(doc, "l1_tol",
                         sw->spec ? dashboard__num(sw->spec->regression.convergence.l1_tol)
                                  : json_null());
+    json_object_set_new(doc, "gain_tol", json_null());
     dashboard_fits_t f = {.arr = fits, .sw = sw};
     dashboard_targets_t t = {.c = c, .sw = sw, .arr = targets};
     char *oof = NULL;

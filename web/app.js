@@ -110,6 +110,47 @@
                     })}],
       hlines: doc.l1_tol ? [{y: doc.l1_tol, label: "l1_tol"}] : []
     }) + "</div>";
+    // The prediction at the proposal per refit with the 95 % interval of one run there, the
+    // target's realised objective once it is done, and for active sweeps the expected gain.
+    if (!offline) {
+      var tgt = (doc.targets || []).filter(function (t) {
+        return t.role === "target" && t.state === "done" && isFinite(t.objective) &&
+               t.objective !== null;
+      })[0];
+      out += '<div class="card"><h3>Predicted objective at the proposal per refit</h3>' +
+             Plot.xy({
+               id: "predicted", xlabel: "runs used", ylabel: "predicted " +
+               (doc.objective || "objective"), empty: "no fit yet",
+               series: [{name: "prediction, whiskers: 95 % interval", line: true,
+                         color: "#2ca02c", points: fits.filter(function (f) {
+                           return f.predicted !== null;
+                         }).map(function (f) {
+                           var iv = interval(f);
+                           return [f.runs_used, f.predicted, "fit " + f.fit_no + ": predicted " +
+                                   fmt(f.predicted) + (iv ? ", 95 % interval " + fmt(iv[0]) +
+                                   " to " + fmt(iv[1]) : ", no interval") +
+                                   (f.verdict ? ", " + f.verdict : ""), iv];
+                         })}],
+               hlines: tgt ? [{y: tgt.objective, label: "target (realised)"}] : []
+             }) + '<p class="note">Whiskers: where one run at the proposal should land, 95 % ' +
+             "(the prediction ± 1.96 × its error on runs the model did not see, or the " +
+             "model's and the runs' noise for active proposals)." +
+             (tgt ? " The line: the target run's objective." : "") + "</p></div>";
+      var gains = fits.filter(function (f) {
+        return f.expected_gain !== null && f.expected_gain !== undefined && isFinite(f.expected_gain);
+      });
+      if (gains.length)
+        out += '<div class="card"><h3>Expected gain of one more run per refit</h3>' + Plot.xy({
+          id: "gain", xlabel: "runs used", ylabel: "expected gain",
+          series: [{name: "expected gain", line: true, color: "#ff7f0e",
+                    points: gains.map(function (f) {
+                      return [f.runs_used, f.expected_gain, "fit " + f.fit_no +
+                              ": expected gain " + fmt(f.expected_gain)];
+                    })}],
+          hlines: isFinite(doc.gain_tol) && doc.gain_tol !== null ?
+                  [{y: doc.gain_tol, label: "gain_tol"}] : []
+        }) + "</div>";
+    }
     // 2. predicted against actual, out of fold, for the latest fit
     var oof = doc.oof, pts = [];
     if (oof)
@@ -155,6 +196,27 @@
     return '<div class="grid">' + out + "</div>";
   }
 
+  /* A fit's [lo, hi] when both ends are numbers, else null (absent on older fits). */
+  function interval(f) {
+    var iv = f && f.predicted_interval;
+    return iv && iv.length === 2 && iv[0] !== null && iv[1] !== null && isFinite(iv[0]) &&
+           isFinite(iv[1]) ? iv : null;
+  }
+
+  /* The latest proposal in words: its prediction, the interval, the verdict, the gain. */
+  function proposalText(f, doc) {
+    if (!f) return "";
+    var iv = interval(f), s = "proposal of fit " + f.fit_no + ": predicted " + fmt(f.predicted);
+    if (iv) s += ", a run there lands in " + fmt(iv[0]) + " to " + fmt(iv[1]) + " (95 %)";
+    if (f.verdict) s += " · verdict " + esc(f.verdict);
+    if (f.expected_gain !== null && f.expected_gain !== undefined && isFinite(f.expected_gain))
+      s += " · expected gain of one more run " + fmt(f.expected_gain) +
+           (doc.gain_tol !== null && isFinite(doc.gain_tol) ? " (gain_tol " + fmt(doc.gain_tol) +
+            ")" : "");
+    if (f.proposal_from) s += " · chosen by " + esc(f.proposal_from);
+    return s;
+  }
+
   function domainCharts() {
     var doc = model.doc, rs = thin(model.results, MAX_PLOT), out = "";
     doc.domains.forEach(function (dm, j) {
@@ -179,15 +241,23 @@
   function fitsTable() {
     var fits = model.doc.fits || [];
     if (!fits.length) return "";
+    var gain = fits.some(function (f) {
+      return f.expected_gain !== null && f.expected_gain !== undefined;
+    });
     var rows = fits.slice(-20).reverse().map(function (f) {
+      var iv = interval(f);
       return "<tr><td>" + f.fit_no + "</td><td>" + f.runs_used + "</td><td>" + esc(f.model) +
              "</td><td>" + fmt(f.spearman) + "</td><td>" + fmt(f.r2) + "</td><td>" +
-             fmt(f.l1_moved) + "</td><td>" + fmt(f.predicted) + "</td><td>" + esc(f.verdict) +
+             fmt(f.l1_moved) + "</td><td>" + fmt(f.predicted) + "</td><td>" +
+             (iv ? fmt(iv[0]) + " – " + fmt(iv[1]) : "–") + "</td>" +
+             (gain ? "<td>" + fmt(f.expected_gain) + "</td>" : "") + "<td>" + esc(f.verdict) +
              "</td></tr>";
     }).join("");
     return '<h2>Fits</h2><table id="fits"><tr><th>fit</th><th>runs</th><th>model</th>' +
-           "<th>Spearman</th><th>R²</th><th>L1 moved</th><th>predicted</th><th>verdict</th></tr>" +
-           rows + "</table>" + (fits.length > 20 ? "<p>latest 20 of " + fits.length + "</p>" : "");
+           "<th>Spearman</th><th>R²</th><th>L1 moved</th><th>predicted</th>" +
+           "<th>95 % interval of a run</th>" + (gain ? "<th>expected gain</th>" : "") +
+           "<th>verdict</th></tr>" + rows + "</table>" +
+           (fits.length > 20 ? "<p>latest 20 of " + fits.length + "</p>" : "");
   }
 
   function targetsTable() {
@@ -203,7 +273,9 @@
              return "<tr><td>" + esc(t.role) + "</td><td>" + esc(t.state) + "</td><td>" +
                     esc(t.launcher) + "</td><td>" + t.step + "</td><td>" + fmt(t.loss) +
                     "</td><td>" + fmt(t.objective) + "</td><td>" +
-                    (t.role === "target" && last ? fmt(last.predicted) : "–") + "</td></tr>";
+                    (t.role === "target" && last ? fmt(last.predicted) + (interval(last) ?
+                     " (95 % " + fmt(interval(last)[0]) + " – " + fmt(interval(last)[1]) + ")" :
+                     "") : "–") + "</td></tr>";
            }).join("") + "</table>" +
            '<p class="facts">The objective is measured on the target model; the prediction is ' +
            "the proxy regression's at the proposed mixture, on the proxy models' scale.</p>";
@@ -282,13 +354,17 @@
         body += '<p class="facts">' + s.runs.total + " training runs · target " +
                 esc(doc.objective) + " · model " + esc(f.model) + " · Spearman " +
                 fmt(f.spearman) + " · R² " + fmt(f.r2) + " · predicted at the proposal " +
-                fmt(f.predicted) + "</p>";
+                fmt(f.predicted) + (interval(f) ? ", a run there lands in " +
+                fmt(interval(f)[0]) + " to " + fmt(interval(f)[1]) + " (95 %)" : "") + "</p>";
       } else {
         body += progressBar(s.runs) + '<p class="facts">' + countsText(s.runs) + " · " +
                 s.runs.total + " runs · " + fmt(s.rate_per_s) + " runs/s · time left " +
                 dur(s.eta_s) + " · objective " + esc(doc.objective || "?") +
                 (s.converged ? " · converged after " + s.converged_after_runs + " runs" : "") +
                 "</p>";
+        var lastFit = (doc.fits || [])[(doc.fits || []).length - 1];
+        if (lastFit) body += '<p class="facts" id="proposal-line">' + proposalText(lastFit, doc) +
+                             "</p>";
       }
       body += charts() + domainCharts() + workersTable() + fitsTable() + targetsTable() +
               runsTable();

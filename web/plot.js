@@ -84,13 +84,18 @@ var Plot = (function () {
            H / 2 + '" text-anchor="middle">' + esc(why) + "</text></svg>";
   }
 
-  /* Points and lines. o: {id, series: [{name, color, line, points: [[x, y, title], ...]}],
-   * xlabel, ylabel, diagonal (draw y = x), hlines: [{y, label}], xdomain, ydomain, w, h}. */
+  /* Points and lines. o: {id, series: [{name, color, line, points: [[x, y, title, [lo, hi]],
+   * ...]}], xlabel, ylabel, diagonal (draw y = x), hlines: [{y, label}], xdomain, ydomain, w, h}.
+   * A point's optional [lo, hi] is drawn as a vertical whisker (class "whisker") when both ends
+   * are finite. */
   function xy(o) {
     var W = o.w || 420, H = o.h || 260, m = {l: 56, r: 12, t: 20, b: 34};
     var xsv = [], ysv = [];
     o.series.forEach(function (se) {
-      se.points.forEach(function (p) { xsv.push(p[0]); ysv.push(p[1]); });
+      se.points.forEach(function (p) {
+        xsv.push(p[0]); ysv.push(p[1]);
+        if (p[3]) ysv.push(p[3][0], p[3][1]);
+      });
     });
     (o.hlines || []).forEach(function (h) { ysv.push(h.y); });
     if (!xsv.length) return empty(o, W, H, o.empty || "no data yet");
@@ -120,6 +125,13 @@ var Plot = (function () {
              pts.map(function (p) { return xs(p[0]).toFixed(1) + "," + ys(p[1]).toFixed(1); })
                 .join(" ") + '"/>';
       var r = se.r || (pts.length > 500 ? 1.6 : 3);
+      pts.forEach(function (p) {
+        var w = p[3];
+        if (!w || !isFinite(w[0]) || !isFinite(w[1])) return;
+        var cx = xs(p[0]).toFixed(1), y0 = ys(w[0]).toFixed(1), y1 = ys(w[1]).toFixed(1);
+        s += '<path class="whisker" stroke="' + c + '" d="M' + cx + "," + y0 + "V" + y1 + "M" +
+             (cx - 3) + "," + y0 + "h6M" + (cx - 3) + "," + y1 + 'h6"/>';
+      });
       if (se.dots === false) return;
       pts.forEach(function (p) {
         s += '<circle class="pt" cx="' + xs(p[0]).toFixed(1) + '" cy="' + ys(p[1]).toFixed(1) +

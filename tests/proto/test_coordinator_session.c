@@ -292,6 +292,8 @@ static void test_full_sweep(void)
         CHECK_INT_EQ(r->status_reply->sweep->runs->done, 6);
         CHECK_INT_EQ(r->status_reply->sweep->runs->queued, 0);
         CHECK_INT_EQ(r->status_reply->sweep->state, REGMIX__SWEEP_STATE__SWEEP_STATE_DONE);
+        /* A latest fit exactly when the sweep has fits. */
+        CHECK((r->status_reply->sweep->fits == 0) == (r->status_reply->latest_fit == NULL));
     }
     frame_free(&r);
 
@@ -808,6 +810,18 @@ static void test_refits_and_convergence(void)
                 sum += f->proposal[k]->weight;
             CHECK_NEAR(sum, 1.0, 1e-6);
             CHECK(f->cv && f->cv->folds == 2);
+            /* The estimate at the proposal (issue 10): the interval around the prediction, the
+             * verdict; no active-sweep figures on a random sweep (NaN, ""). */
+            const Regmix__ProposalEstimate *e = f->estimate;
+            CHECK(e != NULL);
+            if (e) {
+                CHECK_MSG(isfinite(e->predicted_lo) && isfinite(e->predicted_hi) &&
+                                  e->predicted_lo < f->predicted && f->predicted < e->predicted_hi,
+                          "fit %u: predicted %g, interval [%g, %g]", f->fit_no, f->predicted,
+                          e->predicted_lo, e->predicted_hi);
+                CHECK(e->verdict && *e->verdict);
+                CHECK(isnan(e->expected_gain) && e->proposal_from && !*e->proposal_from);
+            }
         }
     }
     frame_free(&r);
@@ -834,6 +848,17 @@ static void test_refits_and_convergence(void)
         CHECK_INT_EQ(si->runs->queued + si->runs->leased + si->runs->running, 0);
         CHECK_INT_EQ(si->runs->cancelled + si->runs->done, 60);
         CHECK(si->converged_after_runs >= 16);
+        /* The latest fit travels with the status (issue 10), its verdict the one that converged,
+         * with the spec's l1_tol and no gain_tol (not an active sweep). */
+        const Regmix__FitInfo *lf = r->status_reply->latest_fit;
+        CHECK(lf && lf->fit_no == nfits && lf->estimate);
+        if (lf && lf->estimate) {
+            CHECK_STR_EQ(lf->estimate->verdict, "converged");
+            CHECK(lf->estimate->predicted_lo < lf->predicted &&
+                  lf->predicted < lf->estimate->predicted_hi);
+        }
+        CHECK(r->status_reply->figures && isnan(r->status_reply->figures->gain_tol) &&
+              r->status_reply->figures->l1_tol > 0);
     } else {
         CHECK(0);
     }

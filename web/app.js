@@ -249,7 +249,7 @@
       return "<tr><td>" + f.fit_no + "</td><td>" + f.runs_used + "</td><td>" + esc(f.model) +
              "</td><td>" + fmt(f.spearman) + "</td><td>" + fmt(f.r2) + "</td><td>" +
              fmt(f.l1_moved) + "</td><td>" + fmt(f.predicted) + "</td><td>" +
-             (iv ? fmt(iv[0]) + " – " + fmt(iv[1]) : "–") + "</td>" +
+             (iv ? fmt(iv[0]) + " to " + fmt(iv[1]) : "–") + "</td>" +
              (gain ? "<td>" + fmt(f.expected_gain) + "</td>" : "") + "<td>" + esc(f.verdict) +
              "</td></tr>";
     }).join("");
@@ -274,7 +274,7 @@
                     esc(t.launcher) + "</td><td>" + t.step + "</td><td>" + fmt(t.loss) +
                     "</td><td>" + fmt(t.objective) + "</td><td>" +
                     (t.role === "target" && last ? fmt(last.predicted) + (interval(last) ?
-                     " (95 % " + fmt(interval(last)[0]) + " – " + fmt(interval(last)[1]) + ")" :
+                     " (95 % " + fmt(interval(last)[0]) + " to " + fmt(interval(last)[1]) + ")" :
                      "") : "–") + "</td></tr>";
            }).join("") + "</table>" +
            '<p class="facts">The objective is measured on the target model; the prediction is ' +

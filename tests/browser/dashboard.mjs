@@ -182,6 +182,8 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
       domainPts: [0, 1, 2, 3].map((j) =>
         document.querySelectorAll(`svg[data-chart="domain-${j}"] .pt`).length),
       fitPts: document.querySelectorAll('svg[data-chart="fit-quality"] .pt').length,
+      predPts: document.querySelectorAll('svg[data-chart="predicted"] .pt').length,
+      predWhiskers: document.querySelectorAll('svg[data-chart="predicted"] .whisker').length,
       title: (document.getElementById("sweep-title") || {}).textContent || "",
       workers: document.querySelectorAll("#workers tr.worker").length,
       runsRows: document.querySelectorAll("#runs tr.run").length,
@@ -190,6 +192,8 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
     for (const n of s.domainPts)
       if (n !== s.results) fail(`a domain chart has ${n} points for ${s.results} results`);
     if (s.fitPts !== s.fits) fail(`fit quality has ${s.fitPts} points for ${s.fits} fits`);
+    if (s.predPts !== s.fits || s.predWhiskers > s.predPts)
+      fail(`the predicted chart has ${s.predPts} points, ${s.predWhiskers} whiskers for ${s.fits} fits`);
     if (!shotMid && s.results >= RUNS / 3 && s.fits >= 2 && s.title.includes("running")) {
       await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-mid.png"), fullPage: true });
       shotMid = true;
@@ -222,12 +226,36 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
     oof: document.querySelectorAll('svg[data-chart="oof"] .pt').length,
     bars: document.querySelectorAll('svg[data-chart="proposal"] .pt').length,
     target: document.querySelectorAll('svg[data-chart="targets"] .pt').length,
+    pred: document.querySelectorAll('svg[data-chart="predicted"] .pt').length,
+    whiskers: document.querySelectorAll('svg[data-chart="predicted"] .whisker').length,
+    realised: [...document.querySelectorAll('svg[data-chart="predicted"] .hline title')].map((t) => t.textContent),
+    gainChart: document.querySelectorAll('svg[data-chart="gain"]').length,
+    proposalLine: (document.getElementById("proposal-line") || {}).textContent || "",
+    note: [...document.querySelectorAll(".note")].map((e) => e.textContent).join(" "),
   }));
   expect(`every domain chart has ${RUNS} points`, end.domain.every((n) => n === RUNS), end.domain.join(","));
   expect(`fit quality has one point per fit (${doc.fits.length})`, end.fit === doc.fits.length);
   expect("out-of-fold chart has one point per run of the latest fit", end.oof === doc.oof.actual.length && end.oof === doc.fits[doc.fits.length - 1].runs_used, `${end.oof}`);
   expect("proposal chart: prior and proposal bars for 4 domains", end.bars === 8, end.bars);
   expect("target curve drawn", end.target === doc.targets[0].curve.length && end.target >= 3, end.target);
+  // The prediction at the proposal per refit: one whisker per fit with a finite 95 % interval,
+  // the target's realised objective as a line, no expected-gain chart (not an active sweep).
+  const withIv = doc.fits.filter((f) => Array.isArray(f.predicted_interval) &&
+      f.predicted_interval.every((v) => typeof v === "number") && typeof f.predicted === "number");
+  const lastFit = doc.fits[doc.fits.length - 1];
+  expect(`predicted chart: one point per fit (${doc.fits.length}), one whisker per finite interval (${withIv.length})`,
+         end.pred === doc.fits.length && end.whiskers === withIv.length && withIv.length >= 2,
+         `${end.pred} points, ${end.whiskers} whiskers`);
+  expect("predicted chart: the target's realised objective as a line",
+         typeof doc.targets[0].objective === "number" &&
+         end.realised.length === 1 && end.realised[0] === `target (realised): ${doc.targets[0].objective}`,
+         `${end.realised.join("; ")} (objective ${doc.targets[0].objective})`);
+  expect("no expected-gain chart without expected_gain", end.gainChart === 0 && doc.fits.every((f) => f.expected_gain === null));
+  expect("the proposal line: the latest fit's interval (95 %) and verdict",
+         end.proposalLine.includes(`proposal of fit ${lastFit.fit_no}: predicted`) &&
+         end.proposalLine.includes("(95 %)") && end.proposalLine.includes(`verdict ${lastFit.verdict}`),
+         end.proposalLine);
+  expect("the page says what the interval means", end.note.includes("where one run at the proposal should land, 95 %"), end.note);
   await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-end.png"), fullPage: true });
   expect("no console errors, page errors or failed requests", problems.length === 0, problems.join("; "));
 
@@ -294,13 +322,16 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
     const charts = [...document.querySelectorAll("svg.chart")];
     return {
       charts: charts.map((c) => ({ id: c.getAttribute("data-chart"), pts: c.querySelectorAll(".pt").length,
+                                   whiskers: c.querySelectorAll(".whisker").length,
                                    empty: c.querySelectorAll(".empty").length })),
       runsRows: document.querySelectorAll("#runs tr.run").length,
     };
   });
   note(`report charts: ${rep.charts.map((c) => `${c.id}=${c.pts}`).join(" ")}`);
   const by = Object.fromEntries(rep.charts.map((c) => [c.id, c]));
-  expect("the report draws 9 charts, none empty", rep.charts.length === 9 && rep.charts.every((c) => c.pts > 0 && c.empty === 0));
+  expect("the report draws 10 charts, none empty", rep.charts.length === 10 && rep.charts.every((c) => c.pts > 0 && c.empty === 0));
+  expect("report: the predicted objective with one whisker per finite interval",
+         by.predicted.pts === doc.fits.length && by.predicted.whiskers === withIv.length, by.predicted.whiskers);
   expect("report: one point per run in each domain chart", [0, 1, 2, 3].every((j) => by[`domain-${j}`].pts === RUNS));
   expect("report: one point per fit", by["fit-quality"].pts === doc.fits.length);
   expect("report: movement has a point per fit after the first", by["fit-moved"].pts === doc.fits.length - 1);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "linebuf.h"
+
 #define CHILD_LINE_MAX_DEFAULT (64 * 1024)
 #define CHILD_EOF_WAIT_DEFAULT 1000
 #define CHILD_GRACE_DEFAULT    5000
@@ -28,9 +30,7 @@ struct child {
     child_line_cb on_line;
     child_end_cb on_end;
     void *data;
-    char *line; /* (line_max) */
-    size_t line_len, line_max;
-    int dropping; /* inside an over-long line */
+    linebuf_t *lines; /* the progress pipe's partial line */
     uint64_t dropped;
 };
 
@@ -38,7 +38,7 @@ static void child__closed(uv_handle_t *h)
 {
     child_t *c = h->data;
     if (--c->handles == 0) {
-        free(c->line);
+        linebuf_destroy(&c->lines);
         free(c);
     }
 }
@@ -58,8 +58,13 @@ static void child__close_all(child_t *c)
         child__close(c, (uv_handle_t *)&c->pipe);
 }
 
-static void child__emit(child_t *c, const char *s, size_t n)
+static void child__emit(const char *s, size_t n, const char *error, void *data)
 {
+    child_t *c = data;
+    if (error) {
+        c->dropped++;
+        return;
+    }
     if (c->detached || !c->on_line)
         return;
     json_t *o = n > 0 && s[0] == '{' ? json_loadb(s, n, 0, NULL) : NULL;
@@ -77,9 +82,8 @@ static void child__maybe_end(child_t *c)
     if (!c->exited || !c->pipe_done || c->ended)
         return;
     c->ended = 1;
-    if (c->line_len > 0 && !c->dropping) /* a last line without a newline */
-        child__emit(c, c->line, c->line_len);
-    c->line_len = 0;
+    if (c->lines) /* a last line without a newline */
+        linebuf_finish(c->lines, child__emit, c);
     if (!c->detached && c->on_end)
         c->on_end(c, c->exit_status, c->term_signal, c->data);
     child__close_all(c);
@@ -104,29 +108,7 @@ static void child__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         child__maybe_end(c);
         return;
     }
-    const char *p = buf->base, *end = buf->base + nread;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        if (!c->dropping) {
-            if (c->line_len + n > c->line_max) {
-                c->dropping = 1;
-                c->line_len = 0;
-            } else {
-                memcpy(c->line + c->line_len, p, n);
-                c->line_len += n;
-            }
-        }
-        if (!nl)
-            break;
-        if (c->dropping)
-            c->dropped++;
-        else
-            child__emit(c, c->line, c->line_len);
-        c->dropping = 0;
-        c->line_len = 0;
-        p = nl + 1;
-    }
+    linebuf_feed(c->lines, buf->base, (size_t)nread, child__emit, c);
 }
 
 static void child__eof_timeout(uv_timer_t *t)
@@ -169,7 +151,6 @@ int child_start(uv_loop_t *loop,
     child_t *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    c->line_max = o->line_max ? o->line_max : CHILD_LINE_MAX_DEFAULT;
     c->eof_wait_ms = o->eof_wait_ms > 0 ? o->eof_wait_ms : CHILD_EOF_WAIT_DEFAULT;
     c->kill_grace_ms = o->kill_grace_ms > 0 ? o->kill_grace_ms : CHILD_GRACE_DEFAULT;
     c->own_group = o->own_group;
@@ -179,7 +160,8 @@ int child_start(uv_loop_t *loop,
     c->data = data;
     c->has_pipe = o->progress_fd >= 0 && o->progress_file <= 0;
     c->pipe_done = !c->has_pipe;
-    if (c->has_pipe && !(c->line = malloc(c->line_max))) {
+    if (c->has_pipe &&
+        linebuf_new(o->line_max ? o->line_max : CHILD_LINE_MAX_DEFAULT, &c->lines) < 0) {
         free(c);
         return -ENOMEM;
     }

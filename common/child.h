@@ -8,8 +8,8 @@
  * launch needs: placeholder expansion and mkdir -p. The worker's jobs and the coordinator's
  * launches both start their processes here.
  *
- * Rules: the line buffer is bounded (an over-long line is dropped whole, counted in
- * child_dropped_lines()); a callback-taking child_start() that fails never calls back; the memory
+ * Rules: the line buffer is bounded (common/linebuf: an over-long line, the last one too, is
+ * dropped whole, counted in child_dropped_lines()); a callback-taking child_start() that fails never calls back; the memory
  * of a child is freed in its handles' close callbacks, after child_close() or the end callback.
  * All calls on the loop thread.
  */

@@ -20,6 +20,7 @@
 
 #include "child.h"
 #include "config.h"
+#include "linebuf.h"
 #include "strv.h"
 #include "trainargs.h"
 
@@ -638,8 +639,7 @@ int launcher_plan_write(const launcher_plan_t *plan, char *err, size_t errlen)
 struct launcher_tail {
     char *path;
     off_t offset;
-    launcher__buf_t line;
-    int dropping; /* inside an over-long line */
+    linebuf_t *lines; /* the partial line at offset */
     launcher_outcome_t out;
 };
 
@@ -679,9 +679,19 @@ static void launcher__result(launcher_outcome_t *o, json_t *losses)
 
 /* One line of a progress file: JSON progress events are reported, anything else (a rank's own
  * output on mpirun's stdout) is skipped. */
-static void
-launcher__line(launcher_tail_t *t, const char *s, size_t n, launcher_line_cb cb, void *data)
+/* What launcher_tail_read() hands its line callback. */
+typedef struct launcher__reading {
+    launcher_tail_t *t;
+    launcher_line_cb cb;
+    void *data;
+} launcher__reading_t;
+
+static void launcher__line(const char *s, size_t n, const char *error, void *data)
 {
+    const launcher__reading_t *r = data;
+    launcher_tail_t *t = r->t;
+    if (error)
+        return;
     json_error_t je;
     json_t *o = n > 0 && s[0] == '{' ? json_loadb(s, n, 0, &je) : NULL;
     const char *ev = o ? json_string_value(json_object_get(o, "event")) : NULL;
@@ -716,15 +726,17 @@ launcher__line(launcher_tail_t *t, const char *s, size_t n, launcher_line_cb cb,
         if (strcmp(ev, "result") == 0 && json_is_object(ls))
             launcher__result(&t->out, ls);
     }
-    if (cb)
-        cb(&p, data);
+    if (r->cb)
+        r->cb(&p, r->data);
     json_decref(o);
 }
 
 int launcher_tail_new(const char *path, launcher_tail_t **ret)
 {
     launcher_tail_t *t = calloc(1, sizeof *t);
-    if (!t || !(t->path = strdup(path))) {
+    if (!t || !(t->path = strdup(path)) || linebuf_new(LAUNCHER_LINE_MAX, &t->lines) < 0) {
+        if (t)
+            free(t->path);
         free(t);
         return -ENOMEM;
     }
@@ -738,7 +750,7 @@ void launcher_tail_destroy(launcher_tail_t **self_p)
     if (!t)
         return;
     launcher__outcome_clear(&t->out);
-    free(t->line.s);
+    linebuf_destroy(&t->lines);
     free(t->path);
     free(t);
     *self_p = NULL;
@@ -763,9 +775,9 @@ int launcher_tail_read(launcher_tail_t *t, int final, launcher_line_cb cb, void 
     if (fstat(fd, &st) == 0 && st.st_size < t->offset) {
         /* the file was replaced (a fresh `kubectl logs`, a truncated log): read it again */
         t->offset = 0;
-        t->line.len = 0;
-        t->dropping = 0;
+        linebuf_reset(t->lines);
     }
+    launcher__reading_t r = {t, cb, data};
     uint64_t before = t->out.progress_lines;
     static __thread char chunk[65536];
     size_t total = 0;
@@ -782,33 +794,11 @@ int launcher_tail_read(launcher_tail_t *t, int final, launcher_line_cb cb, void 
             break;
         t->offset += n;
         total += (size_t)n;
-        const char *p = chunk, *end = chunk + n;
-        while (p < end) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-            if (!t->dropping) {
-                if (t->line.len + len > LAUNCHER_LINE_MAX) {
-                    t->dropping = 1;
-                    t->line.len = 0;
-                } else {
-                    buf_add(&t->line, p, len);
-                }
-            }
-            if (!nl)
-                break;
-            if (!t->dropping && t->line.s)
-                launcher__line(t, t->line.s, t->line.len, cb, data);
-            t->dropping = 0;
-            t->line.len = 0;
-            t->line.oom = 0;
-            p = nl + 1;
-        }
+        linebuf_feed(t->lines, chunk, (size_t)n, launcher__line, &r);
     }
     close(fd);
-    if (final && t->line.len > 0 && !t->dropping && t->line.s) { /* a last line without '\n' */
-        launcher__line(t, t->line.s, t->line.len, cb, data);
-        t->line.len = 0;
-    }
+    if (final) /* a last line without '\n' */
+        linebuf_finish(t->lines, launcher__line, &r);
     return rc < 0 ? rc : (int)(t->out.progress_lines - before);
 }
 

@@ -275,14 +275,10 @@ int csv_read_file(const char *path, csv_t **ret, char *err, size_t errlen)
     char *text = NULL;
     size_t len = 0;
     int rc = slurp_file(path, CSV_MAX_BYTES, &text, &len);
-    if (rc == -EFBIG)
-        errbuf_set(err, errlen, "%s: larger than %u bytes", path, CSV_MAX_BYTES);
-    else if (rc == -EISDIR)
-        errbuf_set(err, errlen, "%s: is a directory", path);
-    else if (rc < 0)
-        errbuf_set(err, errlen, "%s: %s", path, strerror(-rc));
-    if (rc < 0)
+    if (rc < 0) {
+        slurp_error(err, errlen, path, CSV_MAX_BYTES, rc);
         return rc;
+    }
     rc = csv_read_string(path, text, len, ret, err, errlen);
     free(text);
     return rc;

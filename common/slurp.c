@@ -6,8 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "errbuf.h"
 
 int slurp_file(const char *path, size_t max_bytes, char **ret_data, size_t *ret_len)
 {
@@ -73,4 +76,14 @@ out:
     free(text);
     close(fd);
     return rc;
+}
+
+void slurp_error(char *err, size_t errlen, const char *path, size_t max_bytes, int rc)
+{
+    if (rc == -EFBIG)
+        errbuf_set(err, errlen, "%s: larger than the limit of %zu bytes", path, max_bytes);
+    else if (rc == -EISDIR)
+        errbuf_set(err, errlen, "%s: is a directory", path);
+    else
+        errbuf_set(err, errlen, "%s: %s", path, strerror(-rc));
 }

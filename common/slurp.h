@@ -5,7 +5,7 @@
  *
  * The file is read until EOF rather than trusting st_size, so pipes and growing files work too;
  * at most max_bytes + 1 bytes are ever read (the extra byte only tells "too large").
- * Nothing here prints: the caller names the file in its own message.
+ * Nothing here prints: slurp_error() words a failure the same way for every caller.
  */
 #ifndef REGMIX_SLURP_H
 #define REGMIX_SLURP_H
@@ -19,5 +19,11 @@
  * Outputs are untouched on failure.
  */
 int slurp_file(const char *path, size_t max_bytes, char **ret_data, size_t *ret_len);
+
+/*
+ * Writes into err (errbuf.h) why slurp_file(path, max_bytes, ...) returned rc < 0, naming the
+ * file: "PATH: larger than the limit of N bytes", "PATH: is a directory" or "PATH: <strerror>".
+ */
+void slurp_error(char *err, size_t errlen, const char *path, size_t max_bytes, int rc);
 
 #endif

@@ -1192,14 +1192,10 @@ int spec_parse_file(const char *path, spec_t **ret, char *err, size_t errlen)
     char *text = NULL;
     size_t len = 0;
     int rc = slurp_file(path, SPEC_MAX_BYTES, &text, &len);
-    if (rc == -EFBIG)
-        errbuf_set(err, errlen, "%s: spec is more than the limit %u bytes", path, SPEC_MAX_BYTES);
-    else if (rc == -EISDIR)
-        errbuf_set(err, errlen, "%s: is a directory", path);
-    else if (rc < 0)
-        errbuf_set(err, errlen, "%s: %s", path, strerror(-rc));
-    if (rc < 0)
+    if (rc < 0) {
+        slurp_error(err, errlen, path, SPEC_MAX_BYTES, rc);
         return rc;
+    }
     rc = spec_parse_string(path, text, len, ret, err, errlen);
     free(text);
     return rc;

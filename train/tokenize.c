@@ -4,6 +4,7 @@
 #include "tokenize.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,8 +141,9 @@ int tokenize_main(int argc, char **argv)
         size_t n = 0;
         int e = slurp_file(path, TOKENIZE_MAX_DOC_BYTES, &text, &n);
         if (e < 0) {
-            fprintf(stderr, "regmix-train tokenize: %s: %s\n", path,
-                    e == -EFBIG ? "larger than the limit of one document (1 GiB)" : strerror(-e));
+            char why[PATH_MAX + 64];
+            slurp_error(why, sizeof why, path, TOKENIZE_MAX_DOC_BYTES, e);
+            fprintf(stderr, "regmix-train tokenize: %s\n", why);
             rc = e == -ENOMEM ? 1 : 2;
             break;
         }

@@ -1,6 +1,7 @@
 /*
  * test_slurp: common/slurp.c on real files in a temporary folder: sizes at and around the limit,
- * an empty file, a directory, a missing file, and a FIFO (read until EOF, not st_size).
+ * an empty file, a directory, a missing file, and a FIFO (read until EOF, not st_size); the
+ * wording of each failure (slurp_error).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -88,11 +89,35 @@ static void test_fifo(void)
     }
 }
 
+/* The one wording of a read failure, as spec_parse_file() and csv_read_file() report it. */
+static void test_error(void)
+{
+    char err[256];
+    char *d = NULL;
+    size_t n = 0;
+    const char *path = write_file("eleven", 11);
+    int rc = slurp_file(path, 10, &d, &n);
+    CHECK_INT_EQ(rc, -EFBIG);
+    slurp_error(err, sizeof err, path, 10, rc);
+    char want[600];
+    snprintf(want, sizeof want, "%s: larger than the limit of 10 bytes", path);
+    CHECK_STR_EQ(err, want);
+    slurp_error(err, sizeof err, dir, 10, slurp_file(dir, 10, &d, &n));
+    snprintf(want, sizeof want, "%s: is a directory", dir);
+    CHECK_STR_EQ(err, want);
+    slurp_error(err, sizeof err, "/nonexistent/regmix", 10,
+                slurp_file("/nonexistent/regmix", 10, &d, &n));
+    CHECK_STR_EQ(err, "/nonexistent/regmix: No such file or directory");
+    slurp_error(NULL, 0, "/x", 10, -ENOENT); /* no buffer: a no-op */
+    CHECK(d == NULL);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
         return 1;
     TEST_RUN(test_sizes);
     TEST_RUN(test_fifo);
+    TEST_RUN(test_error);
     return test_finish_tmpdir(dir, "test files");
 }

@@ -364,6 +364,102 @@ static int wait_ended(const char *sweep, int timeout_ms, Regmix__RunCounts *rc)
     return -1;
 }
 
+/* Stops a regmix-worker started here (SIGTERM, then up to 5 s for its exit). */
+static void stop_worker(pid_t p)
+{
+    kill(p, SIGTERM);
+    wire_wait(p, 5000, NULL);
+}
+
+/* ---- a row's set-up ------------------------------------------------------------------------ */
+
+/* A fresh directory, database, ports and ZeroMQ context in H, for a case that writes files there
+ * (a config, keys) before the coordinator starts. 0, or -1 (checked) without a directory. */
+static int prepare(void)
+{
+    snprintf(H.dir, sizeof H.dir, "/tmp/regmix-rogue-XXXXXX");
+    if (!mkdtemp(H.dir)) {
+        CHECK_MSG(0, "mkdtemp %s", H.dir);
+        H.dir[0] = '\0';
+        return -1;
+    }
+    snprintf(H.db, sizeof H.db, "%s/regmix.db", H.dir);
+    snprintf(H.workers_ep, sizeof H.workers_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
+    snprintf(H.clients_ep, sizeof H.clients_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
+    H.zctx = zmq_ctx_new();
+    return 0;
+}
+
+/* prepare(), then DIR/coordinator.conf holding `conf`: its path (static), or NULL (checked). */
+static const char *prepare_config(const char *conf)
+{
+    if (prepare() < 0)
+        return NULL;
+    static char path[400];
+    snprintf(path, sizeof path, "%s/coordinator.conf", H.dir);
+    write_file(path, conf);
+    return path;
+}
+
+/* Submits the rows' sweep: web and code, `runs` runs (seed 3), the synthetic trainer with
+ * `max_attempts`; 1 when it was accepted (checked, naming the sweep). */
+static int submit_synthetic(const char *name, int runs, int max_attempts, char *sweep, size_t n)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec,
+             "name: %s\n"
+             "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
+             "sampling: {runs: %d, seed: 3}\n"
+             "proxy: {trainer: synthetic, max_attempts: %d}\n",
+             name, runs, max_attempts);
+    int ok = submit_ok(spec, sweep, n);
+    CHECK_MSG(ok, "sweep %s submitted", name);
+    return ok;
+}
+
+/* HELLO as `id` on `s`, which must be welcomed (checked, naming the id); 1 when it was. */
+static int welcomed(void *s, const char *id, const char *boot, uint32_t slots)
+{
+    Regmix__Envelope *r = hello(s, id, boot, slots);
+    int ok = r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME;
+    CHECK_MSG(ok, "HELLO of %s (boot %s) welcomed", id, boot);
+    frame_free(&r);
+    return ok;
+}
+
+/* The rogue peer: a raw DEALER on the worker endpoint, welcomed as `id` with `slots`. */
+static void *rogue_peer(const char *id, const char *boot, uint32_t slots)
+{
+    void *s = coord_harness_dealer(&H, H.workers_ep);
+    welcomed(s, id, boot, slots);
+    return s;
+}
+
+/* READY for `slots` on `s`; exactly `want` ASSIGNs arrive within 3 s (checked): their ids. */
+static void take_assigns(void *s, uint32_t slots, int want, uint64_t *att, uint64_t *run)
+{
+    send_ready(s, slots);
+    CHECK_INT_EQ(collect_assigns(s, att, run, want, 3000), want);
+}
+
+/* Polls the coordinator's view of worker `id` until it is `state` or timeout_ms pass, PINGing
+ * as the peer `ping` (when set) between polls, every interval_ms. 1 when it got there (checked:
+ * the message names the state it had instead). */
+static int
+wait_worker_state(const char *id, const char *state, void *ping, int interval_ms, int timeout_ms)
+{
+    long long end = wire_now_ms() + timeout_ms;
+    while (strcmp(worker_state(id), state) != 0 && wire_now_ms() < end) {
+        if (ping)
+            send_ping(ping, NULL, 0);
+        wire_sleep_ms(interval_ms);
+    }
+    char now[32];
+    snprintf(now, sizeof now, "%s", worker_state(id));
+    CHECK_MSG(strcmp(now, state) == 0, "worker %s is %s (it is '%s')", id, state, now);
+    return strcmp(now, state) == 0;
+}
+
 /* ---- the rows ------------------------------------------------------------------------------ */
 
 /* Row 1 (setup): a non-loopback endpoint without CURVE and an allow list is refused at start
@@ -440,22 +536,14 @@ static void test_hello_takeover(void)
     if (start(extra) < 0)
         return;
     char sw[64];
-    CHECK(submit_ok("name: takeover\n"
-                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
-                    "sampling: {runs: 2, seed: 3}\n"
-                    "proxy: {trainer: synthetic, max_attempts: 1}\n",
-                    sw, sizeof sw));
-    void *honest = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope *r = hello(honest, "host:w", "boot-honest", 1);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-    frame_free(&r);
-    send_ready(honest, 1);
+    submit_synthetic("takeover", 2, 1, sw, sizeof sw);
+    void *honest = rogue_peer("host:w", "boot-honest", 1);
     uint64_t att[2], run[2];
-    CHECK_INT_EQ(collect_assigns(honest, att, run, 1, 3000), 1);
+    take_assigns(honest, 1, 1, att, run);
     send_started(honest, att[0]);
 
     void *rogue = coord_harness_dealer(&H, H.workers_ep);
-    r = hello(rogue, "host:w", "boot-rogue", 8);
+    Regmix__Envelope *r = hello(rogue, "host:w", "boot-rogue", 8);
     CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
                       r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT &&
                       strstr(r->error->message, "--name"),
@@ -480,13 +568,8 @@ static void test_hello_key_bound(void)
     char spub[41], ssec[41], k1p[41], k1s[41], k2p[41], k2s[41], kcp[41], kcs[41];
     CHECK(zmq_curve_keypair(spub, ssec) == 0 && zmq_curve_keypair(k1p, k1s) == 0 &&
           zmq_curve_keypair(k2p, k2s) == 0 && zmq_curve_keypair(kcp, kcs) == 0);
-    snprintf(H.dir, sizeof H.dir, "/tmp/regmix-rogue-XXXXXX");
-    if (!mkdtemp(H.dir))
+    if (prepare() < 0)
         return;
-    snprintf(H.db, sizeof H.db, "%s/regmix.db", H.dir);
-    snprintf(H.workers_ep, sizeof H.workers_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
-    snprintf(H.clients_ep, sizeof H.clients_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
-    H.zctx = zmq_ctx_new();
     char key[300], aw[300], ac[300], text[200];
     snprintf(key, sizeof key, "%s/server.key", H.dir);
     snprintf(aw, sizeof aw, "%s/workers.allow", H.dir);
@@ -512,11 +595,9 @@ static void test_hello_key_bound(void)
     if (start(extra) < 0)
         return;
     void *w1 = dealer_keys(H.workers_ep, spub, k1p, k1s);
-    Regmix__Envelope *r = hello(w1, "host:bound", "b1", 1);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-    frame_free(&r);
+    welcomed(w1, "host:bound", "b1", 1);
     void *w2 = dealer_keys(H.workers_ep, spub, k2p, k2s);
-    r = hello(w2, "host:bound", "b2", 1);
+    Regmix__Envelope *r = hello(w2, "host:bound", "b2", 1);
     CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
                       r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT &&
                       strstr(r->error->message, "CURVE key"),
@@ -531,9 +612,7 @@ static void test_hello_key_bound(void)
     frame_free(&r);
     /* The owner's key may come back (a restarted worker). */
     w1 = dealer_keys(H.workers_ep, spub, k1p, k1s);
-    r = hello(w1, "host:bound", "b4", 1);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-    frame_free(&r);
+    welcomed(w1, "host:bound", "b4", 1);
     /* A client key on the worker endpoint, and a worker key on the client endpoint: no
      * handshake, no answer. */
     void *wc = dealer_keys(H.workers_ep, spub, kcp, kcs);
@@ -571,13 +650,10 @@ static void test_two_workers_one_name(void)
     snprintf(l2, sizeof l2, "%s/w2.log", H.dir);
     snprintf(l3, sizeof l3, "%s/w3.log", H.dir);
     pid_t p1 = start_worker("worker", wd, l1, 0);
-    long long end = wire_now_ms() + 5000;
     char id[300], host[256] = "";
     gethostname(host, sizeof host - 1);
     snprintf(id, sizeof id, "%s:worker", host);
-    while (strcmp(worker_state(id), "connected") != 0 && wire_now_ms() < end)
-        wire_sleep_ms(50);
-    CHECK_STR_EQ(worker_state(id), "connected");
+    wait_worker_state(id, "connected", NULL, 50, 5000);
     int st = 0;
     pid_t p2 = start_worker("worker", wd, l2, 0);
     CHECK_INT_EQ(wire_wait(p2, 5000, &st), 0);
@@ -589,17 +665,12 @@ static void test_two_workers_one_name(void)
     CHECK_MSG(file_contains(l3, "own --name"), "the third worker says why (coordinator CONFLICT)");
     /* The first never flapped: it is connected and ran a sweep to the end. */
     char sw[64];
-    CHECK(submit_ok("name: one-name\n"
-                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
-                    "sampling: {runs: 20, seed: 3}\n"
-                    "proxy: {trainer: synthetic, max_attempts: 1}\n",
-                    sw, sizeof sw));
+    submit_synthetic("one-name", 20, 1, sw, sizeof sw);
     Regmix__RunCounts rc;
     CHECK_INT_EQ(wait_ended(sw, 20000, &rc), REGMIX__SWEEP_STATE__SWEEP_STATE_DONE);
     CHECK_INT_EQ(rc.done, 20);
     CHECK_INT_EQ(file_contains(l1, "event=coordinator_error"), 0);
-    kill(p1, SIGTERM);
-    wire_wait(p1, 5000, NULL);
+    stop_worker(p1);
     coord_harness_stop(&H, SIGTERM);
 }
 
@@ -612,29 +683,13 @@ static void test_rogue_slots(void)
     if (start(extra) < 0)
         return;
     char sw[64];
-    CHECK(submit_ok("name: rogue-slots\n"
-                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
-                    "sampling: {runs: 40, seed: 3}\n"
-                    "proxy: {trainer: synthetic, max_attempts: 3}\n",
-                    sw, sizeof sw));
-    void *rogue = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope *r = hello(rogue, "rogue:slots", "boot-1", 1024);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-    frame_free(&r);
-    send_ready(rogue, 1024);
+    submit_synthetic("rogue-slots", 40, 3, sw, sizeof sw);
+    void *rogue = rogue_peer("rogue:slots", "boot-1", 1024);
     uint64_t att[64], run[64];
-    int got = collect_assigns(rogue, att, run, 40, 3000);
-    CHECK_INT_EQ(got, 40);
+    take_assigns(rogue, 1024, 40, att, run);
     /* It keeps pinging (alive) but never starts anything. */
-    long long end = wire_now_ms() + 6000;
-    while (strcmp(worker_state("rogue:slots"), "quarantined") != 0 && wire_now_ms() < end) {
-        send_ping(rogue, NULL, 0);
-        wire_sleep_ms(100);
-    }
-    CHECK_STR_EQ(worker_state("rogue:slots"), "quarantined");
-    r = hello(rogue, "rogue:slots", "boot-2", 1024);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-    frame_free(&r);
+    wait_worker_state("rogue:slots", "quarantined", rogue, 100, 6000);
+    welcomed(rogue, "rogue:slots", "boot-2", 1024);
     send_ready(rogue, 1024);
     CHECK_STR_EQ(worker_state("rogue:slots"), "quarantined");
     char wd[400], lg[400];
@@ -642,7 +697,7 @@ static void test_rogue_slots(void)
     snprintf(lg, sizeof lg, "%s/worker.log", H.dir);
     pid_t p = start_worker("honest", wd, lg, 0);
     Regmix__RunCounts rc;
-    end = wire_now_ms() + 20000;
+    long long end = wire_now_ms() + 20000;
     int state = -1;
     while (wire_now_ms() < end) {
         send_ping(rogue, NULL, 0);
@@ -657,8 +712,7 @@ static void test_rogue_slots(void)
     CHECK_INT_EQ(rc.done, 40);
     CHECK_INT_EQ(rc.dead, 0);
     CHECK_INT_EQ(collect_assigns(rogue, att, run, 64, 200), 0);
-    kill(p, SIGTERM);
-    wire_wait(p, 5000, NULL);
+    stop_worker(p);
     zmq_close(rogue);
     coord_harness_stop(&H, SIGTERM);
     CHECK_INT_EQ(db_int("SELECT count(*) FROM results"), 40);
@@ -671,18 +725,10 @@ static void test_fake_result(void)
     if (start(extra) < 0)
         return;
     char sw[64];
-    CHECK(submit_ok("name: fake-result\n"
-                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
-                    "sampling: {runs: 3, seed: 3}\n"
-                    "proxy: {trainer: synthetic, max_attempts: 2}\n",
-                    sw, sizeof sw));
-    void *w = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope *r = hello(w, "rogue:results", "boot", 3);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-    frame_free(&r);
-    send_ready(w, 3);
+    submit_synthetic("fake-result", 3, 2, sw, sizeof sw);
+    void *w = rogue_peer("rogue:results", "boot", 3);
     uint64_t att[3], run[3];
-    CHECK_INT_EQ(collect_assigns(w, att, run, 3, 3000), 3);
+    take_assigns(w, 3, 3, att, run);
     for (int i = 0; i < 3; i++)
         send_started(w, att[i]);
     CHECK_INT_EQ(result_rpc(w, att[0], run[0], 1e300), 0);
@@ -699,27 +745,15 @@ static void test_fake_result(void)
  * admitted (the oldest rows are forgotten), also after a restart. */
 static void test_junk_ids(void)
 {
-    char conf[400];
-    snprintf(H.dir, sizeof H.dir, "/tmp/regmix-rogue-XXXXXX");
-    if (!mkdtemp(H.dir))
-        return;
-    snprintf(H.db, sizeof H.db, "%s/regmix.db", H.dir);
-    snprintf(H.workers_ep, sizeof H.workers_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
-    snprintf(H.clients_ep, sizeof H.clients_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
-    H.zctx = zmq_ctx_new();
-    snprintf(conf, sizeof conf, "%s/coordinator.conf", H.dir);
-    write_file(conf, "max_workers = 16\n");
+    const char *conf = prepare_config("max_workers = 16\n");
     const char *extra[] = {"--config", conf, "--heartbeat-ms", "100", NULL};
-    if (start(extra) < 0)
+    if (!conf || start(extra) < 0)
         return;
     void *s[16];
     for (int i = 0; i < 16; i++) {
         char id[32];
         snprintf(id, sizeof id, "junk-%d", i);
-        s[i] = coord_harness_dealer(&H, H.workers_ep);
-        Regmix__Envelope *r = hello(s[i], id, "b", 1);
-        CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-        frame_free(&r);
+        s[i] = rogue_peer(id, "b", 1);
     }
     void *w = coord_harness_dealer(&H, H.workers_ep);
     Regmix__Envelope *r = hello(w, "real:one", "b", 1);
@@ -743,10 +777,7 @@ static void test_junk_ids(void)
     CHECK(db_int("SELECT count(*) FROM workers") <= 16);
     if (start(extra) < 0)
         return;
-    w = coord_harness_dealer(&H, H.workers_ep);
-    r = hello(w, "real:two", "b", 1);
-    CHECK_MSG(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME, "admitted after a restart");
-    frame_free(&r);
+    w = rogue_peer("real:two", "b", 1); /* admitted after a restart */
     zmq_close(w);
     coord_harness_stop(&H, SIGTERM);
 }
@@ -815,9 +846,7 @@ static void test_ping_flood(void)
     void *w = coord_harness_dealer(&H, H.workers_ep);
     int big = 1 << 20;
     zmq_setsockopt(w, ZMQ_RCVBUF, &big, sizeof big);
-    Regmix__Envelope *r = hello(w, "rogue:ping", "b", 1);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-    frame_free(&r);
+    welcomed(w, "rogue:ping", "b", 1);
     static uint64_t ids[4096];
     for (int i = 0; i < 4096; i++)
         ids[i] = 1000000u + (uint64_t)i;
@@ -869,8 +898,7 @@ static void test_commands(void)
     CHECK_INT_EQ(rc.dead, 2);
     CHECK_MSG(access(marker, F_OK) != 0, "the command never ran");
     CHECK_MSG(file_contains(lg, "--allow-commands"), "the worker says why the job failed");
-    kill(p, SIGTERM);
-    wire_wait(p, 5000, NULL);
+    stop_worker(p);
 
     /* launcher: command on a coordinator without --allow-commands. */
     CHECK(submit_ok("name: launch-cmd\n"
@@ -903,8 +931,7 @@ static void test_commands(void)
             wire_sleep_ms(200);
     }
     CHECK_MSG(refused, "launch of launcher: command refused naming --allow-commands");
-    kill(p, SIGTERM);
-    wire_wait(p, 5000, NULL);
+    stop_worker(p);
 
     /* Allowed: the job sees a built environment, not the worker's. */
     setenv("SECRET_TOKEN", "hunter2", 1);
@@ -933,8 +960,7 @@ static void test_commands(void)
     CHECK_MSG(!file_contains(envf, "hunter2") && !file_contains(envf, "CREDENTIALS_DIRECTORY") &&
                       !file_contains(envf, "REGMIX_CURVE_SECRET_KEY_TEST"),
               "no secret of the worker reaches the job");
-    kill(p, SIGTERM);
-    wire_wait(p, 5000, NULL);
+    stop_worker(p);
     coord_harness_stop(&H, SIGTERM);
     CHECK_INT_EQ(db_int("SELECT count(*) FROM attempts WHERE reason LIKE '%--allow-commands%'"), 2);
 }
@@ -1182,8 +1208,7 @@ static void test_results_paged(void)
         pclose(f);
     }
     CHECK_INT_EQ(lines, 2500);
-    kill(p, SIGTERM);
-    wire_wait(p, 5000, NULL);
+    stop_worker(p);
     coord_harness_stop(&H, SIGTERM);
 }
 
@@ -1447,58 +1472,26 @@ static void test_results_csv_big(void)
  * on it quarantines it again. */
 static void test_quarantine_probation(void)
 {
-    char conf[400];
-    snprintf(H.dir, sizeof H.dir, "/tmp/regmix-rogue-XXXXXX");
-    if (!mkdtemp(H.dir))
-        return;
-    snprintf(H.db, sizeof H.db, "%s/regmix.db", H.dir);
-    snprintf(H.workers_ep, sizeof H.workers_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
-    snprintf(H.clients_ep, sizeof H.clients_ep, "tcp://127.0.0.1:%d", coord_harness_free_port());
-    H.zctx = zmq_ctx_new();
-    snprintf(conf, sizeof conf, "%s/coordinator.conf", H.dir);
-    write_file(conf, "quarantine_ms = 1500\n");
+    const char *conf = prepare_config("quarantine_ms = 1500\n");
     const char *extra[] = {"--config", conf, "--heartbeat-ms", "200", "--lease-ms", "500", NULL};
-    if (start(extra) < 0)
+    if (!conf || start(extra) < 0)
         return;
     char sw[64];
-    CHECK(submit_ok("name: probation\n"
-                    "domains:\n  - {name: web, tokens: 1.0e9}\n  - {name: code, tokens: 1.0e9}\n"
-                    "sampling: {runs: 20, seed: 3}\n"
-                    "proxy: {trainer: synthetic, max_attempts: 5}\n",
-                    sw, sizeof sw));
-    void *rogue = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope *r = hello(rogue, "rogue:probation", "b1", 64);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
-    frame_free(&r);
-    send_ready(rogue, 64);
+    submit_synthetic("probation", 20, 5, sw, sizeof sw);
+    void *rogue = rogue_peer("rogue:probation", "b1", 64);
     uint64_t att[64], run[64];
-    CHECK_INT_EQ(collect_assigns(rogue, att, run, 20, 3000), 20);
-    long long end = wire_now_ms() + 5000;
-    while (strcmp(worker_state("rogue:probation"), "quarantined") != 0 && wire_now_ms() < end) {
-        send_ping(rogue, NULL, 0);
-        wire_sleep_ms(50);
-    }
-    CHECK_STR_EQ(worker_state("rogue:probation"), "quarantined");
-    end = wire_now_ms() + 5000;
-    while (strcmp(worker_state("rogue:probation"), "connected") != 0 && wire_now_ms() < end) {
-        send_ping(rogue, NULL, 0);
-        wire_sleep_ms(50);
-    }
-    CHECK_MSG(strcmp(worker_state("rogue:probation"), "connected") == 0, "on probation");
+    take_assigns(rogue, 64, 20, att, run);
+    wait_worker_state("rogue:probation", "quarantined", rogue, 50, 5000);
+    wait_worker_state("rogue:probation", "connected", rogue, 50, 5000); /* on probation */
     send_ready(rogue, 64);
     int got = 0;
-    end = wire_now_ms() + 400;
+    long long end = wire_now_ms() + 400;
     while (wire_now_ms() < end) {
         send_ping(rogue, NULL, 0);
         got += collect_assigns(rogue, att, run, 64, 100);
     }
     CHECK_INT_EQ(got, 1);
-    end = wire_now_ms() + 5000;
-    while (strcmp(worker_state("rogue:probation"), "quarantined") != 0 && wire_now_ms() < end) {
-        send_ping(rogue, NULL, 0);
-        wire_sleep_ms(50);
-    }
-    CHECK_STR_EQ(worker_state("rogue:probation"), "quarantined");
+    wait_worker_state("rogue:probation", "quarantined", rogue, 50, 5000);
     zmq_close(rogue);
     coord_harness_stop(&H, SIGTERM);
 }

@@ -13,6 +13,10 @@
  *
  * Every (strategy, budget, seed) is an independent task, run in parallel over OpenMP threads;
  * the result is a function of the arguments alone.
+ *
+ * The corpus oracle (`--oracle corpus`: real sweeps through a coordinator and workers on the
+ * demo's corpus, each proposal scored by fresh proxy runs) is the script bench/search_corpus.py:
+ * this program execs it with all its arguments.
  */
 #include <cblas.h>
 #include <errno.h>
@@ -39,6 +43,9 @@
 
 #ifndef REGMIX_PAPER_DEFAULT
 #define REGMIX_PAPER_DEFAULT "data/regmix-paper"
+#endif
+#ifndef REGMIX_CORPUS_SCRIPT
+#define REGMIX_CORPUS_SCRIPT "bench/search_corpus.py"
 #endif
 
 #define D_MAX 64
@@ -637,13 +644,17 @@ out:
 static void usage(FILE *f)
 {
     fputs("usage: search_bench --oracle paper [options]\n"
+          "       search_bench --oracle corpus [options]   (bench/search_corpus.py)\n"
           "\n"
           "Score mixture-search strategies by regret (the oracle's true objective at the proposed\n"
           "mixture minus its minimum) against the number of proxy runs, over seeds.\n"
           "\n"
           "  --oracle NAME        paper: a network ensemble fitted to the RegMix authors' 1,256\n"
           "                       released 1M-proxy runs (Pile-CC loss), with their noise level\n"
-          "                       (corpus: real sweeps, see bench/README.md; not in this program)\n"
+          "                       corpus: real sweeps through a coordinator and workers on the\n"
+          "                       demo's corpus, proposals scored by fresh proxy runs (runs\n"
+          "                       bench/search_corpus.py; `--oracle corpus --help` for its "
+          "options)\n"
           "  --budgets LIST       proxy runs per search, comma-separated (default "
           "16,32,64,128,256,512)\n"
           "  --seeds N            seeds per (strategy, budget) (default 10)\n"
@@ -705,8 +716,48 @@ static double t975(int df)
     return df <= 20 ? t[df] : df <= 30 ? 2.042 : df <= 60 ? 2.000 : 1.96;
 }
 
+/* --oracle corpus: exec the script with every argument, and the build folder this program is in
+ * as REGMIX_BUILD_DIR when that is unset. Returns only on failure (exit status 1). */
+static int run_corpus_oracle(int argc, char **argv)
+{
+    const char *script = getenv("REGMIX_SEARCH_CORPUS");
+    if (!script || !*script)
+        script = REGMIX_CORPUS_SCRIPT;
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0 && !getenv("REGMIX_BUILD_DIR")) {
+        exe[len] = '\0';
+        for (int up = 0; up < 2; up++) { /* BUILD/bench/search_bench -> BUILD */
+            char *slash = strrchr(exe, '/');
+            if (slash)
+                *slash = '\0';
+        }
+        setenv("REGMIX_BUILD_DIR", exe, 1);
+    }
+    char **av = calloc((size_t)argc + 2, sizeof *av);
+    if (!av) {
+        fprintf(stderr, "search_bench: out of memory\n");
+        return 1;
+    }
+    const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    av[0] = (char *)py;
+    av[1] = (char *)script;
+    for (int i = 1; i < argc; i++)
+        av[i + 1] = argv[i];
+    execvp(py, av);
+    fprintf(stderr, "search_bench: --oracle corpus: cannot run %s %s: %s\n", py, script,
+            strerror(errno));
+    free(av);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if ((strcmp(argv[i], "--oracle") == 0 && i + 1 < argc &&
+             strcmp(argv[i + 1], "corpus") == 0) ||
+            strcmp(argv[i], "--oracle=corpus") == 0)
+            return run_corpus_oracle(argc, argv);
     enum {
         O_ORACLE = 256,
         O_BUDGETS,
@@ -856,16 +907,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!oracle_name) {
-        fprintf(stderr, "search_bench: --oracle is required (paper)\n");
-        return 2;
-    }
-    if (strcmp(oracle_name, "corpus") == 0) {
-        fprintf(stderr, "search_bench: --oracle corpus is not implemented in this program: it "
-                        "needs real sweeps (bench/README.md, \"Search\")\n");
+        fprintf(stderr, "search_bench: --oracle is required (paper or corpus)\n");
         return 2;
     }
     if (strcmp(oracle_name, "paper") != 0) {
-        fprintf(stderr, "search_bench: --oracle: unknown oracle '%s' (paper)\n", oracle_name);
+        fprintf(stderr, "search_bench: --oracle: unknown oracle '%s' (paper, corpus)\n",
+                oracle_name);
         return 2;
     }
     int chosen[NSTRAT], nchosen = 0;

@@ -232,7 +232,8 @@ def parse_args(argv):
     ap.add_argument("--timeout", type=bounded_int(10, 86400), default=5400,
                     help="give up when the sweeps have not ended after this many seconds "
                     "(default 5400)")
-    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ap.add_argument("--json", action="store_true",
+                    help="print one JSON object on stdout (default: Markdown tables)")
     ap.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     ap.add_argument("--version", action="version", version="search_corpus " + version())
     a = ap.parse_args(argv)
@@ -676,14 +677,25 @@ def main(argv):
                    "runs_used": statistics.fmean(props[(st, s, b)][0]["runs_used"]
                                                  for s in seeds),
                    "per_seed": []}
+            cover = []
             for s, k in zip(seeds, keys):
                 f, sw = props[(st, s, b)]
+                iv = f.get("predicted_interval")
+                inside = None
+                if isinstance(iv, list) and len(iv) == 2 and None not in iv:
+                    inside = sum(1 for x in scores[k] if iv[0] <= x <= iv[1]) / len(scores[k])
+                    cover.append(inside)
                 ent["per_seed"].append({
                     "seed": s, "sweep": sw["id"], "fit": f["fit"], "runs_used": f["runs_used"],
-                    "predicted": f.get("predicted"), "objective": rnd(sobj[k]),
+                    "model": f.get("model"), "proposal_from": f.get("proposal_from"),
+                    "predicted": f.get("predicted"), "predicted_interval": iv,
+                    "scoring_runs_inside": inside, "expected_gain": f.get("expected_gain"),
+                    "objective": rnd(sobj[k]),
                     "objective_sd": rnd(statistics.stdev(scores[k]) if len(scores[k]) > 1
                                         else None),
                     "proposal": {n: rnd(mixes[k][n], 4) for n in names}})
+            # how often a scoring run lands in the fit's 95 % interval of a run at the proposal
+            ent["interval_coverage"] = rnd(statistics.fmean(cover), 3) if cover else None
             out["strategies"][st][str(b)] = ent
     comps = {}
     for x, y in [("active", "quadratic"), ("active", "regmix"), ("regmix", "quadratic")]:
@@ -733,23 +745,33 @@ def main(argv):
     if pooled is not None:
         print("run-to-run sd of the objective at a fixed mixture %.4f (prior %.4f); sd of the "
               "difference to the prior at the same scoring seed %.4f" % (pooled, prior_sd, paired))
-    print("%-10s %6s %9s %20s %9s %20s %6s" % ("strategy", "budget", "objective", "ci95",
-                                             "margin", "regret [ci95]", "runs"))
+    # a Markdown table (bench/README.md's form)
+    def iv(ci, fmt="%.4f"):
+        return ("[" + fmt + ", " + fmt + "]") % tuple(ci) if ci[0] is not None else "-"
+
+    print("\n| strategy | runs | objective [95 %] | margin vs prior [95 %] | regret [95 %] "
+          "| seeds below the prior | runs in the fit's interval |")
+    print("|---|---|---|---|---|---|---|")
     for st in a.strategies:
         for b in a.budgets:
             e = out["strategies"][st][str(b)]
-            ci = e["objective_ci95"]
-            cis = "[%.4f, %.4f]" % tuple(ci) if ci[0] is not None else "-"
-            rci = "[%.4f, %.4f]" % tuple(e["ci95"]) if e["ci95"][0] is not None else "-"
-            print("%-10s %6d %9.4f %20s %+9.4f %8.4f %s %5.1f" % (
-                st, b, e["objective"], cis, e["margin"], e["regret"], rci, e["runs_used"]))
+            cov = "%.0f %%" % (100 * e["interval_coverage"]) \
+                if e["interval_coverage"] is not None else "-"
+            print("| %s | %d | %.4f %s | %+.4f %s | %.4f %s | %d of %d | %s |" % (
+                st, b, e["objective"], iv(e["objective_ci95"]), e["margin"],
+                iv(e["margin_ci95"], "%+.4f"), e["regret"], iv(e["ci95"]), e["beats_prior"],
+                e["seeds"], cov))
+    print("| prior | - | %.4f | 0 | %.4f | - | - |\n" % (prior_obj, prior_obj - best))
+    print("| paired by sweep seed | runs | difference [95 %] | seeds where the first is lower |")
+    print("|---|---|---|---|")
     for name, c in comps.items():
         for b, e in c.items():
-            ci = "[%+.4f, %+.4f]" % tuple(e["ci95"]) if e["ci95"][0] is not None else "-"
-            print("%s at %s runs: %+.4f %s, lower at %d of %d seeds" %
-                  (name, b, e["diff"], ci, e["wins"], e["seeds"]))
-    print("wall %.0f s (sweeps %.0f s, scoring %.0f s); work folder %s" %
-          (wall, sweep_s, score_s, work))
+            print("| %s | %s | %+.4f %s | %d of %d |" % (name, b, e["diff"],
+                                                       iv(e["ci95"], "%+.4f"), e["wins"],
+                                                       e["seeds"]))
+    print("\nwall %.0f s (sweeps %.0f s, scoring %.0f s); %d proxy runs in the sweeps, %d "
+          "scoring; work folder %s" % (wall, sweep_s, score_s, out["proxy_runs"]["sweeps"],
+                                       out["proxy_runs"]["scoring"], work))
     return 0
 
 

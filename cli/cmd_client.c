@@ -339,9 +339,21 @@ static int do_mixture(ctl_t *c, const char *sweep, const char *out)
             sweep, f->fit_no, f->runs_used, render_str_or(f->model, "?"), sweep,
             m->converged ? "true" : "false", f->fit_no, f->runs_used, render_str_or(f->model, "?"),
             f->predicted, f->cv ? f->cv->spearman : NAN);
+    /* The estimate at the proposal (issue 10), where the fit recorded it: after `mixture:`, so
+     * the lines above keep their places for whoever reads them by position. */
+    const Regmix__ProposalEstimate *e = f->estimate;
     for (size_t i = 0; i < f->n_proposal; i++)
         fprintf(fo, "  %s: %.10g\n", render_str_or(f->proposal[i]->domain, "?"),
                 f->proposal[i]->weight);
+    if (e && isfinite(e->predicted_lo) && isfinite(e->predicted_hi))
+        fprintf(fo,
+                "# 95 %% interval of the objective of one run at this mixture\n"
+                "predicted_interval: [%.10g, %.10g]\n",
+                e->predicted_lo, e->predicted_hi);
+    if (e && e->verdict && *e->verdict)
+        fprintf(fo, "verdict: %s\n", e->verdict);
+    if (e && isfinite(e->expected_gain))
+        fprintf(fo, "expected_gain: %.10g\n", e->expected_gain);
     int bad = 0;
     if (out) {
         bad = fclose(fo) != 0;

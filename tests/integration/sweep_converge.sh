@@ -107,6 +107,14 @@ ctl fits "$SW" >"$T/fits.txt" || fail "fits failed"
 head -n 1 "$T/fits.txt" | grep -q 'PREDICTED  *LO95  *HI95  *GAIN  *VERDICT' ||
     fail "fits: no LO95 HI95 GAIN VERDICT columns: $(head -n 1 "$T/fits.txt")"
 expect_eq "fits: the last row's verdict" "$(tail -n 1 "$T/fits.txt" | awk '{print $NF}')" converged
+ctl mixture "$SW" >"$T/mixture.yaml" || fail "mixture failed"
+# (compared as numbers: the YAML has 10 digits, the JSON 12)
+grep '^predicted_interval: ' "$T/mixture.yaml" | tr -d '[],' |
+    awk -v l="$lo" -v h="$hi" 'function near(a, b) { return (a - b) ^ 2 <= 1e-18 * (b ^ 2 + 1e-30) }
+        NF == 3 && near($2, l) && near($3, h) { ok = 1 } END { exit !ok }' ||
+    fail "mixture: $(grep predicted_interval "$T/mixture.yaml"), want [$lo, $hi]"
+note "ok: mixture: the interval [$lo, $hi]"
+expect_eq "mixture: the verdict" "$(grep '^verdict: ' "$T/mixture.yaml")" "verdict: converged"
 
 # ---- 2: kill -9 right after convergence, restart ---------------------------------------------
 converge_spec "$T/b.yaml" conv-b

@@ -371,6 +371,13 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
       empty: c.querySelectorAll(".empty").length })));
     const fb = Object.fromEntries(fc.map((c) => [c.id, c]));
     const want = mode === "cv" ? 512 : 256;
+    if (mode === "cv") {
+      // The offline fit's interval (out-of-fold RMSE) in the facts line, as regmixctl fit says it.
+      const facts = await fp.$eval(".facts", (e) => e.textContent);
+      expect("fit report (cv): the facts line gives the proposal's 95 % interval",
+             said.includes("95% interval of a run [") &&
+             /a run there lands in -?[0-9.e-]+ to -?[0-9.e-]+ \(95 %\)/.test(facts), facts);
+    }
     expect(`fit report (${mode}): ${want} predicted-against-actual points`, fb.oof && fb.oof.pts === want, fb.oof && fb.oof.pts);
     expect(`fit report (${mode}): 17 domains x (prior, proposal) bars`, fb.proposal.pts === 34, fb.proposal.pts);
     expect(`fit report (${mode}): 17 domain charts of 512 runs`,

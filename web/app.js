@@ -131,11 +131,12 @@
                                    " to " + fmt(iv[1]) : ", no interval") +
                                    (f.verdict ? ", " + f.verdict : ""), iv];
                          })}],
-               hlines: tgt ? [{y: tgt.objective, label: "target (realised)"}] : []
+               hlines: tgt ? [{y: tgt.objective, label: "target (realised)", soft: true}] : []
              }) + '<p class="note">Whiskers: where one run at the proposal should land, 95 % ' +
              "(the prediction ± 1.96 × its error on runs the model did not see, or the " +
              "model's and the runs' noise for active proposals)." +
-             (tgt ? " The line: the target run's objective." : "") + "</p></div>";
+             (tgt ? " The line: the target run's objective (at the edge, with an arrow, " +
+                    "when it is far off the predictions)." : "") + "</p></div>";
       var gains = fits.filter(function (f) {
         return f.expected_gain !== null && f.expected_gain !== undefined && isFinite(f.expected_gain);
       });

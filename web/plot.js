@@ -85,7 +85,9 @@ var Plot = (function () {
   }
 
   /* Points and lines. o: {id, series: [{name, color, line, points: [[x, y, title, [lo, hi]],
-   * ...]}], xlabel, ylabel, diagonal (draw y = x), hlines: [{y, label}], xdomain, ydomain, w, h}.
+   * ...]}], xlabel, ylabel, diagonal (draw y = x), hlines: [{y, label, soft}], xdomain, ydomain,
+   * w, h}. A soft line widens the y axis at most to three times the data's span; beyond, it is
+   * drawn at the edge with an arrow (a target's objective far from the proxies' predictions).
    * A point's optional [lo, hi] is drawn as a vertical whisker (class "whisker") when both ends
    * are finite. */
   function xy(o) {
@@ -97,9 +99,15 @@ var Plot = (function () {
         if (p[3]) ysv.push(p[3][0], p[3][1]);
       });
     });
-    (o.hlines || []).forEach(function (h) { ysv.push(h.y); });
+    (o.hlines || []).forEach(function (h) { if (!h.soft) ysv.push(h.y); });
     if (!xsv.length) return empty(o, W, H, o.empty || "no data yet");
     var xd = o.xdomain || extent(xsv), yd = o.ydomain || extent(ysv, 0.08);
+    (o.hlines || []).forEach(function (h) {
+      if (!h.soft || !isFinite(h.y) || o.ydomain) return;
+      var span = yd[1] - yd[0];
+      if (h.y < yd[0] && h.y >= yd[0] - 2 * span) yd = [h.y - span * 0.05, yd[1]];
+      if (h.y > yd[1] && h.y <= yd[1] + 2 * span) yd = [yd[0], h.y + span * 0.05];
+    });
     if (o.diagonal) {
       var lo = Math.min(xd[0], yd[0]), hi = Math.max(xd[1], yd[1]);
       xd = [lo, hi]; yd = [lo, hi];
@@ -112,10 +120,12 @@ var Plot = (function () {
            '" y2="' + ys(xd[1]) + '"/>';
     (o.hlines || []).forEach(function (h) {
       if (!isFinite(h.y)) return;
-      s += '<line class="hline" x1="' + m.l + '" x2="' + (W - m.r) + '" y1="' + ys(h.y) +
-           '" y2="' + ys(h.y) + '"><title>' + esc(h.label + ": " + fmt(h.y)) + "</title></line>";
-      s += '<text class="hlabel" x="' + (W - m.r - 2) + '" y="' + (ys(h.y) - 3) +
-           '" text-anchor="end">' + esc(h.label) + "</text>";
+      var y = ys(Math.min(Math.max(h.y, yd[0]), yd[1]));
+      var off = h.y > yd[1] ? " ↑ " + fmt(h.y) : h.y < yd[0] ? " ↓ " + fmt(h.y) : "";
+      s += '<line class="hline" x1="' + m.l + '" x2="' + (W - m.r) + '" y1="' + y + '" y2="' + y +
+           '"><title>' + esc(h.label + ": " + fmt(h.y)) + "</title></line>";
+      s += '<text class="hlabel" x="' + (W - m.r - 2) + '" y="' + (h.y < yd[0] ? y - 3 : off ?
+           y + 11 : y - 3) + '" text-anchor="end">' + esc(h.label + off) + "</text>";
     });
     o.series.forEach(function (se, i) {
       var c = se.color || COLORS[i % COLORS.length];

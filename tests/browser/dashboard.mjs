@@ -343,6 +343,48 @@ echo '{"event": "result", "losses": {"web": 2.5}}' >&"$1"
   await rp.screenshot({ path: path.join(ARTIFACTS, "report.png"), fullPage: true });
   await ctx.close();
 
+  // The same report with the document's optional keys changed, as an older coordinator (no
+  // intervals) and an active sweep (expected gain, gain_tol) would write them: the page shows
+  // what is there and nothing for what is not, without an error.
+  const m = html.match(/(<script id="regmix-data" type="application\/json">)([\s\S]*?)(<\/script>)/);
+  expect("the report embeds its data", m !== null);
+  async function variant(name, edit) {
+    const data = JSON.parse(m[2]);
+    edit(data.doc);
+    const file = path.join(T, `report-${name}.html`);
+    fs.writeFileSync(file, html.replace(m[0], () => m[1] + JSON.stringify(data).replace(/</g, "\\u003c") + m[3]));
+    const vctx = await browser.createBrowserContext();
+    const vp = await vctx.newPage();
+    const errs = [];
+    vp.on("pageerror", (e) => errs.push(e.message));
+    vp.on("console", (c) => { if (c.type() === "error") errs.push(c.text()); });
+    await vp.goto(`file://${file}`, { waitUntil: "load" });
+    await vp.waitForSelector("body[data-rendered]", { timeout: 10000 });
+    const r = await vp.evaluate(() => ({
+      pred: document.querySelectorAll('svg[data-chart="predicted"] .pt').length,
+      whiskers: document.querySelectorAll('svg[data-chart="predicted"] .whisker').length,
+      gain: document.querySelectorAll('svg[data-chart="gain"] .pt').length,
+      gainTol: [...document.querySelectorAll('svg[data-chart="gain"] .hline title')].map((t) => t.textContent),
+      gainCol: [...document.querySelectorAll("#fits th")].some((t) => t.textContent === "expected gain"),
+      line: (document.getElementById("proposal-line") || {}).textContent || "",
+    }));
+    await vctx.close();
+    expect(`report variant ${name}: no page or console error`, errs.length === 0, errs.join("; "));
+    return r;
+  }
+  const old = await variant("no-intervals", (d) => d.fits.forEach((f) => { delete f.predicted_interval; }));
+  expect("a report without intervals: points, no whiskers, no interval in the proposal line",
+         old.pred === doc.fits.length && old.whiskers === 0 && !old.line.includes("95 %") && old.gain === 0 && !old.gainCol,
+         JSON.stringify(old));
+  const act = await variant("gain", (d) => {
+    d.gain_tol = 0.002;
+    d.fits.forEach((f, i) => { f.expected_gain = 0.01 / (i + 1); f.proposal_from = "active"; });
+  });
+  expect("a report with expected gains: one gain point per fit, gain_tol as a line, a gain column",
+         act.gain === doc.fits.length && act.gainTol.length === 1 && act.gainTol[0] === "gain_tol: 0.002" && act.gainCol &&
+         act.line.includes("expected gain of one more run") && act.line.includes("(gain_tol 0.002)") &&
+         act.line.includes("chosen by active"), JSON.stringify(act));
+
   // 4. regmixctl fit --report on the RegMix paper's 512 runs: out of fold and test set
   const P = process.env.REGMIX_PAPER_DIR;
   for (const mode of ["cv", "test"]) {

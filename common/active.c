@@ -169,6 +169,7 @@ typedef struct active__pool {
     double *mean;  /* (cap) */
     double *sd;    /* (cap) */
     double *score; /* (cap) */
+    double ei_ref; /* finite: score = -expected improvement below ei_ref (active__ei) */
 } active__pool_t;
 
 static void active__pool_free(active__pool_t *pl)
@@ -185,6 +186,7 @@ static int active__pool_init(active__pool_t *pl, size_t cap, size_t d)
     memset(pl, 0, sizeof *pl);
     pl->cap = cap;
     pl->d = d;
+    pl->ei_ref = NAN;
     pl->P = malloc(cap * d * sizeof *pl->P);
     pl->mean = malloc(cap * sizeof *pl->mean);
     pl->sd = malloc(cap * sizeof *pl->sd);
@@ -204,6 +206,39 @@ static int active__cmp_score(const void *a, const void *b, void *ctx)
            : x > y ? 1
                    : (*(const size_t *)a > *(const size_t *)b) -
                              (*(const size_t *)a < *(const size_t *)b);
+}
+
+/* E[max(0, ref - f)] for f ~ N(mean, sd^2): the expected improvement below ref (sd 0 or
+ * unknown: max(0, ref - mean)). */
+static double active__ei(double ref, double mean, double sd)
+{
+    double imp = ref - mean;
+    if (!(sd > 0))
+        return imp > 0 ? imp : 0;
+    double z = imp / sd;
+    double ei = imp * 0.5 * erfc(-z / sqrt(2.0)) + sd * exp(-0.5 * z * z) / sqrt(2 * M_PI);
+    return ei > 0 ? ei : 0;
+}
+
+/* The scores of rows [from, m) from their mean and sd: mean + kappa * sd (sd 0 where unknown;
+ * a candidate without an sd cannot win a pessimistic score), or with pl->ei_ref finite, minus
+ * the expected improvement below it. */
+static void active__pool_rescore(active__pool_t *pl, size_t from, double kappa, int need_sd)
+{
+    for (size_t i = from; i < pl->m; i++) {
+        if (isfinite(pl->ei_ref)) {
+            pl->score[i] = -active__ei(pl->ei_ref, pl->mean[i], need_sd ? pl->sd[i] : NAN);
+            if (!isfinite(pl->score[i]))
+                pl->score[i] = INFINITY;
+            continue;
+        }
+        double s = need_sd && isfinite(pl->sd[i]) ? pl->sd[i] : 0;
+        pl->score[i] = pl->mean[i] + kappa * s;
+        if (need_sd && kappa > 0 && isnan(pl->sd[i]))
+            pl->score[i] = INFINITY;
+        if (!isfinite(pl->score[i]))
+            pl->score[i] = INFINITY;
+    }
 }
 
 /* Scores rows [from, m) of the pool: mean + sgn * kappa * sd (sd 0 where unknown). */
@@ -255,17 +290,9 @@ static int active__pool_score(
     }
     if (rc < 0)
         return rc;
-    for (size_t i = from; i < pl->m; i++) {
-        double s = need_sd && isfinite(pl->sd[i]) ? pl->sd[i] : 0;
-        if (!need_sd)
-            pl->sd[i] = NAN;
-        pl->score[i] = pl->mean[i] + kappa * s;
-        /* a candidate left without an sd cannot win a pessimistic score */
-        if (need_sd && kappa > 0 && isnan(pl->sd[i]))
-            pl->score[i] = INFINITY;
-        if (!isfinite(pl->score[i]))
-            pl->score[i] = INFINITY;
-    }
+    for (size_t i = from; !need_sd && i < pl->m; i++)
+        pl->sd[i] = NAN;
+    active__pool_rescore(pl, from, kappa, need_sd);
     return 0;
 }
 
@@ -486,9 +513,70 @@ static void active__trust(active__pool_t *pl, const double *X, size_t n, double 
     free(Z);
 }
 
-static size_t active__pool_cap(const active_params_t *p, size_t n)
+static size_t active__pool_cap(const active_params_t *p, size_t n, int rounds)
 {
-    return p->pool + n + (size_t)(p->refine > 0 ? p->refine : 0) * ACTIVE_CENTRES * ACTIVE_MOVES;
+    return p->pool + n +
+           (size_t)(p->refine > 0 ? p->refine : 0) * (size_t)rounds * ACTIVE_CENTRES * ACTIVE_MOVES;
+}
+
+/* The proposal of the fitted model mod and the expected gain of one more run (active.h). */
+static int active__propose_fitted(const active_params_t *p,
+                                  const active__model_t *mod,
+                                  const double *X,
+                                  size_t n,
+                                  size_t d,
+                                  const double *prior,
+                                  double *ret_w,
+                                  active_proposal_t *ret)
+{
+    active__pool_t pl;
+    /* room for the proposal's refinement and the gain's */
+    int rc = active__pool_init(&pl, active__pool_cap(p, n, 2), d);
+    if (rc < 0)
+        return rc;
+    rng_t rng;
+    rng_seed(&rng, p->seed ^ 0x5851f42d4c957f2dULL);
+    active__pool_base(&pl, p->upper, p->pool, X, n, prior, &rng);
+    int need_sd = 1;
+    rc = active__pool_score(&pl, 0, mod, p->kappa_propose, need_sd);
+    if (rc == 0)
+        rc = active__refine(&pl, p->upper, mod, p->kappa_propose, need_sd, p->refine, &rng);
+    if (rc < 0)
+        goto out;
+    if (p->trust > 0)
+        active__trust(&pl, X, n, p->trust);
+    size_t best;
+    rc = active__lowest(&pl, 1, &best);
+    if (rc < 0)
+        goto out;
+    memcpy(ret_w, pl.P + best * d, d * sizeof *ret_w);
+    double sd = pl.sd[best], nz = mod->noise_sd;
+    double tot = sqrt((isfinite(sd) ? sd * sd : 0) + (isfinite(nz) ? nz * nz : 0));
+    *ret = (active_proposal_t){
+            .predicted = pl.mean[best],
+            .sd = sd,
+            .noise_sd = nz,
+            .lo = pl.mean[best] - 1.96 * tot,
+            .hi = pl.mean[best] + 1.96 * tot,
+            .expected_gain = NAN,
+            .model = surrogate_kind(mod->main),
+    };
+    /* The expected gain of one more run (EGO's stopping rule, Jones, Schonlau & Welch 1998): the
+     * largest expected improvement below the proposal's mean over the pool, anywhere under the
+     * caps (not only within the trust radius), refined around the candidates with the largest. */
+    pl.ei_ref = pl.mean[best];
+    active__pool_rescore(&pl, 0, 0, need_sd);
+    rc = active__refine(&pl, p->upper, mod, 0, need_sd, p->refine, &rng);
+    if (rc < 0)
+        goto out;
+    double gain = 0;
+    for (size_t i = 0; i < pl.m; i++)
+        if (isfinite(pl.score[i]) && -pl.score[i] > gain)
+            gain = -pl.score[i];
+    ret->expected_gain = gain;
+out:
+    active__pool_free(&pl);
+    return rc;
 }
 
 int active_propose(const active_params_t *p,
@@ -502,48 +590,7 @@ int active_propose(const active_params_t *p,
                    char *err,
                    size_t errlen)
 {
-    int rc = active__check(X, y, n, d, prior, err, errlen);
-    if (rc < 0)
-        return rc;
-    active__model_t mod;
-    int boot = p->model != SURROGATE_GP && p->kappa_propose != 0;
-    rc = active__model_fit(p, X, y, n, d, boot, &mod, err, errlen);
-    if (rc < 0)
-        return rc;
-    active__pool_t pl;
-    rc = active__pool_init(&pl, active__pool_cap(p, n), d);
-    if (rc < 0)
-        goto out;
-    rng_t rng;
-    rng_seed(&rng, p->seed ^ 0x5851f42d4c957f2dULL);
-    active__pool_base(&pl, p->upper, p->pool, X, n, prior, &rng);
-    int need_sd = p->kappa_propose != 0 || 1;
-    rc = active__pool_score(&pl, 0, &mod, p->kappa_propose, need_sd);
-    if (rc == 0)
-        rc = active__refine(&pl, p->upper, &mod, p->kappa_propose, need_sd, p->refine, &rng);
-    if (rc < 0)
-        goto out;
-    if (p->trust > 0)
-        active__trust(&pl, X, n, p->trust);
-    size_t best;
-    rc = active__lowest(&pl, 1, &best);
-    if (rc < 0)
-        goto out;
-    memcpy(ret_w, pl.P + best * d, d * sizeof *ret_w);
-    double sd = pl.sd[best], nz = mod.noise_sd;
-    double tot = sqrt((isfinite(sd) ? sd * sd : 0) + (isfinite(nz) ? nz * nz : 0));
-    *ret = (active_proposal_t){
-            .predicted = pl.mean[best],
-            .sd = sd,
-            .noise_sd = nz,
-            .lo = pl.mean[best] - 1.96 * tot,
-            .hi = pl.mean[best] + 1.96 * tot,
-            .model = surrogate_kind(mod.main),
-    };
-out:
-    active__pool_free(&pl);
-    active__model_clear(&mod);
-    return rc;
+    return active_step(p, X, y, n, d, prior, ret_w, ret, 0, NULL, 0, err, errlen);
 }
 
 /* Thompson: pick j is the refined minimum of a bootstrap refit. */
@@ -567,7 +614,7 @@ static int active__thompson(const active_params_t *p,
         if (rc < 0)
             break;
         active__pool_t pl;
-        rc = active__pool_init(&pl, active__pool_cap(p, n), d);
+        rc = active__pool_init(&pl, active__pool_cap(p, n, 1), d);
         if (rc == 0) {
             rng_t rng;
             rng_seed(&rng, p->seed * 31 + j);
@@ -587,27 +634,21 @@ static int active__thompson(const active_params_t *p,
     return rc;
 }
 
-int active_next(const active_params_t *p,
-                const double *X,
-                const double *y,
-                size_t n,
-                size_t d,
-                const double *prior,
-                size_t k,
-                double *ret_next,
-                char *err,
-                size_t errlen)
+/* The next k mixtures from the fitted model mod (active.h). */
+static int active__next_fitted(const active_params_t *p,
+                               const active__model_t *mod,
+                               const double *X,
+                               const double *y,
+                               size_t n,
+                               size_t d,
+                               const double *prior,
+                               size_t k,
+                               double *ret_next,
+                               char *err,
+                               size_t errlen)
 {
-    int rc = active__check(X, y, n, d, prior, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (k == 0)
-        return 0;
-    active__model_t mod;
-    rc = active__model_fit(p, X, y, n, d, 0, &mod, err, errlen);
-    if (rc < 0)
-        return rc;
-    int is_gp = surrogate_kind(mod.main) == SURROGATE_GP;
+    int rc;
+    int is_gp = surrogate_kind(mod->main) == SURROGATE_GP;
     active_acq_t acq = p->acq;
     if (!is_gp && (acq == ACTIVE_LCB || acq == ACTIVE_EI))
         acq = ACTIVE_THOMPSON;
@@ -615,19 +656,17 @@ int active_next(const active_params_t *p,
     gp_batch_t *gb = NULL;
     char *used = NULL;
     double *sub = NULL;
-    rc = active__pool_init(&pl, active__pool_cap(p, n), d);
-    if (rc < 0) {
-        active__model_clear(&mod);
+    rc = active__pool_init(&pl, active__pool_cap(p, n, 1), d);
+    if (rc < 0)
         return rc;
-    }
     rng_t rng;
     rng_seed(&rng, p->seed ^ 0x2545f4914f6cdd1dULL);
     active__pool_base(&pl, p->upper, p->pool, X, n, prior, &rng);
     size_t runs_at = pl.m - n; /* the runs sit at [runs_at, runs_at + n) */
     double kappa = acq == ACTIVE_LCB ? -p->kappa : 0;
-    rc = active__pool_score(&pl, 0, &mod, kappa, is_gp);
+    rc = active__pool_score(&pl, 0, mod, kappa, is_gp);
     if (rc == 0)
-        rc = active__refine(&pl, p->upper, &mod, kappa, is_gp, p->refine, &rng);
+        rc = active__refine(&pl, p->upper, mod, kappa, is_gp, p->refine, &rng);
     if (rc < 0)
         goto out;
     size_t reps = p->repeats > 0 ? (size_t)p->repeats : 0;
@@ -679,7 +718,7 @@ int active_next(const active_params_t *p,
     }
     /* The batch is chosen among the best-scored candidates only: conditioning costs n^2 per
      * candidate. The repeats come first so the batch is conditioned on them. */
-    size_t nr = gp_nruns(surrogate_gp(mod.main));
+    size_t nr = gp_nruns(surrogate_gp(mod->main));
     size_t T = (size_t)(ACTIVE_SD_WORK / ((double)nr * (double)nr));
     if (T < ACTIVE_SD_MIN)
         T = ACTIVE_SD_MIN;
@@ -708,7 +747,7 @@ int active_next(const active_params_t *p,
         rc = -ENOMEM;
         goto out;
     }
-    rc = gp_batch_new(surrogate_gp(mod.main), sub, ns, k, &gb);
+    rc = gp_batch_new(surrogate_gp(mod->main), sub, ns, k, &gb);
     if (rc < 0)
         goto out;
     for (size_t r = 0; r < reps; r++) {
@@ -751,6 +790,66 @@ out:
     free(sub);
     gp_batch_destroy(&gb);
     active__pool_free(&pl);
+    return rc;
+}
+
+int active_next(const active_params_t *p,
+                const double *X,
+                const double *y,
+                size_t n,
+                size_t d,
+                const double *prior,
+                size_t k,
+                double *ret_next,
+                char *err,
+                size_t errlen)
+{
+    return active_step(p, X, y, n, d, prior, NULL, NULL, k, ret_next, p->seed, err, errlen);
+}
+
+int active_step(const active_params_t *p,
+                const double *X,
+                const double *y,
+                size_t n,
+                size_t d,
+                const double *prior,
+                double *ret_w,
+                active_proposal_t *ret,
+                size_t k,
+                double *ret_next,
+                uint64_t next_seed,
+                char *err,
+                size_t errlen)
+{
+    int rc = active__check(X, y, n, d, prior, err, errlen);
+    if (rc < 0)
+        return rc;
+    int propose = ret_w && ret;
+    if (!propose && k == 0)
+        return 0;
+    active__model_t mod;
+    int boot = propose && p->model != SURROGATE_GP && p->kappa_propose != 0;
+    rc = active__model_fit(p, X, y, n, d, boot, &mod, err, errlen);
+    if (rc < 0)
+        return rc;
+    double *w = propose ? malloc(d * sizeof *w) : NULL;
+    active_proposal_t pr;
+    if (propose && !w)
+        rc = -ENOMEM;
+    if (rc == 0 && propose)
+        rc = active__propose_fitted(p, &mod, X, n, d, prior, w, &pr);
+    if (rc == 0 && k > 0) {
+        active_params_t pn = *p;
+        pn.seed = next_seed;
+        rc = active__next_fitted(&pn, &mod, X, y, n, d, prior, k, ret_next, err, errlen);
+    }
+    if (rc == 0 && propose) {
+        memcpy(ret_w, w, d * sizeof *w);
+        *ret = pr;
+    }
+    if (rc == -ENOMEM)
+        errbuf_set(err, errlen, "active: out of memory");
+    free(w);
     active__model_clear(&mod);
     return rc;
 }

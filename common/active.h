@@ -26,6 +26,15 @@
  * mean -+ 1.96 sqrt(sd^2 + noise^2): where a run at the proposal should land. For models
  * without their own uncertainty, sd comes from 8 bootstrap refits.
  *
+ * The expected gain of one more run (the stopping rule of EGO, Jones, Schonlau & Welch 1998) is
+ * the largest expected improvement E[max(0, mu* - f(x))] over the candidates (the proposal's pool,
+ * then `refine` rounds around the candidates with the largest), mu* the proposal's mean and f
+ * the model's posterior of the objective without the noise of a run: how much lower than the
+ * proposal the best place to run next is expected to be. A sweep may stop when it is small.
+ *
+ * active_step() does both with one fitted surrogate (the daemon's refits: proposal, gain and the
+ * next round); active_next() and active_propose() are active_step() with one of the two.
+ *
  * Every function is a pure function of its inputs and params->seed.
  */
 #ifndef REGMIX_ACTIVE_H
@@ -60,10 +69,11 @@ typedef struct active_params {
 
 /* The proposal and its predicted objective. */
 typedef struct active_proposal {
-    double predicted; /* model mean at the proposal */
-    double sd;        /* model standard deviation there (NAN if none) */
-    double noise_sd;  /* standard deviation of one run's noise (residual estimate) */
-    double lo, hi;    /* 95 % interval of a run's objective at the proposal */
+    double predicted;     /* model mean at the proposal */
+    double sd;            /* model standard deviation there (NAN if none) */
+    double noise_sd;      /* standard deviation of one run's noise (residual estimate) */
+    double lo, hi;        /* 95 % interval of a run's objective at the proposal */
+    double expected_gain; /* of one more run: the largest expected improvement below predicted */
     surrogate_kind_t model;
 } active_proposal_t;
 
@@ -98,6 +108,24 @@ int active_propose(const active_params_t *p,
                    active_proposal_t *ret,
                    char *err,
                    size_t errlen);
+
+/* active_propose() into ret_w and *ret (both NULL: none) and active_next() with the seed
+ * next_seed into ret_next (k of them; 0: none) from one fit of the surrogate (seeded by p->seed;
+ * a gp's fit does not depend on it), each the same as the single call's. Same arguments and
+ * returns. */
+int active_step(const active_params_t *p,
+                const double *X,
+                const double *y,
+                size_t n,
+                size_t d,
+                const double *prior,
+                double *ret_w,
+                active_proposal_t *ret,
+                size_t k,
+                double *ret_next,
+                uint64_t next_seed,
+                char *err,
+                size_t errlen);
 
 /* Projects the mixture w (d, summing to 1) under the caps upper (d; sum > 1): each weight
  * above its cap is set to it and the excess is shared by the others in proportion to their

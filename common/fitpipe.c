@@ -198,8 +198,12 @@ void fitpipe_settings_default(fitpipe_settings_t *ret)
     ret->candidates = 1000000;
     ret->top_k = 100;
     ret->threads = 0;
-    ret->convergence = (spec_convergence_t){
-            .min_runs = 32, .min_spearman = 0.8, .stable_refits = 3, .l1_tol = 0.05};
+    ret->convergence = (spec_convergence_t){.min_runs = 32,
+                                            .min_spearman = 0.8,
+                                            .stable_refits = 3,
+                                            .l1_tol = 0.05,
+                                            .gain_tol = SPEC_GAIN_TOL};
+    ret->active = 0;
 }
 
 void fitpipe_settings_from_spec(const spec_t *spec, fitpipe_settings_t *ret)
@@ -216,6 +220,7 @@ void fitpipe_settings_from_spec(const spec_t *spec, fitpipe_settings_t *ret)
     ret->candidates = r->simulate > 0 ? (size_t)r->simulate : 1;
     ret->top_k = r->top_k;
     ret->convergence = r->convergence;
+    ret->active = spec->sampling.strategy == SPEC_STRATEGY_ACTIVE;
 }
 
 int fitpipe_target_text(const spec_t *spec, char *buf, size_t len)
@@ -298,6 +303,18 @@ fitpipe_verdict_t fitpipe_judge(const spec_convergence_t *c,
     return FITPIPE_CONVERGED;
 }
 
+fitpipe_verdict_t
+fitpipe_judge_gain(const spec_convergence_t *c, size_t runs, double spearman, double expected_gain)
+{
+    if (runs < (size_t)(c->min_runs > 0 ? c->min_runs : 0))
+        return FITPIPE_TOO_FEW_RUNS;
+    if (!(spearman >= c->min_spearman))
+        return FITPIPE_LOW_SPEARMAN;
+    if (!(expected_gain < c->gain_tol))
+        return FITPIPE_EXPLORING;
+    return FITPIPE_CONVERGED;
+}
+
 const char *fitpipe_verdict_name(fitpipe_verdict_t v)
 {
     switch (v) {
@@ -309,6 +326,8 @@ const char *fitpipe_verdict_name(fitpipe_verdict_t v)
         return "moving";
     case FITPIPE_CONVERGED:
         return "converged";
+    case FITPIPE_EXPLORING:
+        return "exploring";
     }
     return "?";
 }
@@ -401,7 +420,8 @@ int fitpipe_run(const fitpipe_input_t *in,
     size_t *rows = malloc((in->n ? in->n : 1) * sizeof *rows);
     double *oof = s->cv_folds >= 2 ? malloc((in->n ? in->n : 1) * sizeof *oof) : NULL;
     const double *feat = NULL;
-    double *F = NULL;
+    double *F = NULL, *next = NULL;
+    char aerr[160] = "";
     fitpipe_fitted_t *fitted = NULL;
     if (!X || !y || !rows || (s->candidates && !proposal) || (s->cv_folds >= 2 && !oof)) {
         rc = -ENOMEM;
@@ -457,19 +477,61 @@ int fitpipe_run(const fitpipe_input_t *in,
             goto out;
     }
     double t_fit = clock_mono_s();
-    rc = fitpipe_fit(s->model, &rp, X, y, used, d, &fitted, err, errlen);
-    if (rc < 0)
-        goto out;
+    /* An active sweep's proposal is active_step()'s: the spec model's fit on all rows is then
+     * needed only by the caller (ret_fitted) or for the top-k when active_step() fails. */
+    int want_active = s->active && s->candidates > 0;
+    if (!want_active || ret_fitted) {
+        rc = fitpipe_fit(s->model, &rp, X, y, used, d, &fitted, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
 
     double t_sim = clock_mono_s();
-    double pred = NAN;
+    double pred = NAN, half = NAN, lo = NAN, hi = NAN;
     simulate_result_t sr = {.predicted = NAN};
-    if (s->candidates) {
+    active_proposal_t apr = {.sd = NAN, .noise_sd = NAN, .expected_gain = NAN};
+    int active_ok = 0, next_ok = 0;
+    if (want_active || in->next_k > 0) {
+        /* one GP for the proposal, its gain and the next round */
+        active_params_t ap;
+        active_params_default(&ap);
+        ap.seed = s->seed;
+        ap.upper = in->upper;
+        if (in->next_k > 0 && !(next = malloc(in->next_k * d * sizeof *next))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        int ar = active_step(&ap, X, y, used, d, in->prior, want_active ? proposal : NULL,
+                             want_active ? &apr : NULL, in->next_k, next, in->next_seed, aerr,
+                             sizeof aerr);
+        if (ar == -ENOMEM) {
+            rc = ar;
+            goto out;
+        }
+        active_ok = ar == 0 && want_active;
+        next_ok = ar == 0 && in->next_k > 0;
+    }
+    if (active_ok) {
+        pred = apr.predicted;
+        lo = apr.lo;
+        hi = apr.hi;
+    } else if (s->candidates) {
+        if (!fitted) {
+            rc = fitpipe_fit(s->model, &rp, X, y, used, d, &fitted, err, errlen);
+            if (rc < 0)
+                goto out;
+        }
         rc = fitpipe__simulate(fitted, in->prior, s, proposal, &sr, err, errlen);
         if (rc == 0)
             rc = fitpipe_fitted_predict(fitted, proposal, 1, &pred);
         if (rc < 0)
             goto out;
+        /* The out-of-fold RMSE is the error of predicting a run the model has not seen; at the
+         * proposal (an optimum of the model, often at the edge of the data) it is a lower
+         * bound. */
+        half = cv.folds > 0 && isfinite(cv.mse) ? 1.96 * sqrt(cv.mse) : NAN;
+        lo = pred - half;
+        hi = pred + half;
     }
     double t_end = clock_mono_s();
 
@@ -482,13 +544,23 @@ int fitpipe_run(const fitpipe_input_t *in,
     ret->cv = cv;
     ret->predicted = pred;
     ret->predicted_topk = sr.predicted;
-    /* The out-of-fold RMSE is the error of predicting a run the model has not seen; at the
-     * proposal (an optimum of the model, often at the edge of the data) it is a lower bound. */
-    double half = cv.folds > 0 && isfinite(cv.mse) ? 1.96 * sqrt(cv.mse) : NAN;
-    ret->predicted_lo = pred - half;
-    ret->predicted_hi = pred + half;
-    ret->simulated = s->candidates ? sr.simulated : 0;
-    ret->top_k = s->candidates ? sr.top_k : 0;
+    ret->predicted_lo = lo;
+    ret->predicted_hi = hi;
+    ret->predicted_sd = active_ok ? apr.sd : NAN;
+    ret->noise_sd = active_ok ? apr.noise_sd : NAN;
+    ret->expected_gain = active_ok ? apr.expected_gain : NAN;
+    snprintf(ret->proposal_from, sizeof ret->proposal_from, "%s", active_ok ? "active" : "topk");
+    if (want_active && !active_ok)
+        snprintf(ret->propose_err, sizeof ret->propose_err, "%s", aerr);
+    if (next_ok) {
+        ret->next = next;
+        ret->nnext = in->next_k;
+        next = NULL;
+    } else if (in->next_k > 0) {
+        snprintf(ret->next_err, sizeof ret->next_err, "%s", aerr);
+    }
+    ret->simulated = s->candidates && !active_ok ? sr.simulated : 0;
+    ret->top_k = s->candidates && !active_ok ? sr.top_k : 0;
     ret->l1_moved = in->nhistory && proposal
                             ? fitpipe_l1(proposal, in->history + (in->nhistory - 1) * d, d)
                             : NAN;
@@ -496,6 +568,8 @@ int fitpipe_run(const fitpipe_input_t *in,
     ret->verdict = proposal ? fitpipe_judge(&s->convergence, used, cv.spearman, proposal,
                                             in->history, in->nhistory, d, &ret->l1_window)
                             : FITPIPE_TOO_FEW_RUNS;
+    if (proposal && s->active)
+        ret->verdict = fitpipe_judge_gain(&s->convergence, used, cv.spearman, ret->expected_gain);
     ret->proposal = proposal;
     proposal = NULL;
     if (oof) {
@@ -517,6 +591,7 @@ int fitpipe_run(const fitpipe_input_t *in,
 out:
     fitpipe_fitted_destroy(&fitted);
     objective_destroy(&obj);
+    free(next);
     free(proposal);
     free(X);
     free(F);
@@ -550,6 +625,11 @@ char *fitpipe_record_metrics_json(const fitpipe_record_t *rec)
     json_array_append_new(iv, fitpipe__num(rec->predicted_lo));
     json_array_append_new(iv, fitpipe__num(rec->predicted_hi));
     json_object_set_new(o, "predicted_interval", iv);
+    json_object_set_new(o, "predicted_sd", fitpipe__num(rec->predicted_sd));
+    json_object_set_new(o, "noise_sd", fitpipe__num(rec->noise_sd));
+    json_object_set_new(o, "expected_gain", fitpipe__num(rec->expected_gain));
+    json_object_set_new(o, "proposal_from",
+                        json_string(rec->proposal_from[0] ? rec->proposal_from : "topk"));
     json_object_set_new(o, "l1_window", fitpipe__num(rec->l1_window));
     if (rec->min_child_weight > 0)
         json_object_set_new(o, "min_child_weight", json_real(rec->min_child_weight));
@@ -604,58 +684,10 @@ static void fitpipe__job_free(fitpipe_job_t *j)
     free(j);
 }
 
-/* The active round of a queued job (fitpipe_input_t.next_k): the objective of every usable row,
- * then active_next() with the defaults of active.h on them. */
-static void fitpipe__next(fitpipe_job_t *j)
-{
-    const fitpipe_input_t *in = &j->in;
-    size_t d = in->d, m = (size_t)in->m, n = 0;
-    objective_t *obj = NULL;
-    double *X = malloc((in->n ? in->n : 1) * d * sizeof *X);
-    double *y = malloc((in->n ? in->n : 1) * sizeof *y);
-    double *next = malloc(in->next_k * d * sizeof *next);
-    char *err = j->rec.next_err;
-    size_t errlen = sizeof j->rec.next_err;
-    int rc = !X || !y || !next
-                     ? -ENOMEM
-                     : objective_parse(in->target, in->loss_names, in->m, &obj, err, errlen);
-    for (size_t i = 0; rc == 0 && i < in->n; i++) {
-        const double *l = in->losses + i * m, *x = in->X + i * d;
-        int ok = 1;
-        for (size_t c = 0; c < m; c++)
-            ok = ok && (!objective_uses(obj, (int)c) || isfinite(l[c]));
-        double v = ok ? objective_eval(obj, l) : NAN;
-        if (!isfinite(v))
-            continue;
-        memcpy(X + n * d, x, d * sizeof *X);
-        y[n++] = v;
-    }
-    if (rc == 0) {
-        active_params_t ap;
-        active_params_default(&ap);
-        ap.seed = in->next_seed;
-        ap.upper = in->next_upper;
-        rc = active_next(&ap, X, y, n, d, in->prior, in->next_k, next, err, errlen);
-    } else if (rc == -ENOMEM) {
-        snprintf(err, errlen, "out of memory");
-    }
-    if (rc == 0) {
-        j->rec.next = next;
-        j->rec.nnext = in->next_k;
-        next = NULL;
-    }
-    objective_destroy(&obj);
-    free(X);
-    free(y);
-    free(next);
-}
-
 static void fitpipe__work(uv_work_t *req)
 {
     fitpipe_job_t *j = req->data;
     j->status = fitpipe_run(&j->in, &j->settings, &j->rec, NULL, j->err, sizeof j->err);
-    if (j->status == 0 && j->in.next_k > 0)
-        fitpipe__next(j);
 }
 
 static void fitpipe__after(uv_work_t *req, int status)
@@ -700,11 +732,11 @@ int fitpipe_queue(uv_loop_t *loop,
     j->losses = fitpipe__dup(in->losses, in->n * m * sizeof(double));
     j->prior = fitpipe__dup(in->prior, d * sizeof(double));
     j->history = fitpipe__dup(in->history, in->nhistory * d * sizeof(double));
-    j->upper = in->next_upper ? fitpipe__dup(in->next_upper, d * sizeof(double)) : NULL;
+    j->upper = in->upper ? fitpipe__dup(in->upper, d * sizeof(double)) : NULL;
     j->target = strdup(in->target);
     j->names = calloc(m, sizeof *j->names);
     int ok = j->X && j->losses && j->prior && j->history && j->target && j->names &&
-             (!in->next_upper || j->upper);
+             (!in->upper || j->upper);
     for (size_t c = 0; ok && c < m; c++)
         ok = (j->names[c] = strdup(in->loss_names[c])) != NULL;
     if (!ok) {
@@ -716,7 +748,7 @@ int fitpipe_queue(uv_loop_t *loop,
     j->in.losses = j->losses;
     j->in.prior = j->prior;
     j->in.history = in->nhistory ? j->history : NULL;
-    j->in.next_upper = j->upper;
+    j->in.upper = j->upper;
     j->in.target = j->target;
     j->in.loss_names = (const char *const *)j->names;
     j->req.data = j;

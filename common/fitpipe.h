@@ -27,6 +27,16 @@
  * drift (each step small) is caught as well as a jump. Before stable_refits earlier proposals exist
  * the sweep is still "moving".
  *
+ * An active sweep (settings.active, docs/search.md) proposes instead by active_step() (active.h:
+ * the GP, the refined candidate search, the trust radius, the caps in.upper), seeded by
+ * settings.seed, and skips the top-k simulation; the record's interval is then the GP's interval
+ * of a run at the proposal, and it carries the expected gain of one more run. Its verdict is
+ * too_few_runs, low_spearman (the spec model's out-of-fold Spearman, as above), then "exploring"
+ * while the expected gain is at least gain_tol (or unknown), else converged; the L1 window is
+ * reported but does not decide. When active_step() fails the proposal falls back to the top-k
+ * (proposal_from "topk", why in propose_err) and the verdict is "exploring". The same fitted GP
+ * chooses the next round (in.next_k > 0), so a refit fits the surrogate once.
+ *
  * Hook-up in the coordinator's loop (the loop owns the store; this module owns nothing of it):
  *   1. after a RESULT is stored, call fitpipe_should_refit(refit_every, cv_folds, results_now,
  *      results_at_last_fit, total_runs, fit_in_flight); when it says yes,
@@ -126,6 +136,7 @@ typedef struct fitpipe_settings {
     int top_k;                    /* candidates averaged, 1..candidates */
     int threads;                  /* <= 0: all cores */
     spec_convergence_t convergence;
+    int active; /* 1: an active sweep's proposal and verdict (see the header comment) */
 } fitpipe_settings_t;
 
 /* The spec's defaults with model gbdt: regress.h's model parameters, small_n_gbdt on, 5 folds,
@@ -146,10 +157,11 @@ typedef struct fitpipe_input {
     const double *prior;           /* (d) Dirichlet concentration of the simulation, each > 0 */
     size_t nhistory;               /* proposals of the earlier refits */
     const double *history;         /* (nhistory, d) row-major, oldest first; NULL if none */
-    /* fitpipe_queue() only: an active round computed in the same worker after the fit */
-    size_t next_k;            /* > 0: also the next next_k mixtures to run (active_next()) */
-    const double *next_upper; /* (d) caps of the weights (active_params_t.upper), or NULL */
-    uint64_t next_seed;       /* active_params_t.seed of the round */
+    /* active sweeps: the caps of every candidate (active_params_t.upper: the epoch bound), and
+     * the next round, chosen by the fit's GP (active_step()) */
+    const double *upper; /* (d) caps of the weights, or NULL */
+    size_t next_k;       /* > 0: also the next next_k mixtures to run (active_next()) */
+    uint64_t next_seed;  /* active_params_t.seed of the round */
 } fitpipe_input_t;
 
 typedef enum fitpipe_verdict {
@@ -157,6 +169,7 @@ typedef enum fitpipe_verdict {
     FITPIPE_LOW_SPEARMAN = 1, /* out-of-fold Spearman < min_spearman (or undefined) */
     FITPIPE_MOVING = 2, /* the proposal moved >= l1_tol within the last stable_refits refits */
     FITPIPE_CONVERGED = 3,
+    FITPIPE_EXPLORING = 4, /* active: expected gain of one more run >= gain_tol (or unknown) */
 } fitpipe_verdict_t;
 
 /* The outcome of one refit. proposal is owned by the record (fitpipe_record_clear() frees it). */
@@ -171,7 +184,13 @@ typedef struct fitpipe_record {
     double predicted;        /* the model's prediction at the proposal itself */
     double predicted_topk;   /* mean prediction of the top_k candidates */
     double predicted_lo;     /* 95 % interval of a run's objective at the proposal: predicted -+ */
-    double predicted_hi;     /* 1.96 x the out-of-fold RMSE (NAN without CV or a proposal) */
+    double predicted_hi;     /* 1.96 x the out-of-fold RMSE (NAN without CV or a proposal); active:
+                                active_proposal_t lo, hi (1.96 sqrt(sd^2 + noise_sd^2)) */
+    double predicted_sd;     /* active: the posterior sd of the objective there; else NAN */
+    double noise_sd;         /* active: sd of one run's noise (the GP's); else NAN */
+    double expected_gain;    /* active: of one more run (active.h); else NAN */
+    char proposal_from[8];   /* "active" (active_step()) or "topk" (the simulation) */
+    char propose_err[160];   /* active with proposal_from "topk": why active_step() failed */
     double l1_moved;         /* L1 from the previous proposal; NAN for the first refit */
     double l1_window;        /* max L1 to the last stable_refits proposals; NAN if fewer exist */
     size_t simulated;        /* candidates simulated */
@@ -237,7 +256,12 @@ fitpipe_verdict_t fitpipe_judge(const spec_convergence_t *c,
                                 size_t d,
                                 double *ret_l1_window);
 
-/* "too_few_runs", "low_spearman", "moving", "converged". */
+/* The verdict of an active sweep: too_few_runs, low_spearman as fitpipe_judge(), then
+ * FITPIPE_EXPLORING unless expected_gain < gain_tol (NAN: exploring), else converged. */
+fitpipe_verdict_t
+fitpipe_judge_gain(const spec_convergence_t *c, size_t runs, double spearman, double expected_gain);
+
+/* "too_few_runs", "low_spearman", "moving", "converged", "exploring". */
 const char *fitpipe_verdict_name(fitpipe_verdict_t v);
 
 /* Whether the loop should start a refit now: none in flight, at least max(cv_folds, 2) results,
@@ -258,7 +282,9 @@ double fitpipe_l1(const double *a, const double *b, size_t d);
 void fitpipe_record_clear(fitpipe_record_t *rec);
 
 /* The record's metrics as compact JSON {"n":..,"folds":..,"spearman":..,"pearson":..,"mse":..,
- * "r2":..,"runs_skipped":..,"predicted_topk":..,"l1_window":..,"verdict":"..",..} (NAN as null),
+ * "r2":..,"runs_skipped":..,"predicted_topk":..,"predicted":..,"predicted_interval":[lo,hi],
+ * "predicted_sd":..,"noise_sd":..,"expected_gain":..,"proposal_from":"active"|"topk",
+ * "l1_window":..,"verdict":"..",..} (NAN as null),
  * and its proposal as {"<domain>": weight, ...} in domain order (names: rec->d of them).
  * malloc'd strings the caller frees; NULL when out of memory. */
 char *fitpipe_record_metrics_json(const fitpipe_record_t *rec);

@@ -580,6 +580,7 @@ static const field_t convergence_fields[] = {
         F_DBL(spec_convergence_t, "min_spearman", min_spearman, RANGE(-1, 1)),
         F_INT(spec_convergence_t, "stable_refits", stable_refits, RANGE(1, 1000000)),
         F_DBL(spec_convergence_t, "l1_tol", l1_tol, NONNEG(2)),
+        F_DBL(spec_convergence_t, "gain_tol", gain_tol, NONNEG(INF)),
         {0},
 };
 
@@ -744,8 +745,11 @@ static int set_defaults(spec_t *s)
     s->regression.refit_every = 16;
     s->regression.cv_folds = 5;
     s->regression.seed = 0;
-    s->regression.convergence = (spec_convergence_t){
-            .min_runs = 32, .min_spearman = 0.8, .stable_refits = 3, .l1_tol = 0.05};
+    s->regression.convergence = (spec_convergence_t){.min_runs = 32,
+                                                     .min_spearman = 0.8,
+                                                     .stable_refits = 3,
+                                                     .l1_tol = 0.05,
+                                                     .gain_tol = SPEC_GAIN_TOL};
     s->regression.on_converge = SPEC_ON_CONVERGE_KEEP;
     s->target.launch = SPEC_LAUNCH_MANUAL;
     s->target.launcher = SPEC_LAUNCHER_MPIRUN;

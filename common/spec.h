@@ -25,6 +25,7 @@
 #define SPEC_MAX_SIMULATE 10000000 /* regression.simulate: candidates of one refit */
 #define SPEC_MAX_TOP_K    100000   /* regression.top_k */
 #define SPEC_NAME_MAX     64       /* sweep and domain names: [A-Za-z0-9_.-]{1,64} */
+#define SPEC_GAIN_TOL     0.002    /* regression.convergence.gain_tol (docs/search.md) */
 
 typedef enum spec_trainer {
     SPEC_TRAINER_BUILTIN,   /* regmix-train */
@@ -157,6 +158,7 @@ typedef struct spec_convergence {
     double min_spearman; /* 0.8 */
     int stable_refits;   /* 3 */
     double l1_tol;       /* 0.05 */
+    double gain_tol;     /* active sweeps: expected gain of one more run, nats (0.002) */
 } spec_convergence_t;
 
 typedef struct spec_regression {

@@ -411,6 +411,12 @@ static int daemon__load(coord_t *c, char *err, size_t errlen)
     c->queue_maybe_nonempty = 1;
     c->sched_dirty = 1;
     coord_gpu_classes_update(c);
+    /* A refit the last coordinator owed (results that arrived before it died, an active
+     * sweep's round not yet chosen with every run ended) starts now: no result may come to ask
+     * for it. */
+    for (int i = 0; i < c->nsweeps; i++)
+        if (c->sweeps[i]->state == SWEEP_STATE_RUNNING)
+            refit_maybe(c, c->sweeps[i]);
     return 0;
 }
 

@@ -219,14 +219,25 @@ static void refit__done(
         coord_fatal(c, "fit_oof");
         return;
     }
+    if (rec->propose_err[0]) {
+        char q[300];
+        log_warn("active_proposal_failed", "sweep=%s fit=%d why=%s (the top-k proposes)",
+                 sw->sweep_id, sw->nfits, log_quote(rec->propose_err, q, sizeof q));
+    }
     log_info("fit",
-             "sweep=%s fit=%d runs=%zu model=%s spearman=%.4f l1_moved=%.4f verdict=%s "
-             "seconds=%.3f",
+             "sweep=%s fit=%d runs=%zu model=%s spearman=%.4f l1_moved=%.4f proposal_from=%s "
+             "expected_gain=%.6g verdict=%s seconds=%.3f",
              sw->sweep_id, sw->nfits, rec->runs_used, rec->model, rec->cv.spearman, rec->l1_moved,
-             fitpipe_verdict_name(rec->verdict), rec->seconds);
-    refit__event(c, sw, "fit", "fit %d: %zu runs, %s, spearman %.3f, moved %.4f: %s", sw->nfits,
-                 rec->runs_used, rec->model, rec->cv.spearman, rec->l1_moved,
-                 fitpipe_verdict_name(rec->verdict));
+             rec->proposal_from, rec->expected_gain, fitpipe_verdict_name(rec->verdict),
+             rec->seconds);
+    if (isfinite(rec->expected_gain))
+        refit__event(c, sw, "fit", "fit %d: %zu runs, %s, spearman %.3f, gain %.4g: %s", sw->nfits,
+                     rec->runs_used, rec->model, rec->cv.spearman, rec->expected_gain,
+                     fitpipe_verdict_name(rec->verdict));
+    else
+        refit__event(c, sw, "fit", "fit %d: %zu runs, %s, spearman %.3f, moved %.4f: %s", sw->nfits,
+                     rec->runs_used, rec->model, rec->cv.spearman, rec->l1_moved,
+                     fitpipe_verdict_name(rec->verdict));
     /* A sweep whose runs all finished before its last refit may still converge on it. */
     if (rec->verdict == FITPIPE_CONVERGED &&
         (sw->state == SWEEP_STATE_RUNNING || sw->state == SWEEP_STATE_DONE)) {
@@ -312,14 +323,12 @@ static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t re
             .nhistory = (size_t)sw->nfits,
             .history = sw->history,
     };
-    /* An active sweep whose runs have all ended asks for its next round with this fit; the
-     * candidates keep the sampler's epoch bound (docs/method.md). */
+    /* An active sweep's candidates (its proposal's and its rounds') keep the sampler's epoch
+     * bound (docs/method.md); one whose runs have all ended asks for its next round with this
+     * fit. */
     double upper[SPEC_MAX_DOMAINS];
     x->round_at = -1;
-    if (transition_sweep_awaits_round(sw) && refit__open_runs(sw) == 0) {
-        int left = spec->sampling.runs - sw->nruns;
-        in.next_k = (size_t)(left < spec->sampling.batch ? left : spec->sampling.batch);
-        in.next_seed = spec->sampling.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(sw->nfits + 1));
+    if (spec->sampling.strategy == SPEC_STRATEGY_ACTIVE) {
         double su = 0;
         for (int i = 0; i < sw->ndomains; i++)
             su += (upper[i] =
@@ -327,7 +336,12 @@ static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t re
                                              ? spec->sampling.max_epochs * spec->domains[i].tokens /
                                                        spec->sampling.target_tokens
                                              : spec->sampling.max_epochs * prior[i]));
-        in.next_upper = su > 1 ? upper : NULL;
+        in.upper = su > 1 ? upper : NULL;
+    }
+    if (transition_sweep_awaits_round(sw) && refit__open_runs(sw) == 0) {
+        int left = spec->sampling.runs - sw->nruns;
+        in.next_k = (size_t)(left < spec->sampling.batch ? left : spec->sampling.batch);
+        in.next_seed = spec->sampling.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(sw->nfits + 1));
         x->round_at = sw->nruns;
     }
     fitpipe_settings_t settings;

@@ -5,8 +5,11 @@
 # holds `runs` runs.
 #   1. A synthetic sweep (loss sum_i (w_i - optimum_i)^2 + noise, optimum (0.5, 0.3, 0.2), token
 #      prior (0.6, 0.3, 0.1)): the run count grows in rounds 16 -> 24 -> ..., never past 48;
-#      the sweep converges (min_runs 32: at least two rounds); the proposal lands within L1 0.1
-#      of the optimum.
+#      the sweep converges by the expected gain of one more run (min_runs 16: a fit is
+#      "exploring" while the gain is at least gain_tol, the default 0.002) before its budget;
+#      every fit's metrics carry the active proposal (proposal_from "active"), its interval
+#      lo < predicted < hi, predicted_sd, noise_sd and expected_gain; the converging fit's gain
+#      is below 0.002; the proposal lands within L1 0.1 of the optimum.
 #   2. The same sweep (min_runs 40) with the coordinator killed -9 after its first round and
 #      restarted: it
 #      still ends with exactly 16 + k * 8 runs (indices 0..n-1, each once), one round per fit
@@ -62,7 +65,7 @@ start_worker w1 4
 start_worker w2 4
 
 # ---- 1: rounds, convergence, the proposal ------------------------------------------------------
-active_spec "$T/a.yaml" act-a 20 32
+active_spec "$T/a.yaml" act-a 150 16
 SW=$(submit "$T/a.yaml")
 [ -n "$SW" ] || fail "no sweep id"
 seen=""
@@ -93,6 +96,8 @@ expect_eq "sweep 1 converged" "$(jq -r '.converged' <<<"$st")" true
 l1=$(l1_to_optimum "$SW")
 awk -v l="$l1" 'BEGIN { exit !(l < 0.1) }' || fail "proposal is $l1 (L1) from the optimum, want < 0.1"
 note "ok: proposal within L1 $l1 of the optimum"
+total=$(jq -r '.runs.total' <<<"$st")
+[ "$total" -lt 48 ] || fail "sweep 1 used its whole budget ($total runs): it did not converge by the gain"
 
 # ---- 2: kill -9 after the first round, restart -------------------------------------------------
 active_spec "$T/b.yaml" act-b 100 40
@@ -108,6 +113,18 @@ expect_eq "sweep 2 ended converged or done" \
     "$(status_field "$SW2" '.state == "converged" or .state == "done"')" true
 
 stop_coord
+# Sweep 1's fits' metrics (the store is read once the coordinator is stopped): the active proposal with its interval and gain; the verdicts in order.
+fits=$(db "SELECT json_group_array(json(metrics)) FROM (SELECT metrics FROM fits WHERE sweep =
+    (SELECT id FROM sweeps WHERE sweep_id = '$SW') ORDER BY fit_no)")
+note "sweep 1's fits: $(jq -c '[.[] | {n, verdict, expected_gain, predicted, predicted_interval}]' <<<"$fits")"
+bad=$(jq -c '[.[] | select(.proposal_from != "active" or (.expected_gain | type) != "number"
+    or (.predicted_sd | type) != "number" or (.noise_sd | type) != "number"
+    or (.predicted_interval[0] < .predicted and .predicted < .predicted_interval[1]) == false)]' <<<"$fits")
+expect_eq "fits without an active proposal, gain, sd, noise or lo < predicted < hi" "$bad" "[]"
+expect_eq "some fit explored before the sweep converged" \
+    "$(jq -r 'map(.verdict) | index("exploring") != null and (index("exploring") < index("converged"))' <<<"$fits")" true
+expect_eq "the last fit converged with a gain below 0.002" \
+    "$(jq -r '.[-1] | .verdict == "converged" and .expected_gain < 0.002' <<<"$fits")" true
 check_store "$SW"
 check_rounds "$SW"
 check_store "$SW2"

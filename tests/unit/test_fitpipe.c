@@ -243,6 +243,22 @@ static void test_verdict(void)
     CHECK_INT_EQ(fitpipe_judge(&c2, 40, 0.9, cur2, edge, 3, 3, &w), FITPIPE_CONVERGED);
     CHECK_STR_EQ(fitpipe_verdict_name(FITPIPE_CONVERGED), "converged");
     CHECK_STR_EQ(fitpipe_verdict_name(FITPIPE_LOW_SPEARMAN), "low_spearman");
+    CHECK_STR_EQ(fitpipe_verdict_name(FITPIPE_EXPLORING), "exploring");
+    CHECK_STR_EQ(fitpipe_verdict_name(FITPIPE_MOVING), "moving");
+    CHECK_STR_EQ(fitpipe_verdict_name(FITPIPE_TOO_FEW_RUNS), "too_few_runs");
+
+    /* An active sweep's verdict: too_few_runs, low_spearman, then exploring while the expected
+     * gain is at least gain_tol (or unknown), whatever the L1 window. */
+    c.gain_tol = 0.002;
+    CHECK_INT_EQ(fitpipe_judge_gain(&c, 31, 0.99, 0.0), FITPIPE_TOO_FEW_RUNS);
+    CHECK_INT_EQ(fitpipe_judge_gain(&c, 31, 0.1, 1.0), FITPIPE_TOO_FEW_RUNS);
+    CHECK_INT_EQ(fitpipe_judge_gain(&c, 32, 0.79, 0.0), FITPIPE_LOW_SPEARMAN);
+    CHECK_INT_EQ(fitpipe_judge_gain(&c, 32, NAN, 0.0), FITPIPE_LOW_SPEARMAN);
+    CHECK_INT_EQ(fitpipe_judge_gain(&c, 32, 0.8, 0.002), FITPIPE_EXPLORING);
+    CHECK_INT_EQ(fitpipe_judge_gain(&c, 32, 0.8, NAN), FITPIPE_EXPLORING);
+    CHECK_INT_EQ(fitpipe_judge_gain(&c, 32, 0.8, 0.0019), FITPIPE_CONVERGED);
+    c.gain_tol = 0;
+    CHECK_INT_EQ(fitpipe_judge_gain(&c, 1000, 1.0, 0.0), FITPIPE_EXPLORING);
 }
 
 static void test_should_refit(void)
@@ -377,10 +393,110 @@ static void test_json(void)
     CHECK_STR_EQ(json_string_value(json_object_get(mj, "verdict")), "moving");
     CHECK_NEAR(json_real_value(json_object_get(pj, "c")), rec.proposal[2], 1e-15);
     CHECK_INT_EQ(json_object_size(pj), D);
+    /* a random sweep's record: the top-k, no sd, noise or gain (null) */
+    CHECK_STR_EQ(json_string_value(json_object_get(mj, "proposal_from")), "topk");
+    CHECK(json_is_null(json_object_get(mj, "expected_gain")));
+    CHECK(json_is_null(json_object_get(mj, "predicted_sd")));
+    CHECK(json_is_null(json_object_get(mj, "noise_sd")));
     json_decref(mj);
     json_decref(pj);
     free(m);
     free(p);
+    fitpipe_record_clear(&rec);
+
+    /* an active sweep's: every key a number, the interval around the prediction */
+    st.active = 1;
+    CHECK(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err) == 0);
+    m = fitpipe_record_metrics_json(&rec);
+    mj = json_loads(m, 0, &je);
+    CHECK(mj != NULL);
+    CHECK_STR_EQ(json_string_value(json_object_get(mj, "proposal_from")), "active");
+    static const char *const keys[] = {"predicted", "predicted_sd", "noise_sd", "expected_gain"};
+    for (int k = 0; k < 4; k++) {
+        json_t *v = json_object_get(mj, keys[k]);
+        CHECK_MSG(json_is_real(v), "%s is not a number in %s", keys[k], m);
+    }
+    CHECK_NEAR(json_real_value(json_object_get(mj, "expected_gain")), rec.expected_gain, 1e-15);
+    json_t *iv = json_object_get(mj, "predicted_interval");
+    double lo = json_real_value(json_array_get(iv, 0)), hi = json_real_value(json_array_get(iv, 1)),
+           pr = json_real_value(json_object_get(mj, "predicted"));
+    CHECK_MSG(lo < pr && pr < hi, "interval [%g, %g] around %g", lo, hi, pr);
+    CHECK_NEAR(hi - pr,
+               1.96 * sqrt(rec.predicted_sd * rec.predicted_sd + rec.noise_sd * rec.noise_sd),
+               1e-12);
+    CHECK_STR_EQ(json_string_value(json_object_get(mj, "verdict")),
+                 fitpipe_verdict_name(rec.verdict));
+    json_decref(mj);
+    free(m);
+    fitpipe_record_clear(&rec);
+}
+
+/* An active sweep's fit (settings.active): the proposal and its interval are active_propose()'s
+ * with the regression seed and the caps, the round (next_k) active_next()'s with next_seed, from
+ * one fit; the top-k is not simulated; the verdict is by the gain. */
+static void test_active_fit(void)
+{
+    fitpipe_settings_t st;
+    settings(&st, "quadratic");
+    st.candidates = 20000;
+    st.seed = 11;
+    st.active = 1;
+    st.convergence.min_runs = 8;
+    double upper[D];
+    for (int j = 0; j < D; j++)
+        upper[j] = fmin(1.0, 2.5 * prior[j]);
+    fitpipe_input_t in = input(40, NULL, 0);
+    in.upper = upper;
+    in.next_k = 4;
+    in.next_seed = 78;
+    fitpipe_record_t rec;
+    char err[512] = "";
+    int rc = fitpipe_run(&in, &st, &rec, NULL, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (rc)
+        return;
+    double y[NMAX], w[D], next[4 * D];
+    for (int i = 0; i < 40; i++)
+        y[i] = L[i * 2];
+    active_params_t ap;
+    active_params_default(&ap);
+    ap.seed = 11;
+    ap.upper = upper;
+    active_proposal_t pr;
+    CHECK_INT_EQ(active_propose(&ap, X, y, 40, D, prior, w, &pr, err, sizeof err), 0);
+    CHECK_STR_EQ(rec.proposal_from, "active");
+    CHECK(memcmp(rec.proposal, w, sizeof w) == 0);
+    CHECK(rec.predicted == pr.predicted && rec.predicted_lo == pr.lo && rec.predicted_hi == pr.hi);
+    CHECK(rec.predicted_sd == pr.sd && rec.noise_sd == pr.noise_sd);
+    CHECK(rec.expected_gain == pr.expected_gain && rec.expected_gain >= 0);
+    CHECK(rec.simulated == 0 && isnan(rec.predicted_topk));
+    ap.seed = 78;
+    CHECK_INT_EQ(active_next(&ap, X, y, 40, D, prior, 4, next, err, sizeof err), 0);
+    CHECK(rec.next && rec.nnext == 4 && memcmp(rec.next, next, sizeof next) == 0);
+    CHECK_INT_EQ(rec.verdict,
+                 fitpipe_judge_gain(&st.convergence, 40, rec.cv.spearman, rec.expected_gain));
+    /* the tolerance decides: above the gain converged, at it exploring */
+    double gain = rec.expected_gain;
+    fitpipe_record_clear(&rec);
+    st.convergence.gain_tol = gain * 1.01 + 1e-12;
+    CHECK_INT_EQ(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err), 0);
+    CHECK_STR_EQ(fitpipe_verdict_name(rec.verdict), "converged");
+    fitpipe_record_clear(&rec);
+    st.convergence.gain_tol = gain;
+    CHECK_INT_EQ(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err), 0);
+    CHECK_STR_EQ(fitpipe_verdict_name(rec.verdict), "exploring");
+    fitpipe_record_clear(&rec);
+    /* active_step cannot run on 2 rows (it needs 3): the top-k proposes, no gain, so it cannot
+     * converge (without folds its Spearman is undefined: low_spearman) */
+    in = input(2, NULL, 0);
+    st.cv_folds = 0;
+    st.convergence.min_runs = 1;
+    st.convergence.min_spearman = -1;
+    CHECK_INT_EQ(fitpipe_run(&in, &st, &rec, NULL, err, sizeof err), 0);
+    CHECK_STR_EQ(rec.proposal_from, "topk");
+    CHECK(strstr(rec.propose_err, "at least 3 runs") != NULL);
+    CHECK(isnan(rec.expected_gain) && rec.simulated > 0);
+    CHECK(rec.verdict != FITPIPE_CONVERGED);
     fitpipe_record_clear(&rec);
 }
 
@@ -482,7 +598,7 @@ static void test_queue_next(void)
         upper[j] = fmin(1.0, 2.5 * prior[j]);
     fitpipe_input_t in = input(40, NULL, 0);
     in.next_k = 5;
-    in.next_upper = upper;
+    in.upper = upper;
     in.next_seed = 77;
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -640,6 +756,7 @@ int main(void)
     TEST_RUN(test_deterministic);
     TEST_RUN(test_queue);
     TEST_RUN(test_queue_next);
+    TEST_RUN(test_active_fit);
     TEST_RUN(test_other_models);
     TEST_RUN(test_synthetic_convergence);
     return test_finish();

@@ -14,6 +14,7 @@
 #include "gp.h"
 #include "metrics.h"
 #include "rng.h"
+#include "spec.h"
 #include "surrogate.h"
 #include "test.h"
 
@@ -248,6 +249,89 @@ static void test_active_rounds(void)
     CHECK(strstr(err, "run 0") != NULL);
 }
 
+/* The expected gain of one more run (active.h): active_step() gives active_propose()'s proposal
+ * and active_next()'s round from one fit; on the bowl the gain falls as rounds of runs arrive;
+ * with a run exactly at the optimum, runs around it and almost no noise it is below the default
+ * gain_tol. */
+static void test_active_gain(void)
+{
+    enum { N0 = 16, B = 8, ROUNDS = 6, N = N0 + B * ROUNDS };
+    rng_t r;
+    rng_seed(&r, 23);
+    double X[N * D], y[N], prior[D], gain[ROUNDS + 1];
+    for (int j = 0; j < D; j++)
+        prior[j] = 1.0 / D;
+    for (int i = 0; i < N0; i++) {
+        draw(&r, 2, X + i * D);
+        y[i] = bowl(X + i * D) + 0.005 * rng_normal(&r);
+    }
+    active_params_t p;
+    active_params_default(&p);
+    p.pool = 2048;
+    p.seed = 4;
+    char err[256] = "";
+    size_t n = N0;
+    for (int round = 0; round <= ROUNDS; round++) {
+        double w[D];
+        active_proposal_t pr;
+        size_t k = round < ROUNDS ? B : 0;
+        int rc = active_step(&p, X, y, n, D, prior, w, &pr, k, X + n * D, 100 + (uint64_t)round,
+                             err, sizeof err);
+        CHECK_MSG(rc == 0, "active_step: %s", err);
+        if (rc)
+            return;
+        gain[round] = pr.expected_gain;
+        CHECK(pr.expected_gain >= 0 && isfinite(pr.expected_gain));
+        if (round == 0) {
+            /* one fit, the same answers as the two calls */
+            double w1[D], next[B * D];
+            active_proposal_t p1;
+            CHECK_INT_EQ(active_propose(&p, X, y, n, D, prior, w1, &p1, err, sizeof err), 0);
+            CHECK(memcmp(w, w1, sizeof w) == 0 && p1.expected_gain == pr.expected_gain);
+            active_params_t q = p;
+            q.seed = 100;
+            CHECK_INT_EQ(active_next(&q, X, y, n, D, prior, B, next, err, sizeof err), 0);
+            CHECK(memcmp(next, X + n * D, sizeof next) == 0);
+        }
+        for (size_t i = 0; i < k; i++)
+            y[n + i] = bowl(X + (n + i) * D) + 0.005 * rng_normal(&r);
+        n += k;
+    }
+    fprintf(stderr, "  gain by runs:");
+    for (int round = 0; round <= ROUNDS; round++)
+        fprintf(stderr, " %d: %.2g", N0 + B * round, gain[round]);
+    fprintf(stderr, "\n");
+    CHECK_MSG(gain[ROUNDS] < gain[0] / 10, "gain %g at %d runs, %g at %d", gain[ROUNDS], N, gain[0],
+              N0);
+    CHECK_MSG(gain[ROUNDS] < gain[ROUNDS / 2], "gain %g at %d runs, %g at %d", gain[ROUNDS], N,
+              gain[ROUNDS / 2], N0 + B * (ROUNDS / 2));
+
+    /* A sharp optimum with a run exactly on it, 40 runs around, noise 1e-5 */
+    enum { M = 41 };
+    double Xs[M * D], ys[M], w[D];
+    for (int i = 0; i < M; i++) {
+        double *x = Xs + i * D;
+        double a[D];
+        for (int j = 0; j < D; j++)
+            a[j] = (i < M / 2 ? 30 : 3) * W_STAR[j] + 0.01;
+        if (i == 0)
+            memcpy(x, W_STAR, sizeof W_STAR);
+        else
+            rng_dirichlet(&r, a, D, x);
+        double s = 0;
+        for (int j = 0; j < D; j++)
+            s += (x[j] - W_STAR[j]) * (x[j] - W_STAR[j]);
+        ys[i] = 3.0 + 0.5 * s + 1e-5 * rng_normal(&r);
+    }
+    active_proposal_t pr;
+    p.trust = 0.2;
+    CHECK_INT_EQ(active_propose(&p, Xs, ys, M, D, prior, w, &pr, err, sizeof err), 0);
+    fprintf(stderr, "  sharp optimum: gain %.3g at L1 %.3g from it, sd %.3g, noise %.3g\n",
+            pr.expected_gain, l1(w, W_STAR, D), pr.sd, pr.noise_sd);
+    CHECK_MSG(pr.expected_gain < SPEC_GAIN_TOL, "gain %g with a run at the optimum",
+              pr.expected_gain);
+}
+
 /* The fit pipeline has the search's models and reports an interval on the proposal's objective
  * (predicted -+ 1.96 x the out-of-fold RMSE). */
 static void test_fitpipe_models(void)
@@ -298,6 +382,7 @@ int main(void)
     TEST_RUN(test_gp);
     TEST_RUN(test_design);
     TEST_RUN(test_active_rounds);
+    TEST_RUN(test_active_gain);
     TEST_RUN(test_fitpipe_models);
     return test_finish();
 }

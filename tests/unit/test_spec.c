@@ -98,6 +98,7 @@ static void test_full_spec(void)
     CHECK(r->seed == 99);
     CHECK(r->convergence.min_runs == 16 && r->convergence.min_spearman == 0.7);
     CHECK(r->convergence.stable_refits == 2 && r->convergence.l1_tol == 0.1);
+    CHECK(r->convergence.gain_tol == 0.004);
     CHECK_INT_EQ(r->on_converge, SPEC_ON_CONVERGE_CANCEL);
 
     const spec_target_t *t = &s->target;
@@ -200,6 +201,7 @@ static void test_defaults(void)
     CHECK(r->cv_folds == 5 && r->seed == 0);
     CHECK(r->convergence.min_runs == 32 && r->convergence.min_spearman == 0.8);
     CHECK(r->convergence.stable_refits == 3 && r->convergence.l1_tol == 0.05);
+    CHECK(r->convergence.gain_tol == SPEC_GAIN_TOL && SPEC_GAIN_TOL == 0.002);
     CHECK_INT_EQ(r->on_converge, SPEC_ON_CONVERGE_KEEP);
     CHECK_INT_EQ(s->target.launch, SPEC_LAUNCH_MANUAL);
     CHECK_INT_EQ(s->target.launcher, SPEC_LAUNCHER_MPIRUN);

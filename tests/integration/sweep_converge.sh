@@ -84,7 +84,7 @@ jq -e --argjson fits "$fits" '.latest_fit.fit == $fits and .latest_fit.model == 
     and .latest_fit.predicted_interval[0] < .latest_fit.predicted
     and .latest_fit.predicted < .latest_fit.predicted_interval[1]
     and .latest_fit.verdict == "converged" and .l1_tol == 0.05 and .gain_tol == null
-    and .latest_fit.expected_gain == null and .latest_fit.proposal_from == null
+    and .latest_fit.expected_gain == null and .latest_fit.proposal_from == "topk"
     and .target_state == "done" and .target_objective == 1.5' "$T/status.json" >/dev/null ||
     fail "status --json lacks the latest fit's interval, verdict or the target's objective"
 lo=$(jq -r '.latest_fit.predicted_interval[0]' "$T/status.json")
@@ -94,7 +94,7 @@ expect_eq "target against the interval (json)" "$(jq -r .target_in_interval "$T/
 # The text: one proposal line with the same numbers, and the target line.
 ctl status "$SW" >"$T/status.txt" || fail "status failed"
 expect_eq "status: the proposal line" "$(grep '^proposal ' "$T/status.txt")" \
-    "$(printf 'proposal  fit %d on %d runs (quadratic): predicted %.6g, 95 %% interval of a run there [%.6g, %.6g]; verdict converged' \
+    "$(printf 'proposal  fit %d on %d runs (quadratic): predicted %.6g, 95 %% interval of a run there [%.6g, %.6g]; verdict converged; chosen by topk' \
         "$fits" "$(jq -r .latest_fit.runs_used "$T/status.json")" \
         "$(jq -r .latest_fit.predicted "$T/status.json")" "$lo" "$hi")"
 expect_eq "status: the target line" "$(grep '^target ' "$T/status.txt")" \

@@ -207,7 +207,8 @@ def parse_args(argv):
     ap.add_argument("--strategies", type=strategy_list, default=list(STRATEGIES),
                     help="comma-separated (default quadratic,regmix,active)")
     ap.add_argument("--score-seeds", type=bounded_int(1, 64), default=8,
-                    help="fresh proxy runs per scored mixture (default 8; seeds %d..)" % SCORE_SEED0)
+                    help="fresh proxy runs per scored mixture (default 8; seeds %d..)" %
+                    SCORE_SEED0)
     ap.add_argument("--candidates", type=bounded_int(1000, 10000000), default=1000000,
                     help="regmix's simulated candidates (default 1000000, the paper's)")
     ap.add_argument("--workers", type=bounded_int(1, 64), default=2,
@@ -234,6 +235,9 @@ def parse_args(argv):
                     "(default 5400)")
     ap.add_argument("--json", action="store_true",
                     help="print one JSON object on stdout (default: Markdown tables)")
+    ap.add_argument("--render", metavar="RESULT.json",
+                    help="print the tables of a saved result (the work folder's result.json or "
+                    "--json's output) and exit; nothing is run")
     ap.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     ap.add_argument("--version", action="version", version="search_corpus " + version())
     a = ap.parse_args(argv)
@@ -469,9 +473,61 @@ def rnd(x, k=5):
     return None if x is None else round(x, k)
 
 
+def print_tables(out):
+    """The result as Markdown tables (bench/README.md's form)."""
+    ss = out["score_seeds"]
+    prior_obj, best = out["prior"]["objective"], out["best"]["objective"]
+    print("oracle corpus: %d sweep seeds from %d, %d scoring runs per mixture (seeds %d..%d); "
+          "prior %.4f; best scored %.4f (%s)" % (out["seeds"], out["seed"], len(ss), ss[0], ss[-1],
+                                                 prior_obj, best, out["best"]["mixture"]))
+    if out["noise_sd"] is not None:
+        print("run-to-run sd of the objective at a fixed mixture %.4f (prior %.4f); sd of the "
+              "difference to the prior at the same scoring seed %.4f" %
+              (out["noise_sd"], out["prior_noise_sd"], out["paired_diff_sd"]))
+        if out.get("residual_sd") is not None:
+            print("of which shared by every mixture at a scoring seed: sd %.4f (cancels in "
+                  "margins and paired differences); the rest: sd %.4f" %
+                  (out["scoring_seed_sd"], out["residual_sd"]))
+    # a Markdown table (bench/README.md's form)
+    def iv(ci, fmt="%.4f"):
+        return ("[" + fmt + ", " + fmt + "]") % tuple(ci) if ci[0] is not None else "-"
+
+    print("\n| strategy | runs | objective [95 %] | margin vs prior [95 %] | regret [95 %] "
+          "| seeds below the prior | runs in the fit's interval |")
+    print("|---|---|---|---|---|---|---|")
+    for st, per in out["strategies"].items():
+        for b in out["budgets"]:
+            e = per[str(b)]
+            cov = "%.0f %%" % (100 * e["interval_coverage"]) \
+                if e["interval_coverage"] is not None else "-"
+            print("| %s | %d | %.4f %s | %+.4f %s | %.4f %s | %d of %d | %s |" % (
+                st, b, e["objective"], iv(e["objective_ci95"]), e["margin"],
+                iv(e["margin_ci95"], "%+.4f"), e["regret"], iv(e["ci95"]), e["beats_prior"],
+                e["seeds"], cov))
+    print("| prior | - | %.4f | 0 | %.4f | - | - |\n" % (prior_obj, prior_obj - best))
+    print("| paired by sweep seed | runs | difference [95 %] | seeds where the first is lower |")
+    print("|---|---|---|---|")
+    for name, c in out["comparisons"].items():
+        for b, e in c.items():
+            print("| %s | %s | %+.4f %s | %d of %d |" % (name, b, e["diff"],
+                                                       iv(e["ci95"], "%+.4f"), e["wins"],
+                                                       e["seeds"]))
+    print("\nwall %.0f s (sweeps %.0f s, scoring %.0f s); %d proxy runs in the sweeps, %d "
+          "scoring; work folder %s" % (out["wall_s"], out["sweep_s"], out["score_s"],
+                                       out["proxy_runs"]["sweeps"],
+                                       out["proxy_runs"]["scoring"], out["workdir"]))
+
+
 # ---- main --------------------------------------------------------------------------------------
 def main(argv):
     a = parse_args(argv)
+    if a.render:
+        try:
+            with open(a.render) as f:
+                print_tables(json.load(f))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise Usage("--render %s: %s" % (a.render, e))
+        return 0
     if yaml is None:
         raise Fail("PyYAML is missing (python3-yaml; scripts/setup.sh installs it)")
     t_start = time.monotonic()
@@ -649,7 +705,7 @@ def main(argv):
     best = sobj[best_key]
     prior_obj = sobj["prior"]
     prior_sd = statistics.stdev(scores["prior"]) if len(score_seeds) > 1 else None
-    pooled = paired = None
+    pooled = paired = resid = seed_sd = None
     if len(score_seeds) > 1:
         # a run's noise at a fixed mixture (pooled over the mixtures), and the noise of the
         # difference to the prior at the same scoring seed (common random numbers)
@@ -657,6 +713,15 @@ def main(argv):
         paired = math.sqrt(statistics.fmean(
             statistics.variance([x - y for x, y in zip(v, scores["prior"])])
             for mk, v in scores.items() if mk != "prior"))
+        # two-way decomposition: objective = mixture mean + scoring-seed effect (shared by every
+        # mixture, so it cancels in margins and paired differences) + residual
+        mu = {mk: statistics.fmean(v) for mk, v in scores.items()}
+        ceff = [statistics.fmean(v[k] - mu[mk] for mk, v in scores.items())
+                for k in range(len(score_seeds))]
+        nm, nk = len(scores), len(score_seeds)
+        resid = math.sqrt(sum((v[k] - mu[mk] - ceff[k]) ** 2 for mk, v in scores.items()
+                              for k in range(nk)) / max(1, (nm - 1) * (nk - 1)))
+        seed_sd = statistics.stdev(ceff)
 
     out = {"oracle": "corpus", "strategies": {}}
     for st in a.strategies:
@@ -720,7 +785,8 @@ def main(argv):
         "best": {"objective": rnd(best), "mixture": best_key,
                  "weights": {n: rnd(mixes[best_key][n], 4) for n in names}},
         "noise_sd": rnd(pooled), "prior_noise_sd": rnd(prior_sd),
-        "paired_diff_sd": rnd(paired),
+        "paired_diff_sd": rnd(paired), "scoring_seed_sd": rnd(seed_sd),
+        "residual_sd": rnd(resid),
         "scores": {mk: [rnd(x) for x in v] for mk, v in scores.items()},
         "budgets": a.budgets, "seeds": a.seeds, "seed": a.seed,
         "score_seeds": score_seeds, "candidates": a.candidates, "workers": a.workers,
@@ -738,40 +804,7 @@ def main(argv):
     if a.json:
         print(json.dumps(out))
         return 0
-    print("oracle corpus: %d sweep seeds from %d, %d scoring runs per mixture (seeds %d..%d); "
-          "prior %.4f; best scored %.4f (%s)" %
-          (a.seeds, a.seed, len(score_seeds), score_seeds[0], score_seeds[-1], prior_obj, best,
-           best_key))
-    if pooled is not None:
-        print("run-to-run sd of the objective at a fixed mixture %.4f (prior %.4f); sd of the "
-              "difference to the prior at the same scoring seed %.4f" % (pooled, prior_sd, paired))
-    # a Markdown table (bench/README.md's form)
-    def iv(ci, fmt="%.4f"):
-        return ("[" + fmt + ", " + fmt + "]") % tuple(ci) if ci[0] is not None else "-"
-
-    print("\n| strategy | runs | objective [95 %] | margin vs prior [95 %] | regret [95 %] "
-          "| seeds below the prior | runs in the fit's interval |")
-    print("|---|---|---|---|---|---|---|")
-    for st in a.strategies:
-        for b in a.budgets:
-            e = out["strategies"][st][str(b)]
-            cov = "%.0f %%" % (100 * e["interval_coverage"]) \
-                if e["interval_coverage"] is not None else "-"
-            print("| %s | %d | %.4f %s | %+.4f %s | %.4f %s | %d of %d | %s |" % (
-                st, b, e["objective"], iv(e["objective_ci95"]), e["margin"],
-                iv(e["margin_ci95"], "%+.4f"), e["regret"], iv(e["ci95"]), e["beats_prior"],
-                e["seeds"], cov))
-    print("| prior | - | %.4f | 0 | %.4f | - | - |\n" % (prior_obj, prior_obj - best))
-    print("| paired by sweep seed | runs | difference [95 %] | seeds where the first is lower |")
-    print("|---|---|---|---|")
-    for name, c in comps.items():
-        for b, e in c.items():
-            print("| %s | %s | %+.4f %s | %d of %d |" % (name, b, e["diff"],
-                                                       iv(e["ci95"], "%+.4f"), e["wins"],
-                                                       e["seeds"]))
-    print("\nwall %.0f s (sweeps %.0f s, scoring %.0f s); %d proxy runs in the sweeps, %d "
-          "scoring; work folder %s" % (wall, sweep_s, score_s, out["proxy_runs"]["sweeps"],
-                                       out["proxy_runs"]["scoring"], work))
+    print_tables(out)
     return 0
 
 

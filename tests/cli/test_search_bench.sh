@@ -19,7 +19,8 @@ for want in --budgets --seeds --score-seeds --strategies quadratic regmix active
 done
 "$SB" --oracle=corpus --version >"$TMP/version" 2>&1 || fail "--oracle=corpus --version exit $?"
 grep -q "^search_corpus [0-9]" "$TMP/version" || fail "--version: $(cat "$TMP/version")"
-"$SB" --help | grep -q -- "--oracle corpus" || fail "search_bench --help does not name the corpus oracle"
+"$SB" --help | grep -q -- "--oracle corpus" ||
+    fail "search_bench --help does not name the corpus oracle"
 
 # bad usage: exit 2, the option named on stderr, nothing started (the work folder stays absent)
 bad() { # EXPECTED-WORD ARGS...
@@ -28,7 +29,8 @@ bad() { # EXPECTED-WORD ARGS...
     REGMIX_BENCH_DIR=$TMP/work "$SB" --oracle corpus "$@" >"$TMP/out" 2>"$TMP/err"
     local rc=$?
     [ "$rc" = 2 ] || fail "'$*': exit $rc, want 2 ($(tail -n 1 "$TMP/err"))"
-    grep -q -- "$want" "$TMP/err" || fail "'$*': stderr does not name $want: $(tail -n 1 "$TMP/err")"
+    grep -q -- "$want" "$TMP/err" ||
+        fail "'$*': stderr does not name $want: $(tail -n 1 "$TMP/err")"
     [ -s "$TMP/out" ] && fail "'$*': printed on stdout: $(head -c 200 "$TMP/out")"
     [ -e "$TMP/work" ] && fail "'$*': created the work folder"
 }
@@ -43,6 +45,7 @@ bad "was not built" --build "$TMP/no-build"
 bad --demo-spec --demo-spec "$TMP/missing.yaml"
 printf 'sampling: [1, 2\n' >"$TMP/broken.yaml"
 bad "not valid YAML" --demo-spec "$TMP/broken.yaml"
+bad --render --render "$TMP/missing.json"
 
 # the paper oracle's own checks still answer
 "$SB" --oracle nope >/dev/null 2>"$TMP/err"

@@ -999,8 +999,18 @@ static int check_all(pctx_t *p, spec_t *s, unsigned seen)
     if (sm->strategy != SPEC_STRATEGY_ACTIVE && node_at2(p, "/sampling/initial", "/sampling/batch"))
         return fail(p, node_at2(p, "/sampling/initial", "/sampling/batch"), "sampling.strategy",
                     "initial and batch need strategy: active");
+    /* An active sweep's first refit (and so its first round) needs max(cv_folds, 2) results:
+     * the default first design has at least that many runs, a given one must. */
+    int least = s->regression.cv_folds > 2 ? s->regression.cv_folds : 2;
     if (sm->initial == 0)
-        s->sampling.initial = sm->runs / 4 > 0 ? sm->runs / 4 : 1;
+        s->sampling.initial = sm->runs / 4 > least ? sm->runs / 4 : least;
+    if (sm->initial > sm->runs)
+        s->sampling.initial = sm->runs;
+    if (sm->strategy == SPEC_STRATEGY_ACTIVE && sm->initial < least)
+        return fail(p, node_at2(p, "/sampling/initial", "/sampling/runs"), "sampling.initial",
+                    "must be at least max(regression.cv_folds, 2) = %d with strategy: active "
+                    "(the first refit needs that many results), got %d",
+                    least, sm->initial);
     if (sm->batch == 0)
         s->sampling.batch = sm->runs < 8 ? sm->runs : 8;
     if (check_stage(p, "proxy", &s->proxy.model, &s->proxy.train) < 0 ||

@@ -116,7 +116,7 @@ typedef struct sweep {
     int nfits;
     double *history; /* (nfits, ndomains) proposals, oldest first */
     int64_t results_at_last_fit;
-    int rounds_closed; /* active sweep: no more rounds will come (a refit failed to choose one) */
+    int rounds_closed; /* active sweep: no more rounds will come (a refit failed to choose one; stored) */
     struct fitpipe_job *fit_job;     /* in flight, or NULL */
     struct refit_reader *fit_reader; /* its snapshot being read (refit.c), or NULL */
 } sweep_t;

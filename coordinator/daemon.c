@@ -243,6 +243,12 @@ static void daemon__tick(uv_timer_t *t)
     }
     if (wall >= c->next_retry_ms)
         transition_runs_retry(c, wall);
+    /* An active sweep whose last open runs ended without a result (dead, lost, cancelled) asks
+     * for its round here: only a result calls refit_maybe() otherwise, and the sweep would wait
+     * for a round forever. refit_maybe() starts nothing while runs are open or a refit is on. */
+    for (int i = 0; i < c->nsweeps && !c->fatal; i++)
+        if (transition_sweep_awaits_round(c->sweeps[i]))
+            refit_maybe(c, c->sweeps[i]);
     target_tick(c, mono);
     notify_watchdog();
     if (store_in_txn(c->store) || c->sched_dirty)
@@ -282,6 +288,7 @@ static int daemon__load_sweep(const store_sweep_row_t *row, void *data)
     sw->created_ms = row->created_ms;
     sw->updated_ms = row->updated_ms;
     sw->converged_after_runs = row->converged_after_runs;
+    sw->rounds_closed = row->rounds_closed;
     sw->domains = calloc((size_t)(sw->ndomains > 0 ? sw->ndomains : 1), sizeof *sw->domains);
     sw->job = regmix__assign__unpack(NULL, row->job_len, row->job);
     if (!sw->name || !sw->domains || !sw->job) {
@@ -413,10 +420,14 @@ static int daemon__load(coord_t *c, char *err, size_t errlen)
     coord_gpu_classes_update(c);
     /* A refit the last coordinator owed (results that arrived before it died, an active
      * sweep's round not yet chosen with every run ended) starts now: no result may come to ask
-     * for it. */
-    for (int i = 0; i < c->nsweeps; i++)
-        if (c->sweeps[i]->state == SWEEP_STATE_RUNNING)
-            refit_maybe(c, c->sweeps[i]);
+     * for it. A sweep with nothing left to run and no round to wait for (its rounds closed)
+     * ends. */
+    for (int i = 0; i < c->nsweeps && !c->fatal; i++) {
+        if (c->sweeps[i]->state != SWEEP_STATE_RUNNING)
+            continue;
+        refit_maybe(c, c->sweeps[i]);
+        transition_sweep_check_end(c, c->sweeps[i]);
+    }
     return 0;
 }
 

@@ -96,7 +96,8 @@ static void refit__close_rounds(coord_t *c, sweep_t *sw, int round_at, const cha
     char q[300];
     log_warn("round_failed", "sweep=%s runs=%d why=%s", sw->sweep_id, sw->nruns,
              log_quote(why, q, sizeof q));
-    sw->rounds_closed = 1;
+    if (transition_sweep_close_rounds(c, sw) < 0)
+        return;
     transition_sweep_check_end(c, sw);
 }
 

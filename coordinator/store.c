@@ -165,6 +165,9 @@ static const char *const store__migrations[] = {
         "UPDATE targets SET state = 'failed', detail = 'submitted before this coordinator "
         "version kept job ids: its job cannot be followed; `regmixctl launch` starts it again' "
         "WHERE state IN ('submitting', 'submitted');",
+        /* 4 -> 5: an active sweep's rounds closed (a refit failed to choose one; docs/search.md),
+         * so a restarted coordinator lets the sweep end instead of waiting for a round again. */
+        "ALTER TABLE sweeps ADD COLUMN rounds_closed INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum {
@@ -214,6 +217,7 @@ enum {
     ST_FITS_OF,
     ST_SWEEP_CONVERGED,
     ST_SWEEP_NRUNS,
+    ST_SWEEP_ROUNDS_CLOSED,
     ST_TARGET_UPSERT,
     ST_TARGETS_ALL,
     ST__COUNT
@@ -242,7 +246,8 @@ static const char *const store__sql[ST__COUNT] = {
                                    " AND (?1 = 0 OR id = ?1)",
         [ST_SWEEPS_ALL] = "SELECT id, sweep_id, name, spec_yaml, spec_name, state, priority, gpus,"
                           " max_attempts, backoff_ms, job, ndomains, nruns, created_ms,"
-                          " updated_ms, converged_after_runs FROM sweeps ORDER BY id",
+                          " updated_ms, converged_after_runs, rounds_closed FROM sweeps"
+                          " ORDER BY id",
         [ST_DOMAIN_INSERT] = "INSERT INTO domains (sweep, idx, name, tokens, prior)"
                              " VALUES (?1, ?2, ?3, ?4, ?5)",
         [ST_DOMAINS_OF] = "SELECT idx, name, tokens, prior FROM domains WHERE sweep = ?1"
@@ -327,6 +332,8 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_SWEEP_CONVERGED] = "UPDATE sweeps SET state = 'converged', converged_after_runs = ?2,"
                                " updated_ms = ?3 WHERE id = ?1",
         [ST_SWEEP_NRUNS] = "UPDATE sweeps SET nruns = ?2, updated_ms = ?3 WHERE id = ?1",
+        [ST_SWEEP_ROUNDS_CLOSED] = "UPDATE sweeps SET rounds_closed = 1, updated_ms = ?2"
+                                   " WHERE id = ?1",
 };
 
 struct store {
@@ -687,6 +694,7 @@ static int store__sweeps_row(sqlite3_stmt *st, void *data)
             .created_ms = sqlite3_column_int64(st, 13),
             .updated_ms = sqlite3_column_int64(st, 14),
             .converged_after_runs = sqlite3_column_int(st, 15),
+            .rounds_closed = sqlite3_column_int(st, 16),
     };
     return x->cb(&row, x->data);
 }
@@ -1278,6 +1286,14 @@ int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms)
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, runs);
     sqlite3_bind_int64(st, 3, now_ms);
+    return store__exec(s, st);
+}
+
+int store_sweep_close_rounds(store_t *s, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_SWEEP_ROUNDS_CLOSED);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
     return store__exec(s, st);
 }
 

@@ -23,7 +23,7 @@
 
 #include "states.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct store store_t;
 
@@ -92,6 +92,7 @@ typedef struct store_sweep_row {
     int64_t created_ms;
     int64_t updated_ms;
     int converged_after_runs;
+    int rounds_closed; /* read only: an active sweep's rounds are closed (store_sweep_close_rounds) */
 } store_sweep_row_t;
 
 /* Inserts a sweep (row->id and row->sweep_id ignored); the sweep id is derived from the rowid
@@ -296,6 +297,9 @@ int store_sweep_converged(store_t *s, int64_t id, int runs, int64_t now_ms);
 /* An active sweep's round added runs (in the transaction that stores them and the fit that
  * chose them): its run count is now nruns. */
 int store_sweep_set_nruns(store_t *s, int64_t id, int nruns, int64_t now_ms);
+/* An active sweep gets no more rounds (a refit failed to choose one): it may end when its runs
+ * have. */
+int store_sweep_close_rounds(store_t *s, int64_t id, int64_t now_ms);
 
 /* ---- targets --------------------------------------------------------------------------------- */
 

@@ -84,6 +84,20 @@ int transition_sweep_add_runs(coord_t *c, sweep_t *sw, const double *w, int k, i
     return 0;
 }
 
+int transition_sweep_close_rounds(coord_t *c, sweep_t *sw)
+{
+    if (coord_write(c) < 0)
+        return -EIO;
+    int64_t now = clock_unix_ms();
+    if (store_sweep_close_rounds(c->store, sw->id, now) < 0) {
+        coord_fatal(c, "rounds_close");
+        return -EIO;
+    }
+    sw->rounds_closed = 1;
+    sw->updated_ms = now;
+    return 0;
+}
+
 void transition_sweep_check_end(coord_t *c, sweep_t *sw)
 {
     if (!states_sweep_open(sw->state) || transition_sweep_awaits_round(sw))

@@ -55,6 +55,10 @@ int transition_sweep_awaits_round(const sweep_t *sw);
  * event. Returns 0 or -EIO. */
 int transition_sweep_add_runs(coord_t *c, sweep_t *sw, const double *w, int k, int fit_no);
 
+/* Closes the rounds of the active sweep `sw` (a refit failed to choose one), durably: no round
+ * will come, so it ends when its runs have, also after a restart. Returns 0 or -EIO. */
+int transition_sweep_close_rounds(coord_t *c, sweep_t *sw);
+
 /* ---- runs ------------------------------------------------------------------------------------ */
 
 /* Cancels run `idx` of `sw`: queued or failed rows directly, a live one through its attempt.

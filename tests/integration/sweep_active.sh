@@ -14,6 +14,12 @@
 #      restarted: it
 #      still ends with exactly 16 + k * 8 runs (indices 0..n-1, each once), one round per fit
 #      that added one: a round is stored with the fit that chose it, never twice.
+#   3. Every run of the first design fails (fail_rate 1, one attempt): no result ever asks for a
+#      refit, so the coordinator's tick does; the refit cannot choose a round (no results), the
+#      rounds close (stored: sweeps.rounds_closed = 1) and the sweep ends failed with 16 runs.
+#   4. Closed rounds are read back: a sweep killed -9 with its first design running and its
+#      rounds marked closed in the store ends done with its 16 runs after the restart, adding
+#      no round.
 . "$(dirname "$0")/lib.sh" "$@"
 
 active_spec() {
@@ -60,7 +66,9 @@ check_rounds() {
     ROUNDS_N=$n
 }
 
-start_coord
+# Sweep 3's runs all fail: its workers must not be quarantined for it (sweep 4 runs after it).
+echo "quarantine_after = 1000" >"$T/coord.conf"
+start_coord --config "$T/coord.conf"
 start_worker w1 4
 start_worker w2 4
 
@@ -106,11 +114,36 @@ first_round() { [ "$(status_field "$SW2" .runs.total)" -ge 24 ]; }
 wait_for "sweep 2's first round" 60 first_round
 kill9_coord
 note "coordinator killed -9 at $(db "SELECT nruns FROM sweeps WHERE sweep_id = '$SW2'") runs"
-start_coord
+start_coord --config "$T/coord.conf"
 wait_state "$SW2" 60 converged done failed
 note "status after the restart: $(ctl status "$SW2" --json)"
 expect_eq "sweep 2 ended converged or done" \
     "$(status_field "$SW2" '.state == "converged" or .state == "done"')" true
+
+# ---- 3: every run of the first design fails: the round cannot be chosen, the rounds close -------
+sed -e 's/noise: 0.001,/noise: 0.001, fail_rate: 1.0,/' -e 's/^proxy:/proxy:\n  max_attempts: 1/' \
+    "$T/a.yaml" | sed 's/^name: act-a/name: act-f/' >"$T/f.yaml"
+SWF=$(submit "$T/f.yaml")
+wait_state "$SWF" 60 converged done failed
+note "sweep $SWF (every run fails): $(ctl status "$SWF" --json)"
+expect_eq "sweep $SWF ended failed with its first design only" \
+    "$(status_field "$SWF" '.state + " " + (.runs.total | tostring) + " " + (.runs.dead | tostring)')" \
+    "failed 16 16"
+grep -q "event=round_failed sweep=$SWF " "$T/coordinator.log" || fail "no round_failed logged for $SWF"
+
+# ---- 4: rounds closed in the store survive a restart ---------------------------------------------
+active_spec "$T/c.yaml" act-c 300 40
+SW4=$(submit "$T/c.yaml")
+kill9_coord
+expect_eq "sweep 4's runs when the coordinator died" \
+    "$(db "SELECT nruns || ' ' || rounds_closed FROM sweeps WHERE sweep_id = '$SW4'")" "16 0"
+db "UPDATE sweeps SET rounds_closed = 1 WHERE sweep_id = '$SW4'"
+start_coord --config "$T/coord.conf"
+wait_state "$SW4" 60 converged done failed
+note "sweep 4 after the restart: $(ctl status "$SW4" --json)"
+expect_eq "sweep 4 ended done with its first design only" \
+    "$(status_field "$SW4" '.state + " " + (.runs.total | tostring) + " " + (.runs.done | tostring)')" \
+    "done 16 16"
 
 stop_coord
 # Sweep 1's fits' metrics (the store is read once the coordinator is stopped): the active proposal with its interval and gain; the verdicts in order.
@@ -129,6 +162,10 @@ check_store "$SW"
 check_rounds "$SW"
 check_store "$SW2"
 check_rounds "$SW2"
+check_store "$SW4"
+expect_eq "sweep $SWF's rounds closed in the store" \
+    "$(db "SELECT rounds_closed FROM sweeps WHERE sweep_id = '$SWF'")" 1
+expect_eq "rounds logged for sweep 4" "$(grep sweep_round "$T/coordinator.log" | grep -c "sweep=$SW4 " || true)" 0
 rounds=$(grep sweep_round "$T/coordinator.log" | grep -c "sweep=$SW2" || true)
 note "sweep 2: $ROUNDS_N runs, $rounds rounds logged over both coordinator lives"
 expect_eq "rounds logged = (runs - 16) / 8" "$rounds" $(((ROUNDS_N - 16) / 8))

@@ -1,6 +1,7 @@
 /*
  * test_store: the coordinator's SQLite store (coordinator/store.h) on a real temporary file.
- * Migrations are idempotent on reopen and refuse a newer schema; a second opener is locked out;
+ * Migrations are idempotent on reopen and refuse a newer schema; an active sweep's closed rounds
+ * are read back after a reopen; a second opener is locked out;
  * a claim is conditional (the second claim of a run fails); a result is stored once per
  * (run, attempt); a stale attempt cannot finish a run (fencing); the queue is ordered by
  * priority then FIFO and filtered by GPU need; a savepoint rolls back one unit.
@@ -49,6 +50,15 @@ static int64_t add_sweep(store_t *s, const char *name, int priority, int gpus, i
     return id;
 }
 
+/* Collects rounds_closed by sweep id (ids 1 and 2) into data (int[3]). */
+static int rounds_closed_row(const store_sweep_row_t *row, void *data)
+{
+    int *closed = data;
+    if (row->id >= 0 && row->id < 3)
+        closed[row->id] = row->rounds_closed;
+    return 0;
+}
+
 static void test_migrations_idempotent(void)
 {
     store_t *s = NULL;
@@ -59,6 +69,11 @@ static void test_migrations_idempotent(void)
     CHECK_INT_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
     int64_t id = add_sweep(s, "first", 0, 0, 2);
     CHECK(id > 0);
+    /* An active sweep's closed rounds (sweeps.rounds_closed, migration 5) are stored. */
+    CHECK(store_begin(s) == 0);
+    CHECK_INT_EQ(store_sweep_close_rounds(s, id, 1500), 1); /* one row changed */
+    CHECK(store_commit(s) == 0);
+    int64_t open_id = add_sweep(s, "second", 0, 0, 0);
     /* A second opener is locked out while the first holds the file. */
     store_t *s2 = NULL;
     CHECK_INT_EQ(store_open(path, &s2, err, sizeof err), -EBUSY);
@@ -79,6 +94,11 @@ static void test_migrations_idempotent(void)
     CHECK_NEAR(w[0], 0.25, 0);
     CHECK_NEAR(w[1], 0.75, 0);
     CHECK_INT_EQ(q[0].seed, 100);
+    int closed[3] = {-1, -1, -1};
+    CHECK(store_sweeps_foreach(s, rounds_closed_row, closed) == 0);
+    CHECK_MSG(id < 3 && open_id < 3 && closed[id] == 1 && closed[open_id] == 0,
+              "rounds_closed after reopening: %d (closed), %d (open)", closed[id < 3 ? id : 0],
+              closed[open_id < 3 ? open_id : 0]);
     store_close(&s);
     /* A database from a newer program is refused. */
     sqlite3 *db = NULL;
@@ -286,6 +306,7 @@ static void test_target_handles_and_migration(void)
     sqlite3_open(path, &db);
     CHECK_INT_EQ(sqlite3_exec(db,
                               "ALTER TABLE targets DROP COLUMN handle;"
+                              "ALTER TABLE sweeps DROP COLUMN rounds_closed;"
                               "UPDATE targets SET state = 'submitted' WHERE role = 'baseline';"
                               "UPDATE targets SET state = 'submitting' WHERE role = 'target';"
                               "PRAGMA user_version = 3;",
@@ -296,6 +317,8 @@ static void test_target_handles_and_migration(void)
     if (!s)
         return;
     CHECK_INT_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+    int closed[3] = {-1, -1, -1};
+    CHECK_INT_EQ(store_sweeps_foreach(s, rounds_closed_row, closed), 0); /* the column is back */
     memset(&st, 0, sizeof st);
     CHECK_INT_EQ(store_targets_foreach(s, seen_target, &st), 0);
     CHECK_INT_EQ(st.n, 2);

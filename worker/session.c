@@ -219,6 +219,18 @@ void session_tick(worker_t *w)
     int64_t now = clock_mono_ms();
     if (w->stopping)
         return;
+    /* A stall of this process (descheduled on a loaded machine, a slow fork or disk) is not the
+     * coordinator's silence: libuv runs due timers before it polls the socket, so the PONGs that
+     * came meanwhile are still unread here. The silence judged leaves the stall out (the time
+     * past one tick), as the coordinator's does for its workers (daemon.c). */
+    int64_t gap = w->last_tick_ms ? now - w->last_tick_ms : 0;
+    w->last_tick_ms = now;
+    if (gap > (int64_t)w->heartbeat_ms && gap > 2 * WORKER_TICK_MS) {
+        int64_t stalled = gap - WORKER_TICK_MS;
+        log_warn("loop_stalled", "worker=%s ms=%lld", w->worker_id, (long long)gap);
+        w->last_rx_ms = w->last_rx_ms + stalled < now ? w->last_rx_ms + stalled : now;
+        w->hello_ms = w->hello_ms + stalled < now ? w->hello_ms + stalled : now;
+    }
     if (!w->welcomed) {
         if (now - w->hello_ms >= w->backoff_ms) {
             w->backoff_ms = w->backoff_ms * 2 > WORKER_BACKOFF_MAX_MS ? WORKER_BACKOFF_MAX_MS

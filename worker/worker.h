@@ -81,6 +81,7 @@ typedef struct worker {
     uint32_t heartbeat_ms;
     uint32_t lease_ms;
     int64_t last_rx_ms;
+    int64_t last_tick_ms; /* session_tick()'s last run: a longer gap is this process's stall */
     int64_t last_ping_ms;
     int64_t hello_ms;
     int64_t backoff_ms;

@@ -43,7 +43,7 @@ slurm_node_idle() {
 
 slurm_up() {
     local d=$SLURM_DIR
-    mkdir -p "$d/munge" "$d/state" "$d/spool" "$d/log" || fail "mkdir $d"
+    mkdir -p "$d/munge" "$d/state" "$d/spool" "$d/log" "$d/tmp" || fail "mkdir $d"
     chmod 700 "$d/munge"
     head -c 1024 /dev/urandom >"$d/munge/munge.key" && chmod 400 "$d/munge/munge.key" ||
         fail "munge key"
@@ -71,6 +71,11 @@ CredType=cred/munge
 AuthInfo=socket=$d/munge/sock
 StateSaveLocation=$d/state
 SlurmdSpoolDir=$d/spool
+# PMIx's per-step directories (spmix_appdir_UID_JOB.STEP, the server's) go under TmpFS, /tmp by
+# default: another Slurm of another test run on this machine numbers its jobs from 1 too, and a
+# step whose directory that one holds fails to launch ("File exists"; srun then exits 0 and the job
+# reads COMPLETED without output).
+TmpFS=$d/tmp
 SlurmctldPidFile=$d/slurmctld.pid
 SlurmdPidFile=$d/slurmd.pid
 SlurmctldLogFile=$d/log/slurmctld.log

@@ -717,7 +717,9 @@ static int active__next_fitted(const active_params_t *p,
         goto out;
     }
     /* The batch is chosen among the best-scored candidates only: conditioning costs n^2 per
-     * candidate. The repeats come first so the batch is conditioned on them. */
+     * candidate. The pending runs (p->pending: running, no result yet) and the repeats come
+     * first so the batch is conditioned on them; the pending ones cannot be picked. */
+    size_t npend = p->pending ? p->npending : 0;
     size_t nr = gp_nruns(surrogate_gp(mod->main));
     size_t T = (size_t)(ACTIVE_SD_WORK / ((double)nr * (double)nr));
     if (T < ACTIVE_SD_MIN)
@@ -725,21 +727,29 @@ static int active__next_fitted(const active_params_t *p,
     if (T > pl.m)
         T = pl.m;
     size_t *top = malloc(pl.m * sizeof *top), ns = 0;
-    sub = malloc((T + reps) * d * sizeof *sub);
+    sub = malloc((T + reps + npend) * d * sizeof *sub);
     if (!top || !sub) {
         free(top);
         rc = -ENOMEM;
         goto out;
     }
     active__lowest(&pl, pl.m, top);
+    for (size_t q = 0; q < npend; q++) {
+        memcpy(sub + ns * d, p->pending + q * d, d * sizeof *sub);
+        ns++;
+    }
     for (size_t r = 0; r < reps; r++) {
         memcpy(sub + ns * d, pl.P + rep_idx[r] * d, d * sizeof *sub);
         used[rep_idx[r]] = 1;
         ns++;
     }
-    for (size_t i = 0; i < pl.m && ns < T + reps; i++)
-        if (!used[top[i]])
+    for (size_t i = 0; i < pl.m && ns < T + reps + npend; i++) {
+        int dup = used[top[i]];
+        for (size_t q = 0; q < npend && !dup; q++)
+            dup = memcmp(pl.P + top[i] * d, p->pending + q * d, d * sizeof *sub) == 0;
+        if (!dup)
             memcpy(sub + (ns++) * d, pl.P + top[i] * d, d * sizeof *sub);
+    }
     free(top);
     free(used);
     used = calloc(ns, 1);
@@ -747,10 +757,10 @@ static int active__next_fitted(const active_params_t *p,
         rc = -ENOMEM;
         goto out;
     }
-    rc = gp_batch_new(surrogate_gp(mod->main), sub, ns, k, &gb);
+    rc = gp_batch_new(surrogate_gp(mod->main), sub, ns, k + npend, &gb);
     if (rc < 0)
         goto out;
-    for (size_t r = 0; r < reps; r++) {
+    for (size_t r = 0; r < npend + reps; r++) {
         gp_batch_add(gb, r);
         used[r] = 1;
     }

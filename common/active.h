@@ -13,7 +13,8 @@
  *
  * Acquisitions for the next batch:
  *   lcb       GP-BUCB (gp.h): the lowest mean - kappa sd, then the posterior is conditioned on a
- *             hallucinated result there, and so on for the whole batch
+ *             hallucinated result there, and so on for the whole batch (first on the pending
+ *             runs, those still running, when given)
  *   ei        expected improvement over the best posterior mean at a run, conditioned the same way
  *   thompson  each pick is the minimum of a model refitted on a bootstrap resample of the runs
  *             (any model; the only choice for models without their own uncertainty)
@@ -65,6 +66,10 @@ typedef struct active_params {
                                0: anywhere) */
     const double *upper;    /* (d) largest weight of each domain (the sweep's epoch bound), or
                                NULL: every candidate is projected under it (active_project) */
+    const double *pending;  /* (npending, d) mixtures being run, no result yet: lcb and ei
+                               condition the batch on them (hallucinated at their posterior
+                               mean, as the batch's own picks) and never pick them; NULL: none */
+    size_t npending;
 } active_params_t;
 
 /* The proposal and its predicted objective. */

@@ -497,6 +497,8 @@ int fitpipe_run(const fitpipe_input_t *in,
         active_params_default(&ap);
         ap.seed = s->seed;
         ap.upper = in->upper;
+        ap.pending = in->npending ? in->pending : NULL;
+        ap.npending = in->npending;
         if (in->next_k > 0 && !(next = malloc(in->next_k * d * sizeof *next))) {
             rc = -ENOMEM;
             goto out;
@@ -657,7 +659,7 @@ struct fitpipe_job {
     uv_work_t req;
     fitpipe_settings_t settings;
     fitpipe_input_t in; /* arrays below are owned copies */
-    double *X, *losses, *prior, *history, *upper;
+    double *X, *losses, *prior, *history, *upper, *pending;
     char **names;
     char *target;
     fitpipe_done_cb cb;
@@ -680,6 +682,7 @@ static void fitpipe__job_free(fitpipe_job_t *j)
     free(j->prior);
     free(j->history);
     free(j->upper);
+    free(j->pending);
     free(j->target);
     free(j);
 }
@@ -718,7 +721,7 @@ int fitpipe_queue(uv_loop_t *loop,
 {
     if (!loop || !in || !s || !done_cb || in->d < 1 || in->m < 1 || !in->loss_names ||
         !in->target || !in->prior || (in->n && (!in->X || !in->losses)) ||
-        (in->nhistory && !in->history))
+        (in->nhistory && !in->history) || (in->npending && !in->pending))
         return -EINVAL;
     fitpipe_job_t *j = calloc(1, sizeof *j);
     if (!j)
@@ -733,10 +736,11 @@ int fitpipe_queue(uv_loop_t *loop,
     j->prior = fitpipe__dup(in->prior, d * sizeof(double));
     j->history = fitpipe__dup(in->history, in->nhistory * d * sizeof(double));
     j->upper = in->upper ? fitpipe__dup(in->upper, d * sizeof(double)) : NULL;
+    j->pending = in->npending ? fitpipe__dup(in->pending, in->npending * d * sizeof(double)) : NULL;
     j->target = strdup(in->target);
     j->names = calloc(m, sizeof *j->names);
     int ok = j->X && j->losses && j->prior && j->history && j->target && j->names &&
-             (!in->upper || j->upper);
+             (!in->upper || j->upper) && (!in->npending || j->pending);
     for (size_t c = 0; ok && c < m; c++)
         ok = (j->names[c] = strdup(in->loss_names[c])) != NULL;
     if (!ok) {
@@ -749,6 +753,7 @@ int fitpipe_queue(uv_loop_t *loop,
     j->in.prior = j->prior;
     j->in.history = in->nhistory ? j->history : NULL;
     j->in.upper = j->upper;
+    j->in.pending = j->pending;
     j->in.target = j->target;
     j->in.loss_names = (const char *const *)j->names;
     j->req.data = j;

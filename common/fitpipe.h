@@ -159,9 +159,11 @@ typedef struct fitpipe_input {
     const double *history;         /* (nhistory, d) row-major, oldest first; NULL if none */
     /* active sweeps: the caps of every candidate (active_params_t.upper: the epoch bound), and
      * the next round, chosen by the fit's GP (active_step()) */
-    const double *upper; /* (d) caps of the weights, or NULL */
-    size_t next_k;       /* > 0: also the next next_k mixtures to run (active_next()) */
-    uint64_t next_seed;  /* active_params_t.seed of the round */
+    const double *upper;   /* (d) caps of the weights, or NULL */
+    size_t next_k;         /* > 0: also the next next_k mixtures to run (active_next()) */
+    uint64_t next_seed;    /* active_params_t.seed of the round */
+    size_t npending;       /* runs of the sweep still open (no result yet): the round is */
+    const double *pending; /* conditioned on them (active_params_t.pending); (npending, d) */
 } fitpipe_input_t;
 
 typedef enum fitpipe_verdict {

@@ -297,12 +297,29 @@ static int64_t refit__open_runs(const sweep_t *sw)
            sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
 }
 
+/* Whether an active sweep asks for its next round now: it waits for one, and its open runs have
+ * fallen to half a batch (0 included: the round after runs that ended without a result), with
+ * enough results for a refit when some are still open. The round is conditioned on the open
+ * runs (GP-BUCB's pending points), so workers need not idle at a round's tail. */
+static int refit__round_due(const sweep_t *sw)
+{
+    if (!transition_sweep_awaits_round(sw))
+        return 0;
+    int64_t open = refit__open_runs(sw);
+    int least = sw->spec->regression.cv_folds > 2 ? sw->spec->regression.cv_folds : 2;
+    return open == 0 ||
+           (open <= sw->spec->sampling.batch / 2 && sw->counts[RUN_STATE_DONE] >= (int64_t)least);
+}
+
+/* Most open runs a round is conditioned on (a round is asked for at half a batch at most). */
+#define REFIT_MAX_PENDING 4096
+
 /* The snapshot is read: queues the fit pipeline on it (libuv's thread pool). */
 static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t results)
 {
     const spec_t *spec = sw->spec;
     refit_ctx_t *x = calloc(1, sizeof *x);
-    double *prior = calloc((size_t)sw->ndomains, sizeof *prior);
+    double *prior = calloc((size_t)sw->ndomains, sizeof *prior), *pending = NULL;
     char target[1024];
     int r = 0;
     if (!x || !prior || fitpipe_target_text(spec, target, sizeof target) < 0) {
@@ -339,11 +356,21 @@ static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t re
                                              : spec->sampling.max_epochs * prior[i]));
         in.upper = su > 1 ? upper : NULL;
     }
-    if (transition_sweep_awaits_round(sw) && refit__open_runs(sw) == 0) {
+    if (refit__round_due(sw)) {
         int left = spec->sampling.runs - sw->nruns;
         in.next_k = (size_t)(left < spec->sampling.batch ? left : spec->sampling.batch);
         in.next_seed = spec->sampling.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(sw->nfits + 1));
         x->round_at = sw->nruns;
+        int64_t open = refit__open_runs(sw);
+        if (open > REFIT_MAX_PENDING)
+            open = REFIT_MAX_PENDING;
+        if (open > 0 && (pending = malloc((size_t)open * (size_t)sw->ndomains * sizeof *pending))) {
+            int np = store_runs_open_weights(c->store, sw->id, sw->ndomains, (int)open, pending);
+            if (np > 0) {
+                in.pending = pending;
+                in.npending = (size_t)np;
+            }
+        }
     }
     fitpipe_settings_t settings;
     fitpipe_settings_from_spec(spec, &settings);
@@ -365,6 +392,7 @@ static void refit__start(coord_t *c, sweep_t *sw, refit_snap_t *snap, int64_t re
 out:
     free(x);
     free(prior);
+    free(pending);
 }
 
 static void refit__read(uv_idle_t *h)
@@ -402,10 +430,10 @@ void refit_maybe(coord_t *c, sweep_t *sw)
     /* The sweep's last result: what can still finish is queued, leased, running or failed. */
     int64_t total = results + sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
                     sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
-    /* An active sweep waiting for a round with every run ended needs a refit even when its
+    /* An active sweep whose open runs fell to half a batch (or none) needs a refit even when its
      * results were all fitted (a restart after a round that could not be chosen, or fewer
      * results than the folds): it chooses the round, or closes the rounds. */
-    int round_due = transition_sweep_awaits_round(sw) && refit__open_runs(sw) == 0;
+    int round_due = refit__round_due(sw);
     if (!round_due &&
         !fitpipe_should_refit(spec->regression.refit_every, spec->regression.cv_folds,
                               (size_t)results, (size_t)sw->results_at_last_fit, (size_t)total, 0))

@@ -191,6 +191,7 @@ enum {
     ST_RUN_COUNTS,
     ST_QUEUE_FETCH,
     ST_RUN_WEIGHTS,
+    ST_RUNS_OPEN_WEIGHTS,
     ST_RUN_CLAIM,
     ST_RUN_FINISH,
     ST_RUN_STARTED,
@@ -259,6 +260,9 @@ static const char *const store__sql[ST__COUNT] = {
                            " WHERE state = 'queued' AND gpus = ?1"
                            " ORDER BY priority DESC, id LIMIT ?2",
         [ST_RUN_WEIGHTS] = "SELECT weights FROM runs WHERE id = ?1",
+        [ST_RUNS_OPEN_WEIGHTS] = "SELECT weights FROM runs WHERE sweep = ?1"
+                                 " AND state IN ('queued', 'leased', 'running', 'failed')"
+                                 " ORDER BY idx LIMIT ?2",
         [ST_RUN_CLAIM] = "UPDATE runs SET state = 'leased', attempts = attempts + 1,"
                          " live_attempt = ?2, updated_ms = ?3 WHERE id = ?1 AND state = 'queued'",
         [ST_RUN_FINISH] = "UPDATE runs SET state = ?3, next_try_at = ?4, updated_ms = ?5"
@@ -833,6 +837,36 @@ int store_run_weights(store_t *s, int64_t run, double *w, int n)
     store__weights_t x = {.w = w, .n = n};
     int r = store__rows(st, 1, store__weights_row, &x);
     return r < 0 ? r : r == 0 ? -ENOENT : x.n;
+}
+
+typedef struct {
+    double *w;
+    int d, n; /* columns; rows copied */
+} store__open_t;
+
+static int store__open_row(sqlite3_stmt *st, void *data)
+{
+    store__open_t *x = data;
+    double *w = x->w + (size_t)x->n * (size_t)x->d;
+    int have = sqlite3_column_bytes(st, 0) / (int)sizeof(double);
+    for (int j = 0; j < x->d; j++)
+        w[j] = 0;
+    if (have > x->d)
+        have = x->d;
+    if (have > 0)
+        memcpy(w, sqlite3_column_blob(st, 0), (size_t)have * sizeof(double));
+    x->n++;
+    return 0;
+}
+
+int store_runs_open_weights(store_t *s, int64_t sweep, int d, int max, double *w)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_RUNS_OPEN_WEIGHTS);
+    sqlite3_bind_int64(st, 1, sweep);
+    sqlite3_bind_int(st, 2, max);
+    store__open_t x = {.w = w, .d = d};
+    int r = store__rows(st, max, store__open_row, &x);
+    return r < 0 ? r : x.n;
 }
 
 int store_run_claim(store_t *s, int64_t run, int64_t attempt, int64_t now_ms)

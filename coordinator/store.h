@@ -150,6 +150,11 @@ int store_queue_fetch(store_t *s, int gpus, int max, store_queued_t *out);
 /* Loads a run's weights (n doubles) into w; returns how many were stored or -ENOENT. */
 int store_run_weights(store_t *s, int64_t run, double *w, int n);
 
+/* The weights (d each, row-major into w: room for max rows) of up to `max` runs of `sweep` that
+ * can still finish (queued, leased, running, failed), by index: an active round's pending runs.
+ * Returns how many rows were written, or a negative errno. */
+int store_runs_open_weights(store_t *s, int64_t sweep, int d, int max, double *w);
+
 /* Claims a queued run for `attempt` (state queued -> leased, attempts + 1). Returns 1 when this
  * call claimed it, 0 when the run was not queued any more. */
 int store_run_claim(store_t *s, int64_t run, int64_t attempt, int64_t now_ms);

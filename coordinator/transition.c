@@ -71,11 +71,14 @@ int transition_sweep_add_runs(coord_t *c, sweep_t *sw, const double *w, int k, i
         coord_fatal(c, "round_insert");
         return -EIO;
     }
+    int64_t open = sw->counts[RUN_STATE_QUEUED] + sw->counts[RUN_STATE_LEASED] +
+                   sw->counts[RUN_STATE_RUNNING] + sw->counts[RUN_STATE_FAILED];
     sw->nruns = first + k;
     sw->updated_ms = now;
     sw->counts[RUN_STATE_QUEUED] += k;
     c->queue_maybe_nonempty = 1;
-    log_info("sweep_round", "sweep=%s fit=%d added=%d runs=%d", sw->sweep_id, fit_no, k, sw->nruns);
+    log_info("sweep_round", "sweep=%s fit=%d added=%d open=%lld runs=%d", sw->sweep_id, fit_no, k,
+             (long long)open, sw->nruns);
     char text[200];
     snprintf(text, sizeof text, "fit %d added runs %d..%d (%d of %d)", fit_no, first, first + k - 1,
              sw->nruns, sw->spec ? sw->spec->sampling.runs : sw->nruns);

@@ -145,8 +145,103 @@ out:
     h_close(&h);
 }
 
+#define ACTIVE_SPEC                                                                                \
+    "name: rounds\n"                                                                               \
+    "domains:\n"                                                                                   \
+    "  - {name: web, tokens: 5.0e9}\n"                                                             \
+    "  - {name: code, tokens: 2.0e9}\n"                                                            \
+    "  - {name: books, tokens: 1.0e9}\n"                                                           \
+    "sampling: {runs: 24, seed: 7, strategy: active, initial: 8, batch: 8}\n"                      \
+    "proxy:\n"                                                                                     \
+    "  trainer: synthetic\n"                                                                       \
+    "  synthetic: {optimum: {web: 0.5, code: 0.3, books: 0.2}, delay_ms: 0}\n"                     \
+    "regression:\n"                                                                                \
+    "  target: web\n"                                                                              \
+    "  model: linear\n"                                                                            \
+    "  simulate: 2000\n"                                                                           \
+    "  top_k: 10\n"                                                                                \
+    "  refit_every: 100\n"                                                                         \
+    "  cv_folds: 2\n"                                                                              \
+    "  seed: 3\n"                                                                                  \
+    "  convergence: {min_runs: 1000}\n"
+
+/* The sweep's runs in the store (indices 0..n-1). */
+static int stored_runs(harness_t *h, const sweep_t *sw)
+{
+    int64_t run = 0, live = 0;
+    run_state_t st;
+    int n = 0;
+    while (store_run_lookup(h->c->store, sw->id, n, &run, &st, &live) == 0)
+        n++;
+    return n;
+}
+
+/* Rounds that overlap running runs: an active sweep asks for its next round when its open runs
+ * fall to half a batch (4 of 8), not when they reach 0; the round (conditioned on the 4 still
+ * running as pending points: test_search's test_active_pending) is stored with the fit while
+ * they run, and no further round comes until the open runs fall to half a batch again. */
+static void test_round_overlaps(void)
+{
+    harness_t h;
+    if (h_open(&h, NULL) < 0) {
+        CHECK(0);
+        return;
+    }
+    sweep_t *sw = g_sw = h_submit(&h, ACTIVE_SPEC, 0);
+    if (!sw)
+        goto out;
+    h_hello(&h, 'a', "w1", 16, 0);
+    h_ready(&h, 'a', 8);
+    h_flush(&h);
+    int sent = h_count(&h, REGMIX__ENVELOPE__BODY_ASSIGN, 'a');
+    CHECK_INT_EQ(sent, 8);
+    if (sent != 8)
+        goto out;
+    uint64_t ids[8];
+    double w[8][3];
+    for (int i = 0; i < 8; i++) {
+        const Regmix__Assign *as = h_get(&h, REGMIX__ENVELOPE__BODY_ASSIGN, i)->assign;
+        ids[i] = as->attempt_id;
+        for (int k = 0; k < 3; k++)
+            w[i][k] = as->weights[k]->weight;
+    }
+    static const char *const names[3] = {"web", "code", "books"};
+    for (int i = 0; i < 4; i++) {
+        /* 3 results: 5 open, more than half a batch: no refit (refit_every is 100) */
+        if (i == 3)
+            CHECK(!fit_busy(sw) && sw->nfits == 0);
+        double l[3] = {3.0 - w[i][0], 3.0 - 0.5 * w[i][1], 3.0 - 0.2 * w[i][2]};
+        h_result(&h, 'a', ids[i], names, l, 3);
+    }
+    /* the 4th: 4 open, the round is asked for */
+    CHECK(fit_busy(sw));
+    CHECK(h_run_until(&h, fit_idle, 30000));
+    h_flush(&h);
+    CHECK_INT_EQ(sw->nfits, 1);
+    CHECK_INT_EQ(sw->nruns, 16);
+    CHECK_INT_EQ(sw->counts[RUN_STATE_LEASED] + sw->counts[RUN_STATE_RUNNING], 4);
+    CHECK_INT_EQ(sw->counts[RUN_STATE_QUEUED], 8);
+    CHECK_INT_EQ(stored_runs(&h, sw), 16);
+    /* the open runs' mixtures (what the next round will be conditioned on): the 4 running, then
+     * the round's 8, by index */
+    double open_w[16 * 3];
+    CHECK_INT_EQ(store_runs_open_weights(h.c->store, sw->id, 3, 16, open_w), 12);
+    for (int i = 0; i < 4; i++)
+        CHECK(memcmp(open_w + i * 3, w[4 + i], sizeof w[0]) == 0);
+    /* the 4 running end: 8 queued are open, no round */
+    for (int i = 4; i < 8; i++) {
+        double l[3] = {3.0 - w[i][0], 3.0 - 0.5 * w[i][1], 3.0 - 0.2 * w[i][2]};
+        h_result(&h, 'a', ids[i], names, l, 3);
+    }
+    CHECK(!fit_busy(sw));
+    CHECK_INT_EQ(sw->nruns, 16);
+out:
+    h_close(&h);
+}
+
 int main(void)
 {
     TEST_RUN(test_refit_converges);
+    TEST_RUN(test_round_overlaps);
     return test_finish();
 }

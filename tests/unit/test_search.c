@@ -332,6 +332,42 @@ static void test_active_gain(void)
               pr.expected_gain);
 }
 
+/* Pending runs (running, no result yet): GP-BUCB conditions the batch on them as on its own
+ * picks, so the batch after pending {a1} is the rest of the batch that picked a1 first, and a
+ * pending mixture is never picked again. */
+static void test_active_pending(void)
+{
+    enum { N = 24 };
+    rng_t r;
+    rng_seed(&r, 31);
+    double X[N * D], y[N], prior[D];
+    for (int j = 0; j < D; j++)
+        prior[j] = 1.0 / D;
+    for (int i = 0; i < N; i++) {
+        draw(&r, 2, X + i * D);
+        y[i] = bowl(X + i * D) + 0.005 * rng_normal(&r);
+    }
+    active_params_t p;
+    active_params_default(&p);
+    p.pool = 2048;
+    p.seed = 5;
+    char err[256] = "";
+    double a[3 * D], b[2 * D];
+    CHECK_INT_EQ(active_next(&p, X, y, N, D, prior, 3, a, err, sizeof err), 0);
+    p.pending = a;
+    p.npending = 1;
+    CHECK_INT_EQ(active_next(&p, X, y, N, D, prior, 2, b, err, sizeof err), 0);
+    CHECK_MSG(l1(b, a + D, D) < 1e-9 && l1(b + D, a + 2 * D, D) < 1e-9,
+              "with a1 pending: %g and %g (L1) from a2 and a3", l1(b, a + D, D),
+              l1(b + D, a + 2 * D, D));
+    CHECK(l1(b, a, D) > 1e-6 && l1(b + D, a, D) > 1e-6);
+    /* two pending: the third pick of the batch */
+    p.npending = 2;
+    CHECK_INT_EQ(active_next(&p, X, y, N, D, prior, 1, b, err, sizeof err), 0);
+    CHECK_MSG(l1(b, a + 2 * D, D) < 1e-9, "with a1, a2 pending: %g (L1) from a3",
+              l1(b, a + 2 * D, D));
+}
+
 /* The fit pipeline has the search's models and reports an interval on the proposal's objective
  * (predicted -+ 1.96 x the out-of-fold RMSE). */
 static void test_fitpipe_models(void)
@@ -383,6 +419,7 @@ int main(void)
     TEST_RUN(test_design);
     TEST_RUN(test_active_rounds);
     TEST_RUN(test_active_gain);
+    TEST_RUN(test_active_pending);
     TEST_RUN(test_fitpipe_models);
     return test_finish();
 }

@@ -488,7 +488,10 @@ static void client__status(coord_t *c, const frame_msg_t *msg, const Regmix__Sta
     coord_sweep_info(sw, &info, &counts);
     const target_t *t = coord_target_find(c, sw->id, "target");
     fig.l1_tol = sw->spec ? sw->spec->regression.convergence.l1_tol : NAN;
-    fig.gain_tol = NAN;
+    /* gain_tol decides only an active sweep's convergence: NaN for the others. */
+    fig.gain_tol = sw->spec && sw->spec->sampling.strategy == SPEC_STRATEGY_ACTIVE
+                           ? sw->spec->regression.convergence.gain_tol
+                           : NAN;
     fig.target_objective = t && t->state == TARGET_STATE_DONE ? t->objective : NAN;
     fig.target_state = (char *)(t ? states_target_name(t->state) : "");
     rep.sweep = &info;

@@ -171,7 +171,10 @@ static json_t *dashboard__doc(coord_t *c, sweep_t *sw)
     json_object_set_new(doc, "l1_tol",
                         sw->spec ? dashboard__num(sw->spec->regression.convergence.l1_tol)
                                  : json_null());
-    json_object_set_new(doc, "gain_tol", json_null());
+    json_object_set_new(doc, "gain_tol",
+                        sw->spec && sw->spec->sampling.strategy == SPEC_STRATEGY_ACTIVE
+                                ? dashboard__num(sw->spec->regression.convergence.gain_tol)
+                                : json_null());
     dashboard_fits_t f = {.arr = fits, .sw = sw};
     dashboard_targets_t t = {.c = c, .sw = sw, .arr = targets};
     char *oof = NULL;

@@ -107,6 +107,33 @@ awk -v l="$l1" 'BEGIN { exit !(l < 0.1) }' || fail "proposal is $l1 (L1) from th
 note "ok: proposal within L1 $l1 of the optimum"
 total=$(jq -r '.runs.total' <<<"$st")
 [ "$total" -lt 48 ] || fail "sweep 1 used its whole budget ($total runs): it did not converge by the gain"
+# What the user sees of it (issue 10): status --json and its proposal line carry the active
+# proposal's interval, spread, expected gain against the spec's gain_tol and where it came from;
+# fits lists the gain of every fit; the report's document (the dashboard's) has them per fit.
+ctl status "$SW" --json >"$T/status.json" || fail "status --json failed"
+jq -e '.gain_tol == 0.002 and .latest_fit.proposal_from == "active" and .latest_fit.verdict == "converged"
+    and (.latest_fit.expected_gain | type) == "number" and .latest_fit.expected_gain < .gain_tol
+    and (.latest_fit.predicted_sd | type) == "number" and (.latest_fit.noise_sd | type) == "number"
+    and .latest_fit.predicted_interval[0] < .latest_fit.predicted
+    and .latest_fit.predicted < .latest_fit.predicted_interval[1]' "$T/status.json" >/dev/null ||
+    fail "status --json: $(cat "$T/status.json")"
+ctl status "$SW" >"$T/status.txt" || fail "status failed"
+q() { jq -r ".latest_fit.$1" "$T/status.json"; }
+expect_eq "status: the active proposal line" "$(grep '^proposal ' "$T/status.txt")" \
+    "$(printf 'proposal  fit %d on %d runs (quadratic): predicted %.6g, 95 %% interval of a run there [%.6g, %.6g] (sd: model %.3g, noise %.3g); verdict converged; expected gain %.3g < gain_tol 0.002; chosen by active' \
+        "$(q fit)" "$(q runs_used)" "$(q predicted)" "$(q 'predicted_interval[0]')" \
+        "$(q 'predicted_interval[1]')" "$(q predicted_sd)" "$(q noise_sd)" "$(q expected_gain)")"
+ctl fits "$SW" >"$T/fits.txt" || fail "fits failed"
+expect_eq "fits: a numeric GAIN on every fit" \
+    "$(tail -n +2 "$T/fits.txt" | awk '$11 + 0 > 0 || $11 ~ /^0/ { n++ } END { print n + 0 }')" \
+    "$(jq -r .fits "$T/status.json")"
+ctl report "$SW" --out "$T/report.html" >/dev/null || fail "report failed"
+sed -n 's/.*<script id="regmix-data" type="application\/json">\(.*\)<\/script>.*/\1/p' "$T/report.html" |
+    jq -e '.doc.gain_tol == 0.002 and (.doc.fits | length) > 0 and all(.doc.fits[];
+        (.expected_gain | type) == "number" and .proposal_from == "active"
+        and (.predicted_interval | length) == 2)' >/dev/null ||
+    fail "the report's document lacks gain_tol or a fit's expected gain, source or interval"
+note "ok: the report's document has gain_tol and every fit's gain, source and interval"
 
 # ---- 2: kill -9 after the first round, restart -------------------------------------------------
 active_spec "$T/b.yaml" act-b 100 40

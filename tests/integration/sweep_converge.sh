@@ -75,18 +75,23 @@ done
 expect_eq "target loss" "$(ctl target "$SW" --json | jq -r '.targets[] | select(.role == "target") | .losses.web')" 1.5
 expect_eq "launches of sweep 1" "$(wc -l <"$T/launches-conv-a")" 1
 # The proposal with its interval (issue 10): status --json carries the latest fit with the 95 %
-# interval of a run at the proposal around its prediction, the verdict that converged, the
-# spec's l1_tol, no active-sweep figures, and the target's realised objective against it.
+# interval of a run at the proposal around its prediction, its verdict (a fit converged; the
+# latest may be a refit under way then that landed after it), the spec's l1_tol, no
+# active-sweep figures, and the target's realised objective against the interval.
 ctl status "$SW" --json >"$T/status.json" || fail "status --json failed"
 note "status: $(cat "$T/status.json")"
-jq -e --argjson fits "$fits" '.latest_fit.fit == $fits and .latest_fit.model == "quadratic"
+jq -e '.latest_fit.fit == .fits and .latest_fit.model == "quadratic"
     and (.latest_fit.predicted_interval | length) == 2
     and .latest_fit.predicted_interval[0] < .latest_fit.predicted
     and .latest_fit.predicted < .latest_fit.predicted_interval[1]
-    and .latest_fit.verdict == "converged" and .l1_tol == 0.05 and .gain_tol == null
+    and (.latest_fit.verdict | IN("converged", "moving", "low_spearman", "too_few_runs"))
+    and .l1_tol == 0.05 and .gain_tol == null
     and .latest_fit.expected_gain == null and .latest_fit.proposal_from == "topk"
     and .target_state == "done" and .target_objective == 1.5' "$T/status.json" >/dev/null ||
     fail "status --json lacks the latest fit's interval, verdict or the target's objective"
+jq -e 'any(.fits[]; .verdict == "converged")' "$T/fits.json" >/dev/null || fail "no fit converged"
+fits=$(jq -r .fits "$T/status.json")
+verdict=$(jq -r .latest_fit.verdict "$T/status.json")
 lo=$(jq -r '.latest_fit.predicted_interval[0]' "$T/status.json")
 hi=$(jq -r '.latest_fit.predicted_interval[1]' "$T/status.json")
 where=$(awk -v l="$lo" -v h="$hi" 'BEGIN { print (1.5 < l ? "below" : 1.5 > h ? "above" : "inside") }')
@@ -94,9 +99,9 @@ expect_eq "target against the interval (json)" "$(jq -r .target_in_interval "$T/
 # The text: one proposal line with the same numbers, and the target line.
 ctl status "$SW" >"$T/status.txt" || fail "status failed"
 expect_eq "status: the proposal line" "$(grep '^proposal ' "$T/status.txt")" \
-    "$(printf 'proposal  fit %d on %d runs (quadratic): predicted %.6g, 95 %% interval of a run there [%.6g, %.6g]; verdict converged; chosen by topk' \
+    "$(printf 'proposal  fit %d on %d runs (quadratic): predicted %.6g, 95 %% interval of a run there [%.6g, %.6g]; verdict %s; chosen by topk' \
         "$fits" "$(jq -r .latest_fit.runs_used "$T/status.json")" \
-        "$(jq -r .latest_fit.predicted "$T/status.json")" "$lo" "$hi")"
+        "$(jq -r .latest_fit.predicted "$T/status.json")" "$lo" "$hi" "$verdict")"
 expect_eq "status: the target line" "$(grep '^target ' "$T/status.txt")" \
     "target    done, objective 1.5 ($where the interval of fit $fits)"
 # fits: every fit's interval around its prediction (json), and the columns of the table.
@@ -106,7 +111,7 @@ jq -e 'all(.fits[]; (.predicted_interval | length) == 2 and .predicted_interval[
 ctl fits "$SW" >"$T/fits.txt" || fail "fits failed"
 head -n 1 "$T/fits.txt" | grep -q 'PREDICTED  *LO95  *HI95  *GAIN  *VERDICT' ||
     fail "fits: no LO95 HI95 GAIN VERDICT columns: $(head -n 1 "$T/fits.txt")"
-expect_eq "fits: the last row's verdict" "$(tail -n 1 "$T/fits.txt" | awk '{print $NF}')" converged
+expect_eq "fits: the last row's verdict" "$(tail -n 1 "$T/fits.txt" | awk '{print $NF}')" "$verdict"
 ctl mixture "$SW" >"$T/mixture.yaml" || fail "mixture failed"
 # (compared as numbers: the YAML has 10 digits, the JSON 12)
 grep '^predicted_interval: ' "$T/mixture.yaml" | tr -d '[],' |
@@ -114,7 +119,7 @@ grep '^predicted_interval: ' "$T/mixture.yaml" | tr -d '[],' |
         NF == 3 && near($2, l) && near($3, h) { ok = 1 } END { exit !ok }' ||
     fail "mixture: $(grep predicted_interval "$T/mixture.yaml"), want [$lo, $hi]"
 note "ok: mixture: the interval [$lo, $hi]"
-expect_eq "mixture: the verdict" "$(grep '^verdict: ' "$T/mixture.yaml")" "verdict: converged"
+expect_eq "mixture: the verdict" "$(grep '^verdict: ' "$T/mixture.yaml")" "verdict: $verdict"
 
 # ---- 2: kill -9 right after convergence, restart ---------------------------------------------
 converge_spec "$T/b.yaml" conv-b

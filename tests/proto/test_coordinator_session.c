@@ -798,6 +798,8 @@ static void test_refits_and_convergence(void)
     r = coord_harness_rpc(cl, &env, 5000);
     CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_FITS_REPLY);
     size_t nfits = 0;
+    int some_converged = 0;
+    char last_verdict[32] = "";
     if (r && r->body_case == REGMIX__ENVELOPE__BODY_FITS_REPLY) {
         nfits = r->fits_reply->n_fits;
         CHECK(nfits >= 2);
@@ -821,6 +823,8 @@ static void test_refits_and_convergence(void)
                           "fit %u: predicted %g, interval [%g, %g]", f->fit_no, f->predicted,
                           e->predicted_lo, e->predicted_hi);
                 CHECK(e->verdict && *e->verdict);
+                some_converged |= e->verdict && strcmp(e->verdict, "converged") == 0;
+                snprintf(last_verdict, sizeof last_verdict, "%s", e->verdict ? e->verdict : "");
                 CHECK(isnan(e->expected_gain) && e->proposal_from &&
                       strcmp(e->proposal_from, "topk") == 0);
             }
@@ -850,12 +854,14 @@ static void test_refits_and_convergence(void)
         CHECK_INT_EQ(si->runs->queued + si->runs->leased + si->runs->running, 0);
         CHECK_INT_EQ(si->runs->cancelled + si->runs->done, 60);
         CHECK(si->converged_after_runs >= 16);
-        /* The latest fit travels with the status (issue 10), its verdict the one that converged,
-         * with the spec's l1_tol and no gain_tol (not an active sweep). */
+        /* The latest fit travels with the status (issue 10), with the spec's l1_tol and no
+         * gain_tol (not an active sweep). A fit converged; the latest may be a refit that was
+         * under way then and landed after it, with a verdict of its own. */
         const Regmix__FitInfo *lf = r->status_reply->latest_fit;
+        CHECK(some_converged);
         CHECK(lf && lf->fit_no == nfits && lf->estimate);
         if (lf && lf->estimate) {
-            CHECK_STR_EQ(lf->estimate->verdict, "converged");
+            CHECK_STR_EQ(lf->estimate->verdict, last_verdict);
             CHECK(lf->estimate->predicted_lo < lf->predicted &&
                   lf->predicted < lf->estimate->predicted_hi);
         }

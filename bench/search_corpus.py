@@ -3,9 +3,9 @@
 
 Each mixture-search strategy runs as a real sweep through a regmix-coordinator and regmix-workers
 on loopback with the built-in regmix-train proxies of the demo (scripts/demo-spec.yaml) on the
-demo's six-domain Debian corpus (scripts/build-corpus.py). The proposal a sweep's fit records at
-each budget (the last fit whose runs_used <= the budget) is then scored by fresh proxy runs at
-that mixture: the same proxy model and training, seeds no sweep uses, objective `mean` (the mean
+demo's six-domain Debian corpus (scripts/build-corpus.py), one sweep per (strategy, seed,
+budget). The proposal of each sweep's last fit (on all its runs) is then scored by fresh proxy
+runs at that mixture: the same proxy model and training, seeds no sweep uses, objective `mean` (the mean
 validation loss over the domains). The token prior, the demo's baseline, is scored the same way
 and with the same seeds, so every figure is also given as a margin over the prior.
 
@@ -62,9 +62,10 @@ Strategies:
   active     %s
 
 Every strategy keeps the demo's proxy settings, sampling (temperature, strengths, min_weight),
-objective (mean), refit_every and cv_folds; its sweep has `runs` = the largest budget, sampling and
-regression seeds = the sweep seed, convergence disabled (min_runs above the budget) and
-on_converge: keep. The proposal at budget B is the one of the last fit with runs_used <= B.
+objective (mean) and cv_folds. Each (strategy, seed, budget B) is one sweep of B runs: sampling
+and regression seeds = the sweep seed, convergence disabled (min_runs above the budget),
+on_converge: keep; the one-shot sweeps refit once, at B results (refit_every B), the active ones
+keep the demo's refit_every. The proposal at B is the one of the sweep's last fit, on B runs.
 
 Example:
   bench/search_corpus.py --budgets 24,32 --seeds 4 --seed 1 --json
@@ -197,8 +198,8 @@ def parse_args(argv):
     ap.add_argument("--oracle", default="corpus", choices=["corpus"],
                     help="corpus (accepted for search_bench's interface)")
     ap.add_argument("--budgets", type=int_list, default=[24, 32],
-                    help="proxy runs at which proposals are read, comma-separated (default "
-                    "24,32; the sweeps run to the largest)")
+                    help="proxy runs per sweep, comma-separated: one sweep per budget (default "
+                    "24,32)")
     ap.add_argument("--seeds", type=bounded_int(1, 100), default=4,
                     help="sweep seeds per strategy (default 4)")
     ap.add_argument("--seed", type=bounded_int(0, 2**31), default=1,
@@ -282,7 +283,7 @@ def strategy_spec(base, domains, strategy, seed, runs, candidates):
         reg.update({"model": "quadratic", "simulate": 100000, "top_k": 10000})
     reg["seed"] = seed
     if strategy != "active":
-        reg["refit_every"] = runs  # only the last fit is read (first fits: cv_folds runs, then all)
+        reg["refit_every"] = runs  # only the last fit is read: one fit, at `runs` results
     conv = dict(reg.get("convergence") or {})
     conv["min_runs"] = runs + 1000  # never converges: proposals at every budget
     reg["convergence"] = conv
@@ -573,14 +574,13 @@ def main(argv):
     log("corpus %s: %d domains, %.1f M tokens (%.0f s)" % (corpus, len(names), sum(tok) / 1e6,
                                                             time.monotonic() - t0))
 
-    # the specs, checked offline first: a one-shot strategy has one sweep per budget (its last
-    # fit uses exactly that many runs), the active strategy one sweep to the largest budget (its
-    # rounds are refits at 16, 24, 32, ... runs, so a fit at each budget)
-    runs = max(a.budgets)
+    # the specs, checked offline first: one sweep per (strategy, seed, budget), whose last fit is
+    # on exactly `budget` results (a sweep refits when its last run ends); the fits of a longer
+    # sweep land at other counts (one-shot: 5, 9, 13, ...; active: when a round is asked for)
     sweeps = []  # dicts: strategy, seed, runs, spec path, sweep id
     for s in range(a.seed, a.seed + a.seeds):
         for st in a.strategies:
-            for b in ([runs] if st == "active" else a.budgets):
+            for b in a.budgets:
                 spec = strategy_spec(base, dom, st, s, b, a.candidates)
                 path = os.path.join(work, "spec-%s-s%d-%d.yaml" % (st, s, b))
                 with open(path, "w") as f:
@@ -591,7 +591,7 @@ def main(argv):
                     raise Fail("the spec %s is not valid: %s" % (path, r.stderr.strip()))
                 sweeps.append({"strategy": st, "seed": s, "runs": b, "path": path, "spec": spec})
     # active sweeps first: the queue is FIFO, their rounds queue behind the one-shot runs
-    sweeps.sort(key=lambda sw: (sw["strategy"] != "active", sw["seed"]))
+    sweeps.sort(key=lambda sw: (sw["strategy"] != "active", sw["seed"], sw["runs"]))
 
     # the sweeps: all submitted at once (the workers stay busy while active sweeps wait for rounds)
     cl = Cluster(bins, work, a.workers)
@@ -654,14 +654,11 @@ def main(argv):
              "stored": json.loads(row[3])}
     check_argv = proxy_argv(bins["train"], sweeps[0]["spec"], dict(zip(names, w)), check["seed"])
 
-    # proposals at each budget: a one-shot sweep's last fit (on all its runs), the active
-    # sweep's last fit with runs_used <= the budget (a round ends there, so == the budget)
-    props = {}  # (strategy, seed, budget) -> fit
+    # the proposal at each budget: the last fit of that budget's sweep (on all its runs)
+    props = {}  # (strategy, seed, budget) -> (fit, sweep)
     for sw in sweeps:
         fits = [f for f in sw["fits"] if f.get("proposal")]
-        for b in a.budgets:
-            if sw["strategy"] != "active" and sw["runs"] != b:
-                continue
+        for b in [sw["runs"]]:
             use = [f for f in fits if f["runs_used"] <= b]
             if not use:
                 raise Fail("sweep %s (%s, seed %d) has no fit with <= %d runs" %

@@ -25,19 +25,10 @@ T0=$SECONDS
 slurm_up
 
 # The programs as an installed bindir (workers.sbatch runs $REGMIX_BINDIR/regmix-worker).
-mkdir -p "$T/bin" "$T/data"
+mkdir -p "$T/bin"
 ln -s "$(readlink -f "$WORKER_BIN")" "$T/bin/regmix-worker"
 ln -s "$(readlink -f "$TRAINER_BIN")" "$T/bin/regmix-train"
-
-# Distinct texts only: several licence files are links to others (GPL -> GPL-3), and a text in
-# both domains would give them the same validation document.
-mapfile -t docs < <(for f in /usr/share/common-licenses/*; do readlink -f "$f"; done | sort -u)
-[ ${#docs[@]} -ge 4 ] || fail "need at least 4 texts in /usr/share/common-licenses (package base-files)"
-half=$((${#docs[@]} / 2))
-"$TRAINER_BIN" tokenize --out "$T/data" --name licA "${docs[@]:0:$half}" >/dev/null ||
-    fail "tokenize licA"
-"$TRAINER_BIN" tokenize --out "$T/data" --name licB "${docs[@]:$half}" >/dev/null ||
-    fail "tokenize licB"
+licence_corpus "$T/data"
 
 start_coord --trainer "$T/bin/regmix-train" --target-poll-ms 200
 

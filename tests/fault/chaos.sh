@@ -17,9 +17,7 @@ for w in w1 w2 w3; do
     start_worker "$w" 4
     eval "PID_$w=$WORKER_PID"
 done
-synthetic_spec "$T/spec.yaml" chaos $RUNS 60 0 20
-SW=$(submit "$T/spec.yaml")
-note "sweep $SW"
+submit_synthetic chaos $RUNS 60 0 20
 
 # counts: prints "done sum" from status (sum of every run state), retrying while it restarts.
 counts() {

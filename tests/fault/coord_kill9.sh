@@ -8,9 +8,7 @@ DOWN_S=$4
 start_coord
 start_worker w1 4
 start_worker w2 4
-synthetic_spec "$T/spec.yaml" fault-coord-kill 200 40 0 3
-SW=$(submit "$T/spec.yaml")
-note "sweep $SW"
+submit_synthetic fault-coord-kill 200 40 0 3
 wait_done_at_least "$SW" 40 60
 kill9_coord
 # Right after the kill, before anything could repair it: every result a worker was told was

@@ -7,9 +7,7 @@
 start_coord
 start_worker w1 4
 start_worker w2 4
-synthetic_spec "$T/spec.yaml" fault-fail-rate 150 0 0.3 3
-SW=$(submit "$T/spec.yaml")
-note "sweep $SW"
+submit_synthetic fault-fail-rate 150 0 0.3 3
 wait_state "$SW" 90 done failed
 stop_coord
 check_store "$SW"

@@ -8,17 +8,8 @@
 # more attempt (the spec has no failures).
 . "$(dirname "$0")/../integration/lib.sh" "$@"
 
-start_coord
-start_worker w1 4
-W1=$WORKER_PID
-start_worker w2 4
-synthetic_spec "$T/spec.yaml" fault-worker-kill 40 800 0 3
-SW=$(submit "$T/spec.yaml")
-note "sweep $SW"
-wait_done_at_least "$SW" 4 30
-# Kill it while it holds attempts (it has 4 slots and 800 ms jobs: almost always).
-w1_busy() { [ "$(worker_running w1)" -ge 1 ]; }
-wait_for "w1 running an attempt" 20 w1_busy
+# Kill w1 while it holds attempts.
+busy_pair fault-worker-kill
 { kill -9 "$W1" && wait "$W1"; } 2>/dev/null
 note "worker w1 killed"
 wait_state "$SW" 90 done

@@ -9,16 +9,7 @@
 # lost on lease  ⊆  dealt with by w1  ⊆  lost in the store  =  lost in the coordinator's log.
 . "$(dirname "$0")/../integration/lib.sh" "$@"
 
-start_coord
-start_worker w1 4
-W1=$WORKER_PID
-start_worker w2 4
-synthetic_spec "$T/spec.yaml" fault-worker-stop 40 800 0 3
-SW=$(submit "$T/spec.yaml")
-note "sweep $SW"
-wait_done_at_least "$SW" 4 30
-w1_busy() { [ "$(worker_running w1)" -ge 1 ]; }
-wait_for "w1 running an attempt" 20 w1_busy
+busy_pair fault-worker-stop
 kill -STOP "$W1"
 note "worker w1 stopped"
 w1_taken() { [ -n "$(lost_in_log w1 'lease passed')" ] && [ "$(worker_running w1)" = 0 ]; }

@@ -296,6 +296,44 @@ check_acked_stored() {
     expect_eq "acknowledged results missing from the store (of $ACKED)" "$missing" 0
 }
 
+# submit_synthetic NAME RUNS DELAY_MS FAIL_RATE MAX_ATTEMPTS: writes $T/spec.yaml (synthetic_spec)
+# and submits it; sets SW to the sweep id. Call it directly, not inside $(...).
+submit_synthetic() {
+    synthetic_spec "$T/spec.yaml" "$@"
+    SW=$(submit "$T/spec.yaml")
+    note "sweep $SW"
+}
+
+# busy_pair NAME: the coordinator, workers w1 and w2 (4 slots each) and a 40-run sweep of 800 ms
+# synthetic jobs, up to the moment w1 runs an attempt (where the worker fault tests strike). Sets
+# SW and W1 (w1's pid).
+busy_pair() {
+    start_coord
+    start_worker w1 4
+    W1=$WORKER_PID
+    start_worker w2 4
+    submit_synthetic "$1" 40 800 0 3
+    wait_done_at_least "$SW" 4 30
+    w1_busy() { [ "$(worker_running w1)" -ge 1 ]; }
+    wait_for "w1 running an attempt" 20 w1_busy
+}
+
+# licence_corpus DIR: two byte-level domains, licA and licB, tokenized by $TRAINER_BIN into DIR
+# from this machine's licence texts (half each). Distinct texts only: several licence files are
+# links to others (GPL -> GPL-3), and a text in both domains would give them the same validation
+# document.
+licence_corpus() {
+    local docs half
+    mkdir -p "$1" || fail "mkdir $1"
+    mapfile -t docs < <(for f in /usr/share/common-licenses/*; do readlink -f "$f"; done | sort -u)
+    [ ${#docs[@]} -ge 4 ] || fail "need at least 4 texts in /usr/share/common-licenses (package base-files)"
+    half=$((${#docs[@]} / 2))
+    "$TRAINER_BIN" tokenize --out "$1" --name licA "${docs[@]:0:$half}" >/dev/null ||
+        fail "tokenize licA"
+    "$TRAINER_BIN" tokenize --out "$1" --name licB "${docs[@]:$half}" >/dev/null ||
+        fail "tokenize licB"
+}
+
 # synthetic_spec FILE NAME RUNS DELAY_MS FAIL_RATE MAX_ATTEMPTS
 synthetic_spec() {
     cat >"$1" <<YAML

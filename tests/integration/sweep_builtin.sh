@@ -7,14 +7,7 @@
 TRAINER_BIN=$4
 . "$(dirname "$0")/lib.sh" "$@"
 
-mkdir -p "$T/data"
-docs=(/usr/share/common-licenses/*)
-[ ${#docs[@]} -ge 4 ] || fail "need at least 4 texts in /usr/share/common-licenses (package base-files)"
-half=$((${#docs[@]} / 2))
-"$TRAINER_BIN" tokenize --out "$T/data" --name licA "${docs[@]:0:$half}" >/dev/null ||
-    fail "tokenize licA"
-"$TRAINER_BIN" tokenize --out "$T/data" --name licB "${docs[@]:$half}" >/dev/null ||
-    fail "tokenize licB"
+licence_corpus "$T/data"
 cat >"$T/spec.yaml" <<YAML
 name: it-builtin
 domains:

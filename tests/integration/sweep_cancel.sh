@@ -6,9 +6,7 @@
 
 start_coord
 start_worker w1 2
-synthetic_spec "$T/spec.yaml" it-cancel 60 300 0 3
-SW=$(submit "$T/spec.yaml")
-note "sweep $SW"
+submit_synthetic it-cancel 60 300 0 3
 out=$(ctl cancel "$SW" --run 59 --json) || fail "cancel --run"
 expect_eq "runs cancelled by --run 59" "$(echo "$out" | jq .cancelled)" 1
 wait_done_at_least "$SW" 2 30

@@ -64,9 +64,7 @@ INTRUDER_PID=$WORKER_PID
 start_worker wrongkey 1 --curve-server-key "$K/alice.pub" --curve-secret-key "$K/alice.key"
 REGMIX_CURVE_SERVER_KEY= REGMIX_CURVE_SECRET_KEY= start_worker nokeys 1
 
-synthetic_spec "$T/spec.yaml" it-curve 24 10 0 3
-SW=$(submit "$T/spec.yaml")
-note "sweep $SW"
+submit_synthetic it-curve 24 10 0 3
 [ -n "$SW" ] || fail "no sweep id"
 wait_state "$SW" 60 done
 ctl results "$SW" --csv >"$T/results.csv" || fail "results --csv failed"

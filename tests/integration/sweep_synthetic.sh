@@ -6,9 +6,7 @@
 start_coord
 start_worker w1 4
 start_worker w2 4
-synthetic_spec "$T/spec.yaml" it-synthetic 64 10 0 3
-SW=$(submit "$T/spec.yaml")
-note "sweep $SW"
+submit_synthetic it-synthetic 64 10 0 3
 [ -n "$SW" ] || fail "no sweep id"
 # watch follows the live sweep and ends by itself when it is done (JSON lines: one per event).
 timeout 60 "$CTL_BIN" --coordinator "$CEP" watch "$SW" --json >"$T/watch.jsonl" 2>"$T/watch.err" &

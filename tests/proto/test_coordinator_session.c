@@ -42,6 +42,33 @@ submit(void *cl, const char *name, int runs, int max_attempts, int backoff_ms)
     return coord_harness_rpc(cl, &env, 10000);
 }
 
+/* Submits `yaml` (as spec_name) and copies the sweep id into sweep_id (64 bytes; "" when
+ * refused). 1 when a SubmitReply came. */
+static int submit_yaml(void *cl, const char *yaml, const char *spec_name, char *sweep_id)
+{
+    Regmix__Envelope env;
+    Regmix__SubmitRequest sub = REGMIX__SUBMIT_REQUEST__INIT;
+    sub.spec_yaml = (char *)yaml;
+    sub.spec_name = (char *)spec_name;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
+    env.submit = &sub;
+    Regmix__Envelope *r = coord_harness_rpc(cl, &env, 10000);
+    int ok = r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY;
+    snprintf(sweep_id, 64, "%s", ok ? r->submit_reply->sweep_id : "");
+    frame_free(&r);
+    return ok;
+}
+
+/* submit() keeping only the sweep id (submit_yaml()). */
+static int
+submit_id(void *cl, const char *name, int runs, int max_attempts, int backoff_ms, char *sweep_id)
+{
+    char yaml[1024];
+    return submit_yaml(cl, spec_yaml(yaml, sizeof yaml, name, runs, max_attempts, backoff_ms),
+                       "test.yaml", sweep_id);
+}
+
 static Regmix__Envelope *status(void *cl, const char *sweep_id)
 {
     Regmix__Envelope env;
@@ -97,6 +124,14 @@ static void hello(void *w,
     env.body_case = REGMIX__ENVELOPE__BODY_HELLO;
     env.hello = &h;
     *ret = coord_harness_rpc(w, &env, 5000);
+}
+
+/* A HELLO whose reply the case does not look at. */
+static void join(void *w, const char *id, const char *boot, int slots)
+{
+    Regmix__Envelope *r = NULL;
+    hello(w, id, boot, slots, NULL, 0, &r);
+    frame_free(&r);
 }
 
 static void ready(void *w, int n)
@@ -348,14 +383,10 @@ static void test_cancel(void)
 {
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope *r = submit(cl, "tocancel", 4, 1, 0);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY);
-    char sweep_id[64] = "";
-    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
-        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
-    frame_free(&r);
-    hello(w, "w-cancel", "boot-1", 1, NULL, 0, &r);
-    frame_free(&r);
+    char sweep_id[64];
+    CHECK(submit_id(cl, "tocancel", 4, 1, 0, sweep_id));
+    join(w, "w-cancel", "boot-1", 1);
+    Regmix__Envelope *r = NULL;
     ready(w, 1);
     Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(a != NULL);
@@ -403,13 +434,10 @@ static void test_lease_expiry_and_fencing(void)
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w1 = coord_harness_dealer(&H, H.workers_ep);
     void *w2 = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope *r = submit(cl, "lease", 1, 3, 0);
-    char sweep_id[64] = "";
-    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
-        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
-    frame_free(&r);
-    hello(w1, "w-stale", "boot-1", 1, NULL, 0, &r);
-    frame_free(&r);
+    char sweep_id[64];
+    submit_id(cl, "lease", 1, 3, 0, sweep_id);
+    join(w1, "w-stale", "boot-1", 1);
+    Regmix__Envelope *r = NULL;
     ready(w1, 1);
     Regmix__Envelope *a = expect(w1, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(a != NULL);
@@ -418,8 +446,7 @@ static void test_lease_expiry_and_fencing(void)
     started(w1, a->assign->attempt_id);
     /* w1 goes silent; w2 is idle and keeps pinging. Lost after 3 × 200 ms; the lease (1500 ms)
      * then passes and the run goes to w2 as attempt 2. */
-    hello(w2, "w-fresh", "boot-1", 1, NULL, 0, &r);
-    frame_free(&r);
+    join(w2, "w-fresh", "boot-1", 1);
     ready(w2, 1);
     Regmix__Envelope *b = NULL;
     for (int i = 0; i < 40 && !b; i++) {
@@ -452,13 +479,10 @@ static void test_quarantine(void)
 {
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope *r = submit(cl, "quarantine", 6, 1, 0);
-    char sweep_id[64] = "";
-    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
-        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
-    frame_free(&r);
-    hello(w, "w-bad", "boot-1", 1, NULL, 0, &r);
-    frame_free(&r);
+    char sweep_id[64];
+    submit_id(cl, "quarantine", 6, 1, 0, sweep_id);
+    join(w, "w-bad", "boot-1", 1);
+    Regmix__Envelope *r = NULL;
     int fails = 0;
     for (int i = 0; i < 5; i++) {
         ready(w, 1);
@@ -511,14 +535,11 @@ static void test_restart_readoption(void)
 {
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope *r = submit(cl, "restart", 2, 2, 0);
-    char sweep_id[64] = "";
-    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
-        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
-    frame_free(&r);
+    char sweep_id[64];
+    submit_id(cl, "restart", 2, 2, 0, sweep_id);
     zmq_close(cl);
-    hello(w, "w-keep", "boot-1", 2, NULL, 0, &r);
-    frame_free(&r);
+    join(w, "w-keep", "boot-1", 2);
+    Regmix__Envelope *r = NULL;
     ready(w, 2);
     Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     Regmix__Envelope *b = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
@@ -640,8 +661,7 @@ static void test_gpus_and_priority(void)
         CHECK_INT_EQ(a1->assign->n_gpu_indices, 0);
     }
     /* A CPU worker: the last CPU run, and never the GPU runs. */
-    hello(cpu, "w-cpu", "b", 4, NULL, 0, &r);
-    frame_free(&r);
+    join(cpu, "w-cpu", "b", 4);
     ready(cpu, 4);
     Regmix__Envelope *c1 = expect(cpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(c1 && strcmp(c1->assign->sweep_id, ids[1]) == 0);
@@ -750,42 +770,14 @@ static void test_refits_and_convergence(void)
 {
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w = coord_harness_dealer(&H, H.workers_ep);
-    Regmix__Envelope env;
-    Regmix__SubmitRequest sub = REGMIX__SUBMIT_REQUEST__INIT;
-    sub.spec_yaml = "name: fits\n"
-                    "domains:\n"
-                    "  - {name: a, tokens: 1.0e9, train: 'data/a_*.bin'}\n"
-                    "  - {name: b, tokens: 2.0e9, train: 'data/b_*.bin'}\n"
-                    "  - {name: c, tokens: 3.0e9, train: 'data/c_*.bin'}\n"
-                    "sampling: {runs: 60, seed: 3}\n"
-                    "proxy: {trainer: synthetic, max_attempts: 1}\n"
-                    "regression:\n"
-                    "  target: a\n"
-                    "  model: ridge\n"
-                    "  simulate: 2000\n"
-                    "  top_k: 20\n"
-                    "  refit_every: 8\n"
-                    "  cv_folds: 2\n"
-                    "  convergence: {min_runs: 16, min_spearman: 0.3, stable_refits: 1, "
-                    "l1_tol: 0.9}\n"
-                    "  on_converge: cancel\n"
-                    "target:\n"
-                    "  launch: auto\n"
-                    "  launcher: command\n"
-                    "  command: [sh, -c, 'echo \"{\\\"event\\\":\\\"result\\\",\\\"losses\\\":"
-                    "{\\\"a\\\":1.5,\\\"b\\\":2.5,\\\"c\\\":3.5}}\" >&3']\n";
-    sub.spec_name = "fits.yaml";
-    frame_envelope_init(&env, 0);
-    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
-    env.submit = &sub;
-    Regmix__Envelope *r = coord_harness_rpc(cl, &env, 10000);
-    CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY);
-    char sweep_id[64] = "";
-    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
-        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
-    frame_free(&r);
-    hello(w, "w-fits", "boot-1", 4, NULL, 0, &r);
-    frame_free(&r);
+    char yaml[2048], sweep_id[64];
+    CHECK(submit_yaml(cl,
+                      fits_spec(yaml, sizeof yaml, "fits",
+                                "[sh, -c, 'echo \"{\\\"event\\\":\\\"result\\\",\\\"losses\\\":"
+                                "{\\\"a\\\":1.5,\\\"b\\\":2.5,\\\"c\\\":3.5}}\" >&3']"),
+                      "fits.yaml", sweep_id));
+    join(w, "w-fits", "boot-1", 4);
+    Regmix__Envelope env, *r = NULL;
     int done = 0;
     int converged = drive_to_convergence(cl, w, sweep_id, &done);
     CHECK_MSG(converged, "not converged after %d results", done);
@@ -923,20 +915,10 @@ static void test_shutdown_with_running_target(void)
 {
     void *cl = coord_harness_dealer(&H, H.clients_ep);
     void *w = coord_harness_dealer(&H, H.workers_ep);
-    char yaml[2048];
-    Regmix__Envelope env;
-    Regmix__SubmitRequest sub = REGMIX__SUBMIT_REQUEST__INIT;
-    sub.spec_yaml = (char *)fits_spec(yaml, sizeof yaml, "longtarget", "[sleep, '30']");
-    frame_envelope_init(&env, 0);
-    env.body_case = REGMIX__ENVELOPE__BODY_SUBMIT;
-    env.submit = &sub;
-    Regmix__Envelope *r = coord_harness_rpc(cl, &env, 10000);
-    char sweep_id[64] = "";
-    if (r && r->body_case == REGMIX__ENVELOPE__BODY_SUBMIT_REPLY)
-        snprintf(sweep_id, sizeof sweep_id, "%s", r->submit_reply->sweep_id);
-    frame_free(&r);
-    hello(w, "w-long", "boot-1", 4, NULL, 0, &r);
-    frame_free(&r);
+    char yaml[2048], sweep_id[64];
+    submit_yaml(cl, fits_spec(yaml, sizeof yaml, "longtarget", "[sleep, '30']"), "", sweep_id);
+    join(w, "w-long", "boot-1", 4);
+    Regmix__Envelope env, *r = NULL;
     int done = 0;
     CHECK(drive_to_convergence(cl, w, sweep_id, &done));
     int running = 0;

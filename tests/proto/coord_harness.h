@@ -112,6 +112,45 @@ static Regmix__Envelope *coord_harness_rpc(void *sock, Regmix__Envelope *env, in
     return NULL;
 }
 
+/* ---- a worker's messages (the tests that play a worker, honest or rogue) ---- */
+
+/* READY with n free slots. */
+static inline void coord_harness_ready(void *sock, uint32_t n)
+{
+    Regmix__Envelope env;
+    Regmix__Ready rd = REGMIX__READY__INIT;
+    rd.free_slots = n;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_READY;
+    env.ready = &rd;
+    coord_harness_send(sock, &env);
+}
+
+/* PING naming the n attempts it runs (ids may be NULL when n is 0). */
+static inline void coord_harness_ping(void *sock, const uint64_t *ids, size_t n)
+{
+    Regmix__Envelope env;
+    Regmix__Ping p = REGMIX__PING__INIT;
+    p.running_attempt_ids = (uint64_t *)ids;
+    p.n_running_attempt_ids = n;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_PING;
+    env.ping = &p;
+    coord_harness_send(sock, &env);
+}
+
+/* STARTED for an attempt. */
+static inline void coord_harness_started(void *sock, uint64_t attempt)
+{
+    Regmix__Envelope env;
+    Regmix__Started st = REGMIX__STARTED__INIT;
+    st.attempt_id = attempt;
+    frame_envelope_init(&env, 0);
+    env.body_case = REGMIX__ENVELOPE__BODY_STARTED;
+    env.started = &st;
+    coord_harness_send(sock, &env);
+}
+
 /* A `list` request over a fresh socket: 1 when a ListReply came back. */
 static int coord_harness_list_ok(coord_harness_t *h, int timeout_ms)
 {

@@ -134,27 +134,6 @@ static void join(void *w, const char *id, const char *boot, int slots)
     frame_free(&r);
 }
 
-static void ready(void *w, int n)
-{
-    Regmix__Envelope env;
-    Regmix__Ready r = REGMIX__READY__INIT;
-    r.free_slots = (uint32_t)n;
-    frame_envelope_init(&env, 0);
-    env.body_case = REGMIX__ENVELOPE__BODY_READY;
-    env.ready = &r;
-    coord_harness_send(w, &env);
-}
-
-static void ping(void *w)
-{
-    Regmix__Envelope env;
-    Regmix__Ping p = REGMIX__PING__INIT;
-    frame_envelope_init(&env, 0);
-    env.body_case = REGMIX__ENVELOPE__BODY_PING;
-    env.ping = &p;
-    coord_harness_send(w, &env);
-}
-
 /* Receives the next message of `body` within timeout_ms, skipping PONGs; NULL if none. */
 static Regmix__Envelope *expect(void *s, Regmix__Envelope__BodyCase body, int timeout_ms)
 {
@@ -169,17 +148,6 @@ static Regmix__Envelope *expect(void *s, Regmix__Envelope__BodyCase body, int ti
         frame_free(&r);
     }
     return NULL;
-}
-
-static void started(void *w, uint64_t attempt)
-{
-    Regmix__Envelope env;
-    Regmix__Started s = REGMIX__STARTED__INIT;
-    s.attempt_id = attempt;
-    frame_envelope_init(&env, 0);
-    env.body_case = REGMIX__ENVELOPE__BODY_STARTED;
-    env.started = &s;
-    coord_harness_send(w, &env);
 }
 
 /* Sends RESULT and returns the ack's accepted flag (-1: no ack). */
@@ -270,7 +238,7 @@ static void test_full_sweep(void)
     r = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 200);
     CHECK(r == NULL);
     frame_free(&r);
-    ready(w, 2);
+    coord_harness_ready(w, 2);
     Regmix__Envelope *a1 = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     Regmix__Envelope *a2 = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     r = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
@@ -295,7 +263,7 @@ static void test_full_sweep(void)
     CHECK(as->synthetic != NULL);
     CHECK(a1->assign->run_id != a2->assign->run_id);
 
-    started(w, a1->assign->attempt_id);
+    coord_harness_started(w, a1->assign->attempt_id);
     CHECK_INT_EQ(result(w, a1->assign->attempt_id, a1->assign->run_id, 3.0), 1);
     /* The same RESULT again (an ack was lost): acknowledged, counted zero times. */
     CHECK_INT_EQ(result(w, a1->assign->attempt_id, a1->assign->run_id, 3.0), 0);
@@ -307,7 +275,7 @@ static void test_full_sweep(void)
     /* Work the rest off one slot at a time; the failed run comes back as attempt 2. */
     int done = 1, retried = 0;
     for (int i = 0; i < 40 && done < 6; i++) {
-        ready(w, 1);
+        coord_harness_ready(w, 1);
         Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 2000);
         if (!a)
             continue;
@@ -387,7 +355,7 @@ static void test_cancel(void)
     CHECK(submit_id(cl, "tocancel", 4, 1, 0, sweep_id));
     join(w, "w-cancel", "boot-1", 1);
     Regmix__Envelope *r = NULL;
-    ready(w, 1);
+    coord_harness_ready(w, 1);
     Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(a != NULL);
     Regmix__Envelope env;
@@ -421,7 +389,7 @@ static void test_cancel(void)
     CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_ERROR &&
           r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_CONFLICT);
     frame_free(&r);
-    ready(w, 1);
+    coord_harness_ready(w, 1);
     r = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
     CHECK(r == NULL);
     frame_free(&r);
@@ -438,19 +406,19 @@ static void test_lease_expiry_and_fencing(void)
     submit_id(cl, "lease", 1, 3, 0, sweep_id);
     join(w1, "w-stale", "boot-1", 1);
     Regmix__Envelope *r = NULL;
-    ready(w1, 1);
+    coord_harness_ready(w1, 1);
     Regmix__Envelope *a = expect(w1, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(a != NULL);
     if (!a)
         goto out;
-    started(w1, a->assign->attempt_id);
+    coord_harness_started(w1, a->assign->attempt_id);
     /* w1 goes silent; w2 is idle and keeps pinging. Lost after 3 × 200 ms; the lease (1500 ms)
      * then passes and the run goes to w2 as attempt 2. */
     join(w2, "w-fresh", "boot-1", 1);
-    ready(w2, 1);
+    coord_harness_ready(w2, 1);
     Regmix__Envelope *b = NULL;
     for (int i = 0; i < 40 && !b; i++) {
-        ping(w2);
+        coord_harness_ping(w2, NULL, 0);
         b = expect(w2, REGMIX__ENVELOPE__BODY_ASSIGN, 100);
     }
     CHECK(b != NULL);
@@ -485,7 +453,7 @@ static void test_quarantine(void)
     Regmix__Envelope *r = NULL;
     int fails = 0;
     for (int i = 0; i < 5; i++) {
-        ready(w, 1);
+        coord_harness_ready(w, 1);
         Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
         if (!a)
             break;
@@ -493,7 +461,7 @@ static void test_quarantine(void)
         frame_free(&a);
     }
     CHECK_INT_EQ(fails, 5);
-    ready(w, 1);
+    coord_harness_ready(w, 1);
     r = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
     CHECK(r == NULL); /* quarantined: no more jobs */
     frame_free(&r);
@@ -540,7 +508,7 @@ static void test_restart_readoption(void)
     zmq_close(cl);
     join(w, "w-keep", "boot-1", 2);
     Regmix__Envelope *r = NULL;
-    ready(w, 2);
+    coord_harness_ready(w, 2);
     Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     Regmix__Envelope *b = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(a && b);
@@ -550,7 +518,7 @@ static void test_restart_readoption(void)
         zmq_close(w);
         return;
     }
-    started(w, a->assign->attempt_id);
+    coord_harness_started(w, a->assign->attempt_id);
     /* Stop only once the coordinator has taken the STARTED in (a counts as running). */
     CHECK_MSG(wait_running(sweep_id, 1, 5000), "run of attempt a never counted as running");
     CHECK_INT_EQ(coord_harness_stop(&H, SIGTERM), 0);
@@ -558,7 +526,7 @@ static void test_restart_readoption(void)
     CHECK_INT_EQ(coord_harness_start(&H, extra), 0);
     /* The worker's next message is unknown to the new process: it must HELLO again, listing the
      * attempt it still holds (a) and one that never existed; b it lost. */
-    ping(w);
+    coord_harness_ping(w, NULL, 0);
     r = expect(w, REGMIX__ENVELOPE__BODY_ERROR, 5000);
     CHECK(r && r->error->code == REGMIX__ERROR_CODE__ERROR_CODE_UNKNOWN_WORKER);
     frame_free(&r);
@@ -574,7 +542,7 @@ static void test_restart_readoption(void)
     CHECK_INT_EQ(result(w, a->assign->attempt_id, a->assign->run_id, 1.5), 1);
     /* b was requeued at HELLO (not held): it comes back as attempt 2; b's old id is fenced. */
     CHECK_INT_EQ(result(w, b->assign->attempt_id, b->assign->run_id, 1.5), 0);
-    ready(w, 1);
+    coord_harness_ready(w, 1);
     Regmix__Envelope *b2 = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(b2 != NULL);
     if (b2) {
@@ -651,7 +619,7 @@ static void test_gpus_and_priority(void)
     r = coord_harness_rpc(gpu, &env, 5000);
     CHECK(r && r->body_case == REGMIX__ENVELOPE__BODY_WELCOME);
     frame_free(&r);
-    ready(gpu, 2);
+    coord_harness_ready(gpu, 2);
     Regmix__Envelope *a1 = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     Regmix__Envelope *a2 = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(a1 && a2);
@@ -662,7 +630,7 @@ static void test_gpus_and_priority(void)
     }
     /* A CPU worker: the last CPU run, and never the GPU runs. */
     join(cpu, "w-cpu", "b", 4);
-    ready(cpu, 4);
+    coord_harness_ready(cpu, 4);
     Regmix__Envelope *c1 = expect(cpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     CHECK(c1 && strcmp(c1->assign->sweep_id, ids[1]) == 0);
     r = expect(cpu, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
@@ -673,7 +641,7 @@ static void test_gpus_and_priority(void)
         CHECK_INT_EQ(result(gpu, a1->assign->attempt_id, a1->assign->run_id, 1.0), 1);
     if (a2)
         CHECK_INT_EQ(result(gpu, a2->assign->attempt_id, a2->assign->run_id, 1.0), 1);
-    ready(gpu, 2);
+    coord_harness_ready(gpu, 2);
     Regmix__Envelope *g1 = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
     r = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 300);
     CHECK(g1 != NULL && r == NULL);
@@ -685,7 +653,7 @@ static void test_gpus_and_priority(void)
         if (g1->assign->n_gpu_indices == 1)
             CHECK_INT_EQ(g1->assign->gpu_indices[0], 3);
         CHECK_INT_EQ(result(gpu, g1->assign->attempt_id, g1->assign->run_id, 1.0), 1);
-        ready(gpu, 2);
+        coord_harness_ready(gpu, 2);
         Regmix__Envelope *g2 = expect(gpu, REGMIX__ENVELOPE__BODY_ASSIGN, 3000);
         CHECK(g2 && g2->assign->n_gpu_indices == 1 && g2->assign->gpu_indices[0] == 3);
         frame_free(&g2);
@@ -706,7 +674,7 @@ static int drive_to_convergence(void *cl, void *w, const char *sweep_id, int *re
     Regmix__Envelope *r = NULL;
     int converged = 0, done = 0;
     for (int i = 0; i < 200 && !converged; i++) {
-        ready(w, 1);
+        coord_harness_ready(w, 1);
         Regmix__Envelope *a = expect(w, REGMIX__ENVELOPE__BODY_ASSIGN, 500);
         if (!a) {
             r = status(cl, sweep_id);

@@ -87,40 +87,6 @@ static Regmix__Envelope *hello(void *s, const char *id, const char *boot, uint32
     return hello_full(s, id, boot, slots, "rogue-host", 0, 3000);
 }
 
-static void send_ready(void *s, uint32_t n)
-{
-    Regmix__Envelope env;
-    Regmix__Ready rd = REGMIX__READY__INIT;
-    rd.free_slots = n;
-    frame_envelope_init(&env, 0);
-    env.body_case = REGMIX__ENVELOPE__BODY_READY;
-    env.ready = &rd;
-    coord_harness_send(s, &env);
-}
-
-static void send_ping(void *s, const uint64_t *ids, size_t n)
-{
-    Regmix__Envelope env;
-    Regmix__Ping p = REGMIX__PING__INIT;
-    p.running_attempt_ids = (uint64_t *)ids;
-    p.n_running_attempt_ids = n;
-    frame_envelope_init(&env, 0);
-    env.body_case = REGMIX__ENVELOPE__BODY_PING;
-    env.ping = &p;
-    coord_harness_send(s, &env);
-}
-
-static void send_started(void *s, uint64_t attempt)
-{
-    Regmix__Envelope env;
-    Regmix__Started st = REGMIX__STARTED__INIT;
-    st.attempt_id = attempt;
-    frame_envelope_init(&env, 0);
-    env.body_case = REGMIX__ENVELOPE__BODY_STARTED;
-    env.started = &st;
-    coord_harness_send(s, &env);
-}
-
 /* Sends a RESULT and waits for its RESULT_ACK; returns accepted (0/1) or -1 without an ack. */
 static int result_rpc(void *s, uint64_t attempt, uint64_t run, double loss)
 {
@@ -438,7 +404,7 @@ static void *rogue_peer(const char *id, const char *boot, uint32_t slots)
 /* READY for `slots` on `s`; exactly `want` ASSIGNs arrive within 3 s (checked): their ids. */
 static void take_assigns(void *s, uint32_t slots, int want, uint64_t *att, uint64_t *run)
 {
-    send_ready(s, slots);
+    coord_harness_ready(s, slots);
     CHECK_INT_EQ(collect_assigns(s, att, run, want, 3000), want);
 }
 
@@ -451,7 +417,7 @@ wait_worker_state(const char *id, const char *state, void *ping, int interval_ms
     long long end = wire_now_ms() + timeout_ms;
     while (strcmp(worker_state(id), state) != 0 && wire_now_ms() < end) {
         if (ping)
-            send_ping(ping, NULL, 0);
+            coord_harness_ping(ping, NULL, 0);
         wire_sleep_ms(interval_ms);
     }
     char now[32];
@@ -540,7 +506,7 @@ static void test_hello_takeover(void)
     void *honest = rogue_peer("host:w", "boot-honest", 1);
     uint64_t att[2], run[2];
     take_assigns(honest, 1, 1, att, run);
-    send_started(honest, att[0]);
+    coord_harness_started(honest, att[0]);
 
     void *rogue = coord_harness_dealer(&H, H.workers_ep);
     Regmix__Envelope *r = hello(rogue, "host:w", "boot-rogue", 8);
@@ -690,7 +656,7 @@ static void test_rogue_slots(void)
     /* It keeps pinging (alive) but never starts anything. */
     wait_worker_state("rogue:slots", "quarantined", rogue, 100, 6000);
     welcomed(rogue, "rogue:slots", "boot-2", 1024);
-    send_ready(rogue, 1024);
+    coord_harness_ready(rogue, 1024);
     CHECK_STR_EQ(worker_state("rogue:slots"), "quarantined");
     char wd[400], lg[400];
     snprintf(wd, sizeof wd, "%s/work", H.dir);
@@ -700,7 +666,7 @@ static void test_rogue_slots(void)
     long long end = wire_now_ms() + 20000;
     int state = -1;
     while (wire_now_ms() < end) {
-        send_ping(rogue, NULL, 0);
+        coord_harness_ping(rogue, NULL, 0);
         int st = 0;
         if (sweep_counts(sw, &rc, &st) == 0 && st != REGMIX__SWEEP_STATE__SWEEP_STATE_RUNNING) {
             state = st;
@@ -730,7 +696,7 @@ static void test_fake_result(void)
     uint64_t att[3], run[3];
     take_assigns(w, 3, 3, att, run);
     for (int i = 0; i < 3; i++)
-        send_started(w, att[i]);
+        coord_harness_started(w, att[i]);
     CHECK_INT_EQ(result_rpc(w, att[0], run[0], 1e300), 0);
     CHECK_INT_EQ(result_rpc(w, att[1], run[1], -5.0), 0);
     CHECK_INT_EQ(result_rpc(w, att[2], run[0], 2.0), 0);
@@ -852,7 +818,7 @@ static void test_ping_flood(void)
         ids[i] = 1000000u + (uint64_t)i;
     long worst = 0;
     for (int k = 0; k < 1500; k++) {
-        send_ping(w, ids, 4096);
+        coord_harness_ping(w, ids, 4096);
         if (k % 300 == 299) {
             long ms = list_ms();
             if (ms < 0 || ms > worst)
@@ -1483,11 +1449,11 @@ static void test_quarantine_probation(void)
     take_assigns(rogue, 64, 20, att, run);
     wait_worker_state("rogue:probation", "quarantined", rogue, 50, 5000);
     wait_worker_state("rogue:probation", "connected", rogue, 50, 5000); /* on probation */
-    send_ready(rogue, 64);
+    coord_harness_ready(rogue, 64);
     int got = 0;
     long long end = wire_now_ms() + 400;
     while (wire_now_ms() < end) {
-        send_ping(rogue, NULL, 0);
+        coord_harness_ping(rogue, NULL, 0);
         got += collect_assigns(rogue, att, run, 64, 100);
     }
     CHECK_INT_EQ(got, 1);

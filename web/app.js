@@ -142,7 +142,7 @@
       });
       if (gains.length)
         out += '<div class="card"><h3>Expected gain of one more run per refit</h3>' + Plot.xy({
-          id: "gain", xlabel: "runs used", ylabel: "expected gain",
+          id: "gain", xlabel: "runs used", ylabel: "expected gain (log scale)", ylog: true,
           series: [{name: "expected gain", line: true, color: "#ff7f0e",
                     points: gains.map(function (f) {
                       return [f.runs_used, f.expected_gain, "fit " + f.fit_no +

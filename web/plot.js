@@ -41,7 +41,7 @@ var Plot = (function () {
     return [lo - p, hi + p];
   }
 
-  function frame(o, W, H, m, xs, ys, xd, yd) {
+  function frame(o, W, H, m, xs, ys, xd, yd, yfmt) {
     var s = "";
     s += '<rect x="' + m.l + '" y="' + m.t + '" width="' + (W - m.l - m.r) + '" height="' +
          (H - m.t - m.b) + '" class="bg"/>';
@@ -55,7 +55,7 @@ var Plot = (function () {
       var y = ys(t);
       s += '<line class="grid" x1="' + m.l + '" x2="' + (W - m.r) + '" y1="' + y + '" y2="' + y + '"/>';
       s += '<text class="tick" x="' + (m.l - 4) + '" y="' + (y + 4) + '" text-anchor="end">' +
-           fmt(t) + "</text>";
+           (yfmt ? yfmt(t) : fmt(t)) + "</text>";
     });
     if (o.xlabel)
       s += '<text class="label" x="' + ((m.l + W - m.r) / 2) + '" y="' + (H - 4) +
@@ -91,6 +91,7 @@ var Plot = (function () {
    * A point's optional [lo, hi] is drawn as a vertical whisker (class "whisker") when both ends
    * are finite. */
   function xy(o) {
+    if (o.ylog) return xy(logY(o));
     var W = o.w || 420, H = o.h || 260, m = {l: 56, r: 12, t: 20, b: 34};
     var xsv = [], ysv = [];
     o.series.forEach(function (se) {
@@ -114,16 +115,17 @@ var Plot = (function () {
     }
     var xs = function (v) { return m.l + (v - xd[0]) / (xd[1] - xd[0]) * (W - m.l - m.r); };
     var ys = function (v) { return H - m.b - (v - yd[0]) / (yd[1] - yd[0]) * (H - m.t - m.b); };
-    var s = frame(o, W, H, m, xs, ys, xd, yd);
+    var s = frame(o, W, H, m, xs, ys, xd, yd, o.yfmt);
     if (o.diagonal)
       s += '<line class="diag" x1="' + xs(xd[0]) + '" y1="' + ys(xd[0]) + '" x2="' + xs(xd[1]) +
            '" y2="' + ys(xd[1]) + '"/>';
     (o.hlines || []).forEach(function (h) {
       if (!isFinite(h.y)) return;
       var y = ys(Math.min(Math.max(h.y, yd[0]), yd[1]));
-      var off = h.y > yd[1] ? " ↑ " + fmt(h.y) : h.y < yd[0] ? " ↓ " + fmt(h.y) : "";
+      var v = h.value !== undefined ? h.value : h.y;
+      var off = h.y > yd[1] ? " ↑ " + fmt(v) : h.y < yd[0] ? " ↓ " + fmt(v) : "";
       s += '<line class="hline" x1="' + m.l + '" x2="' + (W - m.r) + '" y1="' + y + '" y2="' + y +
-           '"><title>' + esc(h.label + ": " + fmt(h.y)) + "</title></line>";
+           '"><title>' + esc(h.label + ": " + fmt(v)) + "</title></line>";
       s += '<text class="hlabel" x="' + (W - m.r - 2) + '" y="' + (h.y < yd[0] ? y - 3 : off ?
            y + 11 : y - 3) + '" text-anchor="end">' + esc(h.label + off) + "</text>";
     });
@@ -152,6 +154,29 @@ var Plot = (function () {
     s += legend(o.series, W, m);
     return '<svg class="chart" data-chart="' + esc(o.id || "") + '" viewBox="0 0 ' + W + " " + H +
            '" width="' + W + '" height="' + H + '">' + s + "</svg>";
+  }
+
+  /* The same chart on a log10 y axis: values that are not > 0 are left out, ticks and the
+   * lines' labels read in the original units (the points' titles are the caller's). */
+  function logY(o) {
+    function lg(v) { return v > 0 ? Math.log10(v) : NaN; }
+    var c = {};
+    Object.keys(o).forEach(function (k) { c[k] = o[k]; });
+    c.ylog = false;
+    c.yfmt = function (t) { return fmt(Math.pow(10, t)); };
+    c.series = o.series.map(function (se) {
+      var n = {};
+      Object.keys(se).forEach(function (k) { n[k] = se[k]; });
+      n.points = se.points.map(function (p) {
+        var title = p[2] !== undefined ? p[2] : fmt(p[0]) + ", " + fmt(p[1]);
+        return [p[0], lg(p[1]), title, p[3] ? [lg(p[3][0]), lg(p[3][1])] : undefined];
+      });
+      return n;
+    });
+    c.hlines = (o.hlines || []).map(function (h) {
+      return {y: lg(h.y), label: h.label, soft: h.soft, value: h.y};
+    });
+    return c;
   }
 
   /* Grouped bars with optional [lo, hi] whiskers. o: {id, groups: [names], series: [{name, color,

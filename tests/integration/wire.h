@@ -75,6 +75,21 @@ static inline pid_t wire_spawn(char *const argv[], const char *log)
             }
         }
         execv(argv[0], argv);
+        /* Said in the child's log, so that a child that never ran is told from a silent one
+         * (only async-signal-safe calls between fork and exit). */
+        int e = errno;
+        char num[12];
+        int k = (int)sizeof num;
+        do
+            num[--k] = (char)('0' + e % 10);
+        while ((e /= 10) > 0 && k > 0);
+        static const char what[] = "wire_spawn: execv failed, errno ";
+        ssize_t w = write(2, what, sizeof what - 1);
+        w += write(2, num + k, sizeof num - (size_t)k);
+        w += write(2, ": ", 2);
+        w += write(2, argv[0], strlen(argv[0]));
+        w += write(2, "\n", 1);
+        (void)w;
         _exit(127);
     }
     if (pid > 0 && wire__n_children < WIRE_MAX_CHILDREN)

@@ -6,12 +6,15 @@
 #   2. builds a six-domain byte-level corpus from Debian packages (scripts/build-corpus.py, cached),
 #   3. starts a regmix-coordinator and two regmix-workers on free loopback ports,
 #   4. submits the sweep of scripts/demo-spec.yaml (small proxy models, objective `mean`: the mean
-#      validation loss over all domains) and follows it live (regmixctl watch) while the
-#      coordinator refits the quadratic regression as results arrive, until it converges,
+#      validation loss over all domains; the active strategy: 16 first runs, then rounds of 8
+#      chosen by a Gaussian process, docs/search.md) and follows it live (regmixctl watch) while
+#      the coordinator refits as results arrive, until one more run is expected to gain less than
+#      the spec's gain_tol (converged) or the budget of 48 runs is spent,
 #   5. the coordinator then launches the target model with mpirun on 2 ranks on the proposed
 #      mixture and on the baseline (the token prior); the demo waits for both,
-#   6. prints the proposal beside the prior and the target's per-domain losses beside the
-#      baseline's, and writes $REGMIX_DEMO_DIR/summary.json and report.html (the plots, one
+#   6. prints the proposal beside the prior, the target's per-domain losses beside the
+#      baseline's, the fit's predicted objective at the proposal with its 95 % interval of one
+#      proxy run there beside the realised target objective, and writes $REGMIX_DEMO_DIR/summary.json and report.html (the plots, one
 #      self-contained file; the live dashboard is at the http:// address printed at submit).
 #
 # Exits 0 only when every stage worked, the sweep converged, both target runs finished and the
@@ -239,16 +242,15 @@ def run(role):
         return None
     return {"ranks": t["ranks"], "state": t["state"], "objective": t["objective"],
             "losses": t["losses"], "weights": t["weights"]}
-# the fit pipeline's interval (common/fitpipe.c): a proxy run at the proposal should land within
-# predicted -+ 1.96 x the out-of-fold RMSE
+# the fit's own interval: where one proxy run at the proposal should land (95 %). An active
+# sweep's is the GP's mean -+ 1.96 sqrt(sd^2 + noise^2) at its proposal (common/active.c); a
+# random sweep's the pipeline's prediction -+ 1.96 x the out-of-fold RMSE (common/fitpipe.c).
 fit = mx["fit"]
-pred, mse = fit.get("predicted"), (fit.get("cv") or {}).get("mse")
-interval = None
-if isinstance(pred, (int, float)) and isinstance(mse, (int, float)) and mse >= 0:
-    interval = [pred - 1.96 * math.sqrt(mse), pred + 1.96 * math.sqrt(mse)]
+pred, interval = fit.get("predicted"), fit.get("predicted_interval")
 s = {"sweep": st["sweep"], "runs_done": st["runs"]["done"], "fits": len(fits),
      "converged": bool(st["converged"]), "converged_after_runs": st["converged_after_runs"],
      "prior": prior, "proposal": prop, "predicted": pred, "predicted_interval": interval,
+     "proposal_from": fit.get("proposal_from"), "expected_gain": fit.get("expected_gain"),
      "target": run("target"), "baseline": run("baseline"), "wall_s": wall}
 json.dump(s, open(d + "/summary.json", "w"), indent=1)
 print("%-14s %9s %9s %7s" % ("domain", "prior", "proposal", "ratio"))
@@ -263,11 +265,15 @@ if tgt and base:
     print("%-14s %9.4f %9.4f %+9.4f" % ("objective", tgt["objective"], base["objective"],
                                           tgt["objective"] - base["objective"]))
     if interval:
-        print("%-14s %9.4f, 95%% interval of a proxy run [%.4f, %.4f] (the target is larger: "
-              "its realised objective %.4f)" % ("predicted", pred, interval[0], interval[1],
-                                                tgt["objective"]))
-print("\nruns done %d, fits %d, converged %s after %d runs, wall %d s" % (
-    s["runs_done"], s["fits"], s["converged"], s["converged_after_runs"], wall))
+        print("%-14s %9.4f, 95%% interval of one proxy run at the proposal [%.4f, %.4f]"
+              % ("predicted", pred, interval[0], interval[1]))
+        print("%-14s (the proxy's scale: the target is a larger model, realised %.4f against the "
+              "baseline's %.4f)" % ("", tgt["objective"], base["objective"]))
+gain = s["expected_gain"]
+print("\nruns done %d, fits %d, converged %s after %d runs%s, proposal chosen by %s, wall %d s" % (
+    s["runs_done"], s["fits"], s["converged"], s["converged_after_runs"],
+    " (expected gain of one more run %.4f)" % gain if isinstance(gain, (int, float)) else "",
+    s["proposal_from"] or "?", wall))
 bad = []
 if s["runs_done"] < 1 or s["fits"] < 1:
     bad.append("no runs or no fits")

@@ -146,7 +146,9 @@ void render_status(int json, const Regmix__StatusReply *r)
                             g && g->target_state && *g->target_state ? json_string(g->target_state)
                                                                      : json_null());
         json_object_set_new(o, "target_objective", render_num_json(tobj));
-        const char *where = render_against(tobj, lo, hi);
+        json_object_set_new(o, "target_as_proxy", json_boolean(g && g->target_as_proxy));
+        /* only a target trained as the proxies are is judged against a proxy run's interval */
+        const char *where = g && g->target_as_proxy ? render_against(tobj, lo, hi) : "";
         json_object_set_new(o, "target_in_interval", *where ? json_string(where) : json_null());
         render_print_json(o);
         return;
@@ -186,9 +188,11 @@ void render_status(int json, const Regmix__StatusReply *r)
         printf("target    %s", g->target_state);
         if (isfinite(tobj)) {
             printf(", objective %.6g", tobj);
-            const char *where = render_against(tobj, lo, hi);
+            const char *where = g->target_as_proxy ? render_against(tobj, lo, hi) : "";
             if (*where)
                 printf(" (%s the interval of fit %u)", where, f->fit_no);
+            else if (!g->target_as_proxy && isfinite(lo))
+                printf(" (another model than the proxies': the interval is a proxy run's)");
         }
         putchar('\n');
     }

@@ -701,6 +701,18 @@ void spec_model_defaults(spec_model_t *m)
             .layers = 2, .heads = 8, .dim = 256, .ffn = 512, .context = 2048, .vocab = 50432};
 }
 
+int spec_target_as_proxy(const spec_t *s)
+{
+    const spec_model_t *pm = &s->proxy.model, *tm = &s->target.model;
+    const spec_train_t *pt = &s->proxy.train, *tt = &s->target.train;
+    return pm->layers == tm->layers && pm->heads == tm->heads && pm->dim == tm->dim &&
+           pm->ffn == tm->ffn && pm->context == tm->context && pm->vocab == tm->vocab &&
+           pt->batch == tt->batch && pt->steps == tt->steps && pt->lr == tt->lr &&
+           pt->warmup == tt->warmup && pt->schedule == tt->schedule && pt->min_lr == tt->min_lr &&
+           pt->weight_decay == tt->weight_decay && pt->clip == tt->clip &&
+           pt->eval_batches == tt->eval_batches;
+}
+
 void spec_train_defaults(spec_train_t *t)
 {
     *t = (spec_train_t){.batch = 512,

@@ -222,6 +222,12 @@ void spec_destroy(spec_t **self_p);
 void spec_model_defaults(spec_model_t *m);
 void spec_train_defaults(spec_train_t *t);
 
+/* Whether the spec's target trains the proxies' model the proxies' way: the same model shape and
+ * every training setting that shapes the result equal (threads and micro_batch aside, which do
+ * not change what is computed). Only then is a proxy run's interval at the proposal a statement
+ * about the target's objective; a larger target has a loss on its own scale. Returns 1 or 0. */
+int spec_target_as_proxy(const spec_t *s);
+
 /* Index of the domain called `name`, or -ENOENT. */
 int spec_domain_index(const spec_t *spec, const char *name);
 

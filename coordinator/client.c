@@ -494,6 +494,7 @@ static void client__status(coord_t *c, const frame_msg_t *msg, const Regmix__Sta
                            : NAN;
     fig.target_objective = t && t->state == TARGET_STATE_DONE ? t->objective : NAN;
     fig.target_state = (char *)(t ? states_target_name(t->state) : "");
+    fig.target_as_proxy = sw->spec && spec_target_as_proxy(sw->spec);
     rep.sweep = &info;
     rep.latest_fit = fit;
     rep.figures = &fig;

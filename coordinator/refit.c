@@ -148,6 +148,15 @@ static void refit__done(
         return;
     }
     sw->results_at_last_fit = results;
+    /* A converged sweep's proposal is final: the target was (or will be) trained on the fit
+     * that converged, and `status`, `mixture` and the dashboard show that fit. A refit that was
+     * under way when the sweep converged is dropped. */
+    if (sw->converged_after_runs > 0) {
+        log_info("fit_dropped", "sweep=%s results=%lld why=\"the sweep converged meanwhile\"",
+                 sw->sweep_id, (long long)results);
+        free(runs);
+        return;
+    }
     if (status < 0) {
         char q[300];
         log_warn("fit_failed", "sweep=%s results=%lld error=%d why=%s", sw->sweep_id,
@@ -423,7 +432,9 @@ static void refit__read(uv_idle_t *h)
 
 void refit_maybe(coord_t *c, sweep_t *sw)
 {
-    if (!sw->spec || sw->fit_job || sw->fit_reader || c->stopping || c->fatal)
+    /* No refit after convergence: the converged fit's proposal is the sweep's (see refit__done). */
+    if (!sw->spec || sw->fit_job || sw->fit_reader || c->stopping || c->fatal ||
+        sw->converged_after_runs > 0)
         return;
     const spec_t *spec = sw->spec;
     int64_t results = sw->counts[RUN_STATE_DONE];

@@ -87,7 +87,7 @@ jq -e '.latest_fit.fit == .fits and .latest_fit.model == "quadratic"
     and (.latest_fit.verdict | IN("converged", "moving", "low_spearman", "too_few_runs"))
     and .l1_tol == 0.05 and .gain_tol == null
     and .latest_fit.expected_gain == null and .latest_fit.proposal_from == "topk"
-    and .target_state == "done" and .target_objective == 1.5' "$T/status.json" >/dev/null ||
+    and .target_state == "done" and .target_objective == 1.5 and .target_as_proxy == true' "$T/status.json" >/dev/null ||
     fail "status --json lacks the latest fit's interval, verdict or the target's objective"
 jq -e 'any(.fits[]; .verdict == "converged")' "$T/fits.json" >/dev/null || fail "no fit converged"
 fits=$(jq -r .fits "$T/status.json")

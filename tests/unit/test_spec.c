@@ -355,6 +355,44 @@ static void test_utf8(void)
     }
 }
 
+/* The target is judged against a proxy run's interval only when it trains the proxies' model the
+ * proxies' way: both given equal, or both left at the defaults; not with another shape, step count
+ * or learning rate (a target left at the defaults beside a small proxy is the paper's model);
+ * threads and micro_batch do not count. */
+static void test_target_as_proxy(void)
+{
+    const char *base = "name: t\ndomains: [{name: a, tokens: 1}, {name: b, tokens: 1}]\n";
+    const char *proxy = "proxy: {model: {layers: 1, dim: 64, heads: 4, ffn: 128, context: 64, "
+                        "vocab: 256}, train: {batch: 8, steps: 50, threads: 1}}\n";
+    const char *same = "target: {model: {layers: 1, dim: 64, heads: 4, ffn: 128, context: 64, "
+                       "vocab: 256}, train: {batch: 8, steps: 50, threads: 2, micro_batch: 4}}\n";
+    const char *deeper = "target: {model: {layers: 2, dim: 64, heads: 4, ffn: 128, context: 64, "
+                         "vocab: 256}, train: {batch: 8, steps: 50}}\n";
+    const char *longer = "target: {model: {layers: 1, dim: 64, heads: 4, ffn: 128, context: 64, "
+                         "vocab: 256}, train: {batch: 8, steps: 60}}\n";
+    const char *lr = "target: {model: {layers: 1, dim: 64, heads: 4, ffn: 128, context: 64, "
+                     "vocab: 256}, train: {batch: 8, steps: 50, lr: 1.0e-3}}\n";
+    struct {
+        const char *proxy, *target;
+        int want;
+    } cases[] = {
+            {"", "", 1},        {proxy, same, 1},   {proxy, "", 0},
+            {proxy, deeper, 0}, {proxy, longer, 0}, {proxy, lr, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char yaml[1024], err[512] = "";
+        snprintf(yaml, sizeof yaml, "%s%s%s", base, cases[i].proxy, cases[i].target);
+        spec_t *s = NULL;
+        CHECK_INT_EQ(spec_parse_string("t.yaml", yaml, strlen(yaml), &s, err, sizeof err), 0);
+        if (!s) {
+            fprintf(stderr, "case %zu: %s\n", i, err);
+            continue;
+        }
+        CHECK_INT_EQ(spec_target_as_proxy(s), cases[i].want);
+        spec_destroy(&s);
+    }
+}
+
 int main(void)
 {
     TEST_RUN(test_full_spec);
@@ -362,5 +400,6 @@ int main(void)
     TEST_RUN(test_bad_fixtures);
     TEST_RUN(test_string_name_and_limits);
     TEST_RUN(test_utf8);
+    TEST_RUN(test_target_as_proxy);
     return test_finish();
 }

@@ -1023,6 +1023,11 @@ static int check_all(pctx_t *p, spec_t *s, unsigned seen)
                     "must be at least max(regression.cv_folds, 2) = %d with strategy: active "
                     "(the first refit needs that many results), got %d",
                     least, sm->initial);
+    if (sm->strategy == SPEC_STRATEGY_ACTIVE && sm->runs > SPEC_MAX_ACTIVE_RUNS)
+        return fail(p, node_at2(p, "/sampling/runs", "/sampling/strategy"), "sampling.runs",
+                    "must be at most %d with strategy: active (each refit fits a Gaussian "
+                    "process on every result), got %d",
+                    SPEC_MAX_ACTIVE_RUNS, sm->runs);
     if (sm->batch == 0)
         s->sampling.batch = sm->runs < 8 ? sm->runs : 8;
     if (check_stage(p, "proxy", &s->proxy.model, &s->proxy.train) < 0 ||

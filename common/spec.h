@@ -18,14 +18,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPEC_MAX_BYTES    (1u << 20)
-#define SPEC_MAX_DOMAINS  1024
-#define SPEC_MAX_RUNS     1000000
-#define SPEC_MAX_WEIGHTS  20000000 /* runs x domains: the sweep's mixtures as doubles, 160 MB */
-#define SPEC_MAX_SIMULATE 10000000 /* regression.simulate: candidates of one refit */
-#define SPEC_MAX_TOP_K    100000   /* regression.top_k */
-#define SPEC_NAME_MAX     64       /* sweep and domain names: [A-Za-z0-9_.-]{1,64} */
-#define SPEC_GAIN_TOL     0.002    /* regression.convergence.gain_tol (docs/search.md) */
+#define SPEC_MAX_BYTES   (1u << 20)
+#define SPEC_MAX_DOMAINS 1024
+#define SPEC_MAX_RUNS    1000000
+/* Most runs of an active sweep: each refit fits a Gaussian process on every result (an n x n
+ * Cholesky factor: 32 MiB and ~3 s of CPU at 2048), and active search is made for budgets of tens
+ * to hundreds of runs (docs/search.md); a larger budget is a random sweep's job. */
+#define SPEC_MAX_ACTIVE_RUNS 2048
+#define SPEC_MAX_WEIGHTS     20000000 /* runs x domains: the sweep's mixtures as doubles, 160 MB */
+#define SPEC_MAX_SIMULATE    10000000 /* regression.simulate: candidates of one refit */
+#define SPEC_MAX_TOP_K       100000   /* regression.top_k */
+#define SPEC_NAME_MAX        64       /* sweep and domain names: [A-Za-z0-9_.-]{1,64} */
+#define SPEC_GAIN_TOL        0.002    /* regression.convergence.gain_tol (docs/search.md) */
 
 typedef enum spec_trainer {
     SPEC_TRAINER_BUILTIN,   /* regmix-train */

@@ -537,10 +537,20 @@ static void observe(const bench_t *b, const double *X, size_t n, rng_t *r, doubl
         y[i] = oracle_eval(b->o, X + i * b->p->d, NULL) + b->o->noise * rng_normal(r);
 }
 
-/* Runs one strategy at one budget and seed; returns the regret (NAN on failure). */
-static double
-run_one(const bench_t *b, const strategy_t *s, int budget, uint64_t seed, char *err, size_t errlen)
+/* Runs one strategy at one budget and seed; returns the regret (NAN on failure). For strategies
+ * that propose with an interval (active_propose), *ret_cover is the probability that one noisy
+ * run at the proposal lands in its 95 % interval (the oracle's value and noise are known), else
+ * NAN. */
+static double run_one(const bench_t *b,
+                      const strategy_t *s,
+                      int budget,
+                      uint64_t seed,
+                      double *ret_cover,
+                      char *err,
+                      size_t errlen)
 {
+    double lo = NAN, hi = NAN;
+    *ret_cover = NAN;
     size_t d = b->p->d, n = (size_t)budget;
     double *X = malloc(n * d * sizeof *X), *y = malloc(n * sizeof *y), w[D_MAX];
     double regret = NAN;
@@ -627,12 +637,18 @@ run_one(const bench_t *b, const strategy_t *s, int budget, uint64_t seed, char *
         if (s->model != SURROGATE_GP)
             ap.kappa_propose = 0;
         rc = active_propose(&ap, X, y, n, d, b->p->prior, w, &pr, err, errlen);
+        lo = pr.lo;
+        hi = pr.hi;
     }
     if (rc < 0)
         goto out;
     /* every proposal is scored under the same bound (regmix's top-k average may leave it) */
     active_project(w, b->upper, d);
-    regret = oracle_eval(b->o, w, NULL) - b->o->fmin;
+    double f = oracle_eval(b->o, w, NULL);
+    regret = f - b->o->fmin;
+    if (isfinite(lo) && isfinite(hi) && b->o->noise > 0)
+        *ret_cover = 0.5 * (erf((hi - f) / (b->o->noise * M_SQRT2)) -
+                            erf((lo - f) / (b->o->noise * M_SQRT2)));
 out:
     free(X);
     free(y);
@@ -1053,6 +1069,7 @@ int main(int argc, char **argv)
 
     size_t ntask = (size_t)nchosen * (size_t)nb * (size_t)seeds;
     double *reg = malloc(ntask * sizeof *reg);
+    double *cover = malloc(ntask * sizeof *cover);
     double *secs = calloc((size_t)nchosen * (size_t)nb, sizeof *secs);
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -1063,8 +1080,10 @@ int main(int argc, char **argv)
         char err[256] = "";
         struct timespec a, z;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        double r = run_one(&b, &strategies[chosen[si]], budgets[bi], (uint64_t)seed0 + k, err,
+        double cv = NAN;
+        double r = run_one(&b, &strategies[chosen[si]], budgets[bi], (uint64_t)seed0 + k, &cv, err,
                            sizeof err);
+        cover[(si * (size_t)nb + bi) * (size_t)seeds + k] = cv;
         clock_gettime(CLOCK_MONOTONIC, &z);
         reg[(si * (size_t)nb + bi) * (size_t)seeds + k] = r;
 #pragma omp atomic
@@ -1119,6 +1138,17 @@ int main(int argc, char **argv)
             json_array_append_new(ci, isfinite(half) ? json_real(m - half) : json_null());
             json_array_append_new(ci, isfinite(half) ? json_real(m + half) : json_null());
             json_object_set_new(e, "ci95", ci);
+            /* the proposal's 95 % interval: the mean probability that a run there lands in it */
+            const double *cv = cover + ((size_t)si * (size_t)nb + (size_t)bi) * (size_t)seeds;
+            double cm = 0;
+            int cn = 0;
+            for (int k = 0; k < seeds; k++)
+                if (isfinite(cv[k])) {
+                    cm += cv[k];
+                    cn++;
+                }
+            if (cn)
+                json_object_set_new(e, "coverage", json_real(cm / cn));
             char bkey[16];
             snprintf(bkey, sizeof bkey, "%d", budgets[bi]);
             json_object_set_new(jb, bkey, e);
@@ -1150,6 +1180,7 @@ int main(int argc, char **argv)
     }
     json_decref(root);
     free(reg);
+    free(cover);
     free(secs);
     free(p.X);
     free(p.y);

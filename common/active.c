@@ -552,12 +552,19 @@ static int active__propose_fitted(const active_params_t *p,
     memcpy(ret_w, pl.P + best * d, d * sizeof *ret_w);
     double sd = pl.sd[best], nz = mod->noise_sd;
     double tot = sqrt((isfinite(sd) ? sd * sd : 0) + (isfinite(nz) ? nz * nz : 0));
+    /* A GP that took noise for signal (leave-one-out residuals larger than it predicts) gets an
+     * interval widened by their RMS, so that a run at the proposal lands in it as often as said;
+     * never narrowed. */
+    const gp_t *gp = surrogate_gp(mod->main);
+    double loo = gp ? gp_loo_scale(gp) : NAN, scale = isfinite(loo) && loo > 1 ? loo : 1;
+    tot *= scale;
     *ret = (active_proposal_t){
             .predicted = pl.mean[best],
             .sd = sd,
             .noise_sd = nz,
             .lo = pl.mean[best] - 1.96 * tot,
             .hi = pl.mean[best] + 1.96 * tot,
+            .interval_scale = scale,
             .expected_gain = NAN,
             .model = surrogate_kind(mod->main),
     };

@@ -74,11 +74,14 @@ typedef struct active_params {
 
 /* The proposal and its predicted objective. */
 typedef struct active_proposal {
-    double predicted;     /* model mean at the proposal */
-    double sd;            /* model standard deviation there (NAN if none) */
-    double noise_sd;      /* standard deviation of one run's noise (residual estimate) */
-    double lo, hi;        /* 95 % interval of a run's objective at the proposal */
-    double expected_gain; /* of one more run: the largest expected improvement below predicted */
+    double predicted;      /* model mean at the proposal */
+    double sd;             /* model standard deviation there (NAN if none) */
+    double noise_sd;       /* standard deviation of one run's noise (residual estimate) */
+    double lo, hi;         /* 95 % interval of a run's objective at the proposal: predicted -+
+                             1.96 sqrt(sd^2 + noise_sd^2) x interval_scale */
+    double interval_scale; /* GP: max(1, RMS of its leave-one-out standardised residuals,
+                              gp_loo_scale()), widening an over-confident GP's interval; else 1 */
+    double expected_gain;  /* of one more run: the largest expected improvement below predicted */
     surrogate_kind_t model;
 } active_proposal_t;
 

@@ -489,7 +489,8 @@ int fitpipe_run(const fitpipe_input_t *in,
     double t_sim = clock_mono_s();
     double pred = NAN, half = NAN, lo = NAN, hi = NAN;
     simulate_result_t sr = {.predicted = NAN};
-    active_proposal_t apr = {.sd = NAN, .noise_sd = NAN, .expected_gain = NAN};
+    active_proposal_t apr = {
+            .sd = NAN, .noise_sd = NAN, .interval_scale = NAN, .expected_gain = NAN};
     int active_ok = 0, next_ok = 0;
     if (want_active || in->next_k > 0) {
         /* one GP for the proposal, its gain and the next round */
@@ -550,6 +551,7 @@ int fitpipe_run(const fitpipe_input_t *in,
     ret->predicted_hi = hi;
     ret->predicted_sd = active_ok ? apr.sd : NAN;
     ret->noise_sd = active_ok ? apr.noise_sd : NAN;
+    ret->interval_scale = active_ok ? apr.interval_scale : NAN;
     ret->expected_gain = active_ok ? apr.expected_gain : NAN;
     snprintf(ret->proposal_from, sizeof ret->proposal_from, "%s", active_ok ? "active" : "topk");
     if (want_active && !active_ok)
@@ -629,6 +631,7 @@ char *fitpipe_record_metrics_json(const fitpipe_record_t *rec)
     json_object_set_new(o, "predicted_interval", iv);
     json_object_set_new(o, "predicted_sd", fitpipe__num(rec->predicted_sd));
     json_object_set_new(o, "noise_sd", fitpipe__num(rec->noise_sd));
+    json_object_set_new(o, "interval_scale", fitpipe__num(rec->interval_scale));
     json_object_set_new(o, "expected_gain", fitpipe__num(rec->expected_gain));
     json_object_set_new(o, "proposal_from",
                         json_string(rec->proposal_from[0] ? rec->proposal_from : "topk"));

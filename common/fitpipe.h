@@ -187,9 +187,11 @@ typedef struct fitpipe_record {
     double predicted_topk;   /* mean prediction of the top_k candidates */
     double predicted_lo;     /* 95 % interval of a run's objective at the proposal: predicted -+ */
     double predicted_hi;     /* 1.96 x the out-of-fold RMSE (NAN without CV or a proposal); active:
-                                active_proposal_t lo, hi (1.96 sqrt(sd^2 + noise_sd^2)) */
+                                active_proposal_t lo, hi (1.96 sqrt(sd^2 + noise_sd^2) x
+                                interval_scale) */
     double predicted_sd;     /* active: the posterior sd of the objective there; else NAN */
     double noise_sd;         /* active: sd of one run's noise (the GP's); else NAN */
+    double interval_scale;   /* active: active_proposal_t.interval_scale (>= 1); else NAN */
     double expected_gain;    /* active: of one more run (active.h); else NAN */
     char proposal_from[8];   /* "active" (active_step()) or "topk" (the simulation) */
     char propose_err[160];   /* active with proposal_from "topk": why active_step() failed */
@@ -285,7 +287,7 @@ void fitpipe_record_clear(fitpipe_record_t *rec);
 
 /* The record's metrics as compact JSON {"n":..,"folds":..,"spearman":..,"pearson":..,"mse":..,
  * "r2":..,"runs_skipped":..,"predicted_topk":..,"predicted":..,"predicted_interval":[lo,hi],
- * "predicted_sd":..,"noise_sd":..,"expected_gain":..,"proposal_from":"active"|"topk",
+ * "predicted_sd":..,"noise_sd":..,"interval_scale":..,"expected_gain":..,"proposal_from":"active"|"topk",
  * "l1_window":..,"verdict":"..",..} (NAN as null),
  * and its proposal as {"<domain>": weight, ...} in domain order (names: rec->d of them).
  * malloc'd strings the caller frees; NULL when out of memory. */

@@ -39,6 +39,11 @@ int gp_fit(
  * -ENOMEM. */
 int gp_predict(const gp_t *gp, const double *X, size_t m, double *mean, double *sd);
 
+/* The root mean square of the leave-one-out standardised residuals (Rasmussen & Williams
+ * §5.4.2): about 1 when the fitted noise and signal explain the runs, above 1 when the GP is
+ * over-confident (it took noise for signal); NAN when it could not be computed. */
+double gp_loo_scale(const gp_t *gp);
+
 /* The number of runs the GP was fitted on. */
 size_t gp_nruns(const gp_t *gp);
 

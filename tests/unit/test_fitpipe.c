@@ -421,8 +421,11 @@ static void test_json(void)
     double lo = json_real_value(json_array_get(iv, 0)), hi = json_real_value(json_array_get(iv, 1)),
            pr = json_real_value(json_object_get(mj, "predicted"));
     CHECK_MSG(lo < pr && pr < hi, "interval [%g, %g] around %g", lo, hi, pr);
+    CHECK_MSG(rec.interval_scale >= 1, "interval_scale %g", rec.interval_scale);
+    CHECK_NEAR(json_real_value(json_object_get(mj, "interval_scale")), rec.interval_scale, 1e-15);
     CHECK_NEAR(hi - pr,
-               1.96 * sqrt(rec.predicted_sd * rec.predicted_sd + rec.noise_sd * rec.noise_sd),
+               1.96 * sqrt(rec.predicted_sd * rec.predicted_sd + rec.noise_sd * rec.noise_sd) *
+                       rec.interval_scale,
                1e-12);
     CHECK_STR_EQ(json_string_value(json_object_get(mj, "verdict")),
                  fitpipe_verdict_name(rec.verdict));

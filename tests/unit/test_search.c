@@ -151,6 +151,11 @@ static void test_gp(void)
     CHECK_INT_EQ(gp_batch_add(b, 6), 0);
     CHECK_INT_EQ(gp_batch_add(b, 7), -ENOSPC);
     gp_batch_destroy(&b);
+    /* leave-one-out: the RMS of the standardised residuals is about 1 for a GP whose noise
+     * model fits (here it does; a residual not divided by its variance, or a variance without
+     * the signal scale s2, gives values far from 1) */
+    double loo = gp_loo_scale(gp);
+    CHECK_MSG(loo > 0.6 && loo < 1.6, "leave-one-out RMS %g on well-specified data", loo);
     gp_destroy(&gp);
 }
 

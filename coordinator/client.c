@@ -953,16 +953,16 @@ static int client__latest_fit(coord_t *c, const sweep_t *sw, Regmix__FitInfo **r
     return 0;
 }
 
-static void client__fits(coord_t *c, const frame_msg_t *msg, const char *sweep_id, int mixture)
+static void client__fits(coord_t *c, const frame_msg_t *msg, const char *sweep_id)
 {
     sweep_t *sw = client__sweep(c, msg, sweep_id);
     if (!sw)
         return;
-    client__fits_t acc = {.sw = sw, .last_only = mixture};
+    client__fits_t acc = {.sw = sw};
     int r = store_fits_foreach(c->store, sw->id, client__fit_row, &acc);
     if (r < 0) {
         CLIENT_ERR(c, msg, INTERNAL, "reading fits failed");
-    } else if (!mixture) {
+    } else {
         Regmix__Envelope env;
         Regmix__FitsReply rep = REGMIX__FITS_REPLY__INIT;
         rep.n_fits = acc.n;
@@ -971,38 +971,49 @@ static void client__fits(coord_t *c, const frame_msg_t *msg, const char *sweep_i
         env.body_case = REGMIX__ENVELOPE__BODY_FITS_REPLY;
         env.fits_reply = &rep;
         client__reply(c, msg, &env);
-    } else {
-        Regmix__Envelope env;
-        Regmix__MixtureReply rep = REGMIX__MIXTURE_REPLY__INIT;
-        int k = sw->ndomains;
-        Regmix__DomainWeight *dw = calloc((size_t)(k ? k : 1), sizeof *dw);
-        Regmix__DomainWeight **dwp = calloc((size_t)(k ? k : 1), sizeof *dwp);
-        if (!dw || !dwp) {
-            CLIENT_ERR(c, msg, INTERNAL, "out of memory");
-        } else {
-            for (int i = 0; i < k && sw->spec; i++) {
-                regmix__domain_weight__init(&dw[i]);
-                dw[i].domain = sw->domains[i];
-                dw[i].weight = sw->spec->domains[i].prior;
-                dwp[i] = &dw[i];
-            }
-            rep.sweep_id = sw->sweep_id;
-            rep.has_fit = acc.n > 0;
-            rep.fit = acc.n > 0 ? acc.fits[0] : NULL;
-            rep.converged = sw->state == SWEEP_STATE_CONVERGED;
-            rep.n_prior = sw->spec ? (size_t)k : 0;
-            rep.prior = dwp;
-            frame_envelope_init(&env, 0);
-            env.body_case = REGMIX__ENVELOPE__BODY_MIXTURE_REPLY;
-            env.mixture_reply = &rep;
-            client__reply(c, msg, &env);
-        }
-        free(dw);
-        free(dwp);
     }
     for (size_t i = 0; i < acc.n; i++)
         client__fit_info_free(acc.fits[i]);
     free(acc.fits);
+}
+
+/* The proposal: the latest fit (one row, as status reads it) beside the prior. */
+static void client__mixture(coord_t *c, const frame_msg_t *msg, const char *sweep_id)
+{
+    sweep_t *sw = client__sweep(c, msg, sweep_id);
+    if (!sw)
+        return;
+    Regmix__FitInfo *fit = NULL;
+    int k = sw->ndomains;
+    Regmix__DomainWeight *dw = calloc((size_t)(k ? k : 1), sizeof *dw);
+    Regmix__DomainWeight **dwp = calloc((size_t)(k ? k : 1), sizeof *dwp);
+    if (client__latest_fit(c, sw, &fit) < 0) {
+        CLIENT_ERR(c, msg, INTERNAL, "reading the latest fit of %s failed", sw->sweep_id);
+    } else if (!dw || !dwp) {
+        CLIENT_ERR(c, msg, INTERNAL, "out of memory");
+    } else {
+        Regmix__Envelope env;
+        Regmix__MixtureReply rep = REGMIX__MIXTURE_REPLY__INIT;
+        for (int i = 0; i < k && sw->spec; i++) {
+            regmix__domain_weight__init(&dw[i]);
+            dw[i].domain = sw->domains[i];
+            dw[i].weight = sw->spec->domains[i].prior;
+            dwp[i] = &dw[i];
+        }
+        rep.sweep_id = sw->sweep_id;
+        rep.has_fit = fit != NULL;
+        rep.fit = fit;
+        rep.converged = sw->state == SWEEP_STATE_CONVERGED;
+        rep.n_prior = sw->spec ? (size_t)k : 0;
+        rep.prior = dwp;
+        frame_envelope_init(&env, 0);
+        env.body_case = REGMIX__ENVELOPE__BODY_MIXTURE_REPLY;
+        env.mixture_reply = &rep;
+        client__reply(c, msg, &env);
+    }
+    client__fit_info_free(fit);
+    free(dw);
+    free(dwp);
 }
 
 /* ---- report ------------------------------------------------------------------------------------ */
@@ -1194,10 +1205,10 @@ void client_on_message(zloop_watch_t *zw, frame_msg_t *msg, void *data)
         client__drain(c, msg, env->drain_worker);
         break;
     case REGMIX__ENVELOPE__BODY_FITS:
-        client__fits(c, msg, env->fits->sweep_id, 0);
+        client__fits(c, msg, env->fits->sweep_id);
         break;
     case REGMIX__ENVELOPE__BODY_MIXTURE:
-        client__fits(c, msg, env->mixture->sweep_id, 1);
+        client__mixture(c, msg, env->mixture->sweep_id);
         break;
     case REGMIX__ENVELOPE__BODY_LAUNCH:
         client__targets(c, msg, env->launch->sweep_id, 1);

@@ -25,7 +25,6 @@ struct gp {
     double *X;     /* (n, d) the weights */
     double b0;     /* constant mean: the mean target */
     double *b;     /* (d) ridge mean: slopes */
-    double loo;    /* RMS of the leave-one-out standardised residuals (1: calibrated) */
 };
 
 /* Matérn 5/2 of a distance r at length scale ell (unit variance). */
@@ -219,19 +218,6 @@ int gp_fit(
     /* alpha = L^-T L^-1 r */
     memcpy(g->alpha, r, n * sizeof *r);
     LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, 1, g->L, (lapack_int)n, g->alpha, 1);
-    /* Leave-one-out check of the fitted noise and signal (Rasmussen & Williams §5.4.2): with
-     * C = s2 (K + g I), run i left out is predicted with residual alpha_i / [A^-1]_ii and
-     * variance s2 / [A^-1]_ii (A = K + g I), so its standardised residual squared is
-     * alpha_i^2 / ([A^-1]_ii s2). Their RMS is 1 for a calibrated GP; above 1 it is
-     * over-confident (it took noise for signal). K is free here: A^-1 from the factor. */
-    memcpy(K, g->L, n * n * sizeof *K);
-    g->loo = NAN;
-    if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, K, (lapack_int)n) == 0 && g->s2 > 0) {
-        double z2 = 0;
-        for (size_t i = 0; i < n; i++)
-            z2 += g->alpha[i] * g->alpha[i] / (K[i * n + i] * g->s2);
-        g->loo = sqrt(z2 / (double)n);
-    }
     free(D);
     free(K);
     free(r);
@@ -247,9 +233,27 @@ fail:
     return rc;
 }
 
+/* Leave-one-out check of the fitted noise and signal (Rasmussen & Williams §5.4.2): with
+ * C = s2 (K + g I), run i left out is predicted with residual alpha_i / [A^-1]_ii and variance
+ * s2 / [A^-1]_ii (A = K + g I), so its standardised residual squared is
+ * alpha_i^2 / ([A^-1]_ii s2); A^-1 from the Cholesky factor. Computed on request, not in
+ * gp_fit(): only a proposal's interval needs it, and it costs twice the factorisation. */
 double gp_loo_scale(const gp_t *gp)
 {
-    return gp->loo;
+    size_t n = gp->n;
+    double *Ai = malloc(n * n * sizeof *Ai), loo = NAN;
+    if (!Ai)
+        return NAN;
+    memcpy(Ai, gp->L, n * n * sizeof *Ai);
+    if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, Ai, (lapack_int)n) == 0 &&
+        gp->s2 > 0) {
+        double z2 = 0;
+        for (size_t i = 0; i < n; i++)
+            z2 += gp->alpha[i] * gp->alpha[i] / (Ai[i * n + i] * gp->s2);
+        loo = sqrt(z2 / (double)n);
+    }
+    free(Ai);
+    return loo;
 }
 
 size_t gp_nruns(const gp_t *gp)

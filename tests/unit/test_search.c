@@ -40,6 +40,21 @@ static void draw(rng_t *r, double conc, double *w)
     rng_dirichlet(r, a, D, w);
 }
 
+/* n runs drawn with concentration conc into X (n, D), observed on the bowl with noise sd 0.005 */
+static void noisy_runs(rng_t *r, double conc, int n, double *X, double *y)
+{
+    for (int i = 0; i < n; i++) {
+        draw(r, conc, X + i * D);
+        y[i] = bowl(X + i * D) + 0.005 * rng_normal(r);
+    }
+}
+
+static void flat_prior(double *prior)
+{
+    for (int j = 0; j < D; j++)
+        prior[j] = 1.0 / D;
+}
+
 static double l1(const double *a, const double *b, int d)
 {
     double s = 0;
@@ -117,10 +132,7 @@ static void test_gp(void)
     rng_t r;
     rng_seed(&r, 3);
     double X[N * D], y[N], Xt[M * D], yt[M], mean[M], sd[M];
-    for (int i = 0; i < N; i++) {
-        draw(&r, 4, X + i * D);
-        y[i] = bowl(X + i * D) + 0.005 * rng_normal(&r);
-    }
+    noisy_runs(&r, 4, N, X, y);
     for (int i = 0; i < M; i++) {
         draw(&r, 4, Xt + i * D);
         yt[i] = bowl(Xt + i * D);
@@ -207,10 +219,7 @@ static void test_active_rounds(void)
         prior[j] = 1.0 / D;
         up[j] = 0.6;
     }
-    for (int i = 0; i < N0; i++) {
-        draw(&r, 2, X + i * D);
-        y[i] = bowl(X + i * D) + 0.005 * rng_normal(&r);
-    }
+    noisy_runs(&r, 2, N0, X, y);
     active_params_t p;
     active_params_default(&p);
     p.pool = 2048;
@@ -264,12 +273,8 @@ static void test_active_gain(void)
     rng_t r;
     rng_seed(&r, 23);
     double X[N * D], y[N], prior[D], gain[ROUNDS + 1];
-    for (int j = 0; j < D; j++)
-        prior[j] = 1.0 / D;
-    for (int i = 0; i < N0; i++) {
-        draw(&r, 2, X + i * D);
-        y[i] = bowl(X + i * D) + 0.005 * rng_normal(&r);
-    }
+    flat_prior(prior);
+    noisy_runs(&r, 2, N0, X, y);
     active_params_t p;
     active_params_default(&p);
     p.pool = 2048;
@@ -346,12 +351,8 @@ static void test_active_pending(void)
     rng_t r;
     rng_seed(&r, 31);
     double X[N * D], y[N], prior[D];
-    for (int j = 0; j < D; j++)
-        prior[j] = 1.0 / D;
-    for (int i = 0; i < N; i++) {
-        draw(&r, 2, X + i * D);
-        y[i] = bowl(X + i * D) + 0.005 * rng_normal(&r);
-    }
+    flat_prior(prior);
+    noisy_runs(&r, 2, N, X, y);
     active_params_t p;
     active_params_default(&p);
     p.pool = 2048;
@@ -381,12 +382,8 @@ static void test_fitpipe_models(void)
     rng_t r;
     rng_seed(&r, 13);
     double X[N * D], y[N], prior[D];
-    for (int j = 0; j < D; j++)
-        prior[j] = 1.0 / D;
-    for (int i = 0; i < N; i++) {
-        draw(&r, 3, X + i * D);
-        y[i] = bowl(X + i * D) + 0.005 * rng_normal(&r);
-    }
+    flat_prior(prior);
+    noisy_runs(&r, 3, N, X, y);
     const char *names[] = {"gp", "loglinear"};
     for (int m = 0; m < 2; m++) {
         fitpipe_settings_t st;
